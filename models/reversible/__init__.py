@@ -1,0 +1,19 @@
+"""Reversible (invertible) networks with memory-saving backprop, for 1D, 2D and 3D data.
+
+A self-contained library: it imports only torch. Typical use::
+
+    from models.reversible import AdditiveCoupling, ReversibleSequence
+    core = ReversibleSequence([AdditiveCoupling(F=body(), G=body()) for _ in range(depth)])
+    y = core(x)            # A -> B, activations are not stored
+    x_back = core.inverse(y)   # B -> A through the same blocks
+"""
+from .checks import graph_saved_bytes, is_invertible, reconstruction_error, relative_error
+from .couplings import AdditiveCoupling, AffineCoupling, Coupling, CustomCoupling, HalfStep, ReversibleError
+from .engine import ReversibleFunction
+from .sequence import InvertibleModuleWrapper, ReversibleBlock, ReversibleSequence
+
+__all__ = [
+    "AdditiveCoupling", "AffineCoupling", "Coupling", "CustomCoupling", "HalfStep", "ReversibleError",
+    "ReversibleSequence", "ReversibleBlock", "InvertibleModuleWrapper", "ReversibleFunction",
+    "is_invertible", "reconstruction_error", "relative_error", "graph_saved_bytes",
+]

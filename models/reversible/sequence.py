@@ -1,0 +1,112 @@
+"""User-facing containers: a reversible sequence of blocks and a single memory-saving block."""
+import torch
+from torch import nn
+
+from .couplings import Coupling, ReversibleError
+from .engine import Chain, ReversibleFunction
+
+
+def _check_block(i, block):
+    if not isinstance(block, nn.Module):
+        raise ReversibleError(f"block {i} is a {type(block).__name__}, not an nn.Module")
+    if not isinstance(block, Coupling) and not callable(getattr(block, "inverse", None)):
+        raise ReversibleError(
+            f"block {i} ({type(block).__name__}) has no inverse(): wrap non-invertible functions in a coupling "
+            f"such as AdditiveCoupling(F, G)")
+
+
+class _Reversible(nn.Module):
+    """Shared machinery: run ``blocks`` forward or inverse, with or without memory saving."""
+
+    def __init__(self, blocks, memory_saving, preserve_rng_state):
+        super().__init__()
+        blocks = list(blocks)
+        for i, block in enumerate(blocks):
+            _check_block(i, block)
+        self.blocks = nn.ModuleList(blocks)
+        self.memory_saving = bool(memory_saving)
+        self.preserve_rng_state = bool(preserve_rng_state)
+
+    def _trainable_parameters(self):
+        seen, params = set(), []
+        for p in self.parameters():
+            if p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
+                params.append(p)
+        return params
+
+    def _run_blocks(self, x, inverse, memory_saving, keep_input=False):
+        if not torch.is_tensor(x):
+            raise ReversibleError(f"{type(self).__name__} expects a tensor, got {type(x).__name__}")
+        if len(self.blocks) == 0:
+            return x
+        params = self._trainable_parameters() if torch.is_grad_enabled() else []
+        needs_graph = torch.is_grad_enabled() and (x.requires_grad or bool(params))
+        if not memory_saving or not needs_graph:
+            # Plain autograd (the reference, RevGAN's --use_naive), and inference: no extra cost.
+            for block in (reversed(self.blocks) if inverse else self.blocks):
+                x = block.inverse(x) if inverse else block(x)
+            return x
+        chain = Chain(self.blocks, inverse, params, self.preserve_rng_state)
+        return ReversibleFunction.apply(x, chain, keep_input, *params)
+
+
+class ReversibleSequence(_Reversible):
+    """A stack of invertible blocks (couplings, or any module with ``forward`` and ``inverse``).
+
+    ``forward(x)`` applies the blocks in order, ``inverse(y)`` undoes them in reverse order; with
+    ``memory_saving=True`` both train without storing any per-block activation (inputs are rebuilt from outputs in
+    backward), and with ``memory_saving=False`` the same math runs on plain autograd.
+
+    Args:
+        blocks: iterable of blocks.
+        memory_saving: reconstruct instead of store (default True).
+        preserve_rng_state: replay dropout/randomness identically during recomputation (default True).
+    """
+
+    def __init__(self, blocks, memory_saving=True, preserve_rng_state=True):
+        super().__init__(blocks, memory_saving, preserve_rng_state)
+
+    def forward(self, x):
+        return self._run_blocks(x, inverse=False, memory_saving=self.memory_saving)
+
+    def inverse(self, y):
+        return self._run_blocks(y, inverse=True, memory_saving=self.memory_saving)
+
+    def __len__(self):
+        return len(self.blocks)
+
+    def __getitem__(self, i):
+        return self.blocks[i]
+
+
+class ReversibleBlock(_Reversible):
+    """One invertible module with memory-saving backprop, usable on its own (MemCNN's ``InvertibleModuleWrapper``).
+
+    Args:
+        module: a coupling or any module with ``forward`` and ``inverse``.
+        keep_input: keep the input of ``forward`` for backward (recompute from it, like checkpointing) instead of
+            reconstructing it from the output. Default False: reconstruct, keeping nothing but the output.
+        keep_input_inverse: the same for ``inverse``.
+        disable: run plain autograd (no memory saving) in both directions.
+        preserve_rng_state: replay randomness identically during recomputation.
+    """
+
+    def __init__(self, module, keep_input=False, keep_input_inverse=False, disable=False, preserve_rng_state=True):
+        super().__init__([module], memory_saving=not disable, preserve_rng_state=preserve_rng_state)
+        self.keep_input = bool(keep_input)
+        self.keep_input_inverse = bool(keep_input_inverse)
+
+    @property
+    def module(self):
+        return self.blocks[0]
+
+    def forward(self, x):
+        return self._run_blocks(x, inverse=False, memory_saving=self.memory_saving, keep_input=self.keep_input)
+
+    def inverse(self, y):
+        return self._run_blocks(y, inverse=True, memory_saving=self.memory_saving, keep_input=self.keep_input_inverse)
+
+
+# MemCNN users know the wrapper by this name.
+InvertibleModuleWrapper = ReversibleBlock
