@@ -148,6 +148,7 @@ class Chain:
 
     # backward by reconstruction -----------------------------------------------------------------------------------
     def backward(self, y, grad_y, tape, param_grads):
+        """Walks the chain backwards from output ``y``; returns the gradient of the chain's input."""
         parts, grads = [y], [grad_y]
         for i in reversed(range(len(self.blocks))):
             block = self.blocks[i]
@@ -158,7 +159,7 @@ class Chain:
                     self._backward_step(i, block, step, parts, grads, tape, param_grads)
             else:
                 parts, grads = self._backward_generic(i, block, _join(parts), _join(grads), tape, param_grads)
-        return _join(parts), _join(grads)
+        return _join(grads)
 
     def _backward_step(self, i, block, step, parts, grads, tape, param_grads):
         params, idx = self._step_params(block, step)
@@ -267,5 +268,5 @@ class ReversibleFunction(torch.autograd.Function):
             if ctx.keep_input:
                 grad_x = chain.backward_from_input(saved[0], grad_y, ctx.tape, param_grads)
             else:
-                _, grad_x = chain.backward(saved[0], grad_y, ctx.tape, param_grads)
+                grad_x = chain.backward(saved[0], grad_y, ctx.tape, param_grads)
         return (grad_x, None, None, *param_grads)

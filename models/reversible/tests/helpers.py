@@ -1,0 +1,61 @@
+"""Shared builders for the reversible library's tests."""
+import torch
+from torch import nn
+
+from models.reversible import AdditiveCoupling, AffineCoupling, CustomCoupling, ReversibleSequence
+
+CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+BATCHNORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+INSTANCENORM = {1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}
+DROPOUT = {1: nn.Dropout, 2: nn.Dropout2d, 3: nn.Dropout3d}
+SPATIAL = {1: (10,), 2: (6, 5), 3: (4, 3, 5)}
+BETA = 0.8
+
+
+def body(dims, cin, cout, norm=None, dropout=0.0):
+    """conv-norm-ReLU-[dropout]-conv mapping cin -> cout channels at the same spatial size.
+    Convolutions directly before a norm have no bias: its exact gradient is zero, so a relative comparison of
+    it would compare rounding noise."""
+    layers = [CONV[dims](cin, cout, 3, padding=1, bias=norm is None)]
+    if norm == "batch":
+        layers.append(BATCHNORM[dims](cout))
+    elif norm == "instance":
+        layers.append(INSTANCENORM[dims](cout, affine=True, track_running_stats=True))
+    layers.append(nn.ReLU())
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    layers.append(CONV[dims](cout, cout, 3, padding=1))
+    return nn.Sequential(*layers)
+
+
+def coupling(kind, dims, channels, norm=None, dropout=0.0, split=None):
+    c1 = channels // 2 if split is None else split
+    c2 = channels - c1
+    factor = 2 if kind == "affine2x" else 1
+    F = body(dims, c2, factor * c1, norm, dropout)
+    G = body(dims, c1, factor * c2, norm, dropout)
+    if kind == "additive":
+        return AdditiveCoupling(F, G, split=split)
+    if kind in ("affine", "affine2x"):
+        return AffineCoupling(F, G, split=split)
+    if kind == "momentum":
+        return CustomCoupling(F, G, merge=lambda o, h: o * BETA + h * (1 - BETA),
+                              unmerge=lambda y, h: (y - h * (1 - BETA)) / BETA, split=split)
+    raise ValueError(kind)
+
+
+def sequence(kind, dims, channels, depth, memory_saving, seed=0, dtype=torch.float64, **kw):
+    torch.manual_seed(seed)
+    return ReversibleSequence([coupling(kind, dims, channels, **kw) for _ in range(depth)],
+                              memory_saving=memory_saving).to(dtype)
+
+
+def pair(kind, dims, channels, depth, seed=0, dtype=torch.float64, **kw):
+    """The same network twice: memory-saving and the plain-autograd reference."""
+    return (sequence(kind, dims, channels, depth, True, seed, dtype, **kw),
+            sequence(kind, dims, channels, depth, False, seed, dtype, **kw))
+
+
+def rel(a, b):
+    a, b = a.detach(), b.detach()
+    return float((a - b).norm() / b.norm()) if b.norm() > 0 else float((a - b).norm())
