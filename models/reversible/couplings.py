@@ -64,6 +64,11 @@ class Coupling(nn.Module):
         """Channel counts that F/G may return for a half of ``other_channels`` channels."""
         return (other_channels,)
 
+    def merge_vjp(self, other, fn_out, grad, inverse):
+        """Optional shortcut: ``(grad wrt other, grad wrt fn_out)`` of ``merge`` (``unmerge`` when ``inverse``) for
+        the output gradient ``grad``, or ``None`` to let autograd differentiate merge/unmerge."""
+        return None
+
     # -- helpers used by the plain path and by the engine ----------------------------------------------------
     def split_sizes(self, x):
         if x.dim() < 2:
@@ -124,6 +129,9 @@ class AdditiveCoupling(Coupling):
 
     def unmerge(self, output, fn_out):
         return output - fn_out
+
+    def merge_vjp(self, other, fn_out, grad, inverse):
+        return grad, (-grad if inverse else grad)
 
 
 class AffineCoupling(Coupling):

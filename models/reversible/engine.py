@@ -150,6 +150,7 @@ class Chain:
     def backward(self, y, grad_y, tape, param_grads):
         """Walks the chain backwards from output ``y``; returns the gradient of the chain's input."""
         parts, grads = [y], [grad_y]
+        del y  # the halves replace it block by block; let its memory go once both are rebuilt
         for i in reversed(range(len(self.blocks))):
             block = self.blocks[i]
             if isinstance(block, Coupling):
@@ -164,20 +165,28 @@ class Chain:
     def _backward_step(self, i, block, step, parts, grads, tape, param_grads):
         params, idx = self._step_params(block, step)
         src = parts[step.src].detach().requires_grad_(True)
+        grad_out = grads[step.dst]
         # Running statistics are restored only after the local backward: BatchNorm's backward reads them.
         with frozen_buffers(step.fn):
             with torch.enable_grad():
                 h = tape.replay((i, step.name), step.fn, src)
             with torch.no_grad():  # rebuild the half this step wrote
                 written_input = block.apply_step(step, parts, h.detach(), not self.inverse)
-            leaf = written_input.detach().requires_grad_(True)
-            with torch.enable_grad():  # the small local graph: written half = merge(leaf, h)
-                out = block.unmerge(leaf, h) if self.inverse else block.merge(leaf, h)
-            got = torch.autograd.grad(out, [leaf, src] + params, grads[step.dst], allow_unused=True)
+            shortcut = None if block.merge_parameters() else block.merge_vjp(written_input, h, grad_out, self.inverse)
+            if shortcut is not None:  # merge's gradient is known in closed form: back-propagate through fn only
+                grad_in, grad_h = shortcut
+                got = (grad_in,) + (torch.autograd.grad(h, [src] + params, grad_h, allow_unused=True)
+                                    if h.requires_grad else (None,) * (1 + len(params)))
+            else:  # the small local graph: written half = merge(leaf, h)
+                leaf = written_input.detach().requires_grad_(True)
+                with torch.enable_grad():
+                    out = block.unmerge(leaf, h) if self.inverse else block.merge(leaf, h)
+                got = torch.autograd.grad(out, [leaf, src] + params, grad_out, allow_unused=True)
+        del h
         parts[step.dst] = written_input
         grads[step.dst] = got[0] if got[0] is not None else torch.zeros_like(written_input)
         if got[1] is not None:
-            grads[step.src] = grads[step.src] + got[1]
+            grads[step.src] = _add_owned(got[1], grads[step.src], (grad_out, grads[step.dst]))
         _accumulate(param_grads, idx, got[2:])
 
     def _backward_generic(self, i, block, y, grad_y, tape, param_grads):
@@ -232,6 +241,14 @@ class _Shape:
         return len(self.shape)
 
 
+def _add_owned(fresh, other, avoid):
+    """``fresh + other``, in place into ``fresh`` (a gradient autograd just made) when it aliases nothing else."""
+    ptr = fresh.untyped_storage().data_ptr()
+    if fresh.requires_grad or any(t.untyped_storage().data_ptr() == ptr for t in (other,) + tuple(avoid)):
+        return fresh + other
+    return fresh.add_(other)
+
+
 def _accumulate(param_grads, idx, grads):
     for j, g in zip(idx, grads):
         if g is None:
@@ -240,8 +257,23 @@ def _accumulate(param_grads, idx, grads):
 
 
 # ----------------------------------------------------------------------------------------------------------------
+def _graph_is_retained():
+    """Whether the running backward keeps the graph (retain_graph=True); True when torch cannot tell us."""
+    try:
+        from torch._C._autograd import _get_current_graph_task_keep_graph
+    except ImportError:  # older torch: be conservative and keep the output alive
+        return True
+    return _get_current_graph_task_keep_graph()
+
+
 class ReversibleFunction(torch.autograd.Function):
-    """``apply(x, chain, keep_input, *params)``: runs ``chain`` on ``x`` with memory-saving backprop."""
+    """``apply(x, chain, keep_input, *params)``: runs ``chain`` on ``x`` with memory-saving backprop.
+
+    The output is kept on the context as a detached alias (no reference cycle) rather than through
+    ``save_for_backward``, so that backward can let go of it as soon as the last block has been rebuilt instead of
+    holding it to the end: one block-output less at the peak. Its version counter is checked, as
+    ``save_for_backward`` would, and without ``retain_graph`` a second backward raises autograd's usual error.
+    """
 
     @staticmethod
     def forward(ctx, x, chain, keep_input, *params):
@@ -253,20 +285,34 @@ class ReversibleFunction(torch.autograd.Function):
         ctx.chain, ctx.tape, ctx.keep_input = chain, tape, keep_input
         ctx.autocast = autocast_state()
         if keep_input:
-            ctx.save_for_backward(x, y)
+            ctx.save_for_backward(x)
         else:
-            ctx.save_for_backward(y)
+            ctx.output, ctx.output_version = y.detach(), y._version
         return y
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_y):
-        saved = ctx.saved_tensors  # raises a clear error on a second backward without retain_graph
         chain = ctx.chain
         param_grads = [None] * len(chain.params)
         with autocast_context(ctx.autocast):
             if ctx.keep_input:
-                grad_x = chain.backward_from_input(saved[0], grad_y, ctx.tape, param_grads)
+                grad_x = chain.backward_from_input(ctx.saved_tensors[0], grad_y, ctx.tape, param_grads)
             else:
-                grad_x = chain.backward(saved[0], grad_y, ctx.tape, param_grads)
+                grad_x = chain.backward(_take_output(ctx), grad_y, ctx.tape, param_grads)
         return (grad_x, None, None, *param_grads)
+
+
+def _take_output(ctx):
+    if not hasattr(ctx, "output"):
+        raise RuntimeError(
+            "Trying to backward through the graph a second time (or directly access saved tensors after they have "
+            "already been freed). Specify retain_graph=True if you need to backward through the graph a second time.")
+    if ctx.output._version != ctx.output_version:
+        raise RuntimeError(
+            "the output of a reversible sequence was modified in place after the forward, so its input cannot be "
+            "rebuilt: modify a clone of it instead (y = y.clone())")
+    y = ctx.output
+    if not _graph_is_retained():
+        del ctx.output
+    return y

@@ -240,3 +240,12 @@ def test_clear_errors_for_unusable_shapes():
     seq = ReversibleSequence([AdditiveCoupling(body(2, 2, 2), body(2, 2, 2))])
     with pytest.raises(ReversibleError, match=r"shaped \(N, C, \.\.\.\)"):
         seq(torch.randn(4, requires_grad=True))
+
+
+def test_output_modified_in_place_is_a_clear_error():
+    saving, _ = pair("additive", 2, 6, depth=2)
+    y = saving(leaf_input(2, 6)())
+    loss = y.sum()
+    y.mul_(2)
+    with pytest.raises(RuntimeError, match="modified in place"):
+        loss.backward()

@@ -1,0 +1,181 @@
+"""Peak training memory and step time of one stack of coupling blocks, computed five ways.
+
+    python scripts/benchmark_reversible.py                    # CPU: depths 4 8 16 32
+    python scripts/benchmark_reversible.py --device cuda --depths 4 8 16 32 64 128 --size 128
+
+Methods: plain autograd, torch.utils.checkpoint per block, this library (models.reversible), and the peers MemCNN
+and RevLib. Every (method, depth) runs in a fresh process: one warm-up step, then the peak memory of one training
+step above the level before it (parameters, gradients and optimizer state are allocated by then, so what is measured
+is activations and transients), then the median time of ``--steps`` steps. Writes its section of docs/benchmarks.md
+and docs/benchmark_reversible.png.
+"""
+import argparse
+import json
+import os
+import sys
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from scripts import bench_utils as bu  # noqa: E402
+
+METHODS = ["plain", "checkpoint", "revgan", "memcnn", "revlib"]
+LABELS = {"plain": "plain autograd", "checkpoint": "torch.utils.checkpoint", "revgan": "models.reversible (ours)",
+          "memcnn": "MemCNN 1.5.2", "revlib": "RevLib"}
+
+
+def body(half):
+    """F or G: conv-norm-ReLU-conv-norm at C/2 channels."""
+    return nn.Sequential(nn.Conv2d(half, half, 3, padding=1, bias=False), nn.BatchNorm2d(half), nn.ReLU(),
+                         nn.Conv2d(half, half, 3, padding=1, bias=False), nn.BatchNorm2d(half))
+
+
+def build(method, depth, channels):
+    from models.reversible import AdditiveCoupling, ReversibleSequence
+    half = channels // 2
+    if method in ("plain", "revgan", "checkpoint"):
+        seq = ReversibleSequence([AdditiveCoupling(body(half), body(half)) for _ in range(depth)],
+                                 memory_saving=method == "revgan")
+        if method != "checkpoint":
+            return seq
+        from torch.utils.checkpoint import checkpoint
+
+        class Checkpointed(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.blocks = seq.blocks
+
+            def forward(self, x):
+                for block in self.blocks:
+                    x = checkpoint(block, x, use_reentrant=False)
+                return x
+        return Checkpointed()
+    if method == "memcnn":
+        import memcnn
+        return nn.Sequential(*[memcnn.InvertibleModuleWrapper(memcnn.AdditiveCoupling(body(half), body(half)),
+                                                              keep_input=False, keep_input_inverse=False)
+                               for _ in range(depth)])
+    if method == "revlib":
+        import revlib
+        return revlib.ReversibleSequential(*[body(half) for _ in range(2 * depth)])
+    raise ValueError(method)
+
+
+def worker(args):
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    net = build(args.method, args.depth, args.channels).to(device)
+    stem = nn.Conv2d(args.channels, args.channels, 1).to(device)  # so the core's input is a non-leaf activation
+    opt = torch.optim.SGD(list(net.parameters()) + list(stem.parameters()), lr=1e-4)
+    x = torch.randn(args.batch, args.channels, args.size, args.size, device=device)
+
+    def step():
+        opt.zero_grad(set_to_none=False)
+        net(stem(x)).square().mean().backward()
+        opt.step()
+
+    step()  # warm-up; allocates gradients
+    meter = bu.PeakMemory(device)
+    meter.start()
+    step()
+    peak = meter.peak()
+    seconds = bu.median_time(step, args.steps, device)
+    params = sum(p.numel() * p.element_size() for p in net.parameters())
+    print(json.dumps({"peak": peak, "seconds": seconds, "param_bytes": params}))
+
+
+def plot(results, depths, block_bytes, path, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for method, by_depth in results.items():
+        ds = [d for d in depths if "peak" in by_depth.get(d, {})]
+        if ds:
+            ax.plot(ds, [by_depth[d]["peak"] / block_bytes for d in ds], marker="o", label=LABELS.get(method, method))
+    ax.set_xlabel("core depth (coupling blocks)")
+    ax.set_ylabel("peak step memory / one block output")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(depths, [str(d) for d in depths])
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--depths", type=int, nargs="+", default=[4, 8, 16, 32])
+    p.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--channels", type=int, default=32)
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=5, help="timed steps per configuration (median)")
+    p.add_argument("--no_docs", action="store_true", help="print the table only")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--method", help=argparse.SUPPRESS)
+    p.add_argument("--depth", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        return worker(args)
+
+    block_bytes = args.batch * args.channels * args.size * args.size * 4
+    results = {m: {} for m in args.methods}
+    jobs = [(m, d) for d in args.depths for m in args.methods]
+    for method, depth in tqdm(jobs, desc="benchmark_reversible", unit="config"):
+        results[method][depth] = bu.run_worker(__file__, [
+            "--method", method, "--depth", depth, "--device", args.device, "--batch", args.batch,
+            "--channels", args.channels, "--size", args.size, "--steps", args.steps])
+
+    rows, summary = [], []
+    for method in args.methods:
+        for depth in args.depths:
+            r, base = results[method][depth], results.get("plain", {}).get(depth, {})
+            if "error" in r:
+                rows.append([LABELS[method], depth, "failed: " + r["error"].replace("|", "/"), "", ""])
+                continue
+            ratio = f"{r['seconds'] / base['seconds']:.2f}" if "seconds" in base else "n/a"
+            rows.append([LABELS[method], depth, f"{r['peak'] / 2**20:.1f}", f"{r['peak'] / block_bytes:.2f}", ratio])
+        ok = [d for d in args.depths if "peak" in results[method][d]]
+        if len(ok) >= 2:
+            s = bu.slope(ok, [results[method][d]["peak"] for d in ok]) / block_bytes
+            summary.append([LABELS[method], f"{s:.3f}"])
+    table = bu.markdown_table(["method", "depth", "peak step memory (MiB)", "in block outputs",
+                               "step time / plain autograd"], rows)
+    growth = bu.markdown_table(["method", f"memory growth per extra block (block outputs, slope over depths "
+                                          f"{args.depths[0]}–{args.depths[-1]})"], summary)
+    print(table + "\n\n" + growth)
+    if args.no_docs:
+        return
+    tag = "cpu" if args.device == "cpu" else "gpu"
+    png = f"benchmark_reversible_{tag}.png"
+    shape = f"{args.batch}×{args.channels}×{args.size}×{args.size} float32"
+    plot(results, args.depths, block_bytes, os.path.join(bu.ROOT, "docs", png),
+         f"{bu.machine_description(args.device)}; block output {shape}")
+    cmd = "python scripts/benchmark_reversible.py " + " ".join(sys.argv[1:])
+    body = f"""## benchmark_reversible ({tag})
+
+Command: `{cmd.strip()}` · machine: {bu.machine_description(args.device)} · date: {bu.today()}
+
+Coupling blocks with F, G = conv-BatchNorm-ReLU-conv-BatchNorm at C/2 channels; block output (one tensor of the
+core) {shape} = {block_bytes / 2**20:.1f} MiB. Peak step memory is measured in a fresh process per row, during one
+training step after a warm-up step, above the level before the step: parameters, their gradients and optimizer
+state are allocated before it and not counted; the core's output, the loss and all backward transients are.
+{"CPU memory is the resident set (VmHWM after resetting it)." if tag == "cpu" else "GPU memory is torch.cuda.max_memory_allocated."}
+Step time is the median of {args.steps} steps, as a ratio to plain autograd at the same depth, in the same run.
+
+{table}
+
+{growth}
+
+![peak memory against depth](./{png})
+"""
+    bu.update_section(f"benchmark_reversible_{tag}", body)
+
+
+if __name__ == "__main__":
+    main()
