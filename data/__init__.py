@@ -1,0 +1,81 @@
+"""Dataset registry: ``--dataset_mode X`` loads ``data/X_dataset.py`` and its class ``XDataset`` (case-insensitive)."""
+import importlib
+import os
+
+import torch
+
+from util.errors import UserError
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def available_datasets():
+    return sorted(f[: -len("_dataset.py")] for f in os.listdir(_HERE) if f.endswith("_dataset.py") and f != "base_dataset.py")
+
+
+def find_dataset_using_name(name):
+    if name not in available_datasets():
+        raise UserError(f"unknown --dataset_mode {name!r}; valid: {', '.join(available_datasets())}")
+    module = importlib.import_module(f"data.{name}_dataset")
+    target = name.replace("_", "") + "dataset"
+    for cls_name, cls in vars(module).items():
+        if cls_name.lower() == target and isinstance(cls, type):
+            return cls
+    raise UserError(f"data/{name}_dataset.py defines no class {target} (case-insensitive)")
+
+
+def get_option_setter(name):
+    return find_dataset_using_name(name).modify_commandline_options
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """Shuffled (or serial) order that depends only on (seed, epoch), starting at ``start``: a resumed run sees
+    exactly the batches the interrupted run would have seen next."""
+
+    def __init__(self, n, seed, shuffle):
+        self.n, self.seed, self.shuffle = n, seed, shuffle
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch, start=0):
+        self.epoch, self.start = epoch, start
+
+    def order(self):
+        if not self.shuffle:
+            return list(range(self.n))
+        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        return torch.randperm(self.n, generator=g).tolist()
+
+    def __iter__(self):
+        return iter(self.order()[self.start:])
+
+    def __len__(self):
+        return self.n - self.start
+
+
+class DataLoader:
+    """Wraps a dataset with an epoch-aware sampler and a torch DataLoader."""
+
+    def __init__(self, opt, dataset=None):
+        self.opt = opt
+        self.dataset = dataset or find_dataset_using_name(opt.dataset_mode)(opt)
+        shuffle = opt.is_train and not opt.serial_batches
+        self.sampler = EpochSampler(len(self.dataset), opt.seed, shuffle)
+        self.loader = torch.utils.data.DataLoader(
+            self.dataset, batch_size=opt.batch_size, sampler=self.sampler, num_workers=int(opt.num_threads),
+            drop_last=False, persistent_workers=False)
+
+    def set_epoch(self, epoch, start=0):
+        """Start ``epoch`` at sample ``start`` (counted in samples, as --save_latest_freq is)."""
+        self.dataset.epoch = epoch
+        self.sampler.set_epoch(epoch, start)
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __iter__(self):
+        return iter(self.loader)
+
+
+def create_dataset(opt):
+    loader = DataLoader(opt)
+    return loader

@@ -1,0 +1,56 @@
+"""Paired images: ``dataroot/PHASE/`` holding A|B side by side (pix2pix layout), or ``dataroot/PHASEA`` and
+``dataroot/PHASEB`` holding the pairs under matching names."""
+import os
+
+from data.base_dataset import BaseDataset, get_params, transform
+from data.image_folder import load_image, make_dataset
+from util.errors import UserError
+
+
+class AlignedDataset(BaseDataset):
+    def __init__(self, opt):
+        super().__init__(opt)
+        combined = os.path.join(opt.dataroot, opt.phase)
+        self.a_nc, self.b_nc = (opt.output_nc, opt.input_nc) if opt.direction == "BtoA" else (opt.input_nc, opt.output_nc)
+        if os.path.isdir(combined):
+            self.pairs = [(p, None) for p in make_dataset(combined, opt.max_dataset_size, "aligned")]
+        else:
+            dir_a, dir_b = combined + "A", combined + "B"
+            if not (os.path.isdir(dir_a) and os.path.isdir(dir_b)):
+                raise UserError(f"aligned data needs {combined}/ (A|B side by side) or {dir_a}/ and {dir_b}/ "
+                                f"(check --dataroot and --phase)")
+            paths_a, paths_b = make_dataset(dir_a, what="A"), make_dataset(dir_b, what="B")
+            if len(paths_a) != len(paths_b):
+                raise UserError(f"aligned mode pairs {dir_a} ({len(paths_a)} images) with {dir_b} "
+                                f"({len(paths_b)} images): the counts differ; use --dataset_mode unaligned for "
+                                f"unpaired data")
+            n = int(min(opt.max_dataset_size, len(paths_a)))
+            self.pairs = list(zip(paths_a, paths_b))[:n]
+
+    def _load(self, index):
+        path_a, path_b = self.pairs[index]
+        if path_b is not None:
+            (a, bits_a), (b, bits_b) = load_image(path_a, self.a_nc), load_image(path_b, self.b_nc)
+            if a.shape[1:] != b.shape[1:]:
+                raise UserError(f"paired images {path_a} ({a.shape[1]}x{a.shape[2]}) and {path_b} "
+                                f"({b.shape[1]}x{b.shape[2]}) differ in size")
+            return a, b, path_a, path_b, bits_a, bits_b
+        if self.a_nc != self.b_nc:
+            raise UserError(f"{path_a}: side-by-side pairs need --input_nc equal to --output_nc")
+        ab, bits = load_image(path_a, self.a_nc)
+        h, w = ab.shape[1:]
+        if w != 2 * h:
+            raise UserError(f"aligned image {path_a} is {w}x{h} (width x height); an A|B pair must be twice as "
+                            f"wide as high (see datasets/combine_A_and_B.py)")
+        return ab[:, :, : w // 2], ab[:, :, w // 2:], path_a, path_a, bits, bits
+
+    def __getitem__(self, index):
+        a, b, path_a, path_b, bits_a, bits_b = self._load(index)
+        params = get_params(self.opt, a.shape[1:], self.rng(index))
+        a, b = transform(a, self.opt, params, path_a), transform(b, self.opt, params, path_b)
+        if self.opt.direction == "BtoA":
+            a, b, path_a, path_b, bits_a, bits_b = b, a, path_b, path_a, bits_b, bits_a
+        return {"A": a, "B": b, "A_paths": path_a, "B_paths": path_b, "A_bits": bits_a, "B_bits": bits_b}
+
+    def __len__(self):
+        return len(self.pairs)

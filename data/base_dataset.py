@@ -1,0 +1,63 @@
+"""Base dataset and the shared preprocessing: resize, crop, scale_width, flips, normalization to [-1, 1].
+
+Images are float tensors (C, H, W) in [0, 1] from ``data.image_folder.load_image``, so 16-bit data keeps its
+precision through every transform. Random choices (crop position, flip) come from a generator seeded by
+(seed, epoch, index): the same sample gets the same augmentation in a resumed run, whatever the worker count.
+"""
+import torch
+import torch.nn.functional as F
+
+from util.errors import UserError
+
+
+class BaseDataset(torch.utils.data.Dataset):
+    def __init__(self, opt):
+        self.opt = opt
+        self.root = opt.dataroot
+        self.epoch = 0
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train):
+        return parser
+
+    def rng(self, index, stream=0):
+        return torch.Generator().manual_seed(((self.opt.seed * 1000003 + self.epoch) * 1000003 + index) * 7 + stream)
+
+
+def _resize(img, h, w):
+    if img.shape[-2:] == (h, w):
+        return img
+    out = F.interpolate(img[None], size=(h, w), mode="bicubic", align_corners=False, antialias=True)[0]
+    return out.clamp_(0, 1)
+
+
+def get_params(opt, size, gen):
+    """Random crop position and flip for an image of ``size`` (h, w), drawn from ``gen``."""
+    h, w = size
+    new_h, new_w = h, w
+    if opt.preprocess == "resize_and_crop":
+        new_h = new_w = opt.load_size
+    elif opt.preprocess.startswith("scale_width"):
+        new_w = opt.load_size
+        new_h = max(int(round(opt.load_size * h / w)), opt.crop_size if "crop" in opt.preprocess else 1)
+    x = y = 0
+    if "crop" in opt.preprocess:
+        x = int(torch.randint(0, max(0, new_w - opt.crop_size) + 1, (1,), generator=gen))
+        y = int(torch.randint(0, max(0, new_h - opt.crop_size) + 1, (1,), generator=gen))
+    flip = bool(torch.rand(1, generator=gen) > 0.5) and opt.is_train and not opt.no_flip
+    return {"size": (new_h, new_w), "crop_pos": (y, x), "flip": flip}
+
+
+def transform(img, opt, params, path=""):
+    """Applies preprocess/crop/flip with ``params`` and maps [0, 1] to [-1, 1]."""
+    h, w = params["size"]
+    img = _resize(img, h, w)
+    if "crop" in opt.preprocess:
+        if opt.crop_size > h or opt.crop_size > w:
+            raise UserError(f"--crop_size {opt.crop_size} is larger than image {path} after preprocessing "
+                            f"({h}x{w}); lower --crop_size or raise --load_size")
+        y, x = params["crop_pos"]
+        img = img[:, y:y + opt.crop_size, x:x + opt.crop_size]
+    if params["flip"]:
+        img = img.flip(-1)
+    return img * 2 - 1

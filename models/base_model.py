@@ -1,0 +1,220 @@
+"""The model interface (setup / set_input / optimize_parameters / visuals / losses / save / load) and the full-state
+checkpoints behind --continue_train and test.py."""
+import copy
+import math
+import os
+import random
+from collections import OrderedDict
+
+import torch
+
+from util.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from util.errors import UserError
+
+# Options that decide the networks' structure. They travel inside each checkpoint: test.py rebuilds from them, and
+# --continue_train refuses a checkpoint whose values differ (SOFT ones only change behaviour, not parameters).
+ARCH_KEYS = ("model", "netG", "netD", "ngf", "ndf", "n_layers_D", "input_nc", "output_nc", "norm", "n_blocks",
+             "n_downsampling", "coupling", "no_output_tanh", "dims")
+SOFT_ARCH_KEYS = ("no_dropout", "use_naive")
+
+
+class BaseModel:
+    dims = 2
+
+    @staticmethod
+    def modify_commandline_options(parser, is_train):
+        return parser
+
+    def __init__(self, opt):
+        self.opt = opt
+        self.is_train = opt.is_train
+        self.gpu_ids = opt.gpu_ids
+        self.device = torch.device(f"cuda:{opt.gpu_ids[0]}") if opt.gpu_ids else torch.device("cpu")
+        self.save_dir = os.path.join(opt.checkpoints_dir, opt.name)
+        self.loss_names, self.model_names, self.visual_names = [], [], []
+        self.optimizers, self.schedulers, self.pools = [], [], {}
+        self.counters = {"epoch": opt.epoch_count if hasattr(opt, "epoch_count") else 1, "epoch_iter": 0,
+                         "total_iters": 0}
+        self.image_paths = []
+        self._checked_shapes = set()
+
+    # -- helpers for subclasses -----------------------------------------------------------------------------------
+    def net(self, name):
+        return getattr(self, "net" + name)
+
+    def architecture(self):
+        return {k: getattr(self.opt, k, None) for k in ARCH_KEYS + SOFT_ARCH_KEYS}
+
+    def check_input_size(self, name, x):
+        """Dry-runs network ``name`` on the meta device for a new input shape: an unusable size becomes a clear
+        error before any real work."""
+        key = (name, tuple(x.shape[1:]))
+        if key in self._checked_shapes:
+            return
+        net = self.net(name)
+        multiple = getattr(net, "size_multiple", 1)
+        spatial = tuple(x.shape[2:])
+        if any(s % multiple for s in spatial):
+            raise UserError(f"input size {'x'.join(map(str, spatial))} cannot go through --netG {self.opt.netG}: "
+                            f"each side must be a multiple of {multiple} (adjust --crop_size/--load_size or "
+                            f"--preprocess)")
+        self._checked_shapes.add(key)
+
+    def check_disc_size(self, name, channels, spatial):
+        key = (name, channels, tuple(spatial))
+        if key in self._checked_shapes:
+            return
+        try:  # a dry run of a copy on the meta device: shapes only, no compute
+            with torch.no_grad():
+                probe = copy.deepcopy(self.net(name)).to("meta")
+                out = probe(torch.empty((1, channels) + tuple(spatial), device="meta"))
+            ok = all(s > 0 for s in out.shape[2:])
+        except RuntimeError:
+            ok = False
+        if not ok:
+            raise UserError(f"images of {'x'.join(map(str, spatial))} are too small for --netD {self.opt.netD}: "
+                            f"use a larger --crop_size or --netD pixel")
+        self._checked_shapes.add(key)
+
+    def check_losses_finite(self, names):
+        for name in names:
+            value = getattr(self, "loss_" + name)
+            if not torch.isfinite(value).all():
+                raise UserError(
+                    f"loss {name} became {float(value)} at epoch {self.counters['epoch']}, total_iters "
+                    f"{self.counters['total_iters']}; training stopped, the last good checkpoint is kept "
+                    f"(try a lower --lr, or --gan_mode lsgan)")
+
+    @staticmethod
+    def set_requires_grad(nets, requires_grad=False):
+        for net in nets if isinstance(nets, (list, tuple)) else [nets]:
+            if net is not None:
+                for p in net.parameters():
+                    p.requires_grad = requires_grad
+
+    # -- the interface ----------------------------------------------------------------------------------------------
+    def set_input(self, input):
+        raise NotImplementedError
+
+    def forward(self):
+        raise NotImplementedError
+
+    def optimize_parameters(self):
+        raise NotImplementedError
+
+    def setup(self, opt):
+        """Schedulers for training; loads a checkpoint for testing or --continue_train."""
+        if self.is_train:
+            from models.networks import get_scheduler
+            self.schedulers = [get_scheduler(o, opt) for o in self.optimizers]
+        if not self.is_train or opt.continue_train:
+            self.load(opt.epoch)
+
+    def eval(self):
+        for name in self.model_names:
+            self.net(name).eval()
+
+    def train(self):
+        for name in self.model_names:
+            self.net(name).train()
+
+    def test(self):
+        with torch.no_grad():
+            self.forward()
+            self.compute_visuals()
+
+    def compute_visuals(self):
+        pass
+
+    def get_image_paths(self):
+        return self.image_paths
+
+    def update_learning_rate(self, metric=None):
+        """Steps every scheduler once per epoch; plateau schedulers step on ``metric`` (the epoch's mean loss)."""
+        for scheduler in self.schedulers:
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                if metric is None or not math.isfinite(metric):
+                    raise UserError("--lr_policy plateau needs a finite epoch loss to step on")
+                scheduler.step(metric)
+            else:
+                scheduler.step()
+        return self.optimizers[0].param_groups[0]["lr"] if self.optimizers else None
+
+    def get_current_visuals(self):
+        return OrderedDict((name, getattr(self, name)) for name in self.visual_names if hasattr(self, name))
+
+    def get_current_losses(self):
+        return OrderedDict((name, float(getattr(self, "loss_" + name))) for name in self.loss_names
+                           if hasattr(self, "loss_" + name))
+
+    # -- checkpoints ----------------------------------------------------------------------------------------------------
+    def state(self):
+        return {
+            "architecture": self.architecture(),
+            "networks": {n: self.net(n).state_dict() for n in self.model_names},
+            "optimizers": [o.state_dict() for o in self.optimizers],
+            "schedulers": [s.state_dict() for s in self.schedulers],
+            "pools": {k: p.state_dict() for k, p in self.pools.items()},
+            "counters": dict(self.counters),
+            "rng": {"torch": torch.get_rng_state(), "python": list(_py_state_to_list(random.getstate())),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "extra": self.extra_state(),
+        }
+
+    def extra_state(self):
+        return {}
+
+    def load_extra_state(self, extra):
+        pass
+
+    def save(self, epoch):
+        save_checkpoint(self.state(), checkpoint_path(self.opt, epoch))
+
+    def load(self, epoch):
+        path = checkpoint_path(self.opt, epoch)
+        if self.is_train and not os.path.isfile(path):
+            raise UserError(f"--continue_train: no checkpoint {path} (drop --continue_train to start fresh, "
+                            f"or pick an existing --epoch)")
+        state = load_checkpoint(path)
+        if self.is_train:
+            mine, theirs = self.architecture(), state["architecture"]
+            diff = [f"{k}: checkpoint {theirs.get(k)!r}, flags {mine.get(k)!r}" for k in ARCH_KEYS
+                    if theirs.get(k) != mine.get(k)]
+            if diff:
+                raise UserError(f"--continue_train: {path} is of another architecture ({'; '.join(diff)}); use "
+                                f"the flags it was trained with, or a new --name")
+        for name in self.model_names:
+            if name not in state["networks"]:
+                raise UserError(f"checkpoint {path} has no network {name} (it holds "
+                                f"{', '.join(state['networks'])})")
+            try:
+                self.net(name).load_state_dict(state["networks"][name])
+            except RuntimeError as e:
+                raise UserError(f"checkpoint {path} does not fit network {name}: {str(e).splitlines()[0][:200]}") \
+                    from None
+        self.load_extra_state(state.get("extra", {}))
+        if self.is_train:
+            for o, s in zip(self.optimizers, state["optimizers"]):
+                o.load_state_dict(s)
+            for sch, s in zip(self.schedulers, state["schedulers"]):
+                sch.load_state_dict(s)
+            for k, p in self.pools.items():
+                if k in state["pools"]:
+                    p.load_state_dict(state["pools"][k], self.device)
+            self.counters = dict(state["counters"])
+            torch.set_rng_state(state["rng"]["torch"])
+            random.setstate(_py_state_from_list(state["rng"]["python"]))
+            if state["rng"]["cuda"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        print(f"loaded {path} (epoch {state['counters']['epoch']}, total_iters {state['counters']['total_iters']})")
+        return state
+
+
+def _py_state_to_list(state):
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _py_state_from_list(state):
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)

@@ -1,0 +1,332 @@
+"""Dimension-generic building blocks (``dims`` = 1, 2 or 3 picks conv, norm, padding), generator and discriminator
+factories, the GAN losses with a real WGAN-GP gradient penalty, learning-rate schedulers and initialization."""
+import functools
+
+import torch
+from torch import nn
+from torch.nn import init
+from torch.optim import lr_scheduler
+
+from models.reversible import AdditiveCoupling, AffineCoupling, ReversibleSequence
+from util.errors import UserError
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# layers picked by dims
+def conv(dims):
+    return {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[dims]
+
+
+def conv_transpose(dims):
+    return {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}[dims]
+
+
+def reflection_pad(dims):
+    return {1: nn.ReflectionPad1d, 2: nn.ReflectionPad2d, 3: nn.ReflectionPad3d}[dims]
+
+
+def get_norm_layer(norm_type="instance", dims=2):
+    """A constructor ``norm(channels)``; ``none`` gives Identity."""
+    if norm_type == "batch":
+        return functools.partial({1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[dims],
+                                 affine=True, track_running_stats=True)
+    if norm_type == "syncbatch":
+        return functools.partial(nn.SyncBatchNorm, affine=True, track_running_stats=True)
+    if norm_type == "instance":
+        return functools.partial({1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}[dims],
+                                 affine=False, track_running_stats=False)
+    if norm_type == "none":
+        return lambda channels: nn.Identity()
+    raise UserError(f"unknown --norm {norm_type!r}; valid: batch, instance, none")
+
+
+def _uses_bias(norm_layer):
+    """Convolutions before BatchNorm need no bias (it is removed by the mean subtraction)."""
+    func = norm_layer.func if isinstance(norm_layer, functools.partial) else norm_layer
+    return func not in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# initialization and schedulers
+def init_weights(net, init_type="normal", init_gain=0.02):
+    def init_func(m):
+        name = m.__class__.__name__
+        if hasattr(m, "weight") and m.weight is not None and ("Conv" in name or "Linear" in name):
+            if init_type == "normal":
+                init.normal_(m.weight, 0.0, init_gain)
+            elif init_type == "xavier":
+                init.xavier_normal_(m.weight, gain=init_gain)
+            elif init_type == "kaiming":
+                init.kaiming_normal_(m.weight, a=0, mode="fan_in")
+            elif init_type == "orthogonal":
+                init.orthogonal_(m.weight, gain=init_gain)
+            else:
+                raise UserError(f"unknown --init_type {init_type!r}")
+            if getattr(m, "bias", None) is not None:
+                init.constant_(m.bias, 0.0)
+        elif "BatchNorm" in name and getattr(m, "weight", None) is not None:
+            init.normal_(m.weight, 1.0, init_gain)
+            init.constant_(m.bias, 0.0)
+    net.apply(init_func)
+    return net
+
+
+def get_scheduler(optimizer, opt):
+    """linear: constant for n_epochs then linear to zero over n_epochs_decay; step: x0.1 every lr_decay_iters
+    epochs; plateau: x0.2 when the epoch's mean generator loss stops improving (stepped with that value);
+    cosine: cosine annealing over all epochs."""
+    if opt.lr_policy == "linear":
+        def rule(epoch):
+            return 1.0 - max(0, epoch + opt.epoch_count - opt.n_epochs) / float(opt.n_epochs_decay + 1)
+        return lr_scheduler.LambdaLR(optimizer, lr_lambda=rule)
+    if opt.lr_policy == "step":
+        return lr_scheduler.StepLR(optimizer, step_size=opt.lr_decay_iters, gamma=0.1)
+    if opt.lr_policy == "plateau":
+        return lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.2, threshold=0.01, patience=5)
+    if opt.lr_policy == "cosine":
+        return lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, opt.n_epochs + opt.n_epochs_decay), eta_min=0)
+    raise UserError(f"unknown --lr_policy {opt.lr_policy!r}; valid: linear, step, plateau, cosine")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# generators
+class ResnetBlock(nn.Module):
+    def __init__(self, dim, norm_layer, use_dropout, use_bias, dims):
+        super().__init__()
+        self.conv_block = residual_body(dim, dim, norm_layer, use_dropout, use_bias, dims)
+
+    def forward(self, x):
+        return x + self.conv_block(x)
+
+
+def residual_body(cin, cout, norm_layer, use_dropout, use_bias, dims):
+    """pad-conv-norm-ReLU-[dropout]-pad-conv-norm: the body of a ResNet block, and F/G of a coupling."""
+    layers = [reflection_pad(dims)(1), conv(dims)(cin, cout, 3, bias=use_bias), norm_layer(cout), nn.ReLU(True)]
+    if use_dropout:
+        layers.append(nn.Dropout(0.5))
+    layers += [reflection_pad(dims)(1), conv(dims)(cout, cout, 3, bias=use_bias), norm_layer(cout)]
+    return nn.Sequential(*layers)
+
+
+def encoder(input_nc, ngf, norm_layer, n_downsampling, dims):
+    """7x7 conv then ``n_downsampling`` stride-2 convs: ngf -> ngf * 2**n_downsampling channels."""
+    use_bias = _uses_bias(norm_layer)
+    layers = [reflection_pad(dims)(3), conv(dims)(input_nc, ngf, 7, bias=use_bias), norm_layer(ngf), nn.ReLU(True)]
+    for i in range(n_downsampling):
+        mult = 2 ** i
+        layers += [conv(dims)(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=use_bias),
+                   norm_layer(ngf * mult * 2), nn.ReLU(True)]
+    return nn.Sequential(*layers)
+
+
+def decoder(output_nc, ngf, norm_layer, n_downsampling, dims, tanh=True):
+    """``n_downsampling`` stride-2 transposed convs then a 7x7 conv to output_nc (and tanh)."""
+    use_bias = _uses_bias(norm_layer)
+    layers = []
+    for i in range(n_downsampling):
+        mult = 2 ** (n_downsampling - i)
+        layers += [conv_transpose(dims)(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1,
+                                        bias=use_bias),
+                   norm_layer(ngf * mult // 2), nn.ReLU(True)]
+    layers += [reflection_pad(dims)(3), conv(dims)(ngf, output_nc, 7)]
+    if tanh:
+        layers.append(nn.Tanh())
+    return nn.Sequential(*layers)
+
+
+class ResnetGenerator(nn.Module):
+    """Encoder, ``n_blocks`` ResNet blocks, decoder (Johnson et al.; CycleGAN's resnet_6blocks/resnet_9blocks)."""
+
+    def __init__(self, input_nc, output_nc, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False, n_blocks=6,
+                 n_downsampling=2, dims=2, tanh=True):
+        super().__init__()
+        self.size_multiple = 2 ** n_downsampling
+        core_nc = ngf * 2 ** n_downsampling
+        blocks = [ResnetBlock(core_nc, norm_layer, use_dropout, _uses_bias(norm_layer), dims) for _ in range(n_blocks)]
+        self.model = nn.Sequential(encoder(input_nc, ngf, norm_layer, n_downsampling, dims), *blocks,
+                                   decoder(output_nc, ngf, norm_layer, n_downsampling, dims, tanh))
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class UnetSkipConnectionBlock(nn.Module):
+    def __init__(self, outer_nc, inner_nc, input_nc=None, submodule=None, outermost=False, innermost=False,
+                 norm_layer=nn.BatchNorm2d, use_dropout=False, dims=2, tanh=True):
+        super().__init__()
+        self.outermost = outermost
+        use_bias = _uses_bias(norm_layer)
+        input_nc = outer_nc if input_nc is None else input_nc
+        downconv = conv(dims)(input_nc, inner_nc, 4, stride=2, padding=1, bias=use_bias)
+        downrelu, uprelu = nn.LeakyReLU(0.2, True), nn.ReLU(True)
+        downnorm, upnorm = norm_layer(inner_nc), norm_layer(outer_nc)
+        up_cls = conv_transpose(dims)
+        if outermost:
+            up = [uprelu, up_cls(inner_nc * 2, outer_nc, 4, stride=2, padding=1)] + ([nn.Tanh()] if tanh else [])
+            model = [downconv, submodule] + up
+        elif innermost:
+            model = [downrelu, downconv, uprelu, up_cls(inner_nc, outer_nc, 4, stride=2, padding=1, bias=use_bias),
+                     upnorm]
+        else:
+            up = [uprelu, up_cls(inner_nc * 2, outer_nc, 4, stride=2, padding=1, bias=use_bias), upnorm]
+            model = [downrelu, downconv, downnorm, submodule] + up + ([nn.Dropout(0.5)] if use_dropout else [])
+        self.model = nn.Sequential(*model)
+
+    def forward(self, x):
+        return self.model(x) if self.outermost else torch.cat([x, self.model(x)], 1)
+
+
+class UnetGenerator(nn.Module):
+    """U-Net with ``num_downs`` stride-2 levels (unet_128: 7, unet_256: 8)."""
+
+    def __init__(self, input_nc, output_nc, num_downs, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False,
+                 dims=2, tanh=True):
+        super().__init__()
+        self.size_multiple = 2 ** num_downs
+        kw = dict(norm_layer=norm_layer, dims=dims)
+        block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, innermost=True, **kw)
+        for _ in range(num_downs - 5):
+            block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block, use_dropout=use_dropout, **kw)
+        block = UnetSkipConnectionBlock(ngf * 4, ngf * 8, submodule=block, **kw)
+        block = UnetSkipConnectionBlock(ngf * 2, ngf * 4, submodule=block, **kw)
+        block = UnetSkipConnectionBlock(ngf, ngf * 2, submodule=block, **kw)
+        self.model = UnetSkipConnectionBlock(output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True,
+                                             tanh=tanh, **kw)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class RevGANGenerator(nn.Module):
+    """Two encoders and two decoders around one reversible core:
+    A->B = dec_B(core(enc_A(a))), B->A = dec_A(core.inverse(enc_B(b))).
+
+    The core is a ReversibleSequence of ``n_blocks`` couplings whose F and G are ResNet-block bodies at half the
+    core's channels; with ``use_naive`` the same core runs on plain autograd (stores activations)."""
+
+    def __init__(self, input_nc, output_nc, ngf=64, norm_layer=nn.InstanceNorm2d, use_dropout=False, n_blocks=6,
+                 n_downsampling=2, coupling="additive", use_naive=False, dims=2, tanh=True):
+        super().__init__()
+        self.size_multiple = 2 ** n_downsampling
+        core_nc = ngf * 2 ** n_downsampling
+        half = core_nc // 2
+        use_bias = _uses_bias(norm_layer)
+        coupling_cls = {"additive": AdditiveCoupling, "affine": AffineCoupling}[coupling]
+
+        def body():
+            return residual_body(half, half, norm_layer, use_dropout, use_bias, dims)
+        self.enc_A = encoder(input_nc, ngf, norm_layer, n_downsampling, dims)
+        self.enc_B = encoder(output_nc, ngf, norm_layer, n_downsampling, dims)
+        self.core = ReversibleSequence([coupling_cls(body(), body()) for _ in range(n_blocks)],
+                                       memory_saving=not use_naive)
+        self.dec_A = decoder(input_nc, ngf, norm_layer, n_downsampling, dims, tanh)
+        self.dec_B = decoder(output_nc, ngf, norm_layer, n_downsampling, dims, tanh)
+
+    def forward(self, x, direction="AtoB"):
+        if direction == "AtoB":
+            return self.dec_B(self.core(self.enc_A(x)))
+        return self.dec_A(self.core.inverse(self.enc_B(x)))
+
+
+def define_G(input_nc, output_nc, ngf, netG, norm="batch", use_dropout=False, init_type="normal", init_gain=0.02,
+             dims=2, n_blocks=None, n_downsampling=2, coupling="additive", use_naive=False, tanh=True):
+    norm_layer = get_norm_layer(norm, dims)
+    if netG in ("resnet_9blocks", "resnet_6blocks"):
+        net = ResnetGenerator(input_nc, output_nc, ngf, norm_layer, use_dropout,
+                              n_blocks if n_blocks is not None else int(netG[7]), n_downsampling, dims, tanh)
+    elif netG in ("unet_128", "unet_256"):
+        net = UnetGenerator(input_nc, output_nc, 7 if netG == "unet_128" else 8, ngf, norm_layer, use_dropout,
+                            dims, tanh)
+    elif netG == "revgan":
+        net = RevGANGenerator(input_nc, output_nc, ngf, norm_layer, use_dropout, 6 if n_blocks is None else n_blocks,
+                              n_downsampling, coupling, use_naive, dims, tanh)
+    else:
+        raise UserError(f"unknown --netG {netG!r}; valid: resnet_9blocks, resnet_6blocks, unet_128, unet_256, revgan")
+    return init_weights(net, init_type, init_gain)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# discriminators
+class NLayerDiscriminator(nn.Module):
+    """PatchGAN: ``n_layers`` stride-2 convs (basic = 3 layers, 70x70 receptive field in 2D)."""
+
+    def __init__(self, input_nc, ndf=64, n_layers=3, norm_layer=nn.BatchNorm2d, dims=2):
+        super().__init__()
+        use_bias = _uses_bias(norm_layer)
+        C = conv(dims)
+        seq = [C(input_nc, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        mult = 1
+        for n in range(1, n_layers):
+            prev, mult = mult, min(2 ** n, 8)
+            seq += [C(ndf * prev, ndf * mult, 4, stride=2, padding=1, bias=use_bias), norm_layer(ndf * mult),
+                    nn.LeakyReLU(0.2, True)]
+        prev, mult = mult, min(2 ** n_layers, 8)
+        seq += [C(ndf * prev, ndf * mult, 4, stride=1, padding=1, bias=use_bias), norm_layer(ndf * mult),
+                nn.LeakyReLU(0.2, True), C(ndf * mult, 1, 4, stride=1, padding=1)]
+        self.model = nn.Sequential(*seq)
+
+    def forward(self, x):
+        return self.model(x)
+
+
+class PixelDiscriminator(nn.Module):
+    """1x1 PatchGAN: classifies each pixel."""
+
+    def __init__(self, input_nc, ndf=64, norm_layer=nn.BatchNorm2d, dims=2):
+        super().__init__()
+        C = conv(dims)
+        self.net = nn.Sequential(C(input_nc, ndf, 1), nn.LeakyReLU(0.2, True),
+                                 C(ndf, ndf * 2, 1, bias=_uses_bias(norm_layer)), norm_layer(ndf * 2),
+                                 nn.LeakyReLU(0.2, True), C(ndf * 2, 1, 1, bias=False))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def define_D(input_nc, ndf, netD, n_layers_D=3, norm="batch", init_type="normal", init_gain=0.02, dims=2):
+    norm_layer = get_norm_layer(norm, dims)
+    if netD == "basic":
+        net = NLayerDiscriminator(input_nc, ndf, 3, norm_layer, dims)
+    elif netD == "n_layers":
+        net = NLayerDiscriminator(input_nc, ndf, n_layers_D, norm_layer, dims)
+    elif netD == "pixel":
+        net = PixelDiscriminator(input_nc, ndf, norm_layer, dims)
+    else:
+        raise UserError(f"unknown --netD {netD!r}; valid: basic, n_layers, pixel")
+    return init_weights(net, init_type, init_gain)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# losses
+class GANLoss(nn.Module):
+    """lsgan (MSE), vanilla (BCE with logits) or wgangp (mean critic score) against real/fake targets."""
+
+    def __init__(self, gan_mode, target_real_label=1.0, target_fake_label=0.0):
+        super().__init__()
+        self.register_buffer("real_label", torch.tensor(target_real_label))
+        self.register_buffer("fake_label", torch.tensor(target_fake_label))
+        self.gan_mode = gan_mode
+        if gan_mode == "lsgan":
+            self.loss = nn.MSELoss()
+        elif gan_mode == "vanilla":
+            self.loss = nn.BCEWithLogitsLoss()
+        elif gan_mode == "wgangp":
+            self.loss = None
+        else:
+            raise UserError(f"unknown --gan_mode {gan_mode!r}; valid: lsgan, vanilla, wgangp")
+
+    def __call__(self, prediction, target_is_real):
+        if self.gan_mode == "wgangp":
+            return -prediction.mean() if target_is_real else prediction.mean()
+        target = (self.real_label if target_is_real else self.fake_label).to(prediction.dtype)
+        return self.loss(prediction, target.expand_as(prediction))
+
+
+def gradient_penalty(netD, real, fake, constant=1.0, lambda_gp=10.0):
+    """WGAN-GP: lambda * E[(||grad_x D(x)|| - constant)^2] at random interpolates x of real and fake."""
+    alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
+    interp = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
+    out = netD(interp)
+    grads = torch.autograd.grad(out, interp, grad_outputs=torch.ones_like(out), create_graph=True)[0]
+    grads = grads.flatten(1)
+    return lambda_gp * ((grads.norm(2, dim=1) - constant) ** 2).mean()

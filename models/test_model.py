@@ -1,0 +1,57 @@
+"""Single-direction inference with the generator of any trained model; RevGAN models run either direction
+(--direction AtoB: dec_B(core(enc_A(x))); BtoA: dec_A(core.inverse(enc_B(x))))."""
+from models.base_model import BaseModel
+from models.gan_parts import add_generator_options, make_G
+
+
+class TestModel(BaseModel):
+    @staticmethod
+    def modify_commandline_options(parser, is_train=False):
+        if is_train:
+            from util.errors import UserError
+            raise UserError("--model test is for test.py; train with pix2pix, cycle_gan, paired_revgan or "
+                            "unpaired_revgan")
+        parser.set_defaults(dataset_mode="single")
+        add_generator_options(parser, revgan=False)
+        parser.add_argument("--n_blocks", type=int, default=None, help="(taken from the checkpoint)")
+        parser.add_argument("--coupling", default="additive", choices=["additive", "affine"])
+        parser.add_argument("--use_naive", action="store_true")
+        return parser
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        trained = getattr(opt, "trained_model", None) or "pix2pix"
+        self.loss_names = []
+        self.visual_names = ["real", "fake"]
+        reverse = opt.direction == "BtoA"
+        in_nc, out_nc = (opt.output_nc, opt.input_nc) if reverse else (opt.input_nc, opt.output_nc)
+        if opt.netG == "revgan":
+            name = "G"
+            self.netG = make_G(opt, opt.input_nc, opt.output_nc, self.dims).to(self.device)
+            self.generate = lambda x: self.netG(x, opt.direction)
+        elif trained.startswith("cycle_gan"):
+            name = "G_B" if reverse else "G_A"
+            setattr(self, "net" + name, make_G(opt, in_nc, out_nc, self.dims).to(self.device))
+            self.generate = getattr(self, "net" + name)
+        else:
+            name = "G"
+            if reverse:
+                from util.errors import UserError
+                raise UserError(f"a {trained} model translates A to B only; drop --direction BtoA")
+            self.netG = make_G(opt, in_nc, out_nc, self.dims).to(self.device)
+            self.generate = self.netG
+        self.gen_name = name
+        self.model_names = [name]
+
+    def architecture(self):
+        arch = super().architecture()
+        arch["model"] = getattr(self.opt, "trained_model", "test")
+        return arch
+
+    def set_input(self, input):
+        self.real = input["A"].to(self.device)
+        self.image_paths = input["A_paths"]
+        self.check_input_size(self.gen_name, self.real)
+
+    def forward(self):
+        self.fake = self.generate(self.real)

@@ -1,0 +1,127 @@
+"""Options shared by train.py and test.py, with the pytorch-CycleGAN-and-pix2pix flag names."""
+import argparse
+import os
+import sys
+
+import torch
+
+import data
+import models
+from util.errors import UserError
+
+# The original RevGAN (2018) flag names, accepted with a notice.
+DEPRECATED = {
+    "--which_model_netG": "--netG", "--which_model_netD": "--netD", "--niter": "--n_epochs",
+    "--niter_decay": "--n_epochs_decay", "--loadSize": "--load_size", "--fineSize": "--crop_size",
+    "--batchSize": "--batch_size", "--which_direction": "--direction", "--which_epoch": "--epoch",
+}
+
+NETG = ["resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256", "revgan"]
+NETD = ["basic", "n_layers", "pixel"]
+NORMS = ["instance", "batch", "none"]
+
+
+def translate_deprecated(argv, stream=sys.stderr):
+    """Maps 2018 flag names to current ones (``--niter 5`` and ``--niter=5``), with a one-line notice each."""
+    out = []
+    for arg in argv:
+        name, eq, value = arg.partition("=")
+        if name in DEPRECATED:
+            print(f"notice: {name} is deprecated; use {DEPRECATED[name]}", file=stream)
+            arg = DEPRECATED[name] + eq + value
+        out.append(arg)
+    return out
+
+
+class BaseOptions:
+    is_train = False
+
+    def initialize(self, parser):
+        parser.add_argument("--dataroot", default=None,
+                            help="path to images (trainA/trainB, train/ of A|B pairs, or volumes); "
+                                 "default: a small demo dataset built on first use under ./datasets/demo")
+        parser.add_argument("--name", default="experiment_name", help="name of the experiment: folder under "
+                            "checkpoints_dir and results_dir")
+        parser.add_argument("--gpu_ids", default="0", help="e.g. 0  0,1,2  or -1 for the CPU")
+        parser.add_argument("--checkpoints_dir", default="./checkpoints", help="models are saved here")
+        parser.add_argument("--seed", type=int, default=0, help="random seed (data order, augmentation, init)")
+        # model
+        parser.add_argument("--model", default="cycle_gan", choices=models.available_models(),
+                            help="which model to train or test")
+        parser.add_argument("--input_nc", type=int, default=3, choices=[1, 3], help="channels of domain A images")
+        parser.add_argument("--output_nc", type=int, default=3, choices=[1, 3], help="channels of domain B images")
+        parser.add_argument("--ngf", type=int, default=64, help="generator filters in the first conv layer")
+        parser.add_argument("--ndf", type=int, default=64, help="discriminator filters in the first conv layer")
+        parser.add_argument("--netD", default="basic", choices=NETD,
+                            help="basic: 70x70 PatchGAN; n_layers: PatchGAN of --n_layers_D; pixel: 1x1 PatchGAN")
+        parser.add_argument("--netG", default="resnet_9blocks", choices=NETG, help="generator architecture")
+        parser.add_argument("--n_layers_D", type=int, default=3, help="layers of the n_layers discriminator")
+        parser.add_argument("--norm", default="instance", choices=NORMS, help="normalization layer")
+        parser.add_argument("--init_type", default="normal", choices=["normal", "xavier", "kaiming", "orthogonal"])
+        parser.add_argument("--init_gain", type=float, default=0.02, help="scale for normal, xavier and orthogonal")
+        parser.add_argument("--no_dropout", action="store_true", help="no dropout in the generator")
+        # data
+        parser.add_argument("--dataset_mode", default="unaligned", choices=data.available_datasets(),
+                            help="how datasets are loaded")
+        parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
+        parser.add_argument("--serial_batches", action="store_true",
+                            help="take images in order (otherwise shuffled, and B drawn at random if unaligned)")
+        parser.add_argument("--num_threads", type=int, default=4, help="data-loading worker processes")
+        parser.add_argument("--batch_size", type=int, default=1)
+        parser.add_argument("--load_size", type=int, default=286, help="scale images to this size")
+        parser.add_argument("--crop_size", type=int, default=256, help="then crop to this size")
+        parser.add_argument("--max_dataset_size", type=int, default=float("inf"),
+                            help="use at most this many samples")
+        parser.add_argument("--preprocess", default="resize_and_crop",
+                            choices=["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"])
+        parser.add_argument("--no_flip", action="store_true", help="no random horizontal flips")
+        parser.add_argument("--display_winsize", type=int, default=256, help="image size shown in HTML pages")
+        # misc
+        parser.add_argument("--epoch", default="latest", help="which checkpoint to load: latest or an epoch number")
+        parser.add_argument("--verbose", action="store_true", help="print more")
+        parser.add_argument("--suffix", default="", help="appended to --name, e.g. {model}_{netG}_size{load_size}")
+        return parser
+
+    def gather_options(self, argv=None):
+        argv = translate_deprecated(list(sys.argv[1:] if argv is None else argv))
+        parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                         description="RevGAN " + ("training" if self.is_train else "testing"))
+        parser = self.initialize(parser)
+        opt, _ = parser.parse_known_args(argv)
+        parser = models.get_option_setter(opt.model)(parser, self.is_train)
+        opt, _ = parser.parse_known_args(argv)
+        parser = data.get_option_setter(opt.dataset_mode)(parser, self.is_train)
+        self.parser = parser
+        return parser.parse_args(argv)
+
+    def parse(self, argv=None):
+        opt = self.gather_options(argv)
+        opt.is_train = self.is_train
+        if opt.suffix:
+            opt.name = opt.name + "_" + opt.suffix.format(**vars(opt))
+        ids = [int(s) for s in str(opt.gpu_ids).split(",") if s.strip() != ""]
+        opt.gpu_ids = [i for i in ids if i >= 0]
+        if opt.gpu_ids and not torch.cuda.is_available():
+            print("note: no GPU found; running on the CPU (pass --gpu_ids -1 to silence this)", file=sys.stderr)
+            opt.gpu_ids = []
+        elif opt.gpu_ids and max(opt.gpu_ids) >= torch.cuda.device_count():
+            raise UserError(f"--gpu_ids {','.join(map(str, opt.gpu_ids))}: only {torch.cuda.device_count()} GPU(s) "
+                            f"visible (use ids 0..{torch.cuda.device_count() - 1})")
+        if opt.batch_size < 1:
+            raise UserError("--batch_size must be at least 1")
+        self.opt = opt
+        return opt
+
+    def format_options(self, opt):
+        lines = ["----------------- Options ---------------"]
+        for k, v in sorted(vars(opt).items()):
+            default = self.parser.get_default(k)
+            note = f"\t[default: {default}]" if v != default and default is not None else ""
+            lines.append(f"{k:>25}: {v!s:<30}{note}")
+        lines.append("----------------- End -------------------")
+        return "\n".join(lines)
+
+    def save_options(self, opt, folder, filename):
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, filename), "w") as f:
+            f.write(self.format_options(opt) + "\n")

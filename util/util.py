@@ -1,0 +1,48 @@
+"""Image conversion and saving helpers."""
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def tensor2im(tensor, bits=8):
+    """A (C, H, W) or (1, C, H, W) tensor in [-1, 1] to a numpy image (H, W[, C]) of uint8 (or uint16 with bits=16).
+    Single-channel images stay single-channel."""
+    t = tensor.detach().float().cpu()
+    if t.dim() == 4:
+        t = t[0]
+    t = ((t.clamp(-1, 1) + 1) / 2).numpy()
+    scale, dtype = (65535.0, np.uint16) if bits == 16 else (255.0, np.uint8)
+    arr = np.round(t * scale).astype(dtype)
+    return arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
+
+
+def save_image(image_numpy, path, aspect_ratio=1.0):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if image_numpy.dtype == np.uint16:
+        img = Image.fromarray(image_numpy.astype(np.uint16), mode="I;16") if image_numpy.ndim == 2 else \
+            Image.fromarray((image_numpy >> 8).astype(np.uint8))
+    else:
+        img = Image.fromarray(image_numpy)
+    if aspect_ratio != 1.0:
+        w, h = img.size
+        img = img.resize((int(w * aspect_ratio), h) if aspect_ratio > 1 else (w, int(h / aspect_ratio)),
+                         Image.BICUBIC)
+    img.save(path)
+
+
+def to01(tensor):
+    """[-1, 1] -> [0, 1] as float64 numpy (C, H, W)."""
+    return ((tensor.detach().double().cpu().clamp(-1, 1) + 1) / 2).numpy()
+
+
+def mkdirs(*paths):
+    for p in paths:
+        os.makedirs(p, exist_ok=True)
+
+
+def set_seed(seed):
+    import random
+    random.seed(seed)
+    torch.manual_seed(seed)
