@@ -62,7 +62,9 @@ class DataLoader:
         self.sampler = EpochSampler(len(self.dataset), opt.seed, shuffle)
         self.loader = torch.utils.data.DataLoader(
             self.dataset, batch_size=opt.batch_size, sampler=self.sampler, num_workers=int(opt.num_threads),
-            drop_last=False, persistent_workers=False)
+            drop_last=False, persistent_workers=False,
+            # its own generator: creating an iterator must not draw from the global RNG that checkpoints restore
+            generator=torch.Generator().manual_seed(opt.seed))
 
     def set_epoch(self, epoch, start=0):
         """Start ``epoch`` at sample ``start`` (counted in samples, as --save_latest_freq is)."""

@@ -144,7 +144,7 @@ class BaseModel:
         return OrderedDict((name, getattr(self, name)) for name in self.visual_names if hasattr(self, name))
 
     def get_current_losses(self):
-        return OrderedDict((name, float(getattr(self, "loss_" + name))) for name in self.loss_names
+        return OrderedDict((name, float(getattr(self, "loss_" + name).detach())) for name in self.loss_names
                            if hasattr(self, "loss_" + name))
 
     # -- checkpoints ----------------------------------------------------------------------------------------------------

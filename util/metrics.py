@@ -24,9 +24,9 @@ def compare(output, target, data_range=1.0):
 
 
 def summarize(rows):
-    """Mean of each metric over per-item rows (dicts with the metric names)."""
-    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k in NAMES or k.startswith("baseline_")} \
-        if rows else {}
+    """Mean of every numeric column over per-item rows."""
+    keys = [k for k in (rows[0] if rows else {}) if isinstance(rows[0][k], (int, float))]
+    return {k: float(np.mean([r[k] for r in rows if k in r])) for k in keys}
 
 
 def write(rows, folder, stem="metrics"):

@@ -1,0 +1,104 @@
+"""End-to-end CPU runs of train.py and test.py for every model."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import test as test_script
+import train as train_script
+from tests.conftest import ROOT, tiny_flags
+from util.checkpoint import load_checkpoint
+
+MODELS = {"pix2pix": ["--netG", "unet_128", "--load_size", "128", "--crop_size", "128", "--max_dataset_size", "2"],
+          "cycle_gan": ["--netG", "resnet_6blocks"],
+          "paired_revgan": ["--n_blocks", "2"],
+          "unpaired_revgan": ["--n_blocks", "2", "--coupling", "affine"]}
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_each_model_trains_saves_resumes_and_tests(demo_root, tmp_path, model):
+    flags = tiny_flags(demo_root, tmp_path, model, model, MODELS[model])
+    train_script.main(flags)
+    ckpt = tmp_path / "ckpt" / model
+    assert (ckpt / "latest.pth").exists() and (ckpt / "2.pth").exists()
+    state = load_checkpoint(str(ckpt / "latest.pth"))
+    assert state["counters"]["epoch"] == 3 and state["architecture"]["model"] == model
+    # resume for one more epoch: counters continue from the checkpoint
+    train_script.main(flags + ["--continue_train", "--n_epochs", "2"])
+    assert load_checkpoint(str(ckpt / "latest.pth"))["counters"]["epoch"] == 4
+    results = tmp_path / "results"
+    test_script.main(["--dataroot", demo_root, "--name", model, "--model", model, "--checkpoints_dir",
+                      str(tmp_path / "ckpt"), "--results_dir", str(results), "--gpu_ids", "-1", "--num_test", "2"]
+                     + (["--load_size", "128", "--crop_size", "128"] if model == "pix2pix" else
+                        ["--load_size", "32", "--crop_size", "32"]))
+    out = results / model / "test_latest"
+    assert (out / "index.html").exists()
+    fake = "fake_B"
+    assert len(os.listdir(out / "images" / fake)) == 2
+    if model in ("pix2pix", "paired_revgan"):
+        metrics = json.load(open(out / "metrics.json"))
+        assert {"PSNR_fake_B", "SSIM_fake_B", "MAE_fake_B"} <= set(metrics["mean"])
+        assert len(metrics["items"]) == 2
+
+
+def test_default_generator_with_n_downsampling_at_64(demo_root, tmp_path):
+    flags = tiny_flags(demo_root, tmp_path, "cg64", "cycle_gan", ["--load_size", "64", "--crop_size", "64",
+                                                                  "--n_downsampling", "3", "--max_dataset_size", "1",
+                                                                  "--n_epochs_decay", "0"])
+    train_script.main(flags)
+    assert load_checkpoint(str(tmp_path / "ckpt" / "cg64" / "latest.pth"))["architecture"]["netG"] == \
+        "resnet_9blocks"
+
+
+def test_revgan_inverse_direction_with_test_model(demo_root, tmp_path):
+    train_script.main(tiny_flags(demo_root, tmp_path, "rev", "unpaired_revgan", ["--n_blocks", "2"]))
+    out = tmp_path / "res"
+    for direction, folder in (("AtoB", "testA"), ("BtoA", "testB")):
+        test_script.main(["--dataroot", os.path.join(demo_root, folder), "--name", "rev", "--model", "test",
+                          "--direction", direction, "--checkpoints_dir", str(tmp_path / "ckpt"), "--results_dir",
+                          str(out), "--gpu_ids", "-1", "--load_size", "32", "--crop_size", "32"])
+        assert len(os.listdir(out / "rev" / "test_latest" / "images" / "fake")) > 0
+
+
+def log_losses(path):
+    """total_iters -> the loss part of each loss_log line."""
+    out = {}
+    for line in open(path):
+        m = re.search(r"total_iters: (\d+),.*\) (.*)$", line)
+        if m:
+            out.setdefault(int(m.group(1)), []).append(m.group(2))
+    return out
+
+
+def test_sigkill_mid_epoch_then_resume_logs_identical_losses(demo_root, tmp_path):
+    common = ["--model", "unpaired_revgan", "--n_blocks", "2", "--max_dataset_size", "12", "--n_epochs", "2",
+              "--n_epochs_decay", "0", "--save_latest_freq", "3", "--pool_size", "4"]
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    ref = tiny_flags(demo_root, tmp_path, "ref", "unpaired_revgan", common)
+    subprocess.run([sys.executable, os.path.join(ROOT, "train.py")] + ref, env=env, check=True, capture_output=True)
+    killed = tiny_flags(demo_root, tmp_path, "killed", "unpaired_revgan", common)
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py")] + killed, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "ckpt" / "killed" / "loss_log.txt"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if log.exists() and max(log_losses(log) or [0]) >= 5:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = load_checkpoint(str(tmp_path / "ckpt" / "killed" / "latest.pth"))["counters"]
+    assert saved["epoch"] == 1 and 0 < saved["epoch_iter"] < 8, "the kill must land mid-epoch after a save"
+    subprocess.run([sys.executable, os.path.join(ROOT, "train.py")] + killed + ["--continue_train"], env=env,
+                   check=True, capture_output=True)
+    ref_losses, resumed = log_losses(tmp_path / "ckpt" / "ref" / "loss_log.txt"), log_losses(log)
+    after = [t for t in ref_losses if t > saved["total_iters"]]
+    assert after and max(after) == max(ref_losses) == 16  # 2 epochs of the 8 demo images
+    for t in after:
+        assert resumed[t][-1] == ref_losses[t][0], f"iteration {t} differs after resume"
