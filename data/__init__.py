@@ -79,5 +79,6 @@ class DataLoader:
 
 
 def create_dataset(opt):
-    loader = DataLoader(opt)
-    return loader
+    if not os.path.isdir(opt.dataroot):
+        raise UserError(f"--dataroot {opt.dataroot} does not exist (or is not a folder)")
+    return DataLoader(opt)

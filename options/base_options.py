@@ -21,13 +21,13 @@ NETD = ["basic", "n_layers", "pixel"]
 NORMS = ["instance", "batch", "none"]
 
 
-def translate_deprecated(argv, stream=sys.stderr):
+def translate_deprecated(argv, stream=None):
     """Maps 2018 flag names to current ones (``--niter 5`` and ``--niter=5``), with a one-line notice each."""
     out = []
     for arg in argv:
         name, eq, value = arg.partition("=")
         if name in DEPRECATED:
-            print(f"notice: {name} is deprecated; use {DEPRECATED[name]}", file=stream)
+            print(f"notice: {name} is deprecated; use {DEPRECATED[name]}", file=stream or sys.stderr)
             arg = DEPRECATED[name] + eq + value
         out.append(arg)
     return out

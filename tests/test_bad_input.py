@@ -1,0 +1,85 @@
+"""Every user mistake: a one-line error naming the file or flag, exit status 2, and saved checkpoints unchanged."""
+import os
+import shutil
+
+import pytest
+from PIL import Image
+
+import train as train_script
+from tests.conftest import folder_hashes, tiny_flags
+
+
+@pytest.fixture()
+def trained(demo_root, tmp_path):
+    """A run with a checkpoint, whose files must stay byte-identical through every failure."""
+    flags = tiny_flags(demo_root, tmp_path, "keep", "paired_revgan", ["--n_blocks", "2", "--n_epochs_decay", "0",
+                                                                     "--max_dataset_size", "1"])
+    train_script.main(flags)
+    return flags, folder_hashes(tmp_path / "ckpt")
+
+
+def fails(capsys, argv, match):
+    with pytest.raises(SystemExit) as e:
+        train_script.main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and match in err[-1], err
+    assert "Traceback" not in "\n".join(err)
+    return err[-1]
+
+
+def copy_root(demo_root, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(demo_root, root)
+    return root
+
+
+def test_bad_inputs_leave_checkpoints_intact(trained, demo_root, tmp_path, capsys):
+    flags, hashes = trained
+    run = dict(zip(flags[::2], flags[1::2]))
+
+    def argv(**overrides):
+        d = dict(run, **{"--" + k: v for k, v in overrides.items()})
+        return [x for kv in d.items() for x in kv]
+
+    fails(capsys, argv(dataroot=str(tmp_path / "missing")), "does not exist")
+    empty = tmp_path / "empty"
+    (empty / "trainA").mkdir(parents=True)
+    (empty / "trainB").mkdir()
+    fails(capsys, argv(dataroot=str(empty), dataset_mode="unaligned"), "has no images")
+
+    root = copy_root(demo_root, tmp_path)
+    Image.new("RGB", (40, 32)).save(root / "train" / "aaa_wrong_width.png")
+    fails(capsys, argv(dataroot=str(root)), "twice as wide")
+
+    root2 = copy_root(demo_root, tmp_path / "r2")
+    shutil.rmtree(root2 / "train")
+    os.remove(sorted((root2 / "trainB").iterdir())[0])
+    fails(capsys, argv(dataroot=str(root2)), "counts differ")
+
+    root3 = copy_root(demo_root, tmp_path / "r3")
+    good = sorted((root3 / "train").iterdir())[0]
+    data = good.read_bytes()
+    good.write_bytes(data[: len(data) // 3])
+    fails(capsys, argv(dataroot=str(root3)), "corrupt")
+
+    fails(capsys, argv(input_nc="1", output_nc="1"), "channel(s) but 1 are expected")
+    fails(capsys, argv(crop_size="48", load_size="32", preprocess="crop"), "--crop_size 48 is larger")
+    fails(capsys, argv(crop_size="30", load_size="30"), "multiple of 4")
+    fails(capsys, argv(model="nonexistent"), "invalid choice: 'nonexistent'")
+    fails(capsys, argv(netG="bogus"), "invalid choice: 'bogus'")
+    fails(capsys, argv(dataset_mode="nope"), "invalid choice: 'nope'")
+    fails(capsys, argv(name="never_trained") + ["--continue_train"], "no checkpoint")
+    fails(capsys, argv(ngf="8") + ["--continue_train"], "another architecture (ngf: checkpoint 4, flags 8)")
+    fails(capsys, argv(init_gain="1e30"), "became")
+    assert folder_hashes(tmp_path / "ckpt") == hashes
+
+
+def test_deprecated_flag_names_are_accepted(demo_root, tmp_path, capsys):
+    flags = tiny_flags(demo_root, tmp_path, "old", "paired_revgan", ["--n_blocks", "1", "--max_dataset_size", "1"])
+    old = [{"--n_epochs": "--niter", "--n_epochs_decay": "--niter_decay", "--crop_size": "--fineSize"}.get(f, f)
+           for f in flags]
+    train_script.main(old)
+    err = capsys.readouterr().err
+    assert "notice: --niter is deprecated; use --n_epochs" in err
+    assert (tmp_path / "ckpt" / "old" / "latest.pth").exists()
