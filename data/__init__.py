@@ -1,27 +1,20 @@
 """Dataset registry: ``--dataset_mode X`` loads ``data/X_dataset.py`` and its class ``XDataset`` (case-insensitive)."""
-import importlib
 import os
 
 import torch
 
 from util.errors import UserError
+from util.registry import available, find_class
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def available_datasets():
-    return sorted(f[: -len("_dataset.py")] for f in os.listdir(_HERE) if f.endswith("_dataset.py") and f != "base_dataset.py")
+    return available(_HERE, "dataset")
 
 
 def find_dataset_using_name(name):
-    if name not in available_datasets():
-        raise UserError(f"unknown --dataset_mode {name!r}; valid: {', '.join(available_datasets())}")
-    module = importlib.import_module(f"data.{name}_dataset")
-    target = name.replace("_", "") + "dataset"
-    for cls_name, cls in vars(module).items():
-        if cls_name.lower() == target and isinstance(cls, type):
-            return cls
-    raise UserError(f"data/{name}_dataset.py defines no class {target} (case-insensitive)")
+    return find_class("data", _HERE, name, "dataset", "--dataset_mode")
 
 
 def get_option_setter(name):
