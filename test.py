@@ -17,7 +17,7 @@ from models.base_model import ARCH_KEYS, SOFT_ARCH_KEYS
 from options.test_options import TestOptions
 from util import metrics
 from util.checkpoint import checkpoint_path, load_checkpoint
-from util.errors import UserError, user_facing
+from util.errors import user_facing
 from util.util import save_image, tensor2im, to01
 
 # For a model's visuals: which target each output is compared with, and the copy-the-input baseline for it.

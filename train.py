@@ -15,7 +15,7 @@ from tqdm import tqdm
 from data import create_dataset
 from models import create_model
 from options.train_options import TrainOptions
-from util.errors import UserError, user_facing
+from util.errors import user_facing
 from util.util import set_seed
 from util.visualizer import Visualizer
 

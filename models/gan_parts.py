@@ -25,7 +25,7 @@ def check_netG(opt, revgan):
         raise UserError(f"--model {opt.model} needs --netG revgan (got {opt.netG}); for {opt.netG} use "
                         f"--model pix2pix or cycle_gan")
     if not revgan and opt.netG == "revgan":
-        raise UserError(f"--netG revgan belongs to the RevGAN models: use --model paired_revgan or unpaired_revgan")
+        raise UserError("--netG revgan belongs to the RevGAN models: use --model paired_revgan or unpaired_revgan")
 
 
 def make_G(opt, input_nc, output_nc, dims):
@@ -52,6 +52,15 @@ class GANTraining:
         self.criterionL1 = torch.nn.L1Loss()
         for name in pool_names:
             self.pools[name] = ImagePool(self.opt.pool_size)
+
+    def set_paired_input(self, input, disc_name):
+        """Paired batch for generator G and a conditional discriminator seeing (A, B) channel pairs."""
+        self.real_A = input["A"].to(self.device)
+        self.real_B = input["B"].to(self.device)
+        self.image_paths = input["A_paths"]
+        self.check_input_size("G", self.real_A)
+        if self.is_train:
+            self.check_disc_size(disc_name, self.opt.input_nc + self.opt.output_nc, self.real_A.shape[2:])
 
     def backward_D_basic(self, netD, real, fake):
         loss = 0.5 * (self.criterionGAN(netD(real), True) + self.criterionGAN(netD(fake.detach()), False))

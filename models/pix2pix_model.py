@@ -31,12 +31,7 @@ class Pix2PixModel(GANTraining, BaseModel):
             self.optimizers = [self.optimizer_G, self.optimizer_D]
 
     def set_input(self, input):
-        self.real_A = input["A"].to(self.device)
-        self.real_B = input["B"].to(self.device)
-        self.image_paths = input["A_paths"]
-        self.check_input_size("G", self.real_A)
-        if self.is_train:
-            self.check_disc_size("D", self.opt.input_nc + self.opt.output_nc, self.real_A.shape[2:])
+        self.set_paired_input(input, "D")
 
     def forward(self):
         self.fake_B = self.netG(self.real_A)

@@ -127,8 +127,11 @@ class Chain:
         self.preserve_rng_state = preserve_rng_state
 
     def _step_params(self, block, step):
-        params = module_parameters(step.fn) + [p for p in block.merge_parameters() if p.requires_grad]
-        return params, [self.index[id(p)] for p in params]
+        """Parameters of one half step (its function's, then the coupling's own merge parameters), their indices
+        in the function's inputs, and whether merge has parameters of its own."""
+        merge_params = [p for p in block.merge_parameters() if p.requires_grad]
+        params = module_parameters(step.fn) + merge_params
+        return params, [self.index[id(p)] for p in params], bool(merge_params)
 
     def _block_fn(self, block, inverse):
         return block.inverse if inverse else block
@@ -163,7 +166,7 @@ class Chain:
         return _join(grads)
 
     def _backward_step(self, i, block, step, parts, grads, tape, param_grads):
-        params, idx = self._step_params(block, step)
+        params, idx, merge_has_params = self._step_params(block, step)
         src = parts[step.src].detach().requires_grad_(True)
         grad_out = grads[step.dst]
         # Running statistics are restored only after the local backward: BatchNorm's backward reads them.
@@ -172,7 +175,7 @@ class Chain:
                 h = tape.replay((i, step.name), step.fn, src)
             with torch.no_grad():  # rebuild the half this step wrote
                 written_input = block.apply_step(step, parts, h.detach(), not self.inverse)
-            shortcut = None if block.merge_parameters() else block.merge_vjp(written_input, h, grad_out, self.inverse)
+            shortcut = None if merge_has_params else block.merge_vjp(written_input, h, grad_out, self.inverse)
             if shortcut is not None:  # merge's gradient is known in closed form: back-propagate through fn only
                 grad_in, grad_h = shortcut
                 got = (grad_in,) + (torch.autograd.grad(h, [src] + params, grad_h, allow_unused=True)

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 import torch
 
-from models.reversible import AdditiveCoupling, ReversibleSequence, graph_saved_bytes
+from models.reversible import graph_saved_bytes
 
 from .helpers import sequence
 
