@@ -64,6 +64,18 @@ def median_time(fn, steps, device):
     return statistics.median(times)
 
 
+def interleaved_times(fns, rounds, device):
+    """Median seconds per call of each function in ``fns`` (name -> callable), timed round-robin in one process so
+    that machine noise (other load, clock changes) hits every method alike; each is called once untimed first."""
+    for fn in fns.values():
+        fn()
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            times[name].append(median_time(fn, 1, device))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def run_worker(script, args, timeout=1800):
     """Runs ``script --worker ARGS`` in a fresh process; returns its last stdout line parsed as JSON, or
     ``{"error": ...}`` when it failed."""

@@ -6,7 +6,7 @@
 Methods: plain autograd, torch.utils.checkpoint per block, this library (models.reversible), and the peers MemCNN
 and RevLib. Every (method, depth) runs in a fresh process: one warm-up step, then the peak memory of one training
 step above the level before it (parameters, gradients and optimizer state are allocated by then, so what is measured
-is activations and transients), then the median time of ``--steps`` steps. Writes its section of docs/benchmarks.md
+is activations and transients). Step times come from one process per depth that times every method round-robin. Writes its section of docs/benchmarks.md
 and docs/benchmark_reversible.png.
 """
 import argparse
@@ -63,10 +63,9 @@ def build(method, depth, channels):
     raise ValueError(method)
 
 
-def worker(args):
+def make_step(method, args, device):
     torch.manual_seed(0)
-    device = torch.device(args.device)
-    net = build(args.method, args.depth, args.channels).to(device)
+    net = build(method, args.depth, args.channels).to(device)
     stem = nn.Conv2d(args.channels, args.channels, 1).to(device)  # so the core's input is a non-leaf activation
     opt = torch.optim.SGD(list(net.parameters()) + list(stem.parameters()), lr=1e-4)
     x = torch.randn(args.batch, args.channels, args.size, args.size, device=device)
@@ -75,15 +74,23 @@ def worker(args):
         opt.zero_grad(set_to_none=False)
         net(stem(x)).square().mean().backward()
         opt.step()
+    return step, net
 
+
+def worker(args):
+    device = torch.device(args.device)
+    if args.method == "timing":  # every method of this depth in one process, timed round-robin
+        steps = {m: make_step(m, args, device)[0] for m in args.timed}
+        print(json.dumps(bu.interleaved_times(steps, args.steps, device)))
+        return
+    step, net = make_step(args.method, args, device)
     step()  # warm-up; allocates gradients
     meter = bu.PeakMemory(device)
     meter.start()
     step()
     peak = meter.peak()
-    seconds = bu.median_time(step, args.steps, device)
     params = sum(p.numel() * p.element_size() for p in net.parameters())
-    print(json.dumps({"peak": peak, "seconds": seconds, "param_bytes": params}))
+    print(json.dumps({"peak": peak, "param_bytes": params}))
 
 
 def plot(results, depths, block_bytes, path, title):
@@ -106,6 +113,21 @@ def plot(results, depths, block_bytes, path, title):
     fig.savefig(path, dpi=110)
 
 
+def time_summary(results, depths):
+    """The step-time ratios the issue's floors are about, read off this run."""
+    def ratios(method, ref):
+        out = []
+        for d in depths:
+            a, b = results.get(method, {}).get(d, {}), results.get(ref, {}).get(d, {})
+            if a.get("seconds") and b.get("seconds"):
+                out.append(a["seconds"] / b["seconds"])
+        return f"{min(out):.2f}–{max(out):.2f}" if out else "n/a"
+    return (f"Step time in this run: ours {ratios('revgan', 'plain')}× plain autograd and "
+            f"{ratios('revgan', 'checkpoint')}× torch.utils.checkpoint; torch.utils.checkpoint itself, which "
+            f"recomputes one forward per block and nothing else (the least any recomputing method can do), "
+            f"{ratios('checkpoint', 'plain')}× plain autograd.")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -114,41 +136,54 @@ def main():
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--channels", type=int, default=32)
     p.add_argument("--size", type=int, default=64)
-    p.add_argument("--steps", type=int, default=5, help="timed steps per configuration (median)")
+    p.add_argument("--steps", type=int, default=15,
+                   help="timed rounds per depth: each round times one step of every method, in turn (median)")
     p.add_argument("--no_docs", action="store_true", help="print the table only")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--method", help=argparse.SUPPRESS)
     p.add_argument("--depth", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--timed", nargs="*", default=[], help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         return worker(args)
 
     block_bytes = args.batch * args.channels * args.size * args.size * 4
     results = {m: {} for m in args.methods}
-    jobs = [(m, d) for d in args.depths for m in args.methods]
-    for method, depth in tqdm(jobs, desc="benchmark_reversible", unit="config"):
-        results[method][depth] = bu.run_worker(__file__, [
-            "--method", method, "--depth", depth, "--device", args.device, "--batch", args.batch,
-            "--channels", args.channels, "--size", args.size, "--steps", args.steps])
+    common = ["--device", args.device, "--batch", args.batch, "--channels", args.channels, "--size", args.size,
+              "--steps", args.steps]
+    jobs = [(m, d) for d in args.depths for m in args.methods] + [("timing", d) for d in args.depths]
+    for method, depth in tqdm(jobs, desc="benchmark_reversible", unit="run"):
+        if method != "timing":
+            results[method][depth] = bu.run_worker(__file__, ["--method", method, "--depth", depth] + common)
+            continue
+        ok = [m for m in args.methods if "peak" in results[m][depth]]
+        times = bu.run_worker(__file__, ["--method", "timing", "--depth", depth, "--timed"] + ok + common)
+        for m in ok:
+            results[m][depth]["seconds"] = times.get(m)
 
     rows, summary = [], []
     for method in args.methods:
         for depth in args.depths:
-            r, base = results[method][depth], results.get("plain", {}).get(depth, {})
+            r = results[method][depth]
             if "error" in r:
-                rows.append([LABELS[method], depth, "failed: " + r["error"].replace("|", "/"), "", ""])
+                rows.append([LABELS[method], depth, "failed: " + r["error"].replace("|", "/"), "", "", ""])
                 continue
-            ratio = f"{r['seconds'] / base['seconds']:.2f}" if "seconds" in base else "n/a"
-            rows.append([LABELS[method], depth, f"{r['peak'] / 2**20:.1f}", f"{r['peak'] / block_bytes:.2f}", ratio])
+
+            def ratio(ref):
+                base = results.get(ref, {}).get(depth, {})
+                return f"{r['seconds'] / base['seconds']:.2f}" if r.get("seconds") and base.get("seconds") else "n/a"
+            rows.append([LABELS[method], depth, f"{r['peak'] / 2**20:.1f}", f"{r['peak'] / block_bytes:.2f}",
+                         ratio("plain"), ratio("checkpoint")])
         ok = [d for d in args.depths if "peak" in results[method][d]]
         if len(ok) >= 2:
             s = bu.slope(ok, [results[method][d]["peak"] for d in ok]) / block_bytes
             summary.append([LABELS[method], f"{s:.3f}"])
     table = bu.markdown_table(["method", "depth", "peak step memory (MiB)", "in block outputs",
-                               "step time / plain autograd"], rows)
+                               "step time / plain autograd", "step time / checkpoint"], rows)
     growth = bu.markdown_table(["method", f"memory growth per extra block (block outputs, slope over depths "
                                           f"{args.depths[0]}–{args.depths[-1]})"], summary)
-    print(table + "\n\n" + growth)
+    floors = time_summary(results, args.depths)
+    print(table + "\n\n" + growth + "\n\n" + floors)
     if args.no_docs:
         return
     tag = "cpu" if args.device == "cpu" else "gpu"
@@ -166,11 +201,14 @@ core) {shape} = {block_bytes / 2**20:.1f} MiB. Peak step memory is measured in a
 training step after a warm-up step, above the level before the step: parameters, their gradients and optimizer
 state are allocated before it and not counted; the core's output, the loss and all backward transients are.
 {"CPU memory is the resident set (VmHWM after resetting it)." if tag == "cpu" else "GPU memory is torch.cuda.max_memory_allocated."}
-Step time is the median of {args.steps} steps, as a ratio to plain autograd at the same depth, in the same run.
+Step time: for each depth, one process builds every method and times one training step of each in turn, {args.steps}
+rounds; the median per method, as a ratio to plain autograd at the same depth (so load on the machine hits all alike).
 
 {table}
 
 {growth}
+
+{floors}
 
 ![peak memory against depth](./{png})
 """

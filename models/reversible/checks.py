@@ -57,7 +57,7 @@ def is_invertible(module, input_shape, rtol=None, dtype=None, device=None, seed=
 # ----------------------------------------------------------------------------------------------------------------
 def _tensors_in(obj, seen, depth=0):
     """Tensors reachable from an autograd context attribute (lists, dicts, plain objects; not modules)."""
-    if depth > 6 or id(obj) in seen:
+    if depth > 12 or id(obj) in seen:
         return
     seen.add(id(obj))
     if torch.is_tensor(obj):

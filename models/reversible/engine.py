@@ -1,15 +1,17 @@
 """The memory-saving autograd engine.
 
-``ReversibleFunction`` runs a chain of invertible blocks without building a graph, keeps only the chain's output,
-and in backward walks the chain in reverse: per half step of a coupling it evaluates ``fn`` once, with a graph, on the
-half that passes through unchanged, rebuilds the half that was written (``unmerge``), re-applies ``merge`` on a leaf
-copy of it and back-propagates that small local graph. So backward costs one extra evaluation of F and G per block
-(RevLib's one-pass scheme, not MemCNN's inverse-then-forward), and nothing per block stays alive between forward
-and backward.
+A call of a sequence becomes one autograd node per block (``_BlockFunction``), each run without an inner graph.
+Only the chain's output is kept. In backward each block rebuilds its input from its output: per half step of a
+coupling it evaluates ``fn`` once, with a graph, on the half that passes through unchanged, rebuilds the half that
+was written (``unmerge``), and back-propagates merge (in closed form for additive couplings) and ``fn``. So backward
+costs one extra evaluation of F and G per block (RevLib's one-pass scheme, not MemCNN's inverse-then-forward); the
+rebuilt input is handed to the previous block's node (the "baton"), and each block's parameter gradients go to
+autograd as soon as that block is done, so nothing grows with depth.
 
-Parameters are explicit inputs of the function and their gradients are its return values; running statistics are
+Parameters are explicit inputs of each node and their gradients are its return values; running statistics are
 restored after each recomputation; randomness (dropout) is replayed from the RNG state recorded in forward; the
-forward's autocast state is re-entered for the recomputation.
+forward's autocast state is re-entered for the recomputation. ``ReversibleFunction`` is the keep-input variant
+(``ReversibleBlock(keep_input=True)``): it keeps the input and recomputes from it, like checkpointing.
 """
 import contextlib
 
@@ -116,57 +118,77 @@ def _join(parts):
     return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
 
+def _trainable(module):
+    """Distinct trainable parameters of ``module``, in order."""
+    seen, params = set(), []
+    for p in module.parameters():
+        if p.requires_grad and id(p) not in seen:
+            seen.add(id(p))
+            params.append(p)
+    return params
+
+
 class Chain:
     """The blocks of one call, in the order they are applied, with the direction and parameter bookkeeping."""
 
-    def __init__(self, blocks, inverse, params, preserve_rng_state):
+    def __init__(self, blocks, inverse, preserve_rng_state):
         self.blocks = list(reversed(blocks)) if inverse else list(blocks)
         self.inverse = inverse
-        self.params = params
-        self.index = {id(p): i for i, p in enumerate(params)}
         self.preserve_rng_state = preserve_rng_state
+        self.block_params = [_trainable(b) for b in self.blocks]
+        self.block_index = [{id(p): j for j, p in enumerate(ps)} for ps in self.block_params]
+        seen, self.params = set(), []
+        for ps in self.block_params:
+            for p in ps:
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    self.params.append(p)
 
-    def _step_params(self, block, step):
+    def _step_params(self, i, block, step):
         """Parameters of one half step (its function's, then the coupling's own merge parameters), their indices
-        in the function's inputs, and whether merge has parameters of its own."""
+        among block ``i``'s parameters, and whether merge has parameters of its own."""
         merge_params = [p for p in block.merge_parameters() if p.requires_grad]
         params = module_parameters(step.fn) + merge_params
-        return params, [self.index[id(p)] for p in params], bool(merge_params)
+        return params, [self.block_index[i][id(p)] for p in params], bool(merge_params)
 
     def _block_fn(self, block, inverse):
         return block.inverse if inverse else block
 
     # forward, no graph ------------------------------------------------------------------------------------------
+    def run_block(self, i, parts, tape):
+        """Applies block ``i`` to ``parts`` (the input as a list of channel groups); returns the output's parts."""
+        block = self.blocks[i]
+        if isinstance(block, Coupling):
+            parts = _regroup(parts, block.split_sizes(_probe(parts)))
+            for step in block.half_steps(self.inverse):
+                h = tape.record((i, step.name), step.fn, parts[step.src])
+                parts[step.dst] = block.apply_step(step, parts, h, self.inverse)
+            return parts
+        return [tape.record((i, None), self._block_fn(block, self.inverse), _join(parts))]
+
     def run(self, x, tape):
         parts = [x]
-        for i, block in enumerate(self.blocks):
-            if isinstance(block, Coupling):
-                parts = _regroup(parts, block.split_sizes(_probe(parts)))
-                for step in block.half_steps(self.inverse):
-                    h = tape.record((i, step.name), step.fn, parts[step.src])
-                    parts[step.dst] = block.apply_step(step, parts, h, self.inverse)
-            else:
-                parts = [tape.record((i, None), self._block_fn(block, self.inverse), _join(parts))]
+        for i in range(len(self.blocks)):
+            parts = self.run_block(i, parts, tape)
         return _join(parts)
 
     # backward by reconstruction -----------------------------------------------------------------------------------
-    def backward(self, y, grad_y, tape, param_grads):
-        """Walks the chain backwards from output ``y``; returns the gradient of the chain's input."""
-        parts, grads = [y], [grad_y]
-        del y  # the halves replace it block by block; let its memory go once both are rebuilt
-        for i in reversed(range(len(self.blocks))):
-            block = self.blocks[i]
-            if isinstance(block, Coupling):
-                sizes = block.split_sizes(_probe(parts))
-                parts, grads = _regroup(parts, sizes), _regroup(grads, sizes)
-                for step in reversed(block.half_steps(self.inverse)):
-                    self._backward_step(i, block, step, parts, grads, tape, param_grads)
-            else:
-                parts, grads = self._backward_generic(i, block, _join(parts), _join(grads), tape, param_grads)
-        return _join(grads)
+    def backward_block(self, i, parts, grads, tape):
+        """Back-propagates block ``i`` from its output ``parts`` and their ``grads`` (lists, consumed); returns the
+        rebuilt input's parts, their gradients, and the gradients of ``block_params[i]``."""
+        block = self.blocks[i]
+        param_grads = [None] * len(self.block_params[i])
+        if isinstance(block, Coupling):
+            sizes = block.split_sizes(_probe(parts))
+            parts, grads = _regroup(parts, sizes), _regroup(grads, sizes)
+            for step in reversed(block.half_steps(self.inverse)):
+                self._backward_step(i, block, step, parts, grads, tape, param_grads)
+            return parts, grads, param_grads
+        parts, grads = self._backward_generic(i, block, _join(parts), _join(grads), tape, param_grads)
+        return parts, grads, param_grads
 
     def _backward_step(self, i, block, step, parts, grads, tape, param_grads):
-        params, idx, merge_has_params = self._step_params(block, step)
+        params, idx, merge_has_params = self._step_params(i, block, step)
         src = parts[step.src].detach().requires_grad_(True)
         grad_out = grads[step.dst]
         # Running statistics are restored only after the local backward: BatchNorm's backward reads them.
@@ -194,7 +216,7 @@ class Chain:
 
     def _backward_generic(self, i, block, y, grad_y, tape, param_grads):
         # A generic invertible module: rebuild its input with the opposite map, then recompute with a graph.
-        params = module_parameters(block)
+        params = self.block_params[i]
         with frozen_buffers(block):
             with torch.no_grad():
                 x = self._block_fn(block, not self.inverse)(y)
@@ -202,7 +224,7 @@ class Chain:
             with torch.enable_grad():
                 out = tape.replay((i, None), self._block_fn(block, self.inverse), leaf)
             got = torch.autograd.grad(out, [leaf] + params, grad_y, allow_unused=True)
-        _accumulate(param_grads, [self.index[id(p)] for p in params], got[1:])
+        _accumulate(param_grads, range(len(params)), got[1:])
         grad_x = got[0] if got[0] is not None else torch.zeros_like(x)
         return [x], [grad_x]
 
@@ -269,28 +291,89 @@ def _graph_is_retained():
     return _get_current_graph_task_keep_graph()
 
 
-class ReversibleFunction(torch.autograd.Function):
-    """``apply(x, chain, keep_input, *params)``: runs ``chain`` on ``x`` with memory-saving backprop.
+_SECOND_BACKWARD = (
+    "Trying to backward through the graph a second time (or directly access saved tensors after they have already "
+    "been freed). Specify retain_graph=True if you need to backward through the graph a second time.")
 
-    The output is kept on the context as a detached alias (no reference cycle) rather than through
-    ``save_for_backward``, so that backward can let go of it as soon as the last block has been rebuilt instead of
-    holding it to the end: one block-output less at the peak. Its version counter is checked, as
-    ``save_for_backward`` would, and without ``retain_graph`` a second backward raises autograd's usual error.
+
+class _Call:
+    """What the per-block functions of one call share: the chain, the RNG tape, the forward's autocast state, and
+    the baton: block ``i + 1``'s backward hands block ``i`` its rebuilt output here, so nothing per block is kept
+    between forward and backward."""
+
+    def __init__(self, chain, tape):
+        self.chain, self.tape = chain, tape
+        self.autocast = autocast_state()
+        self.baton = {}
+
+
+def run_chain(x, chain):
+    """Runs ``chain`` on ``x`` with memory-saving backprop: one autograd node per block, so each block's parameter
+    gradients are handed to autograd (and its buffers freed) as soon as that block is done."""
+    call = _Call(chain, RNGTape(x.device, enabled=chain.preserve_rng_state))
+    parts = [x]
+    for i in range(len(chain.blocks)):
+        parts = list(_BlockFunction.apply(call, i, len(parts), *parts, *chain.block_params[i]))
+    return parts[0]
+
+
+class _BlockFunction(torch.autograd.Function):
+    """``apply(call, i, n_parts, *parts, *params)``: block ``i`` of ``call.chain`` on ``parts``, no graph inside.
+
+    Only the last block keeps anything: the chain's output, as a detached alias on the context (no reference cycle)
+    rather than through ``save_for_backward``, so that backward can let go of it as soon as the last block has been
+    rebuilt. Its version counter is checked as ``save_for_backward`` would, and without ``retain_graph`` a second
+    backward raises autograd's usual error.
     """
 
     @staticmethod
-    def forward(ctx, x, chain, keep_input, *params):
+    def forward(ctx, call, i, n_parts, *args):
+        parts, chain = list(args[:n_parts]), call.chain
+        with torch.no_grad():
+            out = chain.run_block(i, list(parts), call.tape)
+            last = i == len(chain.blocks) - 1
+            if last:
+                out = [_join(out)]
+        inputs = {p.untyped_storage().data_ptr() for p in parts}
+        out = [o.clone() if o.untyped_storage().data_ptr() in inputs else o for o in out]  # never hand back a view
+        ctx.call, ctx.i, ctx.in_sizes = call, i, [p.shape[1] if p.dim() > 1 else None for p in parts]
+        if last:
+            ctx.output, ctx.output_version = out[0].detach(), out[0]._version
+        return tuple(out)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, *grad_out):
+        call, i = ctx.call, ctx.i
+        parts = [_take_output(ctx)] if hasattr(ctx, "output_version") else call.baton.pop(i, None)
+        if parts is None:
+            raise RuntimeError(_SECOND_BACKWARD)
+        with autocast_context(call.autocast):
+            parts, grads, param_grads = call.chain.backward_block(i, parts, list(grad_out), call.tape)
+        if len(ctx.in_sizes) > 1:
+            parts, grads = _regroup(parts, ctx.in_sizes), _regroup(grads, ctx.in_sizes)
+        else:
+            parts, grads = [_join(parts)], [_join(grads)]
+        if i > 0:
+            call.baton[i - 1] = parts
+        del parts
+        return (None, None, None, *grads, *param_grads)
+
+
+class ReversibleFunction(torch.autograd.Function):
+    """``apply(x, chain, *params)``: runs ``chain`` on ``x``, keeping ``x`` and recomputing from it in backward
+    (``ReversibleBlock(keep_input=True)``); parameters are inputs and their gradients are returned."""
+
+    @staticmethod
+    def forward(ctx, x, chain, *params):
         tape = RNGTape(x.device, enabled=chain.preserve_rng_state)
         with torch.no_grad():
             y = chain.run(x, tape)
         if y.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
-            y = y.clone()  # never hand back (or keep) a view of the caller's tensor
-        ctx.chain, ctx.tape, ctx.keep_input = chain, tape, keep_input
+            y = y.clone()  # never hand back a view of the caller's tensor
+        ctx.chain, ctx.tape = chain, tape
         ctx.autocast = autocast_state()
-        if keep_input:
-            ctx.save_for_backward(x)
-        else:
-            ctx.output, ctx.output_version = y.detach(), y._version
+        ctx.save_for_backward(x)
         return y
 
     @staticmethod
@@ -299,18 +382,13 @@ class ReversibleFunction(torch.autograd.Function):
         chain = ctx.chain
         param_grads = [None] * len(chain.params)
         with autocast_context(ctx.autocast):
-            if ctx.keep_input:
-                grad_x = chain.backward_from_input(ctx.saved_tensors[0], grad_y, ctx.tape, param_grads)
-            else:
-                grad_x = chain.backward(_take_output(ctx), grad_y, ctx.tape, param_grads)
-        return (grad_x, None, None, *param_grads)
+            grad_x = chain.backward_from_input(ctx.saved_tensors[0], grad_y, ctx.tape, param_grads)
+        return (grad_x, None, *param_grads)
 
 
 def _take_output(ctx):
     if not hasattr(ctx, "output"):
-        raise RuntimeError(
-            "Trying to backward through the graph a second time (or directly access saved tensors after they have "
-            "already been freed). Specify retain_graph=True if you need to backward through the graph a second time.")
+        raise RuntimeError(_SECOND_BACKWARD)
     if ctx.output._version != ctx.output_version:
         raise RuntimeError(
             "the output of a reversible sequence was modified in place after the forward, so its input cannot be "

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from .couplings import Coupling, ReversibleError
-from .engine import Chain, ReversibleFunction
+from .engine import Chain, ReversibleFunction, run_chain
 
 
 def _check_block(i, block):
@@ -47,8 +47,10 @@ class _Reversible(nn.Module):
             for block in (reversed(self.blocks) if inverse else self.blocks):
                 x = block.inverse(x) if inverse else block(x)
             return x
-        chain = Chain(self.blocks, inverse, params, self.preserve_rng_state)
-        return ReversibleFunction.apply(x, chain, keep_input, *params)
+        chain = Chain(self.blocks, inverse, self.preserve_rng_state)
+        if keep_input:
+            return ReversibleFunction.apply(x, chain, *chain.params)
+        return run_chain(x, chain)
 
 
 class ReversibleSequence(_Reversible):
