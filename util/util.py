@@ -21,7 +21,7 @@ def tensor2im(tensor, bits=8):
 def save_image(image_numpy, path, aspect_ratio=1.0):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if image_numpy.dtype == np.uint16:
-        img = Image.fromarray(image_numpy.astype(np.uint16), mode="I;16") if image_numpy.ndim == 2 else \
+        img = Image.fromarray(np.ascontiguousarray(image_numpy, dtype=np.uint16)) if image_numpy.ndim == 2 else \
             Image.fromarray((image_numpy >> 8).astype(np.uint8))
     else:
         img = Image.fromarray(image_numpy)

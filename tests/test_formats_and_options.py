@@ -1,0 +1,144 @@
+"""Image formats (16-bit, TIFF, JPEG), preprocess modes, LR policies, GAN losses and discriminators, end to end."""
+import math
+import os
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import test as test_script
+import train as train_script
+from tests.conftest import tiny_flags
+from util.checkpoint import load_checkpoint
+
+
+def _gray16(seed, size=32):
+    """A real photo (skimage's camera) crop spread over the full 16-bit range, plus fine detail below 8 bits."""
+    import skimage.data
+    rng = np.random.default_rng(seed)
+    cam = skimage.data.camera().astype(np.uint32)
+    y, x = rng.integers(0, cam.shape[0] - size, 2)
+    return (cam[y:y + size, x:x + size] * 257 + rng.integers(0, 257, (size, size))).astype(np.uint16)
+
+
+@pytest.fixture(scope="module")
+def gray16_root(tmp_path_factory):
+    """Unpaired 1-channel dataset: 16-bit PNG and TIFF in A and testB, 8-bit JPEG in trainB."""
+    root = tmp_path_factory.mktemp("gray16")
+    for phase, n in (("train", 3), ("test", 2)):
+        os.makedirs(root / (phase + "A"))
+        os.makedirs(root / (phase + "B"))
+        for i in range(n):
+            img = Image.fromarray(_gray16(10 * i + len(phase)))
+            img.save(root / (phase + "A") / (f"a{i}.png" if i % 2 == 0 else f"a{i}.tif"))
+            if phase == "train":
+                Image.fromarray((_gray16(99 + i) >> 8).astype(np.uint8)).save(root / "trainB" / f"b{i}.jpg",
+                                                                              quality=95)
+            else:
+                Image.fromarray(_gray16(99 + i)).save(root / "testB" / f"b{i}.tif")
+    return str(root)
+
+
+def test_16bit_tiff_jpeg_in_and_16bit_out(gray16_root, tmp_path):
+    flags = tiny_flags(gray16_root, tmp_path, "g16", "unpaired_revgan",
+                       ["--input_nc", "1", "--output_nc", "1", "--n_blocks", "2", "--preprocess", "none",
+                        "--n_epochs_decay", "0"])
+    train_script.main(flags)
+    out = tmp_path / "res"
+    test_script.main(["--dataroot", gray16_root, "--name", "g16", "--model", "unpaired_revgan", "--checkpoints_dir",
+                      str(tmp_path / "ckpt"), "--results_dir", str(out), "--gpu_ids", "-1", "--preprocess", "none"])
+    images = out / "g16" / "test_latest" / "images"
+    for name in ("a0", "a1"):  # a0 was a 16-bit PNG, a1 a 16-bit TIFF
+        src = np.asarray(Image.open(os.path.join(gray16_root, "testA", name + (".png" if name == "a0" else ".tif"))))
+        real = Image.open(images / "real_A" / (name + ".png"))
+        fake = Image.open(images / "fake_B" / (name + ".png"))
+        assert real.mode.startswith("I;16") and fake.mode.startswith("I;16"), (real.mode, fake.mode)
+        # full precision in and out: the written input equals the source, to the last 16-bit step
+        assert np.array_equal(np.asarray(real).astype(np.int64), src.astype(np.int64))
+        assert len(np.unique(np.asarray(fake))) > 256  # not 8-bit data in a 16-bit file
+    for label in ("real_B", "fake_A"):  # outputs take the bit depth of their domain's images
+        assert Image.open(images / label / "a0.png").mode.startswith("I;16")  # named after the A image
+
+
+@pytest.mark.parametrize("preprocess,expected", [("resize_and_crop", (24, 24)), ("crop", (24, 24)),
+                                                 ("scale_width", (32, 48)), ("scale_width_and_crop", (24, 24)),
+                                                 ("none", (40, 60))])
+def test_preprocess_modes(tmp_path, preprocess, expected):
+    from data import create_dataset
+    from options.train_options import TrainOptions
+    for sub in ("trainA", "trainB"):
+        os.makedirs(tmp_path / sub)
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(
+            tmp_path / sub / "x.png")
+    opt = TrainOptions().parse(["--dataroot", str(tmp_path), "--model", "cycle_gan", "--gpu_ids", "-1",
+                                "--num_threads", "0", "--preprocess", preprocess, "--load_size", "48",
+                                "--crop_size", "24"])
+    item = next(iter(create_dataset(opt)))
+    assert tuple(item["A"].shape[2:]) == expected
+
+
+def _epoch_losses(text):
+    return [float(v) for v in re.findall(r"mean generator loss ([-\d.e+]+)", text)]
+
+
+@pytest.mark.parametrize("policy", ["linear", "step", "plateau", "cosine"])
+def test_lr_policies(demo_root, tmp_path, capsys, policy):
+    lr = 1e-3
+    flags = tiny_flags(demo_root, tmp_path, policy, "cycle_gan",
+                       ["--netG", "resnet_6blocks", "--lr", str(lr), "--lr_policy", policy, "--n_epochs", "2",
+                        "--n_epochs_decay", "2", "--lr_decay_iters", "2", "--max_dataset_size", "1"])
+    train_script.main(flags)
+    out = capsys.readouterr().out
+    rates = [float(v) for v in re.findall(r"learning rate ([-\d.e+]+)", out)]
+    expected = {"linear": [lr, lr * 2 / 3, lr / 3, 0.0], "step": [lr, lr / 10, lr / 10, lr / 100],
+                "cosine": [lr * (1 + math.cos(math.pi * k / 4)) / 2 for k in range(1, 5)],
+                "plateau": [lr] * 4}[policy]  # after each of the 4 epochs
+    assert rates == pytest.approx(expected, abs=1e-7)
+    state = load_checkpoint(str(tmp_path / "ckpt" / policy / "latest.pth"))
+    assert state["optimizers"][0]["param_groups"][0]["lr"] == pytest.approx(expected[-1], abs=1e-12)
+    if policy == "plateau":  # stepped on the epoch's real mean loss, not a constant
+        losses = _epoch_losses(out)
+        assert len(losses) == 4 and len(set(losses)) > 1
+        best = losses[0]
+        for value in losses[1:]:  # ReduceLROnPlateau, mode min, relative threshold 0.01
+            best = value if value < best * (1 - 0.01) else best
+        assert state["schedulers"][0]["best"] == pytest.approx(best, abs=1e-4)
+
+
+@pytest.mark.parametrize("model,gan_mode,netD", [("pix2pix", "wgangp", "pixel"), ("cycle_gan", "vanilla", "n_layers"),
+                                                 ("paired_revgan", "wgangp", "basic"),
+                                                 ("unpaired_revgan", "vanilla", "pixel")])
+def test_gan_losses_and_discriminators(demo_root, tmp_path, model, gan_mode, netD):
+    extra = ["--gan_mode", gan_mode, "--netD", netD, "--n_layers_D", "2", "--n_epochs_decay", "0"]
+    extra += ["--netG", "unet_128", "--load_size", "128", "--crop_size", "128", "--max_dataset_size", "1"] \
+        if model == "pix2pix" else ["--n_blocks", "2"] if "revgan" in model else ["--netG", "resnet_6blocks"]
+    train_script.main(tiny_flags(demo_root, tmp_path, model, model, extra))
+    lines = open(tmp_path / "ckpt" / model / "loss_log.txt").read().splitlines()
+    values = [float(v) for line in lines for v in re.findall(r"\bD_\w+: ([-\d.e+]+)", line)]
+    assert values and all(np.isfinite(values))
+
+
+def test_gradient_penalty_is_real():
+    """For D(x) = <w, x> the input gradient is w everywhere: the penalty is lambda * (||w|| - 1)^2."""
+    from models.networks import gradient_penalty
+    w = torch.randn(1, 3, 4, 4, dtype=torch.float64)
+
+    def netD(x):
+        return (x * w).flatten(1).sum(1)
+    real, fake = torch.randn(2, 3, 4, 4, dtype=torch.float64), torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    gp = gradient_penalty(netD, real, fake, lambda_gp=10.0)
+    assert float(gp) == pytest.approx(10.0 * (float(w.norm()) - 1) ** 2, rel=1e-12)
+
+
+def test_no_gpu_says_so_once_and_runs_on_cpu(demo_root, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: this checks the message of a machine without one")
+    flags = tiny_flags(demo_root, tmp_path, "nogpu", "cycle_gan", ["--netG", "resnet_6blocks",
+                                                                   "--n_epochs_decay", "0"])
+    flags[flags.index("--gpu_ids") + 1] = "0"
+    train_script.main(flags)
+    err = capsys.readouterr().err
+    assert err.count("no GPU found") == 1
+    assert (tmp_path / "ckpt" / "nogpu" / "latest.pth").exists()
