@@ -17,6 +17,7 @@ from models.base_model import ARCH_KEYS, SOFT_ARCH_KEYS
 from options.test_options import TestOptions
 from util import metrics
 from util.checkpoint import checkpoint_path, load_checkpoint
+from train import ensure_dataroot
 from util.errors import user_facing
 from util.util import save_image, tensor2im, to01
 
@@ -40,22 +41,8 @@ def apply_checkpoint_architecture(opt):
         opt.model = arch["model"]
 
 
-@user_facing
-def main(argv=None):
-    options = TestOptions()
-    opt = options.parse(argv)
-    if opt.dataroot is None:
-        from datasets.make_demo_dataset import ensure_demo_dataset
-        opt.dataroot = ensure_demo_dataset()
-    opt.num_threads, opt.batch_size, opt.serial_batches, opt.no_flip = 0, 1, True, True
-    apply_checkpoint_architecture(opt)
-    dataset = create_dataset(opt)
-    model = create_model(opt)
-    model.setup(opt)
-    if opt.eval:
-        model.eval()
-    out_dir = os.path.join(opt.results_dir, opt.name, f"{opt.phase}_{opt.epoch}")
-    options.save_options(opt, out_dir, "test_opt.txt")
+def test_images(opt, model, dataset, out_dir):
+    """The 2D loop: every test item's visuals as images, and metrics where targets exist."""
     rows, items = [], []
     total = min(len(dataset), opt.num_test)
     for i, data in enumerate(tqdm(dataset, total=total, desc="test", file=sys.stdout)):
@@ -87,6 +74,27 @@ def main(argv=None):
                     row[f"baseline_{k}_{out}"] = v
         if len(row) > 1:
             rows.append(row)
+    return items, rows
+
+
+@user_facing
+def main(argv=None):
+    options = TestOptions()
+    opt = options.parse(argv)
+    ensure_dataroot(opt)
+    opt.num_threads, opt.batch_size, opt.serial_batches, opt.no_flip = 0, 1, True, True
+    apply_checkpoint_architecture(opt)
+    model = create_model(opt)
+    model.setup(opt)
+    if opt.eval:
+        model.eval()
+    out_dir = os.path.join(opt.results_dir, opt.name, f"{opt.phase}_{opt.epoch}")
+    options.save_options(opt, out_dir, "test_opt.txt")
+    if model.dims == 3:
+        from util import volume_test
+        items, rows = volume_test.run(opt, model, out_dir)
+    else:
+        items, rows = test_images(opt, model, create_dataset(opt), out_dir)
     mean = metrics.write(rows, out_dir) if rows else {}
     from util.html import write_results_page
     page = write_results_page(out_dir, opt, items, rows, mean)

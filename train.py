@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from data import create_dataset
 from models import create_model
+from models.volume_parts import share_intensity
 from options.train_options import TrainOptions
 from util.errors import user_facing
 from util.util import set_seed
@@ -26,9 +27,13 @@ def crossed(total, step, freq):
 
 
 def ensure_dataroot(opt):
+    """No --dataroot: the demo dataset (built on first use), the 3D one for 3D models."""
     if opt.dataroot is None:
-        from datasets.make_demo_dataset import ensure_demo_dataset
-        opt.dataroot = ensure_demo_dataset()
+        if getattr(opt, "dataset_mode", None) == "volume":
+            from datasets.make_demo_volumes import ensure_demo_volumes as ensure
+        else:
+            from datasets.make_demo_dataset import ensure_demo_dataset as ensure
+        opt.dataroot = ensure()
         print(f"no --dataroot given: using the demo dataset at {opt.dataroot}")
 
 
@@ -42,6 +47,7 @@ def main(argv=None):
     print(f"the number of training images = {len(dataset)}")
     model = create_model(opt)
     model.setup(opt)
+    share_intensity(dataset, model)
     options.save_options(opt, model.save_dir, "train_opt.txt")
     visualizer = Visualizer(opt)
     counters = model.counters

@@ -1,7 +1,7 @@
 """Builds the small real demo dataset from photographs that ship inside scikit-image (no download).
 
-Domain B is the photo; domain A is the same photo after a fixed "faded film" degradation (channel mixing, gamma,
-lowered contrast, a slight blur). Paired models learn to restore A to B, and their PSNR is compared with the
+Domain B is the photo; domain A is the same photo after a fixed "bad exposure" degradation: a colour cast (channel
+mixing), underexposure (gamma 1.6, gain 0.8) and sensor noise (Gaussian, sigma 0.03). Paired models learn to restore A to B, and their PSNR is compared with the
 copy-the-input baseline. Layout (both the pix2pix and the CycleGAN conventions, so every dataset mode works):
 
     datasets/demo/train/  test/        A|B side by side (aligned)
@@ -21,14 +21,12 @@ TEST_PHOTOS = ["cat"]
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo")
 
 
-def degrade(rgb):
-    """The fixed A-domain transform: a colour cast, gamma, lower contrast and a 3x3 blur."""
+def degrade(rgb, rng):
+    """The A-domain transform: a colour cast, underexposure and sensor noise."""
     x = rgb.astype(np.float64) / 255.0
     mix = np.array([[0.80, 0.25, 0.05], [0.10, 0.75, 0.15], [0.05, 0.20, 0.60]])
-    x = np.clip(x @ mix.T, 0, 1) ** 1.3
-    x = 0.15 + 0.7 * x
-    pad = np.pad(x, ((1, 1), (1, 1), (0, 0)), mode="edge")
-    x = sum(pad[i:i + x.shape[0], j:j + x.shape[1]] for i in range(3) for j in range(3)) / 9.0
+    x = 0.8 * np.clip(x @ mix.T, 0, 1) ** 1.6
+    x = x + rng.normal(0, 0.03, x.shape)
     return (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
@@ -54,7 +52,7 @@ def build(out=DEFAULT_OUT, size=64, per_photo=6, seed=0):
         for name in names:
             photo = getattr(skimage.data, name)()[..., :3]
             for k, b in enumerate(crops(photo, size, count if phase == "train" or name in TEST_PHOTOS else 1, rng)):
-                a = degrade(b)
+                a = degrade(b, rng)
                 stem = f"{name}_{k}.png"
                 Image.fromarray(np.concatenate([a, b], axis=1)).save(os.path.join(out, phase, stem))
                 Image.fromarray(a).save(os.path.join(out, phase + "A", stem))

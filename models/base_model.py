@@ -43,7 +43,9 @@ class BaseModel:
         return getattr(self, "net" + name)
 
     def architecture(self):
-        return {k: getattr(self.opt, k, None) for k in ARCH_KEYS + SOFT_ARCH_KEYS}
+        arch = {k: getattr(self.opt, k, None) for k in ARCH_KEYS + SOFT_ARCH_KEYS}
+        arch["dims"] = self.dims
+        return arch
 
     def check_input_size(self, name, x):
         """Dry-runs network ``name`` on the meta device for a new input shape: an unusable size becomes a clear
@@ -56,8 +58,8 @@ class BaseModel:
         spatial = tuple(x.shape[2:])
         if any(s % multiple for s in spatial):
             raise UserError(f"input size {'x'.join(map(str, spatial))} cannot go through --netG {self.opt.netG}: "
-                            f"each side must be a multiple of {multiple} (adjust --crop_size/--load_size or "
-                            f"--preprocess)")
+                            f"each side must be a multiple of {multiple} (adjust "
+                            f"{'--patch_size' if self.dims == 3 else '--crop_size/--load_size or --preprocess'})")
         self._checked_shapes.add(key)
 
     def check_disc_size(self, name, channels, spatial):
@@ -69,11 +71,13 @@ class BaseModel:
                 probe = copy.deepcopy(self.net(name)).to("meta")
                 out = probe(torch.empty((1, channels) + tuple(spatial), device="meta"))
             ok = all(s > 0 for s in out.shape[2:])
-        except RuntimeError:
+        except (RuntimeError, ValueError):  # ValueError: a norm layer left with a single element
             ok = False
         if not ok:
-            raise UserError(f"images of {'x'.join(map(str, spatial))} are too small for --netD {self.opt.netD}: "
-                            f"use a larger --crop_size or --netD pixel")
+            raise UserError(f"{'patches' if self.dims == 3 else 'images'} of {'x'.join(map(str, spatial))} are too "
+                            f"small for --netD {self.opt.netD}: use a larger "
+                            f"{'--patch_size' if self.dims == 3 else '--crop_size'}, a smaller --n_layers_D with "
+                            f"--netD n_layers, or --netD pixel")
         self._checked_shapes.add(key)
 
     def check_losses_finite(self, names):
@@ -192,7 +196,8 @@ class BaseModel:
             except RuntimeError as e:
                 raise UserError(f"checkpoint {path} does not fit network {name}: {str(e).splitlines()[0][:200]}") \
                     from None
-        self.load_extra_state(state.get("extra", {}))
+        self.loaded_extra = state.get("extra", {})
+        self.load_extra_state(self.loaded_extra)
         if self.is_train:
             for o, s in zip(self.optimizers, state["optimizers"]):
                 o.load_state_dict(s)

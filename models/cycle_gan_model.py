@@ -72,6 +72,9 @@ class CycleLosses:
 
 
 class CycleGANModel(CycleLosses, GANTraining, BaseModel):
+    def translators(self):
+        return {"fake_B": ("A", "B", self.netG_A), "fake_A": ("B", "A", self.netG_B)}
+
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
         add_generator_options(parser, revgan=False)

@@ -32,6 +32,11 @@ class PairedRevGANModel(GANTraining, BaseModel):
             self.optimizer_D = adam(opt, self.netD_A, self.netD_B)
             self.optimizers = [self.optimizer_G, self.optimizer_D]
 
+    def translators(self):
+        """label -> (source domain, target domain, function) for whole-volume inference."""
+        return {"fake_B": ("A", "B", lambda x: self.netG(x, "AtoB")),
+                "fake_A": ("B", "A", lambda x: self.netG(x, "BtoA"))}
+
     def set_input(self, input):
         self.set_paired_input(input, "D_A")
 

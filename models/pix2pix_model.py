@@ -30,6 +30,9 @@ class Pix2PixModel(GANTraining, BaseModel):
             self.optimizer_G, self.optimizer_D = adam(opt, self.netG), adam(opt, self.netD)
             self.optimizers = [self.optimizer_G, self.optimizer_D]
 
+    def translators(self):
+        return {"fake_B": ("A", "B", self.netG)}
+
     def set_input(self, input):
         self.set_paired_input(input, "D")
 

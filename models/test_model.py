@@ -20,6 +20,7 @@ class TestModel(BaseModel):
 
     def __init__(self, opt):
         super().__init__(opt)
+        self.dims = getattr(opt, "dims", 2)  # from the checkpoint's architecture
         trained = getattr(opt, "trained_model", None) or "pix2pix"
         self.loss_names = []
         self.visual_names = ["real", "fake"]
@@ -47,6 +48,10 @@ class TestModel(BaseModel):
         arch = super().architecture()
         arch["model"] = getattr(self.opt, "trained_model", "test")
         return arch
+
+    def translators(self):
+        return {"fake_A": ("B", "A", self.generate)} if self.opt.direction == "BtoA" else \
+            {"fake_B": ("A", "B", self.generate)}
 
     def set_input(self, input):
         self.real = input["A"].to(self.device)

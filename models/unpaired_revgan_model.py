@@ -30,6 +30,9 @@ class UnpairedRevGANModel(CycleLosses, GANTraining, BaseModel):
             self.optimizer_D = adam(opt, self.netD_A, self.netD_B)
             self.optimizers = [self.optimizer_G, self.optimizer_D]
 
+    def translators(self):
+        return {"fake_B": ("A", "B", self.G_AB), "fake_A": ("B", "A", self.G_BA)}
+
     def set_input(self, input):
         self.set_unpaired_input(input)
         self.check_input_size("G", self.real_A)

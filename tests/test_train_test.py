@@ -8,7 +8,6 @@ import sys
 import time
 
 import pytest
-import torch
 
 import test as test_script
 import train as train_script

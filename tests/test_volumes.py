@@ -1,0 +1,162 @@
+"""3D: volume dataset, every 3D model end to end on tiny real volumes, sliding-window inference, intensity mapping,
+bad volume input."""
+import json
+import os
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+import test as test_script
+import train as train_script
+from tests.conftest import folder_hashes
+from tests.test_bad_input import fails
+from util.volume import from_unit, sliding_window, to_unit
+
+NIB_DATA = os.path.join(os.path.dirname(nib.__file__), "tests", "data")
+MODELS3D = ["paired_revgan3d", "unpaired_revgan3d", "pix2pix3d", "cycle_gan3d"]
+
+
+def _save(arr, affine, path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    nib.save(nib.Nifti1Image(arr.astype(np.float32), affine), path)
+
+
+@pytest.fixture(scope="module")
+def vol_root(tmp_path_factory):
+    """Real MRI from nibabel's test data (anatomical.nii, 33x41x25, 2 mm): B is the volume, A a noisy copy in
+    other units (x2 + 100). Training volumes are flips of it; the test volume is a 21x26x19 crop (not a multiple of
+    the patch) with its own affine; one test volume is .npy."""
+    root = tmp_path_factory.mktemp("vols")
+    img = nib.load(os.path.join(NIB_DATA, "anatomical.nii"))
+    b = img.get_fdata(dtype=np.float32)
+    rng = np.random.default_rng(0)
+    for k, vol in enumerate([b, b[::-1], b[:, ::-1]]):
+        a = vol * 2 + 100 + rng.normal(0, 200, vol.shape)
+        _save(a, img.affine, str(root / "trainA" / f"s{k}.nii.gz"))
+        _save(vol, img.affine, str(root / "trainB" / f"s{k}.nii"))
+    crop = b[5:26, 7:33, 3:22]
+    affine = img.affine.copy()
+    affine[:3, 3] += [10.0, 14.0, 6.0]
+    _save(crop * 2 + 100 + rng.normal(0, 200, crop.shape), affine, str(root / "testA" / "t0.nii.gz"))
+    _save(crop, affine, str(root / "testB" / "t0.nii.gz"))
+    np.save(root / "testA" / "t1.npy", (crop[::-1] * 2 + 100).astype(np.float32))
+    np.save(root / "testB" / "t1.npy", crop[::-1].astype(np.float32))
+    return str(root)
+
+
+def vol_flags(root, tmp, name, model, extra=()):
+    return ["--dataroot", root, "--name", name, "--model", model, "--checkpoints_dir", str(tmp / "ckpt"),
+            "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netD", "n_layers", "--n_layers_D", "1",
+            "--patch_size", "16", "--samples_per_volume", "1", "--num_threads", "0", "--display_id", "0",
+            "--n_epochs", "1", "--n_epochs_decay", "1", "--print_freq", "1", "--save_latest_freq", "2"] + \
+        (["--n_blocks", "2"] if "revgan" in model else ["--netG", "resnet_6blocks"]) + list(extra)
+
+
+@pytest.mark.parametrize("model", MODELS3D)
+def test_each_3d_model_trains_resumes_and_tests_whole_volumes(vol_root, tmp_path, model):
+    flags = vol_flags(vol_root, tmp_path, model, model, ["--intensity_A", "percentile:1,99",
+                                                         "--intensity_B", "minmax"])
+    train_script.main(flags)
+    state = torch.load(tmp_path / "ckpt" / model / "latest.pth", weights_only=True)
+    assert state["architecture"]["dims"] == 3 and state["counters"]["epoch"] == 3
+    lo_b, hi_b = state["extra"]["intensity"]["B"]
+    ref = nib.load(os.path.join(vol_root, "trainB", "s0.nii")).get_fdata()
+    assert (lo_b, hi_b) == pytest.approx((ref.min(), ref.max()))  # minmax over the training set
+    train_script.main(flags + ["--continue_train", "--n_epochs", "2"])
+    assert torch.load(tmp_path / "ckpt" / model / "latest.pth", weights_only=True)["counters"]["epoch"] == 4
+
+    out = tmp_path / "res"
+    test_script.main(["--dataroot", vol_root, "--name", model, "--model", model, "--checkpoints_dir",
+                      str(tmp_path / "ckpt"), "--results_dir", str(out), "--gpu_ids", "-1", "--overlap", "0.5"])
+    res = out / model / "test_latest"
+    src = nib.load(os.path.join(vol_root, "testA", "t0.nii.gz"))
+    fake = nib.load(str(res / "volumes" / "fake_B" / "t0.nii.gz"))
+    assert fake.shape == src.shape == (21, 26, 19)
+    assert np.allclose(fake.affine, src.affine) and fake.header.get_zooms() == src.header.get_zooms()
+    data = fake.get_fdata()
+    assert np.isfinite(data).all() and lo_b - 1e-3 <= data.min() and data.max() <= hi_b + 1e-3  # B's units
+    assert np.load(res / "volumes" / "fake_B" / "t1.npy").shape == (21, 26, 19)
+    metrics = json.load(open(res / "metrics.json"))
+    assert {"PSNR_fake_B", "SSIM_fake_B", "MAE_fake_B", "baseline_PSNR_fake_B"} <= set(metrics["mean"])
+    assert len(metrics["items"]) == 2
+    both = model != "pix2pix3d"
+    assert (res / "volumes" / "fake_A" / "t0.nii.gz").exists() == both
+    page = open(res / "index.html").read()
+    assert "images/fake_B/t0.png" in page and "metrics-mean" in page
+
+
+@pytest.mark.parametrize("shape,patch,overlap", [((1, 21, 26, 19), (16, 16, 16), 0.5),
+                                                 ((2, 9, 40, 17), (8, 16, 16), 0.25),
+                                                 ((1, 10, 12, 7), (16, 16, 8), 0.0)])  # smaller than a patch
+def test_sliding_window_of_identity_reproduces_input(shape, patch, overlap):
+    x = torch.randn(shape)
+    calls = []
+
+    def identity(batch):
+        calls.append(tuple(batch.shape))
+        assert tuple(batch.shape[2:]) == patch
+        return batch.clone()
+    y = sliding_window(identity, x, patch, overlap, batch_size=3)
+    assert y.shape == x.shape
+    assert float((y - x).norm() / x.norm()) <= 1e-6
+    assert all(c[0] <= 3 for c in calls)
+
+
+def test_sliding_window_blends_smoothly():
+    """A network that adds a per-patch constant: where patches overlap, the output is a smooth weighted mean."""
+    x = torch.zeros(1, 8, 8, 40)
+    count = iter(range(100))
+
+    def shifted(batch):
+        return torch.stack([b + next(count) for b in batch])
+    y = sliding_window(shifted, x, (8, 8, 16), 0.5)[0, 4, 4]
+    assert float(y.diff().abs().max()) < 0.5  # no jumps at patch borders (values step by 1 between patches)
+
+
+def test_intensity_mapping_round_trips_inside_the_window():
+    rng = np.random.default_rng(0)
+    hu = rng.uniform(-2000, 2000, (10, 10, 10)).astype(np.float32)
+    lo, hi = -1150.0, 350.0
+    unit = to_unit(hu, lo, hi)
+    assert unit.min() >= -1 and unit.max() <= 1
+    back = from_unit(unit.astype(np.float32), lo, hi)
+    inside = (hu >= lo) & (hu <= hi)
+    assert np.allclose(back[inside], hu[inside], rtol=0, atol=(hi - lo) * 2e-7 + 1e-4)
+    assert np.allclose(back[~inside], np.clip(hu[~inside], lo, hi), atol=1e-3)
+
+
+def test_bad_volume_inputs(vol_root, tmp_path, capsys):
+    import shutil
+    flags = vol_flags(vol_root, tmp_path, "keep", "paired_revgan3d", ["--n_epochs_decay", "0"])
+    train_script.main(flags)
+    hashes = folder_hashes(tmp_path / "ckpt")
+
+    def variant(name, edit):
+        root = tmp_path / name
+        shutil.copytree(vol_root, root)
+        edit(root)
+        return [str(root) if f == vol_root else f for f in flags]
+
+    four_d = nib.load(os.path.join(NIB_DATA, "example4d.nii.gz"))
+    fails(capsys, variant("fourd", lambda r: nib.save(four_d, str(r / "trainA" / "s0.nii.gz"))),
+          "expected a 3D volume")
+    fails(capsys, variant("shape", lambda r: _save(np.zeros((5, 6, 7)), np.eye(4), str(r / "trainB" / "s0.nii"))),
+          "differ in shape")
+
+    def nan(r):
+        v = nib.load(str(r / "trainA" / "s1.nii.gz")).get_fdata()
+        v[3, 3, 3] = np.nan
+        _save(v, np.eye(4), str(r / "trainA" / "s1.nii.gz"))
+    fails(capsys, variant("nan", nan), "NaN")
+    fails(capsys, variant("corrupt", lambda r: open(r / "trainA" / "s2.nii.gz", "wb").write(b"not a volume")),
+          "cannot read volume")
+    fails(capsys, variant("names", lambda r: os.rename(r / "trainB" / "s2.nii", r / "trainB" / "other.nii")),
+          "same names")
+    fails(capsys, flags + ["--patch_size", "48", "--no_pad"], "--no_pad")
+    fails(capsys, flags + ["--intensity_A", "window:5"], "--intensity_A")
+    fails(capsys, flags + ["--patch_size", "16", "16"], "--patch_size")
+    fails(capsys, flags + ["--model", "paired_revgan", "--dataset_mode", "volume", "--input_nc", "1", "--output_nc", "1"],
+          "3D volumes")
+    assert folder_hashes(tmp_path / "ckpt") == hashes

@@ -1,0 +1,71 @@
+"""test.py for 3D models: whole test volumes by sliding-window inference, written as NIfTI in original units.
+
+For each direction the model has (A->B, and B->A for RevGAN and CycleGAN models) every volume of PHASE<source> is
+mapped to [-1, 1] with the checkpoint's intensity range of its domain, translated patch by patch (``--patch_size``,
+``--overlap``, smooth blending; only one batch of patches on the device), mapped back to the target domain's units
+and saved with the input's affine and header as ``volumes/<label>/<name>.nii.gz``. Where PHASE<target> holds a
+volume of the same name and shape, MAE, PSNR and SSIM (3D) are computed in original units with the target window
+as the data range, with the copy-the-input baseline. Mid-slices (axial, coronal, sagittal) go to ``images/`` for the
+results page.
+"""
+import os
+import sys
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from util import metrics
+from util.errors import UserError
+from util.util import save_image, tensor2im
+from util.volume import (from_unit, is_volume_file, list_volumes, load_volume, mid_slices, parse_patch_size, save_volume,
+                         sliding_window, to_unit, volume_stem)
+
+
+def model_patch(model):
+    return getattr(model, "patch_size", None) or getattr(model, "loaded_extra", {}).get("patch_size")
+
+
+def run(opt, model, out_dir):
+    """Returns (items, rows) for the results page and metrics files."""
+    intensity = getattr(model, "intensity", None) or getattr(model, "loaded_extra", {}).get("intensity")
+    if not intensity:
+        raise UserError(f"the checkpoint of {opt.name} holds no intensity ranges: it was not trained on volumes")
+    patch = parse_patch_size(getattr(opt, "patch_size", None) or model_patch(model) or [64])
+    model.check_input_size(model.model_names[0], torch.zeros((1, 1) + patch, device="meta"))
+    folders = {"A": opt.phase + ("B" if opt.direction == "BtoA" else "A"),
+               "B": opt.phase + ("A" if opt.direction == "BtoA" else "B")}
+    items, rows = {}, {}
+    for label, (src, dst, fn) in model.translators().items():
+        paths = list_volumes(os.path.join(opt.dataroot, folders[src]), opt.num_test, "test " + src)
+        targets = {}
+        tdir = os.path.join(opt.dataroot, folders[dst])
+        if os.path.isdir(tdir):
+            targets = {volume_stem(p): p for p in os.listdir(tdir) if is_volume_file(p)}
+        (slo, shi), (dlo, dhi) = intensity[src], intensity[dst]
+        for path in tqdm(paths, desc=f"test {label}", file=sys.stdout):
+            name = volume_stem(path)
+            arr, img = load_volume(path)
+            x = torch.from_numpy(to_unit(arr, slo, shi).astype(np.float32))[None]
+            out = sliding_window(fn, x, patch, opt.overlap, opt.batch_size, model.device)[0].numpy()
+            fake = from_unit(out, dlo, dhi).astype(np.float32)
+            ext = ".npy" if path.endswith(".npy") else ".nii.gz"
+            save_volume(fake, os.path.join(out_dir, "volumes", label, name + ext), like=img)
+            item = items.setdefault(name, {"name": name, "images": {}})
+            pictures = {"real_" + src: x[0].numpy(), label: out}
+            target = None
+            if name in targets:
+                target = load_volume(os.path.join(tdir, targets[name]))[0]
+                if target.shape == arr.shape:
+                    pictures["real_" + dst] = to_unit(target, dlo, dhi)
+                    row = rows.setdefault(name, {"name": name})
+                    for k, v in metrics.compare(fake[None], target[None], data_range=dhi - dlo).items():
+                        row[f"{k}_{label}"] = v
+                    for k, v in metrics.compare(arr[None], target[None], data_range=dhi - dlo).items():
+                        row[f"baseline_{k}_{label}"] = v
+            for pic_label, vol in pictures.items():
+                rel = os.path.join("images", pic_label, name + ".png")
+                save_image(tensor2im(torch.from_numpy(mid_slices(np.asarray(vol, np.float32)))[None]),
+                           os.path.join(out_dir, rel))
+                item["images"][pic_label] = rel
+    return list(items.values()), list(rows.values())
