@@ -1,7 +1,7 @@
 """Builds the small real 3D demo dataset from the MNI152 T1 template that ships inside nilearn (no download).
 
 Domain B is a T1 MRI volume (the ICBM152 2009a template, resampled to 2 mm); domain A is the same volume as a
-"low-dose" acquisition: blurred (Gaussian, sigma 1 voxel) and with Gaussian noise of 8% of the intensity range, in
+"low-dose" acquisition: blurred (Gaussian, sigma 1 voxel) and with Gaussian noise of 15% of the intensity range, in
 the same units. Paired 3D models learn to restore A to B; their PSNR is compared with the copy-the-input baseline.
 Training volumes are crops of the left part of the brain, test volumes crops of the right part (held out), each
 saved with its real affine (2 mm voxels, MNI position), as NIfTI:
@@ -32,7 +32,7 @@ def template_path():
     return os.path.join(spec.submodule_search_locations[0], "datasets", "data", TEMPLATE)
 
 
-def degrade(vol, rng, noise=0.08):
+def degrade(vol, rng, noise=0.15):
     from scipy.ndimage import gaussian_filter
     span = float(vol.max() - vol.min())
     return gaussian_filter(vol, 1.0) + rng.normal(0, noise * span, vol.shape)

@@ -1,0 +1,183 @@
+"""Peak training memory and step time of whole models: CycleGAN against unpaired RevGAN, and RevGAN's core depth.
+
+    python scripts/benchmark_models.py                       # CPU: 2D at 128x128
+    python scripts/benchmark_models.py --device cuda --size 256
+
+Rows: ``cycle_gan`` (resnet_9blocks) and ``unpaired_revgan`` at core depths 6, 9, 18, 36, each with the memory-saving
+core and with ``--use_naive`` (plain autograd). Each row's memory is measured in a fresh process, during one full
+training step (generator and both discriminators) after a warm-up step, above the level before it: parameters,
+gradients and Adam state are allocated by then, so what is measured is the activation memory (and backward
+transients). Step times come from one process that builds every model and times one step of each in turn,
+``--steps`` rounds, so load on the machine hits all alike; they are quoted as ratios to CycleGAN. Writes its section
+of docs/benchmarks.md and a plot.
+"""
+import argparse
+import contextlib
+import io
+import json
+import os
+import sys
+import tempfile
+
+import torch
+from tqdm import tqdm
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from scripts import bench_utils as bu  # noqa: E402
+
+DEPTHS_2D = [6, 9, 18, 36]
+
+
+def configs_2d():
+    rows = [("cycle_gan resnet_9blocks", "cycle_gan", ["--netG", "resnet_9blocks"], None)]
+    for naive in (False, True):
+        for d in DEPTHS_2D:
+            flags = ["--n_blocks", str(d)] + (["--use_naive"] if naive else [])
+            rows.append((f"unpaired_revgan depth {d}" + (" --use_naive" if naive else ""), "unpaired_revgan", flags,
+                         ("naive" if naive else "revgan", d)))
+    return rows
+
+
+def build_model(model, flags, args):
+    """The application's model built from its command-line flags, as train.py builds it."""
+    from models import create_model
+    from options.train_options import TrainOptions
+    argv = ["--name", "bench", "--model", model, "--checkpoints_dir", tempfile.mkdtemp(), "--gpu_ids",
+            "0" if args.device == "cuda" else "-1", "--crop_size", str(args.size), "--load_size", str(args.size),
+            "--no_dropout"] + flags
+    with contextlib.redirect_stdout(io.StringIO()):
+        opt = TrainOptions().parse(argv)
+        m = create_model(opt)
+        m.setup(opt)
+    return m
+
+
+def make_step(model, flags, args):
+    torch.manual_seed(0)
+    m = build_model(model, flags, args)
+    device = torch.device(args.device)
+    shape = (args.batch, 3) + (args.size,) * 2
+    data = {"A": torch.rand(shape, device=device) * 2 - 1, "B": torch.rand(shape, device=device) * 2 - 1,
+            "A_paths": ["a"] * args.batch, "B_paths": ["b"] * args.batch}
+
+    def step():
+        m.set_input(data)
+        m.optimize_parameters()
+    return step, m
+
+
+def state_bytes(m):
+    """Parameters, their gradients and optimizer state of every network of ``m``."""
+    total = 0
+    for name in m.model_names:
+        for p in m.net(name).parameters():
+            total += p.numel() * p.element_size() * (2 if p.grad is not None else 1)
+    for o in m.optimizers:
+        for s in o.state.values():
+            total += sum(v.numel() * v.element_size() for v in s.values() if torch.is_tensor(v))
+    return total
+
+
+def worker(args):
+    device = torch.device(args.device)
+    rows = {label: (model, flags) for label, model, flags, _ in configs_2d()}
+    if args.label == "timing":
+        steps = {label: make_step(*rows[label], args)[0] for label in args.timed}
+        print(json.dumps(bu.interleaved_times(steps, args.steps, device)))
+        return
+    step, m = make_step(*rows[args.label], args)
+    step()  # warm-up: gradients and optimizer state exist from here on
+    meter = bu.PeakMemory(device)
+    meter.start()
+    step()
+    print(json.dumps({"peak": meter.peak(), "state": state_bytes(m)}))
+
+
+def plot(results, path, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for kind, label in (("revgan", "unpaired_revgan (memory-saving core)"), ("naive", "unpaired_revgan --use_naive")):
+        pts = [(key[1], r["peak"]) for key, r in results.items() if key and key[0] == kind and "peak" in r]
+        if pts:
+            ax.plot([d for d, _ in pts], [p / 2**20 for _, p in pts], marker="o", label=label)
+    base = results.get(None)
+    if base and "peak" in base:
+        ax.axhline(base["peak"] / 2**20, color="gray", ls="--", label="cycle_gan resnet_9blocks")
+    ax.set_xlabel("core depth (coupling blocks)")
+    ax.set_ylabel("activation memory of one training step (MiB)")
+    ax.set_xticks(DEPTHS_2D)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--size", type=int, default=128, help="image size (256 on a GPU)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--steps", type=int, default=5, help="timed rounds (one step of every model per round; median)")
+    p.add_argument("--no_docs", action="store_true", help="print the table only")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--label", help=argparse.SUPPRESS)
+    p.add_argument("--timed", nargs="*", default=[], help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        return worker(args)
+
+    common = ["--device", args.device, "--size", args.size, "--batch", args.batch, "--steps", args.steps]
+    configs = configs_2d()
+    results = {}
+    for label, _, _, key in tqdm(configs, desc="benchmark_models (memory)", unit="model"):
+        results[label] = bu.run_worker(__file__, ["--label", label] + common)
+    ok = [label for label, *_ in configs if "peak" in results[label]]
+    print("timing every model round-robin ...", file=sys.stderr)
+    times = bu.run_worker(__file__, ["--label", "timing", "--timed"] + ok + common, timeout=7200)
+    base_label = configs[0][0]
+    rows = []
+    for label, _, _, key in configs:
+        r = results[label]
+        if "error" in r:
+            rows.append([label, "failed: " + r["error"].replace("|", "/"), "", "", ""])
+            continue
+        t, t0 = times.get(label), times.get(base_label)
+        six = results.get(f"unpaired_revgan depth 6{' --use_naive' if key and key[0] == 'naive' else ''}", {})
+        rel6 = f"{r['peak'] / six['peak']:.2f}" if key and "peak" in six else ""
+        rows.append([label, f"{r['peak'] / 2**20:.1f}", rel6, f"{r['state'] / 2**20:.1f}",
+                     f"{t / t0:.2f}" if t and t0 else "n/a"])
+    table = bu.markdown_table(["model", "activation memory (MiB)", "÷ same kind at depth 6",
+                               "params + grads + Adam (MiB)", "step time / cycle_gan"], rows)
+    print(table)
+    if args.no_docs:
+        return
+    tag = "cpu" if args.device == "cpu" else "gpu"
+    png = f"benchmark_models_{tag}.png"
+    by_key = {key: results[label] for label, _, _, key in configs}
+    plot(by_key, os.path.join(bu.ROOT, "docs", png),
+         f"{bu.machine_description(args.device)}; {args.batch}×3×{args.size}×{args.size}, ngf 64")
+    cmd = "python scripts/benchmark_models.py " + " ".join(sys.argv[1:])
+    body = f"""## benchmark_models ({tag})
+
+Command: `{cmd.strip()}` · machine: {bu.machine_description(args.device)} · date: {bu.today()}
+
+One full training step (generators, both discriminators, Adam) of each model built by the application from its
+command-line flags (defaults: ngf 64, ndf 64, instance norm, basic PatchGAN, lsgan; `--no_dropout`), on a batch of
+{args.batch}×3×{args.size}×{args.size}. Activation memory is the peak of that step above the level before it, in a fresh process per
+row, after a warm-up step: parameters, their gradients and Adam state are allocated before it and listed separately.
+{"CPU memory is the resident set (VmHWM after resetting it)." if tag == "cpu" else "GPU memory is torch.cuda.max_memory_allocated."}
+Step time: one process builds every model and times one step of each in turn, {args.steps} rounds; median per model,
+as a ratio to cycle_gan.
+
+{table}
+
+![activation memory against core depth](./{png})
+"""
+    bu.update_section(f"benchmark_models_{tag}", body)
+
+
+if __name__ == "__main__":
+    main()
