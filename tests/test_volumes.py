@@ -160,3 +160,17 @@ def test_bad_volume_inputs(vol_root, tmp_path, capsys):
     fails(capsys, flags + ["--model", "paired_revgan", "--dataset_mode", "volume", "--input_nc", "1", "--output_nc", "1"],
           "3D volumes")
     assert folder_hashes(tmp_path / "ckpt") == hashes
+
+
+def test_demo_volumes_are_built_from_the_mni_template(tmp_path):
+    from datasets.make_demo_volumes import build
+    root = build(str(tmp_path / "demo3d"))
+    for phase, n in (("train", 6), ("test", 2)):
+        names = sorted(os.listdir(os.path.join(root, phase + "A")))
+        assert names == sorted(os.listdir(os.path.join(root, phase + "B"))) and len(names) == n
+    a = nib.load(os.path.join(root, "testA", "sub00.nii.gz"))
+    b = nib.load(os.path.join(root, "testB", "sub00.nii.gz"))
+    assert a.shape == b.shape == (40, 48, 40) and np.allclose(a.affine, b.affine)
+    assert np.allclose(np.abs(np.diag(a.affine)[:3]), 2.0)  # 2 mm voxels
+    vb = b.get_fdata()
+    assert vb.std() > 10 and np.abs(a.get_fdata() - vb).mean() > 5  # real anatomy; A is degraded
