@@ -47,7 +47,7 @@ def run(opt, model, out_dir):
             name = volume_stem(path)
             arr, img = load_volume(path)
             x = torch.from_numpy(to_unit(arr, slo, shi).astype(np.float32))[None]
-            out = sliding_window(fn, x, patch, opt.overlap, opt.batch_size, model.device)[0].numpy()
+            out = sliding_window(fn, x, patch, getattr(opt, "overlap", 0.5), opt.batch_size, model.device)[0].numpy()
             fake = from_unit(out, dlo, dhi).astype(np.float32)
             ext = ".npy" if path.endswith(".npy") else ".nii.gz"
             save_volume(fake, os.path.join(out_dir, "volumes", label, name + ext), like=img)
