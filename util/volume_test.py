@@ -18,8 +18,8 @@ from tqdm import tqdm
 from util import metrics
 from util.errors import UserError
 from util.util import save_image, tensor2im
-from util.volume import (from_unit, is_volume_file, list_volumes, load_volume, mid_slices, parse_patch_size, save_volume,
-                         sliding_window, to_unit, volume_stem)
+from util.volume import (from_unit, is_volume_file, list_volumes, load_volume, mid_slices, parse_patch_size,
+                         save_volume, sliding_window, to_unit, volume_stem)
 
 
 def model_patch(model):
