@@ -27,21 +27,13 @@ class _Reversible(nn.Module):
         self.memory_saving = bool(memory_saving)
         self.preserve_rng_state = bool(preserve_rng_state)
 
-    def _trainable_parameters(self):
-        seen, params = set(), []
-        for p in self.parameters():
-            if p.requires_grad and id(p) not in seen:
-                seen.add(id(p))
-                params.append(p)
-        return params
-
     def _run_blocks(self, x, inverse, memory_saving, keep_input=False):
         if not torch.is_tensor(x):
             raise ReversibleError(f"{type(self).__name__} expects a tensor, got {type(x).__name__}")
         if len(self.blocks) == 0:
             return x
-        params = self._trainable_parameters() if torch.is_grad_enabled() else []
-        needs_graph = torch.is_grad_enabled() and (x.requires_grad or bool(params))
+        needs_graph = torch.is_grad_enabled() and (
+            x.requires_grad or any(p.requires_grad for p in self.parameters()))
         if not memory_saving or not needs_graph:
             # Plain autograd (the reference, RevGAN's --use_naive), and inference: no extra cost.
             for block in (reversed(self.blocks) if inverse else self.blocks):
