@@ -40,6 +40,7 @@ def worker(rank, port, find_unused, out_path):
         loss.backward()
         if rank == 0:
             torch.save([p.grad for p in net.parameters()], out_path)
+        dist.barrier()  # both ranks done before either tears gloo down (a rank leaving early can abort its peer)
     finally:
         dist.destroy_process_group()
 
