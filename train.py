@@ -18,7 +18,7 @@ from models.volume_parts import share_intensity
 from options.train_options import TrainOptions
 from util.errors import user_facing
 from util.util import set_seed
-from util.visualizer import Visualizer
+from util.visualizer import Visualizer, peak_memory_mib
 
 
 def crossed(total, step, freq):
@@ -51,6 +51,8 @@ def main(argv=None):
     options.save_options(opt, model.save_dir, "train_opt.txt")
     visualizer = Visualizer(opt)
     counters = model.counters
+    steps_per_epoch = max(1, len(dataset))
+    visualizer.start(counters["epoch"] - 1 + counters["epoch_iter"] / steps_per_epoch, resumed=opt.continue_train)
     n_last = opt.n_epochs + opt.n_epochs_decay + opt.epoch_count - 1
     if counters["epoch"] > n_last:
         print(f"already trained to epoch {counters['epoch'] - 1}; raise --n_epochs/--n_epochs_decay to go on")
@@ -60,7 +62,7 @@ def main(argv=None):
                       total=n_last - opt.epoch_count + 1, position=0, file=sys.stdout):
         counters["epoch"] = epoch
         dataset.set_epoch(epoch, counters["epoch_iter"])
-        epoch_losses, t_data0 = [], time.time()
+        epoch_losses, t_data0, shown, plotted = [], time.time(), False, False
         bar = tqdm(dataset, desc=f"epoch {epoch}", leave=False, position=1, file=sys.stdout,
                    total=math.ceil((len(dataset) - counters["epoch_iter"]) / bs))
         for data in bar:
@@ -77,9 +79,23 @@ def main(argv=None):
                 msg = visualizer.print_current_losses(epoch, counters["epoch_iter"], counters["total_iters"], losses,
                                                       (time.time() - t0) / n, t_data)
                 bar.write(msg)
+                visualizer.plot_current_losses(epoch - 1 + counters["epoch_iter"] / steps_per_epoch, losses,
+                                               model.optimizers[0].param_groups[0]["lr"], peak_memory_mib(model.device))
+                plotted = True
+            if crossed(counters["total_iters"], n, opt.display_freq):
+                model.compute_visuals()
+                visualizer.display_current_results(model.get_current_visuals(), epoch,
+                                                   crossed(counters["total_iters"], n, opt.update_html_freq))
+                shown = True
             if crossed(counters["total_iters"], n, opt.save_latest_freq):
                 model.save("latest")
             t_data0 = time.time()
+        if epoch_losses and not plotted:  # at least one point and one row of images per epoch
+            visualizer.plot_current_losses(epoch, losses, model.optimizers[0].param_groups[0]["lr"],
+                                           peak_memory_mib(model.device))
+        if epoch_losses and (not shown or (visualizer.use_html and not visualizer.has_epoch(epoch))):
+            model.compute_visuals()
+            visualizer.display_current_results(model.get_current_visuals(), epoch, True)
         mean_loss = sum(epoch_losses) / max(1, len(epoch_losses))
         lr = model.update_learning_rate(mean_loss)
         counters["epoch"], counters["epoch_iter"] = epoch + 1, 0
@@ -87,7 +103,8 @@ def main(argv=None):
         if epoch % opt.save_epoch_freq == 0 or epoch == n_last:
             model.save(epoch)
         tqdm.write(f"end of epoch {epoch} / {n_last}: mean generator loss {mean_loss:.4f}, learning rate {lr:.7f}")
-    print(f"checkpoints are in {model.save_dir}")
+    print(f"checkpoints are in {model.save_dir}" + ("" if opt.no_html else
+                                                    f"; training page: {visualizer.web_dir}/index.html"))
 
 
 if __name__ == "__main__":

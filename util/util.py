@@ -18,6 +18,19 @@ def tensor2im(tensor, bits=8):
     return arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
 
 
+def visual_to_rgb(tensor):
+    """The first item of a batch of images (N, C, H, W) or volumes (N, C, D, H, W) in [-1, 1] as an (H, W, 3) uint8
+    picture: volumes as their axial, coronal and sagittal mid-slices side by side; one channel as grey; more than
+    three channels shows the first three."""
+    t = tensor.detach().float().cpu()[0]
+    if t.dim() == 4:
+        from util.volume import mid_slices
+        t = torch.from_numpy(mid_slices(t[0].numpy()))[None]
+    t = t[:3] if t.shape[0] >= 3 else t[:1]
+    im = tensor2im(t)
+    return np.repeat(im[:, :, None], 3, axis=2) if im.ndim == 2 else im
+
+
 def save_image(image_numpy, path, aspect_ratio=1.0):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if image_numpy.dtype == np.uint16:

@@ -1,19 +1,232 @@
-"""Training feedback: console and loss_log.txt (visdom and HTML pages are added by util/html.py users)."""
+"""Training feedback: loss_log.txt, the live visdom dashboard and the HTML pages under checkpoints/NAME/web/.
+
+visdom is optional at run time: an unreachable server costs one warning (with the command that starts one) and
+training goes on; so does a server that goes away during training. The HTML page needs no server: it shows the
+current images of every epoch, newest first, and a loss-curve PNG.
+"""
+import json
 import os
+import resource
+import socket
+import sys
 import time
+import warnings
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+
+from util.util import save_image, visual_to_rgb
+
+# visdom window ids, counted from --display_id
+WIN_LOSSES, WIN_LR, WIN_MEMORY, WIN_IMAGES = 0, 1, 2, 3
+
+
+def start_server_hint(port):
+    return f"start one with `python -m util.visdom_server -port {port}` (works offline), or pass --display_id 0"
+
+
+def peak_memory_mib(device):
+    """Peak memory of this process so far: CUDA allocations on a GPU, the resident set (max RSS) on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 class Visualizer:
-    def __init__(self, opt):
+    """``opt`` is the training options; ``enabled=False`` (ranks other than 0) turns every output off."""
+
+    def __init__(self, opt, enabled=True):
         self.opt = opt
-        self.log_name = os.path.join(opt.checkpoints_dir, opt.name, "loss_log.txt")
-        os.makedirs(os.path.dirname(self.log_name), exist_ok=True)
+        self.enabled = enabled
+        self.save_dir = os.path.join(opt.checkpoints_dir, opt.name)
+        self.log_name = os.path.join(self.save_dir, "loss_log.txt")
+        self.history_path = os.path.join(self.save_dir, "loss_history.jsonl")
+        self.web_dir = os.path.join(self.save_dir, "web")
+        self.img_dir = os.path.join(self.web_dir, "images")
+        self.use_html = enabled and not getattr(opt, "no_html", False)
+        self.display_id = getattr(opt, "display_id", 0) if enabled else 0
+        self.vis = None
+        self.history = []
+        if not enabled:
+            return
+        os.makedirs(self.img_dir if self.use_html else self.save_dir, exist_ok=True)
         with open(self.log_name, "a") as f:
             f.write(f"================ Training Loss ({time.strftime('%c')}) ================\n")
+        if self.display_id > 0:
+            self._connect()
 
+    # -- visdom -----------------------------------------------------------------------------------------------------
+    def _connect(self):
+        opt = self.opt
+        url = opt.display_server if "://" in opt.display_server else "http://" + opt.display_server
+        host = urlparse(url).hostname or "localhost"
+        try:  # a plain TCP probe first: the visdom client has no timeout and would hang on a silent host
+            socket.create_connection((host, opt.display_port), timeout=3).close()
+        except OSError as e:
+            return self._give_up(f"cannot reach {url}:{opt.display_port} ({e.strerror or e})")
+        import logging
+        import visdom
+        logging.getLogger("visdom").setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings():  # visdom's own notes about the socket we do not use
+                warnings.simplefilter("ignore")
+                self.vis = visdom.Visdom(server=url, port=opt.display_port, env=opt.display_env,
+                                         raise_exceptions=True, use_incoming_socket=False)
+        except Exception as e:  # the port answered but is not a visdom server
+            self._give_up(f"{url}:{opt.display_port} did not answer as a visdom server ({e})")
+
+    def _give_up(self, reason):
+        self.vis = None
+        print(f"warning: visdom: {reason}; training goes on without the live dashboard: "
+              f"{start_server_hint(self.opt.display_port)}", file=sys.stderr, flush=True)
+
+    def _send(self, method, *args, **kwargs):
+        """Calls visdom's ``method`` unless the dashboard is off (or went away earlier)."""
+        if self.vis is None:
+            return
+        try:
+            getattr(self.vis, method)(*args, **kwargs)
+        except Exception as e:  # the server went away during training
+            self._give_up(f"lost the server ({e})")
+
+    def _win(self, k):
+        return str(self.display_id + k)
+
+    # -- history: what the loss curves are drawn from (kept on disk, so a resumed run keeps its curves) ---------------
+    def start(self, progress, resumed):
+        """Called once before training, at ``progress`` (epochs done, fractional). A resumed run keeps the curve
+        points and page images up to there; a fresh run under an old name starts both anew."""
+        if not self.enabled:
+            return
+        self.load_history(progress)
+        if self.use_html and not resumed:
+            for f in os.listdir(self.img_dir):
+                if f.startswith("epoch") and f.endswith(".png"):
+                    os.remove(os.path.join(self.img_dir, f))
+
+    def has_epoch(self, epoch):
+        return os.path.isdir(self.img_dir) and any(f.startswith(f"epoch{epoch:03d}_") for f in os.listdir(self.img_dir))
+
+    def load_history(self, upto):
+        """Reads the points logged before, up to training progress ``upto`` (in epochs) of the checkpoint being
+        resumed; points logged after that checkpoint belonged to the interrupted run and are dropped."""
+        self.history = []
+        if not os.path.exists(self.history_path):
+            return
+        with open(self.history_path) as f:
+            for line in f:
+                try:
+                    point = json.loads(line)
+                except ValueError:
+                    continue
+                if point.get("x", float("inf")) <= upto + 1e-9:
+                    self.history.append(point)
+        with open(self.history_path, "w") as f:
+            f.writelines(json.dumps(p) + "\n" for p in self.history)
+
+    def plot_current_losses(self, progress, losses, lr=None, memory_mib=None):
+        """Adds one point at ``progress`` (epochs, fractional) to the curves, on disk and in visdom."""
+        if not self.enabled:
+            return
+        point = {"x": progress, "losses": dict(losses), "lr": lr, "memory_mib": memory_mib}
+        self.history.append(point)
+        with open(self.history_path, "a") as f:
+            f.write(json.dumps(point) + "\n")
+        if self.vis is None or not self.history:
+            return
+        names = list(losses)
+        xs = np.array([p["x"] for p in self.history if all(n in p["losses"] for n in names)])
+        ys = np.array([[p["losses"][n] for n in names] for p in self.history if all(n in p["losses"] for n in names)])
+        self._send("line", X=np.tile(xs[:, None], (1, len(names))), Y=ys, win=self._win(WIN_LOSSES),
+                   opts={"title": f"{self.opt.name} loss over time", "legend": names, "xlabel": "epoch",
+                         "ylabel": "loss"})
+        for key, win, title in (("lr", WIN_LR, "learning rate"), ("memory_mib", WIN_MEMORY, "peak memory (MiB)")):
+            pts = [(p["x"], p[key]) for p in self.history if p.get(key) is not None]
+            if pts:
+                self._send("line", X=np.array([x for x, _ in pts]), Y=np.array([y for _, y in pts]),
+                           win=self._win(win), opts={"title": f"{self.opt.name} {title}", "xlabel": "epoch",
+                                                     "ylabel": title})
+
+    # -- images -----------------------------------------------------------------------------------------------------
+    def display_current_results(self, visuals, epoch, save_result):
+        """Shows the current visuals in visdom; with ``save_result`` also writes them as this epoch's row of the
+        HTML page and redraws the page and its loss curve. Volumes show as orthogonal mid-slices."""
+        if not self.enabled:
+            return
+        images = {label: visual_to_rgb(t) for label, t in visuals.items() if t is not None}
+        self.order = list(images)
+        if self.vis is not None and images:
+            self._show_images(images)
+        if save_result and self.use_html:
+            for label, im in images.items():
+                save_image(im, os.path.join(self.img_dir, f"epoch{epoch:03d}_{label}.png"))
+            self.write_page()
+
+    def _show_images(self, images):
+        labels = list(images)
+        h = max(im.shape[0] for im in images.values())
+        w = max(im.shape[1] for im in images.values())
+        batch = np.full((len(images), 3, h, w), 255, dtype=np.uint8)
+        for i, im in enumerate(images.values()):
+            batch[i, :, :im.shape[0], :im.shape[1]] = im.transpose(2, 0, 1)
+        ncols = self.opt.display_ncols
+        if ncols > 0:
+            self._send("images", batch, nrow=ncols, win=self._win(WIN_IMAGES), padding=2,
+                       opts={"title": f"{self.opt.name} images: " + " | ".join(labels), "caption": " | ".join(labels)})
+        else:  # one window per image
+            for i, label in enumerate(labels):
+                self._send("image", batch[i], win=self._win(WIN_IMAGES + i), opts={"title": label})
+
+    def write_page(self):
+        """checkpoints/NAME/web/index.html: the loss curve, then every epoch's images, newest first."""
+        from util.html import write_training_page
+        curve = self.save_loss_curve()
+        epochs = {}
+        for f in sorted(os.listdir(self.img_dir)):
+            if f.startswith("epoch") and f.endswith(".png") and "_" in f:
+                num, label = f[5:-4].split("_", 1)
+                if num.isdigit():
+                    epochs.setdefault(int(num), {})[label] = os.path.join("images", f)
+        return write_training_page(self.web_dir, self.opt, epochs, curve, getattr(self, "order", ()))
+
+    def save_loss_curve(self):
+        """web/loss_curve.png from the logged points (losses; learning rate and peak memory below), or None."""
+        if not self.history:
+            return None
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, (ax, ax2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+        xs = [p["x"] for p in self.history]
+        for name in dict.fromkeys(n for p in self.history for n in p["losses"]):
+            pts = [(p["x"], p["losses"][name]) for p in self.history if name in p["losses"]]
+            ax.plot(*zip(*pts), label=name, lw=1)
+        ax.set_ylabel("loss")
+        ax.set_title(f"{self.opt.name}: training losses")
+        ax.legend(fontsize=7, ncol=4)
+        ax.grid(alpha=0.3)
+        lrs = [(x, p["lr"]) for x, p in zip(xs, self.history) if p.get("lr") is not None]
+        if lrs:
+            ax2.plot(*zip(*lrs), color="tab:blue")
+        ax2.set_ylabel("learning rate", color="tab:blue")
+        mem = [(x, p["memory_mib"]) for x, p in zip(xs, self.history) if p.get("memory_mib") is not None]
+        if mem:
+            ax3 = ax2.twinx()
+            ax3.plot(*zip(*mem), color="tab:red")
+            ax3.set_ylabel("peak memory (MiB)", color="tab:red")
+        ax2.set_xlabel("epoch")
+        fig.tight_layout()
+        path = os.path.join(self.web_dir, "loss_curve.png")
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        return "loss_curve.png"
+
+    # -- text -------------------------------------------------------------------------------------------------------
     def print_current_losses(self, epoch, iters, total_iters, losses, t_comp, t_data):
         message = f"(epoch: {epoch}, iters: {iters}, total_iters: {total_iters}, time: {t_comp:.3f}, " \
                   f"data: {t_data:.3f}) " + " ".join(f"{k}: {v:.6f}" for k, v in losses.items())
-        with open(self.log_name, "a") as f:
-            f.write(message + "\n")
+        if self.enabled:
+            with open(self.log_name, "a") as f:
+                f.write(message + "\n")
         return message

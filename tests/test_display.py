@@ -1,0 +1,238 @@
+"""Watching training: a real visdom server, the training and results pages opened in headless Chromium, and the
+server being down or going away."""
+import base64
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import test as test_script
+import train as train_script
+from tests.browser import Chromium, find_chromium
+from tests.conftest import ROOT, tiny_flags
+from tests.test_volumes import vol_flags, vol_root  # noqa: F401  (fixture)
+
+MARKUP = '<img src=x onerror="window.pwned=1">&amp;'
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def visdom_port(tmp_path_factory):
+    """A real visdom server on a free loopback port, started the offline way (no script download)."""
+    port = _free_port()
+    env_path = tmp_path_factory.mktemp("visdom_env")
+    proc = subprocess.Popen([sys.executable, "-m", "util.visdom_server", "-port", str(port), "-env_path",
+                             str(env_path), "-logging_level", "WARNING", "-bind_local"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.time() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail("the visdom server did not start")
+            time.sleep(0.2)
+    yield port
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _window(port, env, win):
+    import visdom
+    client = visdom.Visdom(port=port, env=env, raise_exceptions=True, use_incoming_socket=False)
+    data = json.loads(client.get_window_data(win, env=env))
+    assert data, f"window {win} is missing in env {env}"
+    return data
+
+
+def _png(src):
+    assert src.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))))
+
+
+def _logged(path):
+    """(loss dicts) from loss_log.txt, in order."""
+    out = []
+    for line in open(path):
+        if line.startswith("(epoch"):
+            parts = line.split(") ", 1)[1].split()
+            out.append({parts[i].rstrip(":"): float(parts[i + 1]) for i in range(0, len(parts), 2)})
+    return out
+
+
+def test_visdom_dashboard_shows_losses_lr_memory_and_images(demo_root, tmp_path, visdom_port, capsys):
+    env = "revgan_test_2d"
+    flags = tiny_flags(demo_root, tmp_path, "vis2d", "unpaired_revgan", [
+        "--display_id", "1", "--display_port", str(visdom_port), "--display_server", "127.0.0.1",
+        "--display_env", env, "--display_freq", "1", "--display_ncols", "3"])
+    train_script.main(flags)
+    assert "visdom" not in capsys.readouterr().err
+    logged = _logged(tmp_path / "ckpt" / "vis2d" / "loss_log.txt")
+    assert len(logged) == 6  # 3 images x 2 epochs, printed every image
+
+    losses = _window(visdom_port, env, "1")
+    traces = {t["name"]: t for t in losses["content"]["data"]}
+    assert set(traces) == set(logged[0])
+    for name, trace in traces.items():  # the plotted values are the logged ones
+        np.testing.assert_allclose(trace["y"], [row[name] for row in logged], rtol=1e-5)
+        np.testing.assert_allclose(trace["x"], [1 / 3, 2 / 3, 1, 4 / 3, 5 / 3, 2], rtol=1e-6)
+
+    lr = _window(visdom_port, env, "2")["content"]["data"][0]
+    np.testing.assert_allclose(lr["y"], [2e-4] * 3 + [1e-4] * 3)  # linear decay over 1 + 1 epochs
+    memory = _window(visdom_port, env, "3")["content"]["data"][0]["y"]
+    assert len(memory) == 6 and all(m > 10 for m in memory) and memory == sorted(memory)
+
+    images = _window(visdom_port, env, "4")
+    labels = ["real_A", "fake_B", "rec_A", "idt_B", "real_B", "fake_A", "rec_B", "idt_A"]
+    assert images["title"].endswith(" | ".join(labels))
+    grid = _png(images["content"]["src"])
+    # 8 images of 32x32 in rows of 3, each cell padded by 2 pixels on every side: 3 rows
+    assert grid.shape[:2] == (3 * 36, 3 * 36)
+    assert grid.std() > 5  # real pictures, not a blank canvas
+
+
+def test_visdom_shows_volume_mid_slices(vol_root, tmp_path, visdom_port):  # noqa: F811
+    env = "revgan_test_3d"
+    flags = vol_flags(vol_root, tmp_path, "vis3d", "paired_revgan3d", [
+        "--display_id", "1", "--display_port", str(visdom_port), "--display_env", env, "--display_freq", "1",
+        "--n_epochs_decay", "0"])
+    train_script.main(flags)
+    images = _window(visdom_port, env, "4")
+    assert images["title"].endswith("real_A | fake_B | real_B | fake_A")
+    grid = _png(images["content"]["src"])
+    # each picture: axial, coronal and sagittal mid-slices of a 16^3 patch side by side (16 x (3*16 + 4))
+    assert grid.shape[:2] == (16 + 4, 4 * (16 * 3 + 4 + 4))
+
+
+def test_server_down_costs_one_warning(demo_root, tmp_path, capsys):
+    port = _free_port()  # nothing listens there
+    flags = tiny_flags(demo_root, tmp_path, "down", "paired_revgan", ["--display_id", "1", "--display_port",
+                                                                      str(port), "--display_freq", "1"])
+    train_script.main(flags)
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if "visdom" in line]
+    assert len(warnings) == 1, err
+    assert f"python -m util.visdom_server -port {port}" in warnings[0] and "--display_id 0" in warnings[0]
+    assert os.path.exists(tmp_path / "ckpt" / "down" / "latest.pth")
+
+
+def test_server_going_away_during_training_costs_one_warning(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    import torch
+
+    from util.visualizer import Visualizer
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "util.visdom_server", "-port", str(port), "-env_path",
+                             str(tmp_path / "env"), "-bind_local"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(300):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        opt = SimpleNamespace(checkpoints_dir=str(tmp_path), name="away", display_id=1, display_port=port,
+                              display_server="localhost", display_env="away", display_ncols=2, no_html=False,
+                              display_winsize=64, model="paired_revgan")
+        vis = Visualizer(opt)
+        assert vis.vis is not None
+        vis.plot_current_losses(0.5, {"G": 1.0}, 1e-3, 100.0)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    for k in range(3):
+        vis.plot_current_losses(1 + k, {"G": 0.5}, 1e-3, 100.0)
+        vis.display_current_results({"real_A": torch.zeros(1, 3, 8, 8)}, 1 + k, save_result=True)
+    err = capsys.readouterr().err
+    assert err.count("warning: visdom: lost the server") == 1, err
+    assert len(vis.history) == 4 and os.path.exists(tmp_path / "away" / "web" / "loss_curve.png")
+
+
+# -- pages in a real browser ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def browser():
+    if find_chromium() is None and not os.environ.get("REVGAN_REQUIRE_BROWSER"):
+        pytest.skip("no Chromium on this machine (apt-get install -y chromium); CI installs it and requires it")
+    with Chromium() as b:
+        yield b
+
+
+def _all_loaded(page):
+    assert page["images"], "the page shows no images"
+    broken = [i["src"] for i in page["images"] if not (i["complete"] and i["naturalWidth"] > 0)]
+    assert not broken, f"images that did not load: {broken}"
+
+
+def test_training_page_in_chromium(demo_root, tmp_path, browser):
+    flags = tiny_flags(demo_root, tmp_path, "page", "unpaired_revgan", ["--n_epochs_decay", "2"])
+    train_script.main(flags)
+    web = tmp_path / "ckpt" / "page" / "web"
+    page = browser.inspect(web / "index.html")
+    _all_loaded(page)
+    assert page["images"][0]["src"] == "loss_curve.png" and page["images"][0]["naturalWidth"] >= 400
+    rows = page["rows"]["images"]
+    assert [r[0] for r in rows] == ["epoch 3", "epoch 2", "epoch 1"]  # newest first
+    assert rows[0][1:] == ["real_A", "fake_B", "rec_A", "idt_B", "real_B", "fake_A", "rec_B", "idt_A"]
+    # the check can fail: a missing picture is reported
+    os.remove(web / "images" / "epoch002_fake_B.png")
+    with pytest.raises(AssertionError, match="epoch002_fake_B"):
+        _all_loaded(browser.inspect(web / "index.html"))
+
+    # resuming keeps earlier epochs and the curve's earlier points
+    points = len(open(tmp_path / "ckpt" / "page" / "loss_history.jsonl").readlines())
+    train_script.main(flags + ["--n_epochs_decay", "3", "--continue_train"])  # the last value wins
+    page = browser.inspect(web / "index.html")
+    assert [r[0] for r in page["rows"]["images"]][:2] == ["epoch 4", "epoch 3"]
+    assert len(open(tmp_path / "ckpt" / "page" / "loss_history.jsonl").readlines()) == points + 3
+
+
+def test_volume_training_page_shows_mid_slices(vol_root, tmp_path, browser):  # noqa: F811
+    train_script.main(vol_flags(vol_root, tmp_path, "page3d", "unpaired_revgan3d", ["--n_epochs_decay", "0"]))
+    page = browser.inspect(tmp_path / "ckpt" / "page3d" / "web" / "index.html")
+    _all_loaded(page)
+    widths = {i["alt"]: i["naturalWidth"] for i in page["images"]}
+    assert widths.pop("loss curve") >= 400
+    assert set(widths) == {"real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B", "idt_A", "idt_B"}
+    assert set(widths.values()) == {16 * 3 + 4}
+
+
+def test_results_page_in_chromium_escapes_markup_names(demo_root, tmp_path, browser):
+    root = tmp_path / "data"
+    shutil.copytree(demo_root, root)
+    test_dir = root / "test"
+    first = sorted(os.listdir(test_dir))[0]
+    os.rename(test_dir / first, test_dir / (MARKUP + ".png"))
+    n_items = len(os.listdir(test_dir))
+    flags = tiny_flags(str(root), tmp_path, "results", "paired_revgan")
+    train_script.main(flags)
+    test_script.main(["--dataroot", str(root), "--name", "results", "--model", "paired_revgan", "--checkpoints_dir",
+                      str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "res"), "--gpu_ids", "-1",
+                      "--load_size", "32", "--crop_size", "32"])
+    page = browser.inspect(tmp_path / "res" / "results" / "test_latest" / "index.html")
+    _all_loaded(page)
+    assert len(page["images"]) == n_items * 4  # real_A, fake_B, real_B, fake_A of every item
+    assert not page["pwned"] and not any(i["src"] == "x" for i in page["images"])
+    assert MARKUP in page["text"]  # the name shows as text
+    assert {"metrics-mean", "images", "metrics"} <= set(page["tables"])
+    mean = page["rows"]["metrics-mean"]
+    assert "PSNR_fake_B" in mean[0] and all(float(v) == float(v) for v in mean[1])
+    names = [r[0] for r in page["rows"]["metrics"][1:]]
+    assert MARKUP in names and len(names) == n_items
+    assert "Options" in page["text"]
