@@ -14,7 +14,7 @@ from util.errors import UserError
 # Options that decide the networks' structure. They travel inside each checkpoint: test.py rebuilds from them, and
 # --continue_train refuses a checkpoint whose values differ (SOFT ones only change behaviour, not parameters).
 ARCH_KEYS = ("model", "netG", "netD", "ngf", "ndf", "n_layers_D", "input_nc", "output_nc", "norm", "n_blocks",
-             "n_downsampling", "coupling", "no_output_tanh", "dims")
+             "n_downsampling", "coupling", "no_output_tanh", "dims", "iunet_architecture")
 SOFT_ARCH_KEYS = ("no_dropout", "use_naive")
 
 
@@ -45,6 +45,8 @@ class BaseModel:
     def architecture(self):
         arch = {k: getattr(self.opt, k, None) for k in ARCH_KEYS + SOFT_ARCH_KEYS}
         arch["dims"] = self.dims
+        if arch.get("netG") != "iunet":
+            arch["iunet_architecture"] = None  # only meaningful for --netG iunet
         return arch
 
     def check_input_size(self, name, x):

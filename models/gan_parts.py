@@ -16,23 +16,29 @@ def add_generator_options(parser, revgan):
         parser.add_argument("--coupling", default="additive", choices=["additive", "affine"])
         parser.add_argument("--use_naive", action="store_true",
                             help="run the core on plain autograd (stores activations; the memory reference)")
+        parser.add_argument("--iunet_architecture", default="2,2,2,2",
+                            help="--netG iunet: coupling blocks per resolution level, comma-separated")
         parser.set_defaults(netG="revgan")
     return parser
 
 
+REVERSIBLE_NETG = ("revgan", "iunet")
+
+
 def check_netG(opt, revgan):
-    if revgan and opt.netG != "revgan":
-        raise UserError(f"--model {opt.model} needs --netG revgan (got {opt.netG}); for {opt.netG} use "
+    if revgan and opt.netG not in REVERSIBLE_NETG:
+        raise UserError(f"--model {opt.model} needs --netG revgan or iunet (got {opt.netG}); for {opt.netG} use "
                         f"--model pix2pix or cycle_gan")
-    if not revgan and opt.netG == "revgan":
-        raise UserError("--netG revgan belongs to the RevGAN models: use --model paired_revgan or unpaired_revgan")
+    if not revgan and opt.netG in REVERSIBLE_NETG:
+        raise UserError(f"--netG {opt.netG} belongs to the RevGAN models: use --model paired_revgan or "
+                        f"unpaired_revgan")
 
 
 def make_G(opt, input_nc, output_nc, dims):
     return networks.define_G(input_nc, output_nc, opt.ngf, opt.netG, opt.norm, not opt.no_dropout, opt.init_type,
                              opt.init_gain, dims, getattr(opt, "n_blocks", None), opt.n_downsampling,
                              getattr(opt, "coupling", "additive"), getattr(opt, "use_naive", False),
-                             not opt.no_output_tanh)
+                             not opt.no_output_tanh, getattr(opt, "iunet_architecture", "2,2,2,2"))
 
 
 def make_D(opt, input_nc, dims):

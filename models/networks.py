@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn import init
 from torch.optim import lr_scheduler
 
-from models.reversible import AdditiveCoupling, AffineCoupling, ReversibleSequence
+from models.reversible import AdditiveCoupling, AffineCoupling, InvertibleUNet, ReversibleSequence
 from util.errors import UserError
 
 
@@ -228,8 +228,52 @@ class RevGANGenerator(nn.Module):
         return self.dec_A(self.core.inverse(self.enc_B(x)))
 
 
+def parse_architecture(text):
+    """"2,2,2,2" -> [2, 2, 2, 2] (coupling blocks per level of --netG iunet); raises ValueError when malformed."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if not parts or not all(p.isdigit() for p in parts) or not any(int(p) for p in parts):
+        raise ValueError(f"--iunet_architecture must be comma-separated block counts per level, like 2,2,2,2 "
+                         f"(got {text!r})")
+    return [int(p) for p in parts]
+
+
+class IUNetGenerator(nn.Module):
+    """``--netG iunet``: a fully invertible U-Net (models/reversible/iunet.py) as the whole generator.
+
+    With as many channels in A as in B, A->B = U(a) and B->A = U^-1(b): B->A is the exact inverse of A->B on sizes
+    that are a multiple of ``unet.size_multiple`` (other sizes are padded and cropped, which is not invertible), and
+    there is no output tanh (a bijection of all values cannot end in one; saved images are clipped to [-1, 1]).
+    The input is first lifted by an invertible 2x downsampling so that 1- or 3-channel images reach the couplings
+    with 4-24 channels. With different channel counts, a 3x3 conv stem per domain maps its channels to the
+    iUNet's and a 3x3 conv head (tanh unless --no_output_tanh) maps back: then only the iUNet between them is
+    invertible, and the cycle loss trains the stems and heads to agree."""
+
+    def __init__(self, input_nc, output_nc, ngf=64, architecture=(2, 2, 2, 2), dims=2, use_naive=False,
+                 coupling="additive", tanh=True):
+        super().__init__()
+        self.exact = input_nc == output_nc
+        channels = input_nc if self.exact else 2 ** dims * max(input_nc, output_nc)
+        self.unet = InvertibleUNet(channels, list(architecture), dims, coupling=coupling, hidden=ngf,
+                                   memory_saving=not use_naive, lift_stride=2 if self.exact else None)
+        self.size_multiple = 1  # the iUNet pads other sizes itself
+        if not self.exact:
+            def head(cin, cout, squash):
+                layers = [reflection_pad(dims)(1), conv(dims)(cin, cout, 3)]
+                return nn.Sequential(*layers, nn.Tanh()) if squash else nn.Sequential(*layers)
+            self.stem_A, self.stem_B = head(input_nc, channels, False), head(output_nc, channels, False)
+            self.head_A, self.head_B = head(channels, input_nc, tanh), head(channels, output_nc, tanh)
+
+    def forward(self, x, direction="AtoB"):
+        if self.exact:
+            return self.unet(x) if direction == "AtoB" else self.unet.inverse(x)
+        if direction == "AtoB":
+            return self.head_B(self.unet(self.stem_A(x)))
+        return self.head_A(self.unet.inverse(self.stem_B(x)))
+
+
 def define_G(input_nc, output_nc, ngf, netG, norm="batch", use_dropout=False, init_type="normal", init_gain=0.02,
-             dims=2, n_blocks=None, n_downsampling=2, coupling="additive", use_naive=False, tanh=True):
+             dims=2, n_blocks=None, n_downsampling=2, coupling="additive", use_naive=False, tanh=True,
+             iunet_architecture="2,2,2,2"):
     norm_layer = get_norm_layer(norm, dims)
     if netG in ("resnet_9blocks", "resnet_6blocks"):
         net = ResnetGenerator(input_nc, output_nc, ngf, norm_layer, use_dropout,
@@ -240,8 +284,15 @@ def define_G(input_nc, output_nc, ngf, netG, norm="batch", use_dropout=False, in
     elif netG == "revgan":
         net = RevGANGenerator(input_nc, output_nc, ngf, norm_layer, use_dropout, 6 if n_blocks is None else n_blocks,
                               n_downsampling, coupling, use_naive, dims, tanh)
+    elif netG == "iunet":
+        try:
+            architecture = parse_architecture(iunet_architecture)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        net = IUNetGenerator(input_nc, output_nc, ngf, architecture, dims, use_naive, coupling, tanh)
     else:
-        raise UserError(f"unknown --netG {netG!r}; valid: resnet_9blocks, resnet_6blocks, unet_128, unet_256, revgan")
+        raise UserError(f"unknown --netG {netG!r}; valid: resnet_9blocks, resnet_6blocks, unet_128, unet_256, revgan, "
+                        f"iunet")
     return init_weights(net, init_type, init_gain)
 
 

@@ -6,14 +6,20 @@ A self-contained library: it imports only torch. Typical use::
     core = ReversibleSequence([AdditiveCoupling(F=body(), G=body()) for _ in range(depth)])
     y = core(x)            # A -> B, activations are not stored
     x_back = core.inverse(y)   # B -> A through the same blocks
+
+    from models.reversible import InvertibleUNet
+    unet = InvertibleUNet(in_channels=3, architecture=[2, 2, 2, 2], dims=2, lift_stride=2)   # fully invertible
 """
 from .checks import graph_saved_bytes, is_invertible, reconstruction_error, relative_error
 from .couplings import AdditiveCoupling, AffineCoupling, Coupling, CustomCoupling, HalfStep, ReversibleError
 from .engine import ReversibleFunction
+from .iunet import InvertibleUNet
+from .resampling import InvertibleDownsampling, InvertibleUpsampling, OrthogonalChannelMixing
 from .sequence import InvertibleModuleWrapper, ReversibleBlock, ReversibleSequence
 
 __all__ = [
     "AdditiveCoupling", "AffineCoupling", "Coupling", "CustomCoupling", "HalfStep", "ReversibleError",
     "ReversibleSequence", "ReversibleBlock", "InvertibleModuleWrapper", "ReversibleFunction",
     "is_invertible", "reconstruction_error", "relative_error", "graph_saved_bytes",
+    "InvertibleUNet", "InvertibleDownsampling", "InvertibleUpsampling", "OrthogonalChannelMixing",
 ]
