@@ -16,7 +16,7 @@ DEPRECATED = {
     "--batchSize": "--batch_size", "--which_direction": "--direction", "--which_epoch": "--epoch",
 }
 
-NETG = ["resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256", "revgan"]
+NETG = ["resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256", "revgan", "iunet"]
 NETD = ["basic", "n_layers", "pixel"]
 NORMS = ["instance", "batch", "none"]
 

@@ -2,9 +2,11 @@
 
     python scripts/benchmark_models.py                       # CPU: 2D at 128x128
     python scripts/benchmark_models.py --device cuda --size 256
+    python scripts/benchmark_models.py --dims 3 --size 64 --ngf 16     # 3D patches (128 and ngf 64 on a GPU)
 
-Rows: ``cycle_gan`` (resnet_9blocks) and ``unpaired_revgan`` at core depths 6, 9, 18, 36, each with the memory-saving
-core and with ``--use_naive`` (plain autograd). Each row's memory is measured in a fresh process, during one full
+2D rows: ``cycle_gan`` (resnet_9blocks) and ``unpaired_revgan`` at core depths 6, 9, 18, 36, each with the
+memory-saving core and with ``--use_naive`` (plain autograd). 3D rows: ``cycle_gan3d`` (resnet_9blocks) and
+``unpaired_revgan3d`` at core depths 0, 1, 2, 4, 8, with and without ``--use_naive``, on single-channel patches. Each row's memory is measured in a fresh process, during one full
 training step (generator and both discriminators) after a warm-up step, above the level before it: parameters,
 gradients and Adam state are allocated by then, so what is measured is the activation memory (and backward
 transients). Step times come from one process that builds every model and times one step of each in turn,
@@ -25,17 +27,24 @@ from tqdm import tqdm
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from scripts import bench_utils as bu  # noqa: E402
 
-DEPTHS_2D = [6, 9, 18, 36]
+DEPTHS = {2: [6, 9, 18, 36], 3: [0, 1, 2, 4, 8]}
+SUFFIX = {2: "", 3: "3d"}
 
 
-def configs_2d():
-    rows = [("cycle_gan resnet_9blocks", "cycle_gan", ["--netG", "resnet_9blocks"], None)]
+def configs(dims):
+    """(label, model, flags, key) per row; key is None for the CycleGAN reference, else (kind, depth)."""
+    sfx = SUFFIX[dims]
+    rows = [(f"cycle_gan{sfx} resnet_9blocks", "cycle_gan" + sfx, ["--netG", "resnet_9blocks"], None)]
     for naive in (False, True):
-        for d in DEPTHS_2D:
+        for d in DEPTHS[dims]:
             flags = ["--n_blocks", str(d)] + (["--use_naive"] if naive else [])
-            rows.append((f"unpaired_revgan depth {d}" + (" --use_naive" if naive else ""), "unpaired_revgan", flags,
-                         ("naive" if naive else "revgan", d)))
+            rows.append((f"unpaired_revgan{sfx} depth {d}" + (" --use_naive" if naive else ""),
+                         "unpaired_revgan" + sfx, flags, ("naive" if naive else "revgan", d)))
     return rows
+
+
+def channels(dims):
+    return 3 if dims == 2 else 1
 
 
 def build_model(model, flags, args):
@@ -44,7 +53,8 @@ def build_model(model, flags, args):
     from options.train_options import TrainOptions
     argv = ["--name", "bench", "--model", model, "--checkpoints_dir", tempfile.mkdtemp(), "--gpu_ids",
             "0" if args.device == "cuda" else "-1", "--crop_size", str(args.size), "--load_size", str(args.size),
-            "--no_dropout"] + flags
+            "--ngf", str(args.ngf), "--ndf", str(args.ngf), "--no_dropout"] + flags + \
+        (["--patch_size", str(args.size)] if args.dims == 3 else [])
     with contextlib.redirect_stdout(io.StringIO()):
         opt = TrainOptions().parse(argv)
         m = create_model(opt)
@@ -56,7 +66,7 @@ def make_step(model, flags, args):
     torch.manual_seed(0)
     m = build_model(model, flags, args)
     device = torch.device(args.device)
-    shape = (args.batch, 3) + (args.size,) * 2
+    shape = (args.batch, channels(args.dims)) + (args.size,) * args.dims
     data = {"A": torch.rand(shape, device=device) * 2 - 1, "B": torch.rand(shape, device=device) * 2 - 1,
             "A_paths": ["a"] * args.batch, "B_paths": ["b"] * args.batch}
 
@@ -80,7 +90,7 @@ def state_bytes(m):
 
 def worker(args):
     device = torch.device(args.device)
-    rows = {label: (model, flags) for label, model, flags, _ in configs_2d()}
+    rows = {label: (model, flags) for label, model, flags, _ in configs(args.dims)}
     if args.label == "timing":
         steps = {label: make_step(*rows[label], args)[0] for label in args.timed}
         print(json.dumps(bu.interleaved_times(steps, args.steps, device)))
@@ -93,21 +103,22 @@ def worker(args):
     print(json.dumps({"peak": meter.peak(), "state": state_bytes(m)}))
 
 
-def plot(results, path, title):
+def plot(results, path, title, dims):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for kind, label in (("revgan", "unpaired_revgan (memory-saving core)"), ("naive", "unpaired_revgan --use_naive")):
+    name = "unpaired_revgan" + SUFFIX[dims]
+    for kind, label in (("revgan", f"{name} (memory-saving core)"), ("naive", f"{name} --use_naive")):
         pts = [(key[1], r["peak"]) for key, r in results.items() if key and key[0] == kind and "peak" in r]
         if pts:
             ax.plot([d for d, _ in pts], [p / 2**20 for _, p in pts], marker="o", label=label)
     base = results.get(None)
     if base and "peak" in base:
-        ax.axhline(base["peak"] / 2**20, color="gray", ls="--", label="cycle_gan resnet_9blocks")
+        ax.axhline(base["peak"] / 2**20, color="gray", ls="--", label=f"cycle_gan{SUFFIX[dims]} resnet_9blocks")
     ax.set_xlabel("core depth (coupling blocks)")
     ax.set_ylabel("activation memory of one training step (MiB)")
-    ax.set_xticks(DEPTHS_2D)
+    ax.set_xticks(DEPTHS[dims])
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -118,7 +129,9 @@ def plot(results, path, title):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--size", type=int, default=128, help="image size (256 on a GPU)")
+    p.add_argument("--dims", type=int, default=2, choices=[2, 3], help="2D images or 3D patches")
+    p.add_argument("--size", type=int, default=128, help="image or patch side (2D: 256 on a GPU; 3D: 64, 128)")
+    p.add_argument("--ngf", type=int, default=64, help="generator and discriminator width (--ngf and --ndf)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--steps", type=int, default=5, help="timed rounds (one step of every model per round; median)")
     p.add_argument("--no_docs", action="store_true", help="print the table only")
@@ -129,48 +142,51 @@ def main():
     if args.worker:
         return worker(args)
 
-    common = ["--device", args.device, "--size", args.size, "--batch", args.batch, "--steps", args.steps]
-    configs = configs_2d()
+    common = ["--device", args.device, "--dims", args.dims, "--size", args.size, "--ngf", args.ngf, "--batch",
+              args.batch, "--steps", args.steps]
+    rows_cfg = configs(args.dims)
     results = {}
-    for label, _, _, key in tqdm(configs, desc="benchmark_models (memory)", unit="model"):
+    for label, _, _, key in tqdm(rows_cfg, desc="benchmark_models (memory)", unit="model"):
         results[label] = bu.run_worker(__file__, ["--label", label] + common)
-    ok = [label for label, *_ in configs if "peak" in results[label]]
+    ok = [label for label, *_ in rows_cfg if "peak" in results[label]]
     print("timing every model round-robin ...", file=sys.stderr)
     times = bu.run_worker(__file__, ["--label", "timing", "--timed"] + ok + common, timeout=7200)
-    base_label = configs[0][0]
+    base_label, first = rows_cfg[0][0], DEPTHS[args.dims][0]
     rows = []
-    for label, _, _, key in configs:
+    for label, _, _, key in rows_cfg:
         r = results[label]
         if "error" in r:
             rows.append([label, "failed: " + r["error"].replace("|", "/"), "", "", ""])
             continue
         t, t0 = times.get(label), times.get(base_label)
-        six = results.get(f"unpaired_revgan depth 6{' --use_naive' if key and key[0] == 'naive' else ''}", {})
-        rel6 = f"{r['peak'] / six['peak']:.2f}" if key and "peak" in six else ""
-        rows.append([label, f"{r['peak'] / 2**20:.1f}", rel6, f"{r['state'] / 2**20:.1f}",
+        ref = results.get(f"unpaired_revgan{SUFFIX[args.dims]} depth {first}"
+                          f"{' --use_naive' if key and key[0] == 'naive' else ''}", {})
+        rel = f"{r['peak'] / ref['peak']:.2f}" if key and "peak" in ref else ""
+        rows.append([label, f"{r['peak'] / 2**20:.1f}", rel, f"{r['state'] / 2**20:.1f}",
                      f"{t / t0:.2f}" if t and t0 else "n/a"])
-    table = bu.markdown_table(["model", "activation memory (MiB)", "÷ same kind at depth 6",
-                               "params + grads + Adam (MiB)", "step time / cycle_gan"], rows)
+    table = bu.markdown_table(["model", "activation memory (MiB)", f"÷ same kind at depth {first}",
+                               "params + grads + Adam (MiB)", f"step time / cycle_gan{SUFFIX[args.dims]}"], rows)
     print(table)
     if args.no_docs:
         return
-    tag = "cpu" if args.device == "cpu" else "gpu"
+    tag = ("cpu" if args.device == "cpu" else "gpu") + ("_3d" if args.dims == 3 else "")
     png = f"benchmark_models_{tag}.png"
-    by_key = {key: results[label] for label, _, _, key in configs}
+    by_key = {key: results[label] for label, _, _, key in rows_cfg}
+    shape = "×".join(map(str, (args.batch, channels(args.dims)) + (args.size,) * args.dims))
     plot(by_key, os.path.join(bu.ROOT, "docs", png),
-         f"{bu.machine_description(args.device)}; {args.batch}×3×{args.size}×{args.size}, ngf 64")
+         f"{bu.machine_description(args.device)}; {shape}, ngf {args.ngf}", args.dims)
     cmd = "python scripts/benchmark_models.py " + " ".join(sys.argv[1:])
-    body = f"""## benchmark_models ({tag})
+    body = f"""## benchmark_models ({tag.replace("_", ", ")})
 
 Command: `{cmd.strip()}` · machine: {bu.machine_description(args.device)} · date: {bu.today()}
 
 One full training step (generators, both discriminators, Adam) of each model built by the application from its
-command-line flags (defaults: ngf 64, ndf 64, instance norm, basic PatchGAN, lsgan; `--no_dropout`), on a batch of
-{args.batch}×3×{args.size}×{args.size}. Activation memory is the peak of that step above the level before it, in a fresh process per
+command-line flags (ngf {args.ngf}, ndf {args.ngf}; defaults otherwise: instance norm, basic PatchGAN, lsgan;
+`--no_dropout`), on a batch of {shape}. Activation memory is the peak of that step above the level before it, in a fresh process per
 row, after a warm-up step: parameters, their gradients and Adam state are allocated before it and listed separately.
-{"CPU memory is the resident set (VmHWM after resetting it)." if tag == "cpu" else "GPU memory is torch.cuda.max_memory_allocated."}
+{"CPU memory is the resident set (VmHWM after resetting it)." if args.device == "cpu" else "GPU memory is torch.cuda.max_memory_allocated."}
 Step time: one process builds every model and times one step of each in turn, {args.steps} rounds; median per model,
-as a ratio to cycle_gan.
+as a ratio to cycle_gan{SUFFIX[args.dims]}.
 
 {table}
 

@@ -17,8 +17,7 @@ from PIL import Image
 import test as test_script
 import train as train_script
 from tests.browser import Chromium, find_chromium
-from tests.conftest import ROOT, tiny_flags
-from tests.test_volumes import vol_flags, vol_root  # noqa: F401  (fixture)
+from tests.conftest import ROOT, tiny_flags, vol_flags
 
 MARKUP = '<img src=x onerror="window.pwned=1">&amp;'
 
@@ -106,7 +105,7 @@ def test_visdom_dashboard_shows_losses_lr_memory_and_images(demo_root, tmp_path,
     assert grid.std() > 5  # real pictures, not a blank canvas
 
 
-def test_visdom_shows_volume_mid_slices(vol_root, tmp_path, visdom_port):  # noqa: F811
+def test_visdom_shows_volume_mid_slices(vol_root, tmp_path, visdom_port):
     env = "revgan_test_3d"
     flags = vol_flags(vol_root, tmp_path, "vis3d", "paired_revgan3d", [
         "--display_id", "1", "--display_port", str(visdom_port), "--display_env", env, "--display_freq", "1",
@@ -203,7 +202,7 @@ def test_training_page_in_chromium(demo_root, tmp_path, browser):
     assert len(open(tmp_path / "ckpt" / "page" / "loss_history.jsonl").readlines()) == points + 3
 
 
-def test_volume_training_page_shows_mid_slices(vol_root, tmp_path, browser):  # noqa: F811
+def test_volume_training_page_shows_mid_slices(vol_root, tmp_path, browser):
     train_script.main(vol_flags(vol_root, tmp_path, "page3d", "unpaired_revgan3d", ["--n_epochs_decay", "0"]))
     page = browser.inspect(tmp_path / "ckpt" / "page3d" / "web" / "index.html")
     _all_loaded(page)

@@ -10,9 +10,8 @@ import test as test_script
 import train as train_script
 from models import create_model
 from options.test_options import TestOptions
-from tests.conftest import tiny_flags
+from tests.conftest import tiny_flags, vol_flags
 from tests.test_bad_input import copy_root, fails
-from tests.test_volumes import vol_flags, vol_root  # noqa: F401  (fixture)
 
 IUNET = ["--netG", "iunet", "--iunet_architecture", "1,1,1"]
 
@@ -58,7 +57,7 @@ def test_iunet_with_different_channel_counts_uses_stems(demo_root, tmp_path):
         assert g(torch.zeros(1, 1, 32, 32, dtype=torch.float64), "BtoA").shape == (1, 3, 32, 32)
 
 
-def test_iunet_3d_trains_and_tests_whole_volumes(vol_root, tmp_path):  # noqa: F811
+def test_iunet_3d_trains_and_tests_whole_volumes(vol_root, tmp_path):
     flags = vol_flags(vol_root, tmp_path, "iu3d", "unpaired_revgan3d", IUNET + ["--n_epochs_decay", "0"])
     train_script.main(flags)
     test_script.main(["--dataroot", vol_root, "--name", "iu3d", "--model", "unpaired_revgan3d", "--checkpoints_dir",

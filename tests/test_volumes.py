@@ -10,48 +10,11 @@ import torch
 
 import test as test_script
 import train as train_script
-from tests.conftest import folder_hashes
+from tests.conftest import NIB_DATA, _save, folder_hashes, vol_flags
 from tests.test_bad_input import fails
 from util.volume import from_unit, sliding_window, to_unit
 
-NIB_DATA = os.path.join(os.path.dirname(nib.__file__), "tests", "data")
 MODELS3D = ["paired_revgan3d", "unpaired_revgan3d", "pix2pix3d", "cycle_gan3d"]
-
-
-def _save(arr, affine, path):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    nib.save(nib.Nifti1Image(arr.astype(np.float32), affine), path)
-
-
-@pytest.fixture(scope="module")
-def vol_root(tmp_path_factory):
-    """Real MRI from nibabel's test data (anatomical.nii, 33x41x25, 2 mm): B is the volume, A a noisy copy in
-    other units (x2 + 100). Training volumes are flips of it; the test volume is a 21x26x19 crop (not a multiple of
-    the patch) with its own affine; one test volume is .npy."""
-    root = tmp_path_factory.mktemp("vols")
-    img = nib.load(os.path.join(NIB_DATA, "anatomical.nii"))
-    b = img.get_fdata(dtype=np.float32)
-    rng = np.random.default_rng(0)
-    for k, vol in enumerate([b, b[::-1], b[:, ::-1]]):
-        a = vol * 2 + 100 + rng.normal(0, 200, vol.shape)
-        _save(a, img.affine, str(root / "trainA" / f"s{k}.nii.gz"))
-        _save(vol, img.affine, str(root / "trainB" / f"s{k}.nii"))
-    crop = b[5:26, 7:33, 3:22]
-    affine = img.affine.copy()
-    affine[:3, 3] += [10.0, 14.0, 6.0]
-    _save(crop * 2 + 100 + rng.normal(0, 200, crop.shape), affine, str(root / "testA" / "t0.nii.gz"))
-    _save(crop, affine, str(root / "testB" / "t0.nii.gz"))
-    np.save(root / "testA" / "t1.npy", (crop[::-1] * 2 + 100).astype(np.float32))
-    np.save(root / "testB" / "t1.npy", crop[::-1].astype(np.float32))
-    return str(root)
-
-
-def vol_flags(root, tmp, name, model, extra=()):
-    return ["--dataroot", root, "--name", name, "--model", model, "--checkpoints_dir", str(tmp / "ckpt"),
-            "--gpu_ids", "-1", "--ngf", "4", "--ndf", "4", "--netD", "n_layers", "--n_layers_D", "1",
-            "--patch_size", "16", "--samples_per_volume", "1", "--num_threads", "0", "--display_id", "0",
-            "--n_epochs", "1", "--n_epochs_decay", "1", "--print_freq", "1", "--save_latest_freq", "2"] + \
-        (["--n_blocks", "2"] if "revgan" in model else ["--netG", "resnet_6blocks"]) + list(extra)
 
 
 @pytest.mark.parametrize("model", MODELS3D)
