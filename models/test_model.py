@@ -1,7 +1,7 @@
 """Single-direction inference with the generator of any trained model; RevGAN models run either direction
 (--direction AtoB: dec_B(core(enc_A(x))); BtoA: dec_A(core.inverse(enc_B(x))))."""
 from models.base_model import BaseModel
-from models.gan_parts import add_generator_options, make_G
+from models.gan_parts import REVERSIBLE_NETG, add_generator_options, make_G
 
 
 class TestModel(BaseModel):
@@ -16,6 +16,7 @@ class TestModel(BaseModel):
         parser.add_argument("--n_blocks", type=int, default=None, help="(taken from the checkpoint)")
         parser.add_argument("--coupling", default="additive", choices=["additive", "affine"])
         parser.add_argument("--use_naive", action="store_true")
+        parser.add_argument("--iunet_architecture", default="2,2,2,2", help="(taken from the checkpoint)")
         return parser
 
     def __init__(self, opt):
@@ -26,7 +27,7 @@ class TestModel(BaseModel):
         self.visual_names = ["real", "fake"]
         reverse = opt.direction == "BtoA"
         in_nc, out_nc = (opt.output_nc, opt.input_nc) if reverse else (opt.input_nc, opt.output_nc)
-        if opt.netG == "revgan":
+        if opt.netG in REVERSIBLE_NETG:
             name = "G"
             self.netG = make_G(opt, opt.input_nc, opt.output_nc, self.dims).to(self.device)
             self.generate = lambda x: self.netG(x, opt.direction)

@@ -3,10 +3,12 @@
     python scripts/benchmark_models.py                       # CPU: 2D at 128x128
     python scripts/benchmark_models.py --device cuda --size 256
     python scripts/benchmark_models.py --dims 3 --size 64 --ngf 16     # 3D patches (128 and ngf 64 on a GPU)
+    python scripts/benchmark_models.py --dims 3 --device cuda --max_patch --budget_gb 16   # largest cubic patch
 
 2D rows: ``cycle_gan`` (resnet_9blocks) and ``unpaired_revgan`` at core depths 6, 9, 18, 36, each with the
 memory-saving core and with ``--use_naive`` (plain autograd). 3D rows: ``cycle_gan3d`` (resnet_9blocks) and
-``unpaired_revgan3d`` at core depths 0, 1, 2, 4, 8, with and without ``--use_naive``, on single-channel patches. Each row's memory is measured in a fresh process, during one full
+``unpaired_revgan3d`` at core depths 0, 1, 2, 4, 8, with and without ``--use_naive``, on single-channel patches.
+Each row's memory is measured in a fresh process, during one full
 training step (generator and both discriminators) after a warm-up step, above the level before it: parameters,
 gradients and Adam state are allocated by then, so what is measured is the activation memory (and backward
 transients). Step times come from one process that builds every model and times one step of each in turn,
@@ -100,7 +102,7 @@ def worker(args):
     meter = bu.PeakMemory(device)
     meter.start()
     step()
-    print(json.dumps({"peak": meter.peak(), "state": state_bytes(m)}))
+    print(json.dumps({"peak": meter.peak(), "state": state_bytes(m), "total": meter.total_peak()}))
 
 
 def plot(results, path, title, dims):
@@ -126,6 +128,52 @@ def plot(results, path, title, dims):
     fig.savefig(path, dpi=110)
 
 
+def max_patch(args):
+    """--max_patch: the largest cubic patch (a multiple of 16) whose whole training step (parameters, gradients,
+    Adam state and activations: the process's peak) fits in --budget_gb, at core depth 8, for the memory-saving
+    core and for --use_naive. Sizes grow by 16 from 32 until one fails (out of memory) or exceeds the budget."""
+    budget = args.budget_gb * 2 ** 30
+    rows = []
+    for naive in (False, True):
+        label = "unpaired_revgan3d depth 8" + (" --use_naive" if naive else "")
+        best, size, why = None, 32, ""
+        bar = tqdm(desc=label, unit="size")
+        while size <= args.max_size:
+            r = bu.run_worker(__file__, ["--label", label, "--device", args.device, "--dims", 3, "--size", size,
+                                         "--ngf", args.ngf, "--batch", args.batch])
+            bar.update()
+            if "error" in r:
+                why = f"{size}³ failed: {r['error'].replace('|', '/')}"
+                break
+            if r["total"] > budget:
+                why = f"{size}³ needs {r['total'] / 2**30:.2f} GiB"
+                break
+            best = (size, r["total"])
+            size += 16
+        bar.close()
+        if best is None:
+            rows.append([label, "none", "", why])
+        else:
+            rows.append([label, f"{best[0]}³", f"{best[1] / 2**30:.2f}",
+                         why or f"stopped at --max_size {args.max_size}"])
+    table = bu.markdown_table(["model", "largest cubic patch", "its peak (GiB)", "next size"], rows)
+    print(table)
+    if args.no_docs:
+        return
+    tag = "cpu" if args.device == "cpu" else "gpu"
+    cmd = "python scripts/benchmark_models.py " + " ".join(sys.argv[1:])
+    bu.update_section(f"benchmark_models_max_patch_{tag}", f"""## benchmark_models --max_patch ({tag})
+
+Command: `{cmd.strip()}` · machine: {bu.machine_description(args.device)} · date: {bu.today()}
+
+The largest cubic patch (multiple of 16) for which one training step of `unpaired_revgan3d` at core depth 8 (ngf
+{args.ngf}, batch {args.batch}) fits in {args.budget_gb:g} GiB, counting everything the process holds at its peak
+(parameters, gradients, Adam state and activations); each size in a fresh process.
+
+{table}
+""")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -135,6 +183,9 @@ def main():
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--steps", type=int, default=5, help="timed rounds (one step of every model per round; median)")
     p.add_argument("--no_docs", action="store_true", help="print the table only")
+    p.add_argument("--max_patch", action="store_true", help="3D: search the largest cubic patch within --budget_gb")
+    p.add_argument("--budget_gb", type=float, default=16.0, help="--max_patch: memory budget (GiB)")
+    p.add_argument("--max_size", type=int, default=512, help="--max_patch: largest patch side tried")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--label", help=argparse.SUPPRESS)
     p.add_argument("--timed", nargs="*", default=[], help=argparse.SUPPRESS)
@@ -144,6 +195,10 @@ def main():
 
     common = ["--device", args.device, "--dims", args.dims, "--size", args.size, "--ngf", args.ngf, "--batch",
               args.batch, "--steps", args.steps]
+    if args.max_patch:
+        if args.dims != 3:
+            p.error("--max_patch is for 3D patches: add --dims 3")
+        return max_patch(args)
     rows_cfg = configs(args.dims)
     results = {}
     for label, _, _, key in tqdm(rows_cfg, desc="benchmark_models (memory)", unit="model"):

@@ -48,6 +48,17 @@ def test_each_3d_model_trains_resumes_and_tests_whole_volumes(vol_root, tmp_path
     assert (res / "volumes" / "fake_A" / "t0.nii.gz").exists() == both
     page = open(res / "index.html").read()
     assert "images/fake_B/t0.png" in page and "metrics-mean" in page
+    if model == "paired_revgan3d":  # one direction of a 3D checkpoint with --model test: B -> A, the inverse
+        common = ["--dataroot", vol_root, "--name", model, "--checkpoints_dir", str(tmp_path / "ckpt"), "--gpu_ids",
+                  "-1", "--eval"]  # --eval: dropout off, so both runs compute the same function
+        test_script.main(common + ["--model", "test", "--direction", "BtoA", "--results_dir", str(tmp_path / "one")])
+        test_script.main(common + ["--model", model, "--results_dir", str(tmp_path / "both")])
+        one = tmp_path / "one" / model / "test_latest"
+        inv = nib.load(str(one / "volumes" / "fake_A" / "t0.nii.gz"))
+        assert inv.shape == src.shape and np.allclose(inv.affine, src.affine)
+        same = nib.load(str(tmp_path / "both" / model / "test_latest" / "volumes" / "fake_A" / "t0.nii.gz"))
+        np.testing.assert_allclose(inv.get_fdata(), same.get_fdata(), rtol=1e-5, atol=1e-2)
+        assert "PSNR_fake_A" in json.load(open(one / "metrics.json"))["mean"]
 
 
 @pytest.mark.parametrize("shape,patch,overlap", [((1, 21, 26, 19), (16, 16, 16), 0.5),

@@ -25,8 +25,8 @@ def _write(doc, out_dir):
 
 def write_training_page(web_dir, opt, epochs, curve, order=()):
     """checkpoints/NAME/web/index.html: the loss curve (when there is one), then the images saved for each epoch
-    ({epoch: {label: relative path}}), newest epoch first, labels in ``order`` (the model's) and then by name. The page reloads itself every minute
-    while training runs."""
+    ({epoch: {label: relative path}}), newest epoch first, labels in ``order`` (the model's) and then by name.
+    The page reloads itself every minute while training runs."""
     doc = dominate.document(title=f"Training: {opt.name}")
     with doc.head:
         tags.meta(http_equiv="refresh", content="60")
