@@ -167,8 +167,8 @@ def max_patch(args):
 Command: `{cmd.strip()}` · machine: {bu.machine_description(args.device)} · date: {bu.today()}
 
 The largest cubic patch (multiple of 16) for which one training step of `unpaired_revgan3d` at core depth 8 (ngf
-{args.ngf}, batch {args.batch}) fits in {args.budget_gb:g} GiB, counting everything the process holds at its peak
-(parameters, gradients, Adam state and activations); each size in a fresh process.
+{args.ngf}, batch {args.batch}) fits in {args.budget_gb:g} GiB, counting parameters, gradients, Adam state and
+activations ({"torch.cuda.max_memory_allocated" if args.device != "cpu" else "the process's peak resident set, libraries included"}); each size in a fresh process.
 
 {table}
 """)

@@ -182,6 +182,11 @@ Ratio: memory-saving over conventional (iUNets' own table reports 26.8%, 18.4%, 
 30). Step time ratio: memory-saving over conventional, timed round-robin in one process per depth, {args.steps} rounds.
 
 {table}
+
+What still grows in the memory-saving column is not activations: in backward, each level's inner block (everything
+below that level) hands back the gradients of all its parameters at once, so a transient of the size of those
+gradients grows with the parameter count. The step costs about 2x conventional backprop because each deeper level is
+recomputed once more per level above it (the price of nesting; a flat chain of couplings costs about 1.3x).
 """
     bu.update_section(f"benchmark_reversible_iunet_{tag}", body)
 
