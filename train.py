@@ -53,6 +53,11 @@ def main(argv=None):
     counters = model.counters
     steps_per_epoch = max(1, len(dataset))
     visualizer.start(counters["epoch"] - 1 + counters["epoch_iter"] / steps_per_epoch, resumed=opt.continue_train)
+
+    def plot(progress, losses):  # one point of the curves: losses, learning rate, peak memory
+        visualizer.plot_current_losses(progress, losses, model.optimizers[0].param_groups[0]["lr"],
+                                       peak_memory_mib(model.device))
+
     n_last = opt.n_epochs + opt.n_epochs_decay + opt.epoch_count - 1
     if counters["epoch"] > n_last:
         print(f"already trained to epoch {counters['epoch'] - 1}; raise --n_epochs/--n_epochs_decay to go on")
@@ -79,8 +84,7 @@ def main(argv=None):
                 msg = visualizer.print_current_losses(epoch, counters["epoch_iter"], counters["total_iters"], losses,
                                                       (time.time() - t0) / n, t_data)
                 bar.write(msg)
-                visualizer.plot_current_losses(epoch - 1 + counters["epoch_iter"] / steps_per_epoch, losses,
-                                               model.optimizers[0].param_groups[0]["lr"], peak_memory_mib(model.device))
+                plot(epoch - 1 + counters["epoch_iter"] / steps_per_epoch, losses)
                 plotted = True
             if crossed(counters["total_iters"], n, opt.display_freq):
                 model.compute_visuals()
@@ -91,8 +95,7 @@ def main(argv=None):
                 model.save("latest")
             t_data0 = time.time()
         if epoch_losses and not plotted:  # at least one point and one row of images per epoch
-            visualizer.plot_current_losses(epoch, losses, model.optimizers[0].param_groups[0]["lr"],
-                                           peak_memory_mib(model.device))
+            plot(epoch, losses)
         if epoch_losses and (not shown or (visualizer.use_html and not visualizer.has_epoch(epoch))):
             model.compute_visuals()
             visualizer.display_current_results(model.get_current_visuals(), epoch, True)

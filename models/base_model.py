@@ -20,6 +20,9 @@ SOFT_ARCH_KEYS = ("no_dropout", "use_naive")
 
 class BaseModel:
     dims = 2
+    # --direction BtoA swaps the data folders (the model's domain A reads B's files), as in training. TestModel
+    # sets False: its --direction picks the generator's direction and its translators name the true domains.
+    direction_swaps_data = True
 
     @staticmethod
     def modify_commandline_options(parser, is_train):

@@ -16,7 +16,7 @@ def add_generator_options(parser, revgan):
         parser.add_argument("--coupling", default="additive", choices=["additive", "affine"])
         parser.add_argument("--use_naive", action="store_true",
                             help="run the core on plain autograd (stores activations; the memory reference)")
-        parser.add_argument("--iunet_architecture", default="2,2,2,2",
+        parser.add_argument("--iunet_architecture", default=networks.IUNET_ARCHITECTURE,
                             help="--netG iunet: coupling blocks per resolution level, comma-separated")
         parser.set_defaults(netG="revgan")
     return parser
@@ -38,7 +38,7 @@ def make_G(opt, input_nc, output_nc, dims):
     return networks.define_G(input_nc, output_nc, opt.ngf, opt.netG, opt.norm, not opt.no_dropout, opt.init_type,
                              opt.init_gain, dims, getattr(opt, "n_blocks", None), opt.n_downsampling,
                              getattr(opt, "coupling", "additive"), getattr(opt, "use_naive", False),
-                             not opt.no_output_tanh, getattr(opt, "iunet_architecture", "2,2,2,2"))
+                             not opt.no_output_tanh, getattr(opt, "iunet_architecture", networks.IUNET_ARCHITECTURE))
 
 
 def make_D(opt, input_nc, dims):

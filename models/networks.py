@@ -228,6 +228,9 @@ class RevGANGenerator(nn.Module):
         return self.dec_A(self.core.inverse(self.enc_B(x)))
 
 
+IUNET_ARCHITECTURE = "2,2,2,2"  # default of --iunet_architecture
+
+
 def parse_architecture(text):
     """"2,2,2,2" -> [2, 2, 2, 2] (coupling blocks per level of --netG iunet); raises ValueError when malformed."""
     parts = [p.strip() for p in str(text).split(",")]
@@ -273,7 +276,7 @@ class IUNetGenerator(nn.Module):
 
 def define_G(input_nc, output_nc, ngf, netG, norm="batch", use_dropout=False, init_type="normal", init_gain=0.02,
              dims=2, n_blocks=None, n_downsampling=2, coupling="additive", use_naive=False, tanh=True,
-             iunet_architecture="2,2,2,2"):
+             iunet_architecture=IUNET_ARCHITECTURE):
     norm_layer = get_norm_layer(norm, dims)
     if netG in ("resnet_9blocks", "resnet_6blocks"):
         net = ResnetGenerator(input_nc, output_nc, ngf, norm_layer, use_dropout,

@@ -2,9 +2,12 @@
 (--direction AtoB: dec_B(core(enc_A(x))); BtoA: dec_A(core.inverse(enc_B(x))))."""
 from models.base_model import BaseModel
 from models.gan_parts import REVERSIBLE_NETG, add_generator_options, make_G
+from models.networks import IUNET_ARCHITECTURE
 
 
 class TestModel(BaseModel):
+    direction_swaps_data = False
+
     @staticmethod
     def modify_commandline_options(parser, is_train=False):
         if is_train:
@@ -16,7 +19,7 @@ class TestModel(BaseModel):
         parser.add_argument("--n_blocks", type=int, default=None, help="(taken from the checkpoint)")
         parser.add_argument("--coupling", default="additive", choices=["additive", "affine"])
         parser.add_argument("--use_naive", action="store_true")
-        parser.add_argument("--iunet_architecture", default="2,2,2,2", help="(taken from the checkpoint)")
+        parser.add_argument("--iunet_architecture", default=IUNET_ARCHITECTURE, help="(taken from the checkpoint)")
         return parser
 
     def __init__(self, opt):

@@ -48,6 +48,7 @@ class Visualizer:
         self.display_id = getattr(opt, "display_id", 0) if enabled else 0
         self.vis = None
         self.history = []
+        self.order = []  # the model's visual labels, in its order (for the page)
         if not enabled:
             return
         os.makedirs(self.img_dir if self.use_html else self.save_dir, exist_ok=True)
@@ -101,12 +102,28 @@ class Visualizer:
             return
         self.load_history(progress)
         if self.use_html and not resumed:
-            for f in os.listdir(self.img_dir):
-                if f.startswith("epoch") and f.endswith(".png"):
-                    os.remove(os.path.join(self.img_dir, f))
+            for labels in self.page_images().values():
+                for f in labels.values():
+                    os.remove(os.path.join(self.web_dir, f))
+
+    # the page's images are web/images/epochNNN_LABEL.png; these two functions are the only ones that know the name
+    @staticmethod
+    def _image_name(epoch, label):
+        return os.path.join("images", f"epoch{epoch:03d}_{label}.png")
+
+    def page_images(self):
+        """{epoch: {label: path relative to web/}} of the images on the training page."""
+        epochs = {}
+        if not os.path.isdir(self.img_dir):
+            return epochs
+        for f in sorted(os.listdir(self.img_dir)):
+            num, _, label = f[5:-4].partition("_")
+            if f.startswith("epoch") and f.endswith(".png") and num.isdigit() and label:
+                epochs.setdefault(int(num), {})[label] = os.path.join("images", f)
+        return epochs
 
     def has_epoch(self, epoch):
-        return os.path.isdir(self.img_dir) and any(f.startswith(f"epoch{epoch:03d}_") for f in os.listdir(self.img_dir))
+        return epoch in self.page_images()
 
     def load_history(self, upto):
         """Reads the points logged before, up to training progress ``upto`` (in epochs) of the checkpoint being
@@ -133,7 +150,7 @@ class Visualizer:
         self.history.append(point)
         with open(self.history_path, "a") as f:
             f.write(json.dumps(point) + "\n")
-        if self.vis is None or not self.history:
+        if self.vis is None:
             return
         names = list(losses)
         xs = np.array([p["x"] for p in self.history if all(n in p["losses"] for n in names)])
@@ -160,7 +177,7 @@ class Visualizer:
             self._show_images(images)
         if save_result and self.use_html:
             for label, im in images.items():
-                save_image(im, os.path.join(self.img_dir, f"epoch{epoch:03d}_{label}.png"))
+                save_image(im, os.path.join(self.web_dir, self._image_name(epoch, label)))
             self.write_page()
 
     def _show_images(self, images):
@@ -181,14 +198,7 @@ class Visualizer:
     def write_page(self):
         """checkpoints/NAME/web/index.html: the loss curve, then every epoch's images, newest first."""
         from util.html import write_training_page
-        curve = self.save_loss_curve()
-        epochs = {}
-        for f in sorted(os.listdir(self.img_dir)):
-            if f.startswith("epoch") and f.endswith(".png") and "_" in f:
-                num, label = f[5:-4].split("_", 1)
-                if num.isdigit():
-                    epochs.setdefault(int(num), {})[label] = os.path.join("images", f)
-        return write_training_page(self.web_dir, self.opt, epochs, curve, getattr(self, "order", ()))
+        return write_training_page(self.web_dir, self.opt, self.page_images(), self.save_loss_curve(), self.order)
 
     def save_loss_curve(self):
         """web/loss_curve.png from the logged points (losses; learning rate and peak memory below), or None."""

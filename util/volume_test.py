@@ -33,10 +33,7 @@ def run(opt, model, out_dir):
         raise UserError(f"the checkpoint of {opt.name} holds no intensity ranges: it was not trained on volumes")
     patch = parse_patch_size(getattr(opt, "patch_size", None) or model_patch(model) or [64])
     model.check_input_size(model.model_names[0], torch.zeros((1, 1) + patch, device="meta"))
-    # A model's domain X reads the folder PHASE + X; --direction BtoA swaps the folders for models trained that
-    # way. --model test is different: its --direction picks the generator's direction, and its translators
-    # already name the true source and target domains.
-    swap = opt.direction == "BtoA" and opt.model != "test"
+    swap = opt.direction == "BtoA" and model.direction_swaps_data  # domain X reads the folder PHASE + X
     folders = {"A": opt.phase + ("B" if swap else "A"), "B": opt.phase + ("A" if swap else "B")}
     items, rows = {}, {}
     for label, (src, dst, fn) in model.translators().items():

@@ -126,24 +126,25 @@ class InvertibleUNet(nn.Module):
             self.channels.append(down * factor)
         last = len(architecture) - 1
 
+        def resampling(channels, stride):
+            """A learnable invertible (downsampling, upsampling) pair at ``channels``, both starting as ``init``."""
+            args = (channels, stride, dims, resampling_init, resampling_method, learnable_resampling)
+            return InvertibleDownsampling(*args), InvertibleUpsampling(*args)
+
         def build(level):
             c, n = self.channels[level], architecture[level]
             if level == last:  # the bottom: its down-branch and up-branch blocks meet
                 return couplings(c, 2 * n, level)
             skip, down = self.splits[level]
-            deeper = [InvertibleDownsampling(down, self.stride, dims, resampling_init, resampling_method,
-                                             learnable_resampling)] + build(level + 1) + \
-                     [InvertibleUpsampling(down, self.stride, dims, resampling_init, resampling_method,
-                                           learnable_resampling)]
+            down_op, up_op = resampling(down, self.stride)
+            deeper = [down_op] + build(level + 1) + [up_op]
             return couplings(c, n, level) + [_Inner(skip, ReversibleSequence(deeper, memory_saving=memory_saving))] \
                 + couplings(c, n, level)
 
         blocks = build(0)
         if lift != (1,) * dims:
-            blocks = [InvertibleDownsampling(self.in_channels, lift, dims, resampling_init, resampling_method,
-                                             learnable_resampling)] + blocks + \
-                     [InvertibleUpsampling(self.in_channels, lift, dims, resampling_init, resampling_method,
-                                           learnable_resampling)]
+            lift_down, lift_up = resampling(self.in_channels, lift)
+            blocks = [lift_down] + blocks + [lift_up]
         self.body = ReversibleSequence(blocks, memory_saving=memory_saving)
 
     # -- sizes ---------------------------------------------------------------------------------------------------
