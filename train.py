@@ -3,19 +3,21 @@
     python train.py --dataroot ./datasets/maps --name maps_revgan --model unpaired_revgan
     python train.py --dataroot ./datasets/facades --name facades_revgan --model paired_revgan
     python train.py --name demo --model paired_revgan ...     # no --dataroot: builds and uses the demo dataset
+    torchrun --nproc_per_node 4 train.py ...                     # 4 processes (GPUs): DistributedDataParallel
 
 Checkpoints (full state) go to checkpoints/NAME/latest.pth and EPOCH.pth; resume with --continue_train.
 """
-import math
 import sys
 import time
 
+import torch
 from tqdm import tqdm
 
 from data import create_dataset
 from models import create_model
 from models.volume_parts import share_intensity
 from options.train_options import TrainOptions
+from util import distributed
 from util.errors import user_facing
 from util.util import set_seed
 from util.visualizer import Visualizer, peak_memory_mib
@@ -27,53 +29,89 @@ def crossed(total, step, freq):
 
 
 def ensure_dataroot(opt):
-    """No --dataroot: the demo dataset (built on first use), the 3D one for 3D models."""
+    """No --dataroot: the demo dataset (built on first use, by rank 0 under torchrun), the 3D one for 3D models."""
     if opt.dataroot is None:
         if getattr(opt, "dataset_mode", None) == "volume":
             from datasets.make_demo_volumes import ensure_demo_volumes as ensure
         else:
             from datasets.make_demo_dataset import ensure_demo_dataset as ensure
-        opt.dataroot = ensure()
-        print(f"no --dataroot given: using the demo dataset at {opt.dataroot}")
+        if distributed.is_main():
+            opt.dataroot = ensure()
+            print(f"no --dataroot given: using the demo dataset at {opt.dataroot}")
+        distributed.barrier()
+        if not distributed.is_main():
+            opt.dataroot = ensure()
+
+
+def set_precision(opt):
+    """--tf32 on GPUs: TF32 tensor cores for float32 matmuls and convolutions (otherwise full float32)."""
+    if opt.tf32 and not opt.gpu_ids and distributed.is_main():
+        print("note: --tf32 only changes GPU arithmetic; it has no effect on the CPU")
+    torch.backends.cuda.matmul.allow_tf32 = opt.tf32
+    torch.backends.cudnn.allow_tf32 = opt.tf32
 
 
 @user_facing
 def main(argv=None):
     options = TrainOptions()
     opt = options.parse(argv)
+    distributed.setup(opt)
+    try:
+        train(options, opt)
+    finally:
+        distributed.cleanup()
+
+
+def train(options, opt):
+    main_rank = distributed.is_main()
+    say = print if main_rank else (lambda *a, **k: None)
     ensure_dataroot(opt)
+    set_precision(opt)
     set_seed(opt.seed)
     dataset = create_dataset(opt)
-    print(f"the number of training images = {len(dataset)}")
-    model = create_model(opt)
+    world = opt.world_size
+    say(f"the number of training images = {len(dataset)}" + (
+        f"; effective batch size = {opt.batch_size} per process x {world} processes = {opt.batch_size * world}"
+        if world > 1 else ""))
+    model = create_model(opt)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
+    if opt.rank:
+        set_seed(opt.seed + opt.rank)  # each process its own dropout masks and image-pool draws
     model.setup(opt)
     share_intensity(dataset, model)
-    options.save_options(opt, model.save_dir, "train_opt.txt")
-    visualizer = Visualizer(opt)
+    if main_rank:
+        options.save_options(opt, model.save_dir, "train_opt.txt")
+    visualizer = Visualizer(opt, enabled=main_rank)
     counters = model.counters
-    steps_per_epoch = max(1, len(dataset))
+    steps_per_epoch = dataset.epoch_samples
     visualizer.start(counters["epoch"] - 1 + counters["epoch_iter"] / steps_per_epoch, resumed=opt.continue_train)
 
-    def plot(progress, losses):  # one point of the curves: losses, learning rate, peak memory
+    def plot(progress, losses, recon=None):  # one point of the curves: losses, learning rate, peak memory
         visualizer.plot_current_losses(progress, losses, model.optimizers[0].param_groups[0]["lr"],
-                                       peak_memory_mib(model.device))
+                                       peak_memory_mib(model.device), recon)
+
+    def monitor():  # the reversible core's reconstruction error (rank 0), with a warning above --recon_warn
+        recon = model.reconstruction_error() if main_rank else None
+        if recon is not None and not recon <= opt.recon_warn:
+            tqdm.write(f"warning: the reversible core's relative reconstruction error {recon:.3e} exceeds "
+                       f"--recon_warn {opt.recon_warn:g}: its recomputed activations, and so the gradients, drift "
+                       f"(use --amp bf16 or none instead of fp16, or a lower --lr)", file=sys.stderr)
+        return recon
 
     n_last = opt.n_epochs + opt.n_epochs_decay + opt.epoch_count - 1
     if counters["epoch"] > n_last:
-        print(f"already trained to epoch {counters['epoch'] - 1}; raise --n_epochs/--n_epochs_decay to go on")
+        say(f"already trained to epoch {counters['epoch'] - 1}; raise --n_epochs/--n_epochs_decay to go on")
         return
-    bs = opt.batch_size
     for epoch in tqdm(range(counters["epoch"], n_last + 1), desc="epochs", initial=counters["epoch"] - opt.epoch_count,
-                      total=n_last - opt.epoch_count + 1, position=0, file=sys.stdout):
+                      total=n_last - opt.epoch_count + 1, position=0, file=sys.stdout, disable=not main_rank):
         counters["epoch"] = epoch
         dataset.set_epoch(epoch, counters["epoch_iter"])
         epoch_losses, t_data0, shown, plotted = [], time.time(), False, False
         bar = tqdm(dataset, desc=f"epoch {epoch}", leave=False, position=1, file=sys.stdout,
-                   total=math.ceil((len(dataset) - counters["epoch_iter"]) / bs))
+                   total=dataset.batches_left(), disable=not main_rank)
         for data in bar:
             t_data = time.time() - t_data0
             t0 = time.time()
-            n = data["A"].shape[0]
+            n = data["A"].shape[0] * world  # every process takes a batch of the same size
             counters["total_iters"] += n
             counters["epoch_iter"] += n
             model.set_input(data)
@@ -81,10 +119,13 @@ def main(argv=None):
             losses = model.get_current_losses()
             epoch_losses.append(sum(v for k, v in losses.items() if k.startswith(("G", "L1", "cycle", "idt"))))
             if crossed(counters["total_iters"], n, opt.print_freq):
+                losses = distributed.mean(losses)
+                recon = monitor()
                 msg = visualizer.print_current_losses(epoch, counters["epoch_iter"], counters["total_iters"], losses,
-                                                      (time.time() - t0) / n, t_data)
-                bar.write(msg)
-                plot(epoch - 1 + counters["epoch_iter"] / steps_per_epoch, losses)
+                                                      (time.time() - t0) / n, t_data, recon)
+                if main_rank:
+                    bar.write(msg)
+                plot(epoch - 1 + counters["epoch_iter"] / steps_per_epoch, losses, recon)
                 plotted = True
             if crossed(counters["total_iters"], n, opt.display_freq):
                 model.compute_visuals()
@@ -95,19 +136,21 @@ def main(argv=None):
                 model.save("latest")
             t_data0 = time.time()
         if epoch_losses and not plotted:  # at least one point and one row of images per epoch
-            plot(epoch, losses)
+            plot(epoch, distributed.mean(losses), monitor())
         if epoch_losses and (not shown or (visualizer.use_html and not visualizer.has_epoch(epoch))):
             model.compute_visuals()
             visualizer.display_current_results(model.get_current_visuals(), epoch, True)
-        mean_loss = sum(epoch_losses) / max(1, len(epoch_losses))
+        mean_loss = distributed.mean(sum(epoch_losses) / max(1, len(epoch_losses)))  # schedulers agree across ranks
         lr = model.update_learning_rate(mean_loss)
         counters["epoch"], counters["epoch_iter"] = epoch + 1, 0
         model.save("latest")
         if epoch % opt.save_epoch_freq == 0 or epoch == n_last:
             model.save(epoch)
-        tqdm.write(f"end of epoch {epoch} / {n_last}: mean generator loss {mean_loss:.4f}, learning rate {lr:.7f}")
-    print(f"checkpoints are in {model.save_dir}" + ("" if opt.no_html else
-                                                    f"; training page: {visualizer.web_dir}/index.html"))
+        if main_rank:
+            tqdm.write(f"end of epoch {epoch} / {n_last}: mean generator loss {mean_loss:.4f}, learning rate "
+                       f"{lr:.7f}")
+    say(f"checkpoints are in {model.save_dir}" + ("" if opt.no_html else
+                                                  f"; training page: {visualizer.web_dir}/index.html"))
 
 
 if __name__ == "__main__":

@@ -23,36 +23,50 @@ def get_option_setter(name):
 
 class EpochSampler(torch.utils.data.Sampler):
     """Shuffled (or serial) order that depends only on (seed, epoch), starting at ``start``: a resumed run sees
-    exactly the batches the interrupted run would have seen next."""
+    exactly the batches the interrupted run would have seen next.
 
-    def __init__(self, n, seed, shuffle):
-        self.n, self.seed, self.shuffle = n, seed, shuffle
+    Under torchrun (``world`` processes) the epoch's order is padded by repeating its first samples to a multiple of
+    ``world`` (as torch's DistributedSampler does) and process ``rank`` takes every ``world``-th sample from
+    ``rank``; ``start`` then counts samples of all processes together."""
+
+    def __init__(self, n, seed, shuffle, rank=0, world=1):
+        self.n, self.seed, self.shuffle, self.rank, self.world = n, seed, shuffle, rank, world
         self.epoch, self.start = 0, 0
 
     def set_epoch(self, epoch, start=0):
         self.epoch, self.start = epoch, start
 
+    @property
+    def total(self):
+        """Samples in one epoch, over all processes (with the padding)."""
+        return -(-self.n // self.world) * self.world
+
     def order(self):
-        if not self.shuffle:
-            return list(range(self.n))
-        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
-        return torch.randperm(self.n, generator=g).tolist()
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+            order = torch.randperm(self.n, generator=g).tolist()
+        else:
+            order = list(range(self.n))
+        while len(order) < self.total:
+            order += order[:self.total - len(order)]
+        return order
 
     def __iter__(self):
-        return iter(self.order()[self.start:])
+        return iter(self.order()[self.start + self.rank::self.world])
 
     def __len__(self):
-        return self.n - self.start
+        return max(0, self.total - self.start - self.rank + self.world - 1) // self.world
 
 
 class DataLoader:
-    """Wraps a dataset with an epoch-aware sampler and a torch DataLoader."""
+    """Wraps a dataset with an epoch-aware sampler (sharded over torchrun's processes) and a torch DataLoader."""
 
     def __init__(self, opt, dataset=None):
         self.opt = opt
         self.dataset = dataset or find_dataset_using_name(opt.dataset_mode)(opt)
         shuffle = opt.is_train and not opt.serial_batches
-        self.sampler = EpochSampler(len(self.dataset), opt.seed, shuffle)
+        self.sampler = EpochSampler(len(self.dataset), opt.seed, shuffle, getattr(opt, "rank", 0),
+                                    getattr(opt, "world_size", 1))
         self.loader = torch.utils.data.DataLoader(
             self.dataset, batch_size=opt.batch_size, sampler=self.sampler, num_workers=int(opt.num_threads),
             drop_last=False, persistent_workers=False,
@@ -60,9 +74,18 @@ class DataLoader:
             generator=torch.Generator().manual_seed(opt.seed))
 
     def set_epoch(self, epoch, start=0):
-        """Start ``epoch`` at sample ``start`` (counted in samples, as --save_latest_freq is)."""
+        """Start ``epoch`` at sample ``start`` (counted in samples of all processes, as --save_latest_freq is)."""
         self.dataset.epoch = epoch
         self.sampler.set_epoch(epoch, start)
+
+    @property
+    def epoch_samples(self):
+        """Samples in one epoch over all processes: len(self), padded to a multiple of the process count."""
+        return self.sampler.total
+
+    def batches_left(self):
+        """Batches this process has left in the current epoch."""
+        return -(-len(self.sampler) // self.opt.batch_size)
 
     def __len__(self):
         return len(self.dataset)

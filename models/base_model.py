@@ -1,5 +1,6 @@
 """The model interface (setup / set_input / optimize_parameters / visuals / losses / save / load) and the full-state
 checkpoints behind --continue_train and test.py."""
+import contextlib
 import copy
 import math
 import os
@@ -7,9 +8,13 @@ import random
 from collections import OrderedDict
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
+from util import distributed
 from util.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from util.errors import UserError
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 # Options that decide the networks' structure. They travel inside each checkpoint: test.py rebuilds from them, and
 # --continue_train refuses a checkpoint whose values differ (SOFT ones only change behaviour, not parameters).
@@ -35,7 +40,7 @@ class BaseModel:
         self.device = torch.device(f"cuda:{opt.gpu_ids[0]}") if opt.gpu_ids else torch.device("cpu")
         self.save_dir = os.path.join(opt.checkpoints_dir, opt.name)
         self.loss_names, self.model_names, self.visual_names = [], [], []
-        self.optimizers, self.schedulers, self.pools = [], [], {}
+        self.optimizers, self.schedulers, self.scalers, self.pools = [], [], [], {}
         self.counters = {"epoch": opt.epoch_count if hasattr(opt, "epoch_count") else 1, "epoch_iter": 0,
                          "total_iters": 0}
         self.image_paths = []
@@ -43,7 +48,10 @@ class BaseModel:
 
     # -- helpers for subclasses -----------------------------------------------------------------------------------
     def net(self, name):
-        return getattr(self, "net" + name)
+        """Network ``name`` itself (under torchrun ``self.net<name>`` is its DistributedDataParallel wrapper, which
+        the training code calls; checkpoints and checks use the network inside)."""
+        net = getattr(self, "net" + name)
+        return net.module if isinstance(net, DistributedDataParallel) else net
 
     def architecture(self):
         arch = {k: getattr(self.opt, k, None) for k in ARCH_KEYS + SOFT_ARCH_KEYS}
@@ -112,12 +120,70 @@ class BaseModel:
         raise NotImplementedError
 
     def setup(self, opt):
-        """Schedulers for training; loads a checkpoint for testing or --continue_train."""
+        """Schedulers (and fp16 gradient scalers) for training; loads a checkpoint for testing or --continue_train;
+        then --compile and, under torchrun, DistributedDataParallel."""
         if self.is_train:
             from models.networks import get_scheduler
             self.schedulers = [get_scheduler(o, opt) for o in self.optimizers]
+            self.scalers = [torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
+                            for _ in self.optimizers]
         if not self.is_train or opt.continue_train:
             self.load(opt.epoch)
+        if self.is_train and getattr(opt, "compile", False):
+            for name in self.model_names:
+                self.compile_network(self.net(name))
+        if self.is_train and distributed.world_size() > 1:
+            for name in self.model_names:
+                ids = [self.device.index] if self.device.type == "cuda" else None
+                # every parameter is used in every backward that reaches the network: no unused-parameter search
+                # (it would also misfire on a generator called several times per step)
+                setattr(self, "net" + name, DistributedDataParallel(self.net(name), device_ids=ids))
+
+    @staticmethod
+    def compile_network(net):
+        """torch.compile in place (the state_dict keeps its names): a network's ``compile_parts()`` when it has a
+        reversible core (the core stays eager), the whole network otherwise."""
+        for part in (net.compile_parts() if hasattr(net, "compile_parts") else [net]):
+            part.compile()
+
+    # -- mixed precision ------------------------------------------------------------------------------------------
+    @property
+    def amp(self):
+        return getattr(self.opt, "amp", "none")
+
+    def autocast(self):
+        """The forward passes' context: autocast to --amp's dtype, or nothing."""
+        if self.amp == "none":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=AMP_DTYPES[self.amp])
+
+    def update(self, loss, optimizer):
+        """Backward of ``loss`` (outside autocast) and one step of ``optimizer``; with --amp fp16 through the
+        optimizer's gradient scaler, which skips steps with inf/NaN gradients and adapts its scale."""
+        scaler = self.scalers[self.optimizers.index(optimizer)] if self.scalers else None
+        with torch.autocast(self.device.type, enabled=False):
+            (scaler.scale(loss) if scaler else loss).backward()
+        if scaler:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+
+    def reconstruction_error(self):
+        """``||h - core^-1(core(h))|| / ||h||`` of the generator's reversible core on the current batch's A side (h:
+        the core's input), in eval mode under the training's autocast; None for models without a reversible core."""
+        if "G" not in self.model_names or getattr(self, "real_A", None) is None:
+            return None
+        net = self.net("G")
+        if not hasattr(net, "roundtrip_error"):
+            return None
+        was_training = net.training
+        net.eval()
+        try:
+            with torch.no_grad(), self.autocast():
+                return float(net.roundtrip_error(self.real_A))
+        finally:
+            net.train(was_training)
 
     def eval(self):
         for name in self.model_names:
@@ -158,17 +224,38 @@ class BaseModel:
 
     # -- checkpoints ----------------------------------------------------------------------------------------------------
     def state(self):
+        """The full training state. Random states and image pools differ between torchrun's processes: every
+        rank's go into ``ranks`` (gathered on every rank; only rank 0 writes)."""
         return {
             "architecture": self.architecture(),
             "networks": {n: self.net(n).state_dict() for n in self.model_names},
             "optimizers": [o.state_dict() for o in self.optimizers],
             "schedulers": [s.state_dict() for s in self.schedulers],
-            "pools": {k: p.state_dict() for k, p in self.pools.items()},
+            "scalers": [s.state_dict() for s in self.scalers],
             "counters": dict(self.counters),
-            "rng": {"torch": torch.get_rng_state(), "python": list(_py_state_to_list(random.getstate())),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "ranks": distributed.gather(self.rank_state()),
             "extra": self.extra_state(),
         }
+
+    def rank_state(self):
+        return {"pools": {k: p.state_dict() for k, p in self.pools.items()},
+                "rng": {"torch": torch.get_rng_state(), "python": list(_py_state_to_list(random.getstate())),
+                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
+
+    def load_rank_state(self, state, path):
+        ranks = state.get("ranks") or [{"pools": state.get("pools", {}), "rng": state["rng"]}]  # older checkpoints
+        rank, world = distributed.rank(), distributed.world_size()
+        if len(ranks) != world and distributed.is_main():
+            print(f"note: {path} was written by {len(ranks)} process(es), this run has {world}: the data order "
+                  f"continues, but random draws (dropout, image pools) differ from an uninterrupted run")
+        mine = ranks[rank % len(ranks)]
+        for k, p in self.pools.items():
+            if k in mine["pools"]:
+                p.load_state_dict(mine["pools"][k], self.device)
+        torch.set_rng_state(mine["rng"]["torch"])
+        random.setstate(_py_state_from_list(mine["rng"]["python"]))
+        if mine["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(mine["rng"]["cuda"])
 
     def extra_state(self):
         return {}
@@ -177,7 +264,10 @@ class BaseModel:
         pass
 
     def save(self, epoch):
-        save_checkpoint(self.state(), checkpoint_path(self.opt, epoch))
+        """Writes checkpoint ``epoch``; under torchrun every rank must call it (they gather), rank 0 writes."""
+        state = self.state()
+        if distributed.is_main():
+            save_checkpoint(state, checkpoint_path(self.opt, epoch))
 
     def load(self, epoch):
         path = checkpoint_path(self.opt, epoch)
@@ -208,15 +298,14 @@ class BaseModel:
                 o.load_state_dict(s)
             for sch, s in zip(self.schedulers, state["schedulers"]):
                 sch.load_state_dict(s)
-            for k, p in self.pools.items():
-                if k in state["pools"]:
-                    p.load_state_dict(state["pools"][k], self.device)
+            for sc, s in zip(self.scalers, state.get("scalers", [])):
+                if s and sc.is_enabled():  # an fp32 run's scalers are empty; a new fp16 run starts its own
+                    sc.load_state_dict(s)
             self.counters = dict(state["counters"])
-            torch.set_rng_state(state["rng"]["torch"])
-            random.setstate(_py_state_from_list(state["rng"]["python"]))
-            if state["rng"]["cuda"] and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        print(f"loaded {path} (epoch {state['counters']['epoch']}, total_iters {state['counters']['total_iters']})")
+            self.load_rank_state(state, path)
+        if distributed.is_main():
+            print(f"loaded {path} (epoch {state['counters']['epoch']}, total_iters "
+                  f"{state['counters']['total_iters']})")
         return state
 
 

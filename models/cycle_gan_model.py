@@ -27,7 +27,8 @@ class CycleLosses:
         self.fake_A = self.G_BA(self.real_B)
         self.rec_B = self.G_AB(self.fake_A)
 
-    def backward_G_cycle(self):
+    def loss_G_cycle(self):
+        """The generators' total loss (GAN + cycle + identity)."""
         opt = self.opt
         lam_idt = opt.lambda_identity
         if lam_idt > 0 and opt.input_nc == opt.output_nc:
@@ -42,22 +43,21 @@ class CycleLosses:
         self.loss_cycle_A = self.criterionL1(self.rec_A, self.real_A) * opt.lambda_A
         self.loss_cycle_B = self.criterionL1(self.rec_B, self.real_B) * opt.lambda_B
         self.check_losses_finite(["G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B"])
-        (self.loss_G_A + self.loss_G_B + self.loss_cycle_A + self.loss_cycle_B + self.loss_idt_A
-         + self.loss_idt_B).backward()
+        return (self.loss_G_A + self.loss_G_B + self.loss_cycle_A + self.loss_cycle_B + self.loss_idt_A
+                + self.loss_idt_B)
 
-    def optimize_cycle(self, generators):
-        self.forward()
-        self.set_requires_grad([self.netD_A, self.netD_B], False)
-        self.optimizer_G.zero_grad()
-        self.backward_G_cycle()
-        self.optimizer_G.step()
-        self.set_requires_grad([self.netD_A, self.netD_B], True)
-        self.optimizer_D.zero_grad()
-        self.loss_D_A = self.backward_D_basic(self.netD_A, self.real_B, self.pools["fake_B"].query(self.fake_B))
-        self.loss_D_B = self.backward_D_basic(self.netD_B, self.real_A, self.pools["fake_A"].query(self.fake_A))
-        self.check_losses_finite(["D_A", "D_B"])
-        (self.loss_D_A + self.loss_D_B).backward()
-        self.optimizer_D.step()
+    def optimize_cycle(self):
+        with self.autocast():
+            self.forward()
+            self.set_requires_grad([self.netD_A, self.netD_B], False)
+            self.optimizer_G.zero_grad()
+            self.update(self.loss_G_cycle(), self.optimizer_G)
+            self.set_requires_grad([self.netD_A, self.netD_B], True)
+            self.optimizer_D.zero_grad()
+            self.loss_D_A = self.backward_D_basic(self.netD_A, self.real_B, self.pools["fake_B"].query(self.fake_B))
+            self.loss_D_B = self.backward_D_basic(self.netD_B, self.real_A, self.pools["fake_A"].query(self.fake_A))
+            self.check_losses_finite(["D_A", "D_B"])
+            self.update(self.loss_D_A + self.loss_D_B, self.optimizer_D)
 
     def set_unpaired_input(self, input):
         self.real_A = input["A"].to(self.device)
@@ -73,7 +73,14 @@ class CycleLosses:
 
 class CycleGANModel(CycleLosses, GANTraining, BaseModel):
     def translators(self):
-        return {"fake_B": ("A", "B", self.netG_A), "fake_A": ("B", "A", self.netG_B)}
+        return {"fake_B": ("A", "B", self.G_AB), "fake_A": ("B", "A", self.G_BA)}
+
+    # looked up at each call: under torchrun netG_A/netG_B become their DistributedDataParallel wrappers
+    def G_AB(self, x):
+        return self.netG_A(x)
+
+    def G_BA(self, x):
+        return self.netG_B(x)
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
@@ -88,7 +95,6 @@ class CycleGANModel(CycleLosses, GANTraining, BaseModel):
         self.model_names = ["G_A", "G_B", "D_A", "D_B"] if self.is_train else ["G_A", "G_B"]
         self.netG_A = make_G(opt, opt.input_nc, opt.output_nc, self.dims).to(self.device)
         self.netG_B = make_G(opt, opt.output_nc, opt.input_nc, self.dims).to(self.device)
-        self.G_AB, self.G_BA = self.netG_A, self.netG_B
         if self.is_train:
             self.netD_A = make_D(opt, opt.output_nc, self.dims).to(self.device)
             self.netD_B = make_D(opt, opt.input_nc, self.dims).to(self.device)
@@ -107,4 +113,4 @@ class CycleGANModel(CycleLosses, GANTraining, BaseModel):
         self.cycle_forward()
 
     def optimize_parameters(self):
-        self.optimize_cycle([self.netG_A, self.netG_B])
+        self.optimize_cycle()

@@ -37,7 +37,7 @@ def get_norm_layer(norm_type="instance", dims=2):
                                  affine=False, track_running_stats=False)
     if norm_type == "none":
         return lambda channels: nn.Identity()
-    raise UserError(f"unknown --norm {norm_type!r}; valid: batch, instance, none")
+    raise UserError(f"unknown --norm {norm_type!r}; valid: batch, syncbatch, instance, none")
 
 
 def _uses_bias(norm_layer):
@@ -227,6 +227,21 @@ class RevGANGenerator(nn.Module):
             return self.dec_B(self.core(self.enc_A(x)))
         return self.dec_A(self.core.inverse(self.enc_B(x)))
 
+    def compile_parts(self):
+        """What --compile compiles: the encoders and decoders (the reversible core stays eager)."""
+        return [self.enc_A, self.enc_B, self.dec_A, self.dec_B]
+
+    def roundtrip_error(self, x):
+        """Relative error of the core's inverse on the core input of ``x`` (see reconstruction monitor)."""
+        h = self.enc_A(x)
+        return relative_error(h, self.core.inverse(self.core(h)))
+
+
+def relative_error(ref, other):
+    """``||ref - other|| / ||ref||`` in float32 (or better)."""
+    ref, other = ref.float(), other.float()
+    return (ref - other).norm() / ref.norm().clamp_min(torch.finfo(ref.dtype).tiny)
+
 
 IUNET_ARCHITECTURE = "2,2,2,2"  # default of --iunet_architecture
 
@@ -272,6 +287,14 @@ class IUNetGenerator(nn.Module):
         if direction == "AtoB":
             return self.head_B(self.unet(self.stem_A(x)))
         return self.head_A(self.unet.inverse(self.stem_B(x)))
+
+    def compile_parts(self):
+        """What --compile compiles: the stems and heads, if any (the invertible U-Net stays eager)."""
+        return [] if self.exact else [self.stem_A, self.stem_B, self.head_A, self.head_B]
+
+    def roundtrip_error(self, x):
+        h = x if self.exact else self.stem_A(x)
+        return relative_error(h, self.unet.inverse(self.unet(h)))
 
 
 def define_G(input_nc, output_nc, ngf, netG, norm="batch", use_dropout=False, init_type="normal", init_gain=0.02,

@@ -45,22 +45,21 @@ class PairedRevGANModel(GANTraining, BaseModel):
         self.fake_A = self.netG(self.real_B, "BtoA")
 
     def optimize_parameters(self):
-        self.forward()
-        real_AB, fake_AB = torch.cat((self.real_A, self.real_B), 1), torch.cat((self.real_A, self.fake_B), 1)
-        real_BA, fake_BA = torch.cat((self.real_B, self.real_A), 1), torch.cat((self.real_B, self.fake_A), 1)
-        self.set_requires_grad([self.netD_A, self.netD_B], True)
-        self.optimizer_D.zero_grad()
-        self.loss_D_A = self.backward_D_basic(self.netD_A, real_AB, fake_AB)
-        self.loss_D_B = self.backward_D_basic(self.netD_B, real_BA, fake_BA)
-        self.check_losses_finite(["D_A", "D_B"])
-        (self.loss_D_A + self.loss_D_B).backward()
-        self.optimizer_D.step()
-        self.set_requires_grad([self.netD_A, self.netD_B], False)
-        self.optimizer_G.zero_grad()
-        self.loss_G_A = self.criterionGAN(self.netD_A(fake_AB), True)
-        self.loss_G_B = self.criterionGAN(self.netD_B(fake_BA), True)
-        self.loss_L1_A = self.criterionL1(self.fake_B, self.real_B) * self.opt.lambda_L1
-        self.loss_L1_B = self.criterionL1(self.fake_A, self.real_A) * self.opt.lambda_L1
-        self.check_losses_finite(["G_A", "G_B", "L1_A", "L1_B"])
-        (self.loss_G_A + self.loss_G_B + self.loss_L1_A + self.loss_L1_B).backward()
-        self.optimizer_G.step()
+        with self.autocast():
+            self.forward()
+            real_AB, fake_AB = torch.cat((self.real_A, self.real_B), 1), torch.cat((self.real_A, self.fake_B), 1)
+            real_BA, fake_BA = torch.cat((self.real_B, self.real_A), 1), torch.cat((self.real_B, self.fake_A), 1)
+            self.set_requires_grad([self.netD_A, self.netD_B], True)
+            self.optimizer_D.zero_grad()
+            self.loss_D_A = self.backward_D_basic(self.netD_A, real_AB, fake_AB)
+            self.loss_D_B = self.backward_D_basic(self.netD_B, real_BA, fake_BA)
+            self.check_losses_finite(["D_A", "D_B"])
+            self.update(self.loss_D_A + self.loss_D_B, self.optimizer_D)
+            self.set_requires_grad([self.netD_A, self.netD_B], False)
+            self.optimizer_G.zero_grad()
+            self.loss_G_A = self.criterionGAN(self.netD_A(fake_AB), True)
+            self.loss_G_B = self.criterionGAN(self.netD_B(fake_BA), True)
+            self.loss_L1_A = self.criterionL1(self.fake_B, self.real_B) * self.opt.lambda_L1
+            self.loss_L1_B = self.criterionL1(self.fake_A, self.real_A) * self.opt.lambda_L1
+            self.check_losses_finite(["G_A", "G_B", "L1_A", "L1_B"])
+            self.update(self.loss_G_A + self.loss_G_B + self.loss_L1_A + self.loss_L1_B, self.optimizer_G)

@@ -40,24 +40,23 @@ class Pix2PixModel(GANTraining, BaseModel):
         self.fake_B = self.netG(self.real_A)
 
     def optimize_parameters(self):
-        self.forward()
-        self.set_requires_grad(self.netD, True)
-        self.optimizer_D.zero_grad()
-        real_AB = torch.cat((self.real_A, self.real_B), 1)
-        fake_AB = torch.cat((self.real_A, self.fake_B), 1)
-        self.loss_D_fake = self.criterionGAN(self.netD(fake_AB.detach()), False)
-        self.loss_D_real = self.criterionGAN(self.netD(real_AB), True)
-        loss_D = 0.5 * (self.loss_D_fake + self.loss_D_real)
-        if self.opt.gan_mode == "wgangp":
-            from models.networks import gradient_penalty
-            loss_D = loss_D + gradient_penalty(self.netD, real_AB, fake_AB, lambda_gp=self.opt.lambda_gp)
-        self.check_losses_finite(["D_real", "D_fake"])
-        loss_D.backward()
-        self.optimizer_D.step()
-        self.set_requires_grad(self.netD, False)
-        self.optimizer_G.zero_grad()
-        self.loss_G_GAN = self.criterionGAN(self.netD(fake_AB), True)
-        self.loss_G_L1 = self.criterionL1(self.fake_B, self.real_B) * self.opt.lambda_L1
-        self.check_losses_finite(["G_GAN", "G_L1"])
-        (self.loss_G_GAN + self.loss_G_L1).backward()
-        self.optimizer_G.step()
+        with self.autocast():
+            self.forward()
+            self.set_requires_grad(self.netD, True)
+            self.optimizer_D.zero_grad()
+            real_AB = torch.cat((self.real_A, self.real_B), 1)
+            fake_AB = torch.cat((self.real_A, self.fake_B), 1)
+            self.loss_D_fake = self.criterionGAN(self.netD(fake_AB.detach()), False)
+            self.loss_D_real = self.criterionGAN(self.netD(real_AB), True)
+            loss_D = 0.5 * (self.loss_D_fake + self.loss_D_real)
+            if self.opt.gan_mode == "wgangp":
+                from models.networks import gradient_penalty
+                loss_D = loss_D + gradient_penalty(self.netD, real_AB, fake_AB, lambda_gp=self.opt.lambda_gp)
+            self.check_losses_finite(["D_real", "D_fake"])
+            self.update(loss_D, self.optimizer_D)
+            self.set_requires_grad(self.netD, False)
+            self.optimizer_G.zero_grad()
+            self.loss_G_GAN = self.criterionGAN(self.netD(fake_AB), True)
+            self.loss_G_L1 = self.criterionL1(self.fake_B, self.real_B) * self.opt.lambda_L1
+            self.check_losses_finite(["G_GAN", "G_L1"])
+            self.update(self.loss_G_GAN + self.loss_G_L1, self.optimizer_G)

@@ -1,7 +1,5 @@
 """Unpaired RevGAN: CycleGAN's objective with one reversible generator,
 A->B = dec_B(core(enc_A(a))), B->A = dec_A(core.inverse(enc_B(b)))."""
-import functools
-
 from models.base_model import BaseModel
 from models.cycle_gan_model import CycleLosses, add_cycle_options
 from models.gan_parts import GANTraining, adam, add_generator_options, check_netG, make_D, make_G
@@ -20,8 +18,6 @@ class UnpairedRevGANModel(CycleLosses, GANTraining, BaseModel):
         self.visual_names = self.training_visuals()
         self.model_names = ["G", "D_A", "D_B"] if self.is_train else ["G"]
         self.netG = make_G(opt, opt.input_nc, opt.output_nc, self.dims).to(self.device)
-        self.G_AB = functools.partial(self.netG, direction="AtoB")
-        self.G_BA = functools.partial(self.netG, direction="BtoA")
         if self.is_train:
             self.netD_A = make_D(opt, opt.output_nc, self.dims).to(self.device)
             self.netD_B = make_D(opt, opt.input_nc, self.dims).to(self.device)
@@ -33,6 +29,13 @@ class UnpairedRevGANModel(CycleLosses, GANTraining, BaseModel):
     def translators(self):
         return {"fake_B": ("A", "B", self.G_AB), "fake_A": ("B", "A", self.G_BA)}
 
+    # looked up at each call: under torchrun netG becomes its DistributedDataParallel wrapper
+    def G_AB(self, x):
+        return self.netG(x, "AtoB")
+
+    def G_BA(self, x):
+        return self.netG(x, "BtoA")
+
     def set_input(self, input):
         self.set_unpaired_input(input)
         self.check_input_size("G", self.real_A)
@@ -43,4 +46,4 @@ class UnpairedRevGANModel(CycleLosses, GANTraining, BaseModel):
         self.cycle_forward()
 
     def optimize_parameters(self):
-        self.optimize_cycle([self.netG])
+        self.optimize_cycle()

@@ -18,7 +18,7 @@ DEPRECATED = {
 
 NETG = ["resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256", "revgan", "iunet"]
 NETD = ["basic", "n_layers", "pixel"]
-NORMS = ["instance", "batch", "none"]
+NORMS = ["instance", "batch", "syncbatch", "none"]
 
 
 def translate_deprecated(argv, stream=None):
@@ -56,7 +56,9 @@ class BaseOptions:
                             help="basic: 70x70 PatchGAN; n_layers: PatchGAN of --n_layers_D; pixel: 1x1 PatchGAN")
         parser.add_argument("--netG", default="resnet_9blocks", choices=NETG, help="generator architecture")
         parser.add_argument("--n_layers_D", type=int, default=3, help="layers of the n_layers discriminator")
-        parser.add_argument("--norm", default="instance", choices=NORMS, help="normalization layer")
+        parser.add_argument("--norm", default="instance", choices=NORMS,
+                            help="normalization layer; syncbatch: batch norm with statistics over all GPUs of a "
+                                 "torchrun job (plain batch norm in a single process)")
         parser.add_argument("--init_type", default="normal", choices=["normal", "xavier", "kaiming", "orthogonal"])
         parser.add_argument("--init_gain", type=float, default=0.02, help="scale for normal, xavier and orthogonal")
         parser.add_argument("--no_dropout", action="store_true", help="no dropout in the generator")

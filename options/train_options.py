@@ -34,4 +34,17 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--pool_size", type=int, default=50, help="image buffer of generated images")
         parser.add_argument("--lr_policy", default="linear", choices=["linear", "step", "plateau", "cosine"])
         parser.add_argument("--lr_decay_iters", type=int, default=50, help="step policy: decay every N epochs")
+        # speed and scale (see README: several GPUs, mixed precision, compile)
+        parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"],
+                            help="mixed precision: autocast forward passes to bfloat16 or float16 (fp16 with gradient "
+                                 "scaling for the generator and discriminator optimizers)")
+        parser.add_argument("--tf32", action="store_true",
+                            help="let float32 matmuls and convolutions use TF32 tensor cores (GPUs from Ampere on); "
+                                 "without it they run in full float32")
+        parser.add_argument("--compile", action="store_true",
+                            help="torch.compile the encoders, decoders and discriminators (whole generators of the "
+                                 "non-reversible models; reversible cores stay eager)")
+        parser.add_argument("--recon_warn", type=float, default=1e-2,
+                            help="reversible models: warn when the core's relative reconstruction error, measured "
+                                 "every --print_freq images, exceeds this")
         return parser

@@ -84,6 +84,8 @@ def test_visdom_dashboard_shows_losses_lr_memory_and_images(demo_root, tmp_path,
     logged = _logged(tmp_path / "ckpt" / "vis2d" / "loss_log.txt")
     assert len(logged) == 6  # 3 images x 2 epochs, printed every image
 
+    recon = [row.pop("recon_err") for row in logged]  # the reversible core's reconstruction monitor
+    assert all(0 < r < 1e-5 for r in recon)  # float32 rounding: tiny, but measured (not a constant)
     losses = _window(visdom_port, env, "1")
     traces = {t["name"]: t for t in losses["content"]["data"]}
     assert set(traces) == set(logged[0])
@@ -96,7 +98,10 @@ def test_visdom_dashboard_shows_losses_lr_memory_and_images(demo_root, tmp_path,
     memory = _window(visdom_port, env, "3")["content"]["data"][0]["y"]
     assert len(memory) == 6 and all(m > 10 for m in memory) and memory == sorted(memory)
 
-    images = _window(visdom_port, env, "4")
+    recon_window = _window(visdom_port, env, "4")["content"]["data"][0]["y"]
+    np.testing.assert_allclose(recon_window, recon, rtol=1e-3)  # loss_log.txt has 4 significant digits
+
+    images = _window(visdom_port, env, "5")
     labels = ["real_A", "fake_B", "rec_A", "idt_B", "real_B", "fake_A", "rec_B", "idt_A"]
     assert images["title"].endswith(" | ".join(labels))
     grid = _png(images["content"]["src"])
@@ -111,7 +116,7 @@ def test_visdom_shows_volume_mid_slices(vol_root, tmp_path, visdom_port):
         "--display_id", "1", "--display_port", str(visdom_port), "--display_env", env, "--display_freq", "1",
         "--n_epochs_decay", "0"])
     train_script.main(flags)
-    images = _window(visdom_port, env, "4")
+    images = _window(visdom_port, env, "5")
     assert images["title"].endswith("real_A | fake_B | real_B | fake_A")
     grid = _png(images["content"]["src"])
     # each picture: axial, coronal and sagittal mid-slices of a 16^3 patch side by side (16 x (3*16 + 4))

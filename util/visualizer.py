@@ -19,7 +19,7 @@ import torch
 from util.util import save_image, visual_to_rgb
 
 # visdom window ids, counted from --display_id
-WIN_LOSSES, WIN_LR, WIN_MEMORY, WIN_IMAGES = 0, 1, 2, 3
+WIN_LOSSES, WIN_LR, WIN_MEMORY, WIN_RECON, WIN_IMAGES = 0, 1, 2, 3, 4
 
 
 def start_server_hint(port):
@@ -142,11 +142,12 @@ class Visualizer:
         with open(self.history_path, "w") as f:
             f.writelines(json.dumps(p) + "\n" for p in self.history)
 
-    def plot_current_losses(self, progress, losses, lr=None, memory_mib=None):
-        """Adds one point at ``progress`` (epochs, fractional) to the curves, on disk and in visdom."""
+    def plot_current_losses(self, progress, losses, lr=None, memory_mib=None, recon=None):
+        """Adds one point at ``progress`` (epochs, fractional) to the curves, on disk and in visdom; ``recon`` is the
+        reversible core's relative reconstruction error (None for models without one)."""
         if not self.enabled:
             return
-        point = {"x": progress, "losses": dict(losses), "lr": lr, "memory_mib": memory_mib}
+        point = {"x": progress, "losses": dict(losses), "lr": lr, "memory_mib": memory_mib, "recon": recon}
         self.history.append(point)
         with open(self.history_path, "a") as f:
             f.write(json.dumps(point) + "\n")
@@ -158,12 +159,14 @@ class Visualizer:
         self._send("line", X=np.tile(xs[:, None], (1, len(names))), Y=ys, win=self._win(WIN_LOSSES),
                    opts={"title": f"{self.opt.name} loss over time", "legend": names, "xlabel": "epoch",
                          "ylabel": "loss"})
-        for key, win, title in (("lr", WIN_LR, "learning rate"), ("memory_mib", WIN_MEMORY, "peak memory (MiB)")):
+        for key, win, title, scale in (("lr", WIN_LR, "learning rate", "linear"),
+                                       ("memory_mib", WIN_MEMORY, "peak memory (MiB)", "linear"),
+                                       ("recon", WIN_RECON, "core reconstruction error (relative)", "log")):
             pts = [(p["x"], p[key]) for p in self.history if p.get(key) is not None]
             if pts:
                 self._send("line", X=np.array([x for x, _ in pts]), Y=np.array([y for _, y in pts]),
                            win=self._win(win), opts={"title": f"{self.opt.name} {title}", "xlabel": "epoch",
-                                                     "ylabel": title})
+                                                     "ylabel": title, "ytype": scale})
 
     # -- images -----------------------------------------------------------------------------------------------------
     def display_current_results(self, visuals, epoch, save_result):
@@ -207,8 +210,11 @@ class Visualizer:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        fig, (ax, ax2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
         xs = [p["x"] for p in self.history]
+        recon = [(x, p["recon"]) for x, p in zip(xs, self.history) if p.get("recon") is not None]
+        fig, axes = plt.subplots(3 if recon else 2, 1, figsize=(8, 8 if recon else 6), sharex=True,
+                                 gridspec_kw={"height_ratios": [2, 1, 1] if recon else [2, 1]})
+        ax, ax2 = axes[0], axes[1]
         for name in dict.fromkeys(n for p in self.history for n in p["losses"]):
             pts = [(p["x"], p["losses"][name]) for p in self.history if name in p["losses"]]
             ax.plot(*zip(*pts), label=name, lw=1)
@@ -225,7 +231,10 @@ class Visualizer:
             ax3 = ax2.twinx()
             ax3.plot(*zip(*mem), color="tab:red")
             ax3.set_ylabel("peak memory (MiB)", color="tab:red")
-        ax2.set_xlabel("epoch")
+        if recon:
+            axes[2].semilogy(*zip(*recon), color="tab:green")
+            axes[2].set_ylabel("core reconstruction\nerror (relative)")
+        axes[-1].set_xlabel("epoch")
         fig.tight_layout()
         path = os.path.join(self.web_dir, "loss_curve.png")
         fig.savefig(path, dpi=80)
@@ -233,9 +242,11 @@ class Visualizer:
         return "loss_curve.png"
 
     # -- text -------------------------------------------------------------------------------------------------------
-    def print_current_losses(self, epoch, iters, total_iters, losses, t_comp, t_data):
+    def print_current_losses(self, epoch, iters, total_iters, losses, t_comp, t_data, recon=None):
         message = f"(epoch: {epoch}, iters: {iters}, total_iters: {total_iters}, time: {t_comp:.3f}, " \
                   f"data: {t_data:.3f}) " + " ".join(f"{k}: {v:.6f}" for k, v in losses.items())
+        if recon is not None:
+            message += f" recon_err: {recon:.3e}"
         if self.enabled:
             with open(self.log_name, "a") as f:
                 f.write(message + "\n")

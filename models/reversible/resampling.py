@@ -19,6 +19,16 @@ from .couplings import ReversibleError
 
 _CONV = {1: nnf.conv1d, 2: nnf.conv2d, 3: nnf.conv3d}
 _CONV_T = {1: nnf.conv_transpose1d, 2: nnf.conv_transpose2d, 3: nnf.conv_transpose3d}
+
+
+def _exact_conv(conv, x, kernel, **kwargs):
+    """``conv(x, kernel)`` in float32 (or better) even under autocast: an orthogonal map rounded to bfloat16 or
+    float16 would no longer be undone by its transpose, and the reversible stream must stay exact."""
+    if not torch.is_autocast_enabled(x.device.type):
+        return conv(x, kernel, **kwargs)
+    with torch.autocast(x.device.type, enabled=False):
+        dtype = torch.promote_types(x.dtype, torch.float32)
+        return conv(x.to(dtype), kernel.to(dtype), **kwargs)
 INITS = ("haar", "squeeze", "pixel_shuffle")
 METHODS = ("exp", "cayley")
 
@@ -100,7 +110,8 @@ class OrthogonalMatrix(nn.Module):
         return self._cast[key]
 
     def forward(self):
-        return self.base() @ orthogonal(skew(self.weight), self.method)
+        with torch.autocast(self.weight.device.type, enabled=False):  # rounded to 16 bits it is not orthogonal
+            return self.base() @ orthogonal(skew(self.weight), self.method)
 
 
 class InvertibleDownsampling(nn.Module):
@@ -135,11 +146,11 @@ class InvertibleDownsampling(nn.Module):
         if bad:
             raise ReversibleError(f"spatial size {tuple(x.shape[2:])} is not a multiple of the stride {self.stride}: "
                                   f"pad the input (the iUNet pads automatically unless pad=False)")
-        return _CONV[self.dims](x, self._kernel(), stride=self.stride)
+        return _exact_conv(_CONV[self.dims], x, self._kernel(), stride=self.stride)
 
     def up(self, y):
         self._check(y, self.out_channels, "input of the upsampling")
-        return _CONV_T[self.dims](y, self._kernel(), stride=self.stride)
+        return _exact_conv(_CONV_T[self.dims], y, self._kernel(), stride=self.stride)
 
     def forward(self, x):
         return self.down(x)
@@ -178,7 +189,7 @@ class OrthogonalChannelMixing(nn.Module):
         if x.dim() != self.dims + 2 or x.shape[1] != self.channels:
             raise ReversibleError(f"OrthogonalChannelMixing expects (N, {self.channels}, ...) with {self.dims} "
                                   f"spatial dimensions, got {tuple(x.shape)}")
-        return _CONV[self.dims](x, k.reshape((self.channels, self.channels) + (1,) * self.dims))
+        return _exact_conv(_CONV[self.dims], x, k.reshape((self.channels, self.channels) + (1,) * self.dims))
 
     def forward(self, x):
         return self._mix(x, self.kernel_matrix())

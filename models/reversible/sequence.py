@@ -32,6 +32,10 @@ class _Reversible(nn.Module):
             raise ReversibleError(f"{type(self).__name__} expects a tensor, got {type(x).__name__}")
         if len(self.blocks) == 0:
             return x
+        if x.dtype in (torch.float16, torch.bfloat16) and torch.is_autocast_enabled(x.device.type):
+            # Under autocast F and G run in low precision, but the stream they add to stays float32: a
+            # bfloat16/float16 stream would round at every merge and the inverse could not undo it.
+            x = x.float()
         needs_graph = torch.is_grad_enabled() and (
             x.requires_grad or any(p.requires_grad for p in self.parameters()))
         if not memory_saving or not needs_graph:
@@ -51,6 +55,10 @@ class ReversibleSequence(_Reversible):
     ``forward(x)`` applies the blocks in order, ``inverse(y)`` undoes them in reverse order; with
     ``memory_saving=True`` both train without storing any per-block activation (inputs are rebuilt from outputs in
     backward), and with ``memory_saving=False`` the same math runs on plain autograd.
+
+    Under ``torch.autocast`` the blocks' functions (F, G) run in the autocast dtype but the values passed from block
+    to block stay float32 (a float16/bfloat16 input is upcast on entry), so the inverse, and the memory-saving
+    backward's reconstruction, undoes the forward to float32 rounding instead of drifting by the low precision.
 
     Args:
         blocks: iterable of blocks.

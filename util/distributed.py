@@ -1,0 +1,99 @@
+"""Several processes under ``torchrun``: process-group set-up and the few collectives training needs.
+
+``torchrun --nproc_per_node N train.py ...`` starts N copies of train.py with RANK, LOCAL_RANK and WORLD_SIZE in
+their environment. Each process then trains on its own shard of every epoch (``data.EpochSampler``) with its own
+``--batch_size``, so the effective batch is ``--batch_size`` x N; DistributedDataParallel averages the gradients.
+GPUs talk over NCCL (process k uses the k-th of --gpu_ids, or GPU LOCAL_RANK); on the CPU (``--gpu_ids -1``, or no
+GPU) the processes use gloo. Only rank 0 prints, logs, shows visdom, writes the HTML pages and checkpoints.
+
+Plain ``python train.py`` never touches torch.distributed: every helper here is then a no-op.
+"""
+import datetime
+import os
+
+import torch
+import torch.distributed as dist
+
+from util.errors import UserError
+
+
+def under_torchrun():
+    return "LOCAL_RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def active():
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank():
+    return dist.get_rank() if active() else 0
+
+
+def world_size():
+    return dist.get_world_size() if active() else 1
+
+
+def is_main():
+    return rank() == 0
+
+
+def setup(opt):
+    """Joins the process group when launched by torchrun; sets ``opt.world_size``, ``opt.rank`` and the process's
+    GPU in ``opt.gpu_ids``. Plain runs get world_size 1 and rank 0."""
+    opt.world_size, opt.rank = 1, 0
+    if not under_torchrun() or active():
+        if active():
+            opt.world_size, opt.rank = world_size(), rank()
+        return
+    local = int(os.environ["LOCAL_RANK"])
+    if opt.gpu_ids:
+        if len(opt.gpu_ids) > 1 and local >= len(opt.gpu_ids):
+            raise UserError(f"torchrun started more processes per node than --gpu_ids lists "
+                            f"({','.join(map(str, opt.gpu_ids))}): list one GPU per process, or lower --nproc_per_node")
+        gpu = opt.gpu_ids[local] if len(opt.gpu_ids) > 1 else opt.gpu_ids[0] + local
+        if gpu >= torch.cuda.device_count():
+            raise UserError(f"process {local} of this node needs GPU {gpu}, but only {torch.cuda.device_count()} "
+                            f"are visible: lower --nproc_per_node, or use --gpu_ids -1 for CPU processes")
+        torch.cuda.set_device(gpu)
+        opt.gpu_ids = [gpu]
+        backend = "nccl"
+    else:
+        backend = "gloo"
+    if getattr(opt, "norm", None) == "syncbatch" and backend != "nccl":
+        raise UserError("--norm syncbatch synchronizes batch statistics between GPUs (NCCL); CPU processes cannot: "
+                        "use --norm batch (each process normalizes its own batch) or --norm instance")
+    kwargs = {"device_id": torch.device("cuda", opt.gpu_ids[0])} if backend == "nccl" else {}
+    dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30), **kwargs)
+    opt.world_size, opt.rank = world_size(), rank()
+
+
+def cleanup():
+    if active():
+        dist.destroy_process_group()
+
+
+def gather(obj):
+    """Every rank's ``obj`` as a list indexed by rank (on every rank); ``[obj]`` in a plain run."""
+    if not active():
+        return [obj]
+    out = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def mean(values):
+    """The mean over ranks of a dict of floats (or of one float); unchanged in a plain run."""
+    if not active():
+        return values
+    keys = list(values) if isinstance(values, dict) else None
+    t = torch.tensor([values[k] for k in keys] if keys is not None else [values], dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.all_reduce(t)
+    t = (t / world_size()).tolist()
+    return dict(zip(keys, t)) if keys is not None else t[0]
+
+
+def barrier():
+    if active():
+        dist.barrier()
