@@ -56,10 +56,8 @@ def main(argv=None):
     options = TrainOptions()
     opt = options.parse(argv)
     distributed.setup(opt)
-    try:
-        train(options, opt)
-    finally:
-        distributed.cleanup()
+    train(options, opt)
+    distributed.cleanup()
 
 
 def train(options, opt):

@@ -298,6 +298,10 @@ class BaseModel:
                 o.load_state_dict(s)
             for sch, s in zip(self.schedulers, state["schedulers"]):
                 sch.load_state_dict(s)
+                if isinstance(sch, torch.optim.lr_scheduler.LambdaLR):  # --lr_policy linear: the schedule of the
+                    # current --n_epochs/--n_epochs_decay (raised to train on), not the saved learning rate
+                    for group, base, rule in zip(sch.optimizer.param_groups, sch.base_lrs, sch.lr_lambdas):
+                        group["lr"] = base * rule(sch.last_epoch)
             for sc, s in zip(self.scalers, state.get("scalers", [])):
                 if s and sc.is_enabled():  # an fp32 run's scalers are empty; a new fp16 run starts its own
                     sc.load_state_dict(s)

@@ -68,7 +68,10 @@ def setup(opt):
 
 
 def cleanup():
+    """Leaves the process group after a successful run: a barrier first (gloo aborts a peer still talking to a rank
+    that has left). After an error a rank just exits; torchrun then stops the others."""
     if active():
+        dist.barrier()
         dist.destroy_process_group()
 
 
