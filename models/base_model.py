@@ -5,6 +5,7 @@ import copy
 import math
 import os
 import random
+import warnings
 from collections import OrderedDict
 
 import torch
@@ -212,7 +213,9 @@ class BaseModel:
                     raise UserError("--lr_policy plateau needs a finite epoch loss to step on")
                 scheduler.step(metric)
             else:
-                scheduler.step()
+                with warnings.catch_warnings():  # fp16: the gradient scaler skipped the first steps (inf/NaN)
+                    warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()` before")
+                    scheduler.step()
         return self.optimizers[0].param_groups[0]["lr"] if self.optimizers else None
 
     def get_current_visuals(self):
