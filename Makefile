@@ -37,6 +37,7 @@ bench: setup
 	$(PY) scripts/benchmark_reversible.py --iunet --batch 4 --channels 16 --size 128 --steps 2
 	$(PY) scripts/benchmark_models.py --size 64 --steps 3
 	$(PY) scripts/benchmark_models.py --dims 3 --size 64 --ngf 16 --steps 3
+	$(PY) scripts/benchmark_models.py --precision --size 128 --ngf 16 --steps 3
 
 clean:
 	rm -rf checkpoints/demo results/demo datasets/demo checkpoints/demo3d results/demo3d datasets/demo3d

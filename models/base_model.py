@@ -83,7 +83,7 @@ class BaseModel:
         try:  # a dry run of a copy on the meta device: shapes only, no compute
             with torch.no_grad():
                 probe = copy.deepcopy(self.net(name)).to("meta")
-                out = probe(torch.empty((1, channels) + tuple(spatial), device="meta"))
+                out = probe.forward(torch.empty((1, channels) + tuple(spatial), device="meta"))  # never compiled
             ok = all(s > 0 for s in out.shape[2:])
         except (RuntimeError, ValueError):  # ValueError: a norm layer left with a single element
             ok = False

@@ -4,10 +4,14 @@
     python scripts/benchmark_models.py --device cuda --size 256
     python scripts/benchmark_models.py --dims 3 --size 64 --ngf 16     # 3D patches (128 and ngf 64 on a GPU)
     python scripts/benchmark_models.py --dims 3 --device cuda --max_patch --budget_gb 16   # largest cubic patch
+    python scripts/benchmark_models.py --precision --device cuda --size 256            # --amp and --compile
+    python scripts/benchmark_models.py --precision --dims 3 --device cuda --size 128
 
 2D rows: ``cycle_gan`` (resnet_9blocks) and ``unpaired_revgan`` at core depths 6, 9, 18, 36, each with the
 memory-saving core and with ``--use_naive`` (plain autograd). 3D rows: ``cycle_gan3d`` (resnet_9blocks) and
 ``unpaired_revgan3d`` at core depths 0, 1, 2, 4, 8, with and without ``--use_naive``, on single-channel patches.
+``--precision`` rows: ``unpaired_revgan`` (core depth 6; 3D: 4) in float32, ``--amp bf16`` and ``--amp fp16``, each
+without and with ``--compile``, as ratios to float32 without --compile.
 Each row's memory is measured in a fresh process, during one full
 training step (generator and both discriminators) after a warm-up step, above the level before it: parameters,
 gradients and Adam state are allocated by then, so what is measured is the activation memory (and backward
@@ -42,6 +46,22 @@ def configs(dims):
             flags = ["--n_blocks", str(d)] + (["--use_naive"] if naive else [])
             rows.append((f"unpaired_revgan{sfx} depth {d}" + (" --use_naive" if naive else ""),
                          "unpaired_revgan" + sfx, flags, ("naive" if naive else "revgan", d)))
+    return rows
+
+
+PRECISION_DEPTH = {2: 6, 3: 4}
+
+
+def precision_configs(dims):
+    """(label, model, flags, key) per row of --precision; key None for float32 eager (the reference)."""
+    rows = []
+    for amp in ("none", "bf16", "fp16"):
+        for compiled in (False, True):
+            label = f"unpaired_revgan{SUFFIX[dims]} {'fp32' if amp == 'none' else amp}" + (" --compile" if compiled
+                                                                                           else "")
+            flags = ["--n_blocks", str(PRECISION_DEPTH[dims]), "--amp", amp] + (["--compile"] if compiled else [])
+            rows.append((label, "unpaired_revgan" + SUFFIX[dims], flags, (amp, compiled) if amp != "none" or compiled
+                         else None))
     return rows
 
 
@@ -92,13 +112,16 @@ def state_bytes(m):
 
 def worker(args):
     device = torch.device(args.device)
-    rows = {label: (model, flags) for label, model, flags, _ in configs(args.dims)}
+    rows = {label: (model, flags) for label, model, flags, _ in
+            (precision_configs if args.precision else configs)(args.dims)}
     if args.label == "timing":
         steps = {label: make_step(*rows[label], args)[0] for label in args.timed}
         print(json.dumps(bu.interleaved_times(steps, args.steps, device)))
         return
     step, m = make_step(*rows[args.label], args)
     step()  # warm-up: gradients and optimizer state exist from here on
+    if args.precision:
+        step()  # --compile: the discriminators' second variant (parameters without gradients) compiles here
     meter = bu.PeakMemory(device)
     meter.start()
     step()
@@ -186,6 +209,8 @@ def main():
     p.add_argument("--max_patch", action="store_true", help="3D: search the largest cubic patch within --budget_gb")
     p.add_argument("--budget_gb", type=float, default=16.0, help="--max_patch: memory budget (GiB)")
     p.add_argument("--max_size", type=int, default=512, help="--max_patch: largest patch side tried")
+    p.add_argument("--precision", action="store_true",
+                   help="unpaired_revgan in fp32, --amp bf16 and --amp fp16, each without and with --compile")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--label", help=argparse.SUPPRESS)
     p.add_argument("--timed", nargs="*", default=[], help=argparse.SUPPRESS)
@@ -194,7 +219,9 @@ def main():
         return worker(args)
 
     common = ["--device", args.device, "--dims", args.dims, "--size", args.size, "--ngf", args.ngf, "--batch",
-              args.batch, "--steps", args.steps]
+              args.batch, "--steps", args.steps] + (["--precision"] if args.precision else [])
+    if args.precision:
+        return precision(args, common)
     if args.max_patch:
         if args.dims != 3:
             p.error("--max_patch is for 3D patches: add --dims 3")
@@ -248,6 +275,47 @@ as a ratio to cycle_gan{SUFFIX[args.dims]}.
 ![activation memory against core depth](./{png})
 """
     bu.update_section(f"benchmark_models_{tag}", body)
+
+
+def precision(args, common):
+    """--precision: activation memory and step time of --amp bf16/fp16 and --compile against float32 eager."""
+    rows_cfg = precision_configs(args.dims)
+    results = {}
+    for label, *_ in tqdm(rows_cfg, desc="benchmark_models --precision (memory)", unit="row"):
+        results[label] = bu.run_worker(__file__, ["--label", label] + common)
+    ok = [label for label, *_ in rows_cfg if "peak" in results[label]]
+    print("timing every row round-robin ...", file=sys.stderr)
+    times = bu.run_worker(__file__, ["--label", "timing", "--timed"] + ok + common, timeout=7200)
+    base = rows_cfg[0][0]
+    rows = []
+    for label, *_ in rows_cfg:
+        r = results[label]
+        if "error" in r:
+            rows.append([label, "failed: " + r["error"].replace("|", "/"), "", ""])
+            continue
+        t, t0 = times.get(label), times.get(base)
+        rows.append([label, f"{r['peak'] / 2**20:.1f}", f"{r['peak'] / results[base]['peak']:.2f}"
+                     if "peak" in results[base] else "", f"{t / t0:.2f}" if t and t0 else "n/a"])
+    table = bu.markdown_table(["configuration", "activation memory (MiB)", "÷ fp32", "step time ÷ fp32"], rows)
+    print(table)
+    if args.no_docs:
+        return
+    tag = ("cpu" if args.device == "cpu" else "gpu") + ("_3d" if args.dims == 3 else "")
+    shape = "×".join(map(str, (args.batch, channels(args.dims)) + (args.size,) * args.dims))
+    cmd = "python scripts/benchmark_models.py " + " ".join(sys.argv[1:])
+    bu.update_section(f"benchmark_models_precision_{tag}", f"""## benchmark_models --precision ({tag.replace("_", ", ")})
+
+Command: `{cmd.strip()}` · machine: {bu.machine_description(args.device)} · date: {bu.today()}
+
+One full training step of `unpaired_revgan{SUFFIX[args.dims]}` (memory-saving core of depth {PRECISION_DEPTH[args.dims]}, ngf
+{args.ngf}, batch {shape}) in float32, under `--amp bf16` and `--amp fp16` (autocast; the core's stream stays float32),
+each without and with `--compile` (encoders, decoders and discriminators; the core stays eager). Memory: the peak of
+one step above the level before it, in a fresh process per row, after two warm-up steps (compilation included);
+{"CPU: the resident set." if args.device == "cpu" else "torch.cuda.max_memory_allocated."} Time: one process runs
+a step of each row in turn, {args.steps} rounds, median, as a ratio to float32 without --compile.
+
+{table}
+""")
 
 
 if __name__ == "__main__":

@@ -88,3 +88,22 @@ def test_torchrun_one_writer_and_exact_resume(demo_root, tmp_path):
     logged_a = losses_by_iteration(tmp_path / "ckpt" / "straight" / "loss_log.txt")
     logged_b = losses_by_iteration(tmp_path / "ckpt" / "split" / "loss_log.txt")
     assert sorted(logged_a) == list(range(2, 13, 2)) and logged_a == logged_b
+
+
+def test_sampler_shards_cover_each_epoch_and_resume_mid_epoch():
+    from data import EpochSampler
+    for n, world in ((7, 2), (5, 3), (1, 2), (8, 4)):
+        shards = [EpochSampler(n, seed=3, shuffle=True, rank=r, world=world) for r in range(world)]
+        for s in shards:
+            s.set_epoch(2)
+        taken = [list(s) for s in shards]
+        assert all(len(t) == len(s) == -(-n // world) for t, s in zip(taken, shards))  # equal shard sizes
+        order = shards[0].order()
+        assert sorted(set(order)) == list(range(n)) and len(order) == -(-n // world) * world
+        assert sorted(i for t in taken for i in t) == sorted(order)  # every item, padding repeats the first ones
+        for s in shards:  # resuming after k global steps of one item per process: the rest of each shard
+            s.set_epoch(2, start=world)
+        assert [list(s) for s in shards] == [t[1:] for t in taken]
+        other = EpochSampler(n, seed=3, shuffle=True, rank=0, world=world)
+        other.set_epoch(3)
+        assert n < 3 or other.order() != order  # reshuffled every epoch
