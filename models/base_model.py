@@ -134,8 +134,8 @@ class BaseModel:
             for name in self.model_names:
                 self.compile_network(self.net(name))
         if self.is_train and distributed.world_size() > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
             for name in self.model_names:
-                ids = [self.device.index] if self.device.type == "cuda" else None
                 # every parameter is used in every backward that reaches the network: no unused-parameter search
                 # (it would also misfire on a generator called several times per step)
                 setattr(self, "net" + name, DistributedDataParallel(self.net(name), device_ids=ids))

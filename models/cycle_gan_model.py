@@ -15,13 +15,26 @@ def add_cycle_options(parser, is_train):
 
 
 class CycleLosses:
-    """The CycleGAN objective given ``self.G_AB``/``self.G_BA`` callables; shared with unpaired_revgan."""
+    """The CycleGAN objective, input and training step given ``self.G_AB``/``self.G_BA`` callables; shared with
+    unpaired_revgan. ``size_checked`` names the generator whose input sizes are checked."""
 
+    size_checked = "G_A"
     loss_names = ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"]
     visuals_A = ["real_A", "fake_B", "rec_A"]
     visuals_B = ["real_B", "fake_A", "rec_B"]
 
-    def cycle_forward(self):
+    def translators(self):
+        return {"fake_B": ("A", "B", self.G_AB), "fake_A": ("B", "A", self.G_BA)}
+
+    def set_input(self, input):
+        self.real_A = input["A"].to(self.device)
+        self.real_B = input["B"].to(self.device) if "B" in input else None
+        self.image_paths = input["A_paths"]
+        self.check_input_size(self.size_checked, self.real_A)
+        if self.is_train:
+            self.check_disc_size("D_A", self.opt.output_nc, self.real_B.shape[2:])
+
+    def forward(self):
         self.fake_B = self.G_AB(self.real_A)
         self.rec_A = self.G_BA(self.fake_B)
         self.fake_A = self.G_BA(self.real_B)
@@ -46,7 +59,7 @@ class CycleLosses:
         return (self.loss_G_A + self.loss_G_B + self.loss_cycle_A + self.loss_cycle_B + self.loss_idt_A
                 + self.loss_idt_B)
 
-    def optimize_cycle(self):
+    def optimize_parameters(self):
         with self.autocast():
             self.forward()
             self.set_requires_grad([self.netD_A, self.netD_B], False)
@@ -59,11 +72,6 @@ class CycleLosses:
             self.check_losses_finite(["D_A", "D_B"])
             self.update(self.loss_D_A + self.loss_D_B, self.optimizer_D)
 
-    def set_unpaired_input(self, input):
-        self.real_A = input["A"].to(self.device)
-        self.real_B = input["B"].to(self.device) if "B" in input else None
-        self.image_paths = input["A_paths"]
-
     def training_visuals(self):
         names = self.visuals_A + self.visuals_B
         if self.is_train and self.opt.lambda_identity > 0 and self.opt.input_nc == self.opt.output_nc:
@@ -72,9 +80,6 @@ class CycleLosses:
 
 
 class CycleGANModel(CycleLosses, GANTraining, BaseModel):
-    def translators(self):
-        return {"fake_B": ("A", "B", self.G_AB), "fake_A": ("B", "A", self.G_BA)}
-
     # looked up at each call: under torchrun netG_A/netG_B become their DistributedDataParallel wrappers
     def G_AB(self, x):
         return self.netG_A(x)
@@ -102,15 +107,3 @@ class CycleGANModel(CycleLosses, GANTraining, BaseModel):
             self.optimizer_G = adam(opt, self.netG_A, self.netG_B)
             self.optimizer_D = adam(opt, self.netD_A, self.netD_B)
             self.optimizers = [self.optimizer_G, self.optimizer_D]
-
-    def set_input(self, input):
-        self.set_unpaired_input(input)
-        self.check_input_size("G_A", self.real_A)
-        if self.is_train:
-            self.check_disc_size("D_A", self.opt.output_nc, self.real_B.shape[2:])
-
-    def forward(self):
-        self.cycle_forward()
-
-    def optimize_parameters(self):
-        self.optimize_cycle()

@@ -6,6 +6,8 @@ from models.gan_parts import GANTraining, adam, add_generator_options, check_net
 
 
 class UnpairedRevGANModel(CycleLosses, GANTraining, BaseModel):
+    size_checked = "G"
+
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
         add_generator_options(parser, revgan=True)
@@ -26,24 +28,9 @@ class UnpairedRevGANModel(CycleLosses, GANTraining, BaseModel):
             self.optimizer_D = adam(opt, self.netD_A, self.netD_B)
             self.optimizers = [self.optimizer_G, self.optimizer_D]
 
-    def translators(self):
-        return {"fake_B": ("A", "B", self.G_AB), "fake_A": ("B", "A", self.G_BA)}
-
     # looked up at each call: under torchrun netG becomes its DistributedDataParallel wrapper
     def G_AB(self, x):
         return self.netG(x, "AtoB")
 
     def G_BA(self, x):
         return self.netG(x, "BtoA")
-
-    def set_input(self, input):
-        self.set_unpaired_input(input)
-        self.check_input_size("G", self.real_A)
-        if self.is_train:
-            self.check_disc_size("D_A", self.opt.output_nc, self.real_B.shape[2:])
-
-    def forward(self):
-        self.cycle_forward()
-
-    def optimize_parameters(self):
-        self.optimize_cycle()

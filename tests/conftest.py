@@ -23,6 +23,16 @@ def tiny_flags(root, tmp, name, model, extra=()):
             "--max_dataset_size", "3", "--print_freq", "1", "--save_latest_freq", "2"] + list(extra)
 
 
+def logged_rows(path):
+    """The values of each line of a loss_log.txt ({name: value}), in order."""
+    rows = []
+    for line in open(path):
+        if line.startswith("(epoch"):
+            parts = line.split(") ", 1)[1].split()
+            rows.append({parts[i].rstrip(":"): float(parts[i + 1]) for i in range(0, len(parts), 2)})
+    return rows
+
+
 def folder_hashes(folder):
     out = {}
     for root, _, files in os.walk(folder):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import train as train_script
-from tests.conftest import tiny_flags, vol_flags
+from tests.conftest import logged_rows, tiny_flags, vol_flags
 from util.checkpoint import load_checkpoint
 
 REVGAN_MODELS = ["paired_revgan", "unpaired_revgan", "paired_revgan3d", "unpaired_revgan3d"]
@@ -21,15 +21,6 @@ def fp16_autocast_works_on_cpu():
 
 
 AMPS = ["bf16"] + (["fp16"] if fp16_autocast_works_on_cpu() else [])
-
-
-def logged_rows(path):
-    rows = []
-    for line in open(path):
-        if line.startswith("(epoch"):
-            parts = line.split(") ", 1)[1].split()
-            rows.append({parts[i].rstrip(":"): float(parts[i + 1]) for i in range(0, len(parts), 2)})
-    return rows
 
 
 def flags_for(model, root, vol_root, tmp_path, name, extra=()):

@@ -17,7 +17,7 @@ from PIL import Image
 import test as test_script
 import train as train_script
 from tests.browser import Chromium, find_chromium
-from tests.conftest import ROOT, tiny_flags, vol_flags
+from tests.conftest import ROOT, logged_rows, tiny_flags, vol_flags
 
 MARKUP = '<img src=x onerror="window.pwned=1">&amp;'
 
@@ -64,16 +64,6 @@ def _png(src):
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))))
 
 
-def _logged(path):
-    """(loss dicts) from loss_log.txt, in order."""
-    out = []
-    for line in open(path):
-        if line.startswith("(epoch"):
-            parts = line.split(") ", 1)[1].split()
-            out.append({parts[i].rstrip(":"): float(parts[i + 1]) for i in range(0, len(parts), 2)})
-    return out
-
-
 def test_visdom_dashboard_shows_losses_lr_memory_and_images(demo_root, tmp_path, visdom_port, capsys):
     env = "revgan_test_2d"
     flags = tiny_flags(demo_root, tmp_path, "vis2d", "unpaired_revgan", [
@@ -81,7 +71,7 @@ def test_visdom_dashboard_shows_losses_lr_memory_and_images(demo_root, tmp_path,
         "--display_env", env, "--display_freq", "1", "--display_ncols", "3"])
     train_script.main(flags)
     assert "visdom" not in capsys.readouterr().err
-    logged = _logged(tmp_path / "ckpt" / "vis2d" / "loss_log.txt")
+    logged = logged_rows(tmp_path / "ckpt" / "vis2d" / "loss_log.txt")
     assert len(logged) == 6  # 3 images x 2 epochs, printed every image
 
     recon = [row.pop("recon_err") for row in logged]  # the reversible core's reconstruction monitor

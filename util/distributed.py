@@ -40,10 +40,8 @@ def is_main():
 def setup(opt):
     """Joins the process group when launched by torchrun; sets ``opt.world_size``, ``opt.rank`` and the process's
     GPU in ``opt.gpu_ids``. Plain runs get world_size 1 and rank 0."""
-    opt.world_size, opt.rank = 1, 0
+    opt.world_size, opt.rank = world_size(), rank()  # 1 and 0 unless the group was joined already
     if not under_torchrun() or active():
-        if active():
-            opt.world_size, opt.rank = world_size(), rank()
         return
     local = int(os.environ["LOCAL_RANK"])
     if opt.gpu_ids:
