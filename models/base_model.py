@@ -5,6 +5,7 @@ import copy
 import math
 import os
 import random
+import re
 import warnings
 from collections import OrderedDict
 
@@ -99,7 +100,7 @@ class BaseModel:
             value = getattr(self, "loss_" + name)
             if not torch.isfinite(value).all():
                 raise UserError(
-                    f"loss {name} became {float(value)} at epoch {self.counters['epoch']}, total_iters "
+                    f"loss {name} became {float(value.detach())} at epoch {self.counters['epoch']}, total_iters "
                     f"{self.counters['total_iters']}; training stopped, the last good checkpoint is kept "
                     f"(try a lower --lr, or --gan_mode lsgan)")
 
@@ -214,7 +215,7 @@ class BaseModel:
                 scheduler.step(metric)
             else:
                 with warnings.catch_warnings():  # fp16: the gradient scaler skipped the first steps (inf/NaN)
-                    warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()` before")
+                    warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()` before"))
                     scheduler.step()
         return self.optimizers[0].param_groups[0]["lr"] if self.optimizers else None
 

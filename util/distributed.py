@@ -9,6 +9,7 @@ GPU) the processes use gloo. Only rank 0 prints, logs, shows visdom, writes the 
 Plain ``python train.py`` never touches torch.distributed: every helper here is then a no-op.
 """
 import datetime
+import gc
 import os
 
 import torch
@@ -69,6 +70,7 @@ def cleanup():
     """Leaves the process group after a successful run: a barrier first (gloo aborts a peer still talking to a rank
     that has left). After an error a rank just exits; torchrun then stops the others."""
     if active():
+        gc.collect()  # DDP wrappers left in reference cycles hold the group: drop them while it is still alive
         dist.barrier()
         dist.destroy_process_group()
 

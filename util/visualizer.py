@@ -5,6 +5,7 @@ training goes on; so does a server that goes away during training. The HTML page
 current images of every epoch, newest first, and a loss-curve PNG.
 """
 import json
+import math
 import os
 import resource
 import socket
@@ -20,6 +21,8 @@ from util.util import save_image, visual_to_rgb
 
 # visdom window ids, counted from --display_id
 WIN_LOSSES, WIN_LR, WIN_MEMORY, WIN_RECON, WIN_IMAGES = 0, 1, 2, 3, 4
+RECON_FLOOR = 1e-16  # an exact round trip (0) is drawn here on the log axes
+RECON_TITLE = "core reconstruction error (relative; exact 0 drawn at 1e-16)"
 
 
 def start_server_hint(port):
@@ -161,8 +164,9 @@ class Visualizer:
                          "ylabel": "loss"})
         for key, win, title, scale in (("lr", WIN_LR, "learning rate", "linear"),
                                        ("memory_mib", WIN_MEMORY, "peak memory (MiB)", "linear"),
-                                       ("recon", WIN_RECON, "core reconstruction error (relative)", "log")):
-            pts = [(p["x"], p[key]) for p in self.history if p.get(key) is not None]
+                                       ("recon", WIN_RECON, RECON_TITLE, "log")):
+            floor = RECON_FLOOR if key == "recon" else -math.inf  # a log axis cannot show an exact 0
+            pts = [(p["x"], max(p[key], floor)) for p in self.history if p.get(key) is not None]
             if pts:
                 self._send("line", X=np.array([x for x, _ in pts]), Y=np.array([y for _, y in pts]),
                            win=self._win(win), opts={"title": f"{self.opt.name} {title}", "xlabel": "epoch",
@@ -232,8 +236,9 @@ class Visualizer:
             ax3.plot(*zip(*mem), color="tab:red")
             ax3.set_ylabel("peak memory (MiB)", color="tab:red")
         if recon:
-            axes[2].semilogy(*zip(*recon), color="tab:green")
+            axes[2].semilogy(*zip(*[(x, max(r, RECON_FLOOR)) for x, r in recon]), color="tab:green")
             axes[2].set_ylabel("core reconstruction\nerror (relative)")
+            axes[2].set_title(RECON_TITLE, fontsize=8)
         axes[-1].set_xlabel("epoch")
         fig.tight_layout()
         path = os.path.join(self.web_dir, "loss_curve.png")
