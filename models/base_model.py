@@ -11,6 +11,7 @@ from collections import OrderedDict
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
 
 from util import distributed
 from util.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
@@ -47,6 +48,7 @@ class BaseModel:
                          "total_iters": 0}
         self.image_paths = []
         self._checked_shapes = set()
+        self._padding_noted = False
 
     # -- helpers for subclasses -----------------------------------------------------------------------------------
     def net(self, name):
@@ -62,20 +64,19 @@ class BaseModel:
             arch["iunet_architecture"] = None  # only meaningful for --netG iunet
         return arch
 
-    def check_input_size(self, name, x):
-        """Dry-runs network ``name`` on the meta device for a new input shape: an unusable size becomes a clear
-        error before any real work."""
-        key = (name, tuple(x.shape[1:]))
-        if key in self._checked_shapes:
-            return
-        net = self.net(name)
-        multiple = getattr(net, "size_multiple", 1)
+    def note_input_size(self, name, x):
+        """Generators take any size: one that is not a multiple of what network ``name`` needs is reflection-padded
+        up to it and the output cropped back (see networks). Says so once per run, on the first such size."""
+        multiple = getattr(self.net(name), "size_multiple", 1)
         spatial = tuple(x.shape[2:])
-        if any(s % multiple for s in spatial):
-            raise UserError(f"input size {'x'.join(map(str, spatial))} cannot go through --netG {self.opt.netG}: "
-                            f"each side must be a multiple of {multiple} (adjust "
-                            f"{'--patch_size' if self.dims == 3 else '--crop_size/--load_size or --preprocess'})")
-        self._checked_shapes.add(key)
+        if self._padding_noted or not any(s % multiple for s in spatial):
+            return
+        self._padding_noted = True
+        if distributed.is_main():
+            padded = tuple(s + (-s) % multiple for s in spatial)
+            tqdm.write(f"note: --netG {self.opt.netG} needs sizes that are multiples of {multiple}: inputs of "
+                  f"{'x'.join(map(str, spatial))} are reflection-padded to {'x'.join(map(str, padded))} and its "
+                  f"outputs cropped back (shown once)")
 
     def check_disc_size(self, name, channels, spatial):
         key = (name, channels, tuple(spatial))

@@ -16,9 +16,9 @@ def add_cycle_options(parser, is_train):
 
 class CycleLosses:
     """The CycleGAN objective, input and training step given ``self.G_AB``/``self.G_BA`` callables; shared with
-    unpaired_revgan. ``size_checked`` names the generator whose input sizes are checked."""
+    unpaired_revgan. ``size_net`` names the generator whose size multiple applies."""
 
-    size_checked = "G_A"
+    size_net = "G_A"
     loss_names = ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"]
     visuals_A = ["real_A", "fake_B", "rec_A"]
     visuals_B = ["real_B", "fake_A", "rec_B"]
@@ -30,7 +30,7 @@ class CycleLosses:
         self.real_A = input["A"].to(self.device)
         self.real_B = input["B"].to(self.device) if "B" in input else None
         self.image_paths = input["A_paths"]
-        self.check_input_size(self.size_checked, self.real_A)
+        self.note_input_size(self.size_net, self.real_A)
         if self.is_train:
             self.check_disc_size("D_A", self.opt.output_nc, self.real_B.shape[2:])
 

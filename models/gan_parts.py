@@ -64,7 +64,7 @@ class GANTraining:
         self.real_A = input["A"].to(self.device)
         self.real_B = input["B"].to(self.device)
         self.image_paths = input["A_paths"]
-        self.check_input_size("G", self.real_A)
+        self.note_input_size("G", self.real_A)
         if self.is_train:
             self.check_disc_size(disc_name, self.opt.input_nc + self.opt.output_nc, self.real_A.shape[2:])
 

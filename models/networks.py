@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn import init
 from torch.optim import lr_scheduler
 
-from models.reversible import AdditiveCoupling, AffineCoupling, InvertibleUNet, ReversibleSequence
+from models.reversible import AdditiveCoupling, AffineCoupling, InvertibleUNet, ReversibleSequence, run_padded
 from util.errors import UserError
 
 
@@ -134,7 +134,17 @@ def decoder(output_nc, ngf, norm_layer, n_downsampling, dims, tanh=True):
     return nn.Sequential(*layers)
 
 
-class ResnetGenerator(nn.Module):
+class AnySizeGenerator(nn.Module):
+    """A generator whose stride-2 layers need spatial sizes divisible by ``size_multiple`` and that takes any size:
+    ``_any_size`` reflection-pads the input up to the next multiple and crops the output back, so outputs always have
+    the input's size (CycleGAN instead resizes --preprocess none images to a multiple of 4)."""
+    size_multiple = 1
+
+    def _any_size(self, fn, x):
+        return run_padded(fn, x, self.size_multiple, "reflect")
+
+
+class ResnetGenerator(AnySizeGenerator):
     """Encoder, ``n_blocks`` ResNet blocks, decoder (Johnson et al.; CycleGAN's resnet_6blocks/resnet_9blocks)."""
 
     def __init__(self, input_nc, output_nc, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False, n_blocks=6,
@@ -147,7 +157,7 @@ class ResnetGenerator(nn.Module):
                                    decoder(output_nc, ngf, norm_layer, n_downsampling, dims, tanh))
 
     def forward(self, x):
-        return self.model(x)
+        return self._any_size(self.model, x)
 
 
 class UnetSkipConnectionBlock(nn.Module):
@@ -176,7 +186,7 @@ class UnetSkipConnectionBlock(nn.Module):
         return self.model(x) if self.outermost else torch.cat([x, self.model(x)], 1)
 
 
-class UnetGenerator(nn.Module):
+class UnetGenerator(AnySizeGenerator):
     """U-Net with ``num_downs`` stride-2 levels (unet_128: 7, unet_256: 8)."""
 
     def __init__(self, input_nc, output_nc, num_downs, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False,
@@ -194,10 +204,10 @@ class UnetGenerator(nn.Module):
                                              tanh=tanh, **kw)
 
     def forward(self, x):
-        return self.model(x)
+        return self._any_size(self.model, x)
 
 
-class RevGANGenerator(nn.Module):
+class RevGANGenerator(AnySizeGenerator):
     """Two encoders and two decoders around one reversible core:
     A->B = dec_B(core(enc_A(a))), B->A = dec_A(core.inverse(enc_B(b))).
 
@@ -224,8 +234,8 @@ class RevGANGenerator(nn.Module):
 
     def forward(self, x, direction="AtoB"):
         if direction == "AtoB":
-            return self.dec_B(self.core(self.enc_A(x)))
-        return self.dec_A(self.core.inverse(self.enc_B(x)))
+            return self._any_size(lambda a: self.dec_B(self.core(self.enc_A(a))), x)
+        return self._any_size(lambda b: self.dec_A(self.core.inverse(self.enc_B(b))), x)
 
     def compile_parts(self):
         """What --compile compiles: the encoders and decoders (the reversible core stays eager)."""

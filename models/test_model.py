@@ -60,7 +60,7 @@ class TestModel(BaseModel):
     def set_input(self, input):
         self.real = input["A"].to(self.device)
         self.image_paths = input["A_paths"]
-        self.check_input_size(self.gen_name, self.real)
+        self.note_input_size(self.gen_name, self.real)
 
     def forward(self):
         self.fake = self.generate(self.real)

@@ -6,7 +6,7 @@ from models.gan_parts import GANTraining, adam, add_generator_options, check_net
 
 
 class UnpairedRevGANModel(CycleLosses, GANTraining, BaseModel):
-    size_checked = "G"
+    size_net = "G"
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):

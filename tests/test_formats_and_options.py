@@ -1,4 +1,5 @@
 """Image formats (16-bit, TIFF, JPEG), preprocess modes, LR policies, GAN losses and discriminators, end to end."""
+import json
 import math
 import os
 import re
@@ -142,3 +143,65 @@ def test_no_gpu_says_so_once_and_runs_on_cpu(demo_root, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("no GPU found") == 1
     assert (tmp_path / "ckpt" / "nogpu" / "latest.pth").exists()
+
+
+@pytest.fixture(scope="module")
+def odd_root(tmp_path_factory):
+    """Real photos (scikit-image) at sizes that are not multiples of 4, one size per photo. A: RGB, B: the same photo
+    in grayscale under the same name (pairs for the aligned models)."""
+    import skimage.data
+    from skimage.transform import resize
+    root = tmp_path_factory.mktemp("odd")
+    photos = {"astronaut": (37, 50), "coffee": (42, 29), "chelsea": (31, 45)}
+    for phase in ("train", "test"):
+        for side in "AB":
+            os.makedirs(root / (phase + side))
+        for name, size in photos.items():
+            rgb = (resize(getattr(skimage.data, name)(), size, anti_aliasing=True) * 255).astype(np.uint8)
+            if phase == "test":
+                rgb = rgb[:, ::-1].copy()
+            Image.fromarray(rgb).save(root / (phase + "A") / f"{name}.png")
+            Image.fromarray(rgb.mean(2).astype(np.uint8)).save(root / (phase + "B") / f"{name}.png")
+    return str(root), photos
+
+
+@pytest.mark.parametrize("model,extra", [("unpaired_revgan", ["--n_blocks", "1"]),
+                                         ("paired_revgan", ["--n_blocks", "1", "--dataset_mode", "aligned"]),
+                                         ("cycle_gan", ["--netG", "resnet_6blocks"]),
+                                         ("pix2pix", ["--netG", "unet_128", "--dataset_mode", "aligned"])])
+def test_any_image_size_trains_and_tests_at_its_own_size(odd_root, tmp_path, capsys, model, extra):
+    """--preprocess none on sizes that are not multiples of what the generator needs: the generator pads and crops
+    back, so training runs and test.py writes every output at its input's size (with metrics against the target)."""
+    root, photos = odd_root
+    flags = tiny_flags(root, tmp_path, model, model, ["--preprocess", "none", "--output_nc", "1",
+                                                      "--n_epochs_decay", "0"] + extra)
+    train_script.main(flags)
+    assert capsys.readouterr().out.count("reflection-padded") == 1  # said once, not per image
+    out = tmp_path / "res"
+    test_script.main(["--dataroot", root, "--name", model, "--checkpoints_dir", str(tmp_path / "ckpt"),
+                      "--results_dir", str(out), "--gpu_ids", "-1", "--preprocess", "none", "--model", model]
+                     + (extra[-2:] if "--dataset_mode" in extra else []))
+    images = out / model / "test_latest" / "images"
+    labels = sorted(p.name for p in images.iterdir())
+    assert "fake_B" in labels
+    for name, (h, w) in photos.items():
+        for label in labels:
+            assert Image.open(images / label / f"{name}.png").size == (w, h), (label, name)
+    rows = json.load(open(out / model / "test_latest" / "metrics.json"))["items"]
+    assert len(rows) == len(photos) and all(np.isfinite(r["PSNR_fake_B"]) for r in rows)
+
+
+@pytest.mark.parametrize("netG,dims", [("resnet_6blocks", 2), ("unet_128", 2), ("revgan", 2), ("iunet", 2),
+                                       ("resnet_6blocks", 3), ("revgan", 3)])
+def test_generators_take_any_size(netG, dims):
+    from models.networks import define_G
+    g = define_G(1, 2, 4, netG, norm="instance", dims=dims, n_blocks=1)
+    spatial = (9, 14) if dims == 2 else (7, 5, 10)
+    for direction in (["AtoB", "BtoA"] if netG in ("revgan", "iunet") else ["AtoB"]):
+        x = torch.randn((1, 1 if direction == "AtoB" else 2) + spatial)
+        y = g(x) if direction == "AtoB" else g(x, direction)
+        assert tuple(y.shape) == (1, 2 if direction == "AtoB" else 1) + spatial
+    if netG != "iunet":  # on a multiple, nothing is padded: the wrapped network runs as it is
+        x = torch.randn((1, 1) + (16,) * dims if netG != "unet_128" else (1, 1, 128, 128))
+        inner = g.model if hasattr(g, "model") else (lambda t: g.dec_B(g.core(g.enc_A(t))))
+        assert torch.equal(g(x), inner(x))

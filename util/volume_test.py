@@ -32,7 +32,12 @@ def run(opt, model, out_dir):
     if not intensity:
         raise UserError(f"the checkpoint of {opt.name} holds no intensity ranges: it was not trained on volumes")
     patch = parse_patch_size(getattr(opt, "patch_size", None) or model_patch(model) or [64])
-    model.check_input_size(model.model_names[0], torch.zeros((1, 1) + patch, device="meta"))
+    multiple = getattr(model.net(model.model_names[0]), "size_multiple", 1)
+    if any(p % multiple for p in patch):  # a larger window beats padding every window inside the generator
+        rounded = tuple(p + (-p) % multiple for p in patch)
+        print(f"note: --patch_size {'x'.join(map(str, patch))} rounded up to {'x'.join(map(str, rounded))}, the next "
+              f"multiple of {multiple} that --netG {opt.netG} needs")
+        patch = rounded
     swap = opt.direction == "BtoA" and model.direction_swaps_data  # domain X reads the folder PHASE + X
     folders = {"A": opt.phase + ("B" if swap else "A"), "B": opt.phase + ("A" if swap else "B")}
     items, rows = {}, {}

@@ -14,6 +14,7 @@ from .checks import graph_saved_bytes, is_invertible, reconstruction_error, rela
 from .couplings import AdditiveCoupling, AffineCoupling, Coupling, CustomCoupling, HalfStep, ReversibleError
 from .engine import ReversibleFunction
 from .iunet import InvertibleUNet
+from .padding import run_padded
 from .resampling import InvertibleDownsampling, InvertibleUpsampling, OrthogonalChannelMixing
 from .sequence import InvertibleModuleWrapper, ReversibleBlock, ReversibleSequence
 
@@ -21,5 +22,5 @@ __all__ = [
     "AdditiveCoupling", "AffineCoupling", "Coupling", "CustomCoupling", "HalfStep", "ReversibleError",
     "ReversibleSequence", "ReversibleBlock", "InvertibleModuleWrapper", "ReversibleFunction",
     "is_invertible", "reconstruction_error", "relative_error", "graph_saved_bytes",
-    "InvertibleUNet", "InvertibleDownsampling", "InvertibleUpsampling", "OrthogonalChannelMixing",
+    "InvertibleUNet", "InvertibleDownsampling", "InvertibleUpsampling", "OrthogonalChannelMixing", "run_padded",
 ]

@@ -14,10 +14,10 @@ more per level above it.
 import math
 
 import torch
-import torch.nn.functional as nnf
 from torch import nn
 
 from .couplings import AdditiveCoupling, AffineCoupling, ReversibleError
+from .padding import PADDING_MODES, padding_for, run_padded
 from .resampling import InvertibleDownsampling, InvertibleUpsampling, OrthogonalChannelMixing, stride_tuple
 from .sequence import ReversibleSequence
 
@@ -93,7 +93,7 @@ class InvertibleUNet(nn.Module):
                                   f"pass lift_stride=2 to lift them with an invertible downsampling")
         if coupling not in ("additive", "affine"):
             raise ReversibleError(f"coupling must be 'additive' or 'affine', got {coupling!r}")
-        if padding_mode not in ("constant", "reflect", "replicate"):
+        if padding_mode not in PADDING_MODES:
             raise ReversibleError(f"padding_mode must be constant, reflect or replicate, got {padding_mode!r}")
         self.dims, self.architecture = dims, architecture
         self.stride = stride_tuple(stride, dims)
@@ -148,31 +148,15 @@ class InvertibleUNet(nn.Module):
         self.body = ReversibleSequence(blocks, memory_saving=memory_saving)
 
     # -- sizes ---------------------------------------------------------------------------------------------------
-    def _padding(self, x):
+    def _run(self, fn_name, x):
         if x.dim() != self.dims + 2:
             raise ReversibleError(f"InvertibleUNet(dims={self.dims}) expects (N, C, {', '.join(['...'] * self.dims)}),"
                                   f" got {tuple(x.shape)}")
-        spatial = x.shape[2:]
-        extra = [(-s) % m for s, m in zip(spatial, self.size_multiple)]
-        if any(extra) and not self.pad:
-            raise ReversibleError(f"spatial size {tuple(spatial)} is not a multiple of {self.size_multiple} (the "
+        if not self.pad and any(padding_for(x.shape[2:], self.size_multiple)):
+            raise ReversibleError(f"spatial size {tuple(x.shape[2:])} is not a multiple of {self.size_multiple} (the "
                                   f"product of the strides of all downsamplings): use pad=True or a size that is a "
                                   f"multiple")
-        return extra
-
-    def _run(self, fn_name, x):
-        extra = self._padding(x)
-        if not any(extra):
-            return getattr(self.body, fn_name)(x)
-        pads = []
-        for e in reversed(extra):  # F.pad lists the last dimension first
-            pads += [e // 2, e - e // 2]
-        mode = self.padding_mode
-        if mode == "reflect" and any(e >= s for e, s in zip(extra, x.shape[2:])):
-            mode = "replicate"  # reflection cannot pad more than the size itself
-        y = getattr(self.body, fn_name)(nnf.pad(x, pads, mode=mode))
-        index = (slice(None), slice(None)) + tuple(slice(e // 2, e // 2 + s) for e, s in zip(extra, x.shape[2:]))
-        return y[index]
+        return run_padded(getattr(self.body, fn_name), x, self.size_multiple, self.padding_mode)
 
     def forward(self, x):
         return self._run("forward", x)
