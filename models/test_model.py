@@ -20,6 +20,9 @@ class TestModel(BaseModel):
         parser.add_argument("--coupling", default="additive", choices=["additive", "affine"])
         parser.add_argument("--use_naive", action="store_true")
         parser.add_argument("--iunet_architecture", default=IUNET_ARCHITECTURE, help="(taken from the checkpoint)")
+        parser.add_argument("--model_suffix", default="", choices=["", "_A", "_B"],
+                            help="CycleGAN's name for the direction: _A runs G_A (A->B, --direction AtoB), _B runs "
+                                 "G_B (B->A, --direction BtoA)")
         return parser
 
     def __init__(self, opt):
@@ -28,6 +31,13 @@ class TestModel(BaseModel):
         trained = getattr(opt, "trained_model", None) or "pix2pix"
         self.loss_names = []
         self.visual_names = ["real", "fake"]
+        if opt.model_suffix:
+            wanted = "AtoB" if opt.model_suffix == "_A" else "BtoA"
+            if opt.direction != wanted and opt.direction != "AtoB":  # AtoB is also the default
+                from util.errors import UserError
+                raise UserError(f"--model_suffix {opt.model_suffix} runs {wanted}, but --direction is "
+                                f"{opt.direction}: give one of the two")
+            opt.direction = wanted
         reverse = opt.direction == "BtoA"
         in_nc, out_nc = (opt.output_nc, opt.input_nc) if reverse else (opt.input_nc, opt.output_nc)
         if opt.netG in REVERSIBLE_NETG:

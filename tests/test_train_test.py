@@ -7,7 +7,9 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
+from PIL import Image
 
 import test as test_script
 import train as train_script
@@ -56,13 +58,31 @@ def test_default_generator_with_n_downsampling_at_64(demo_root, tmp_path):
 
 
 def test_revgan_inverse_direction_with_test_model(demo_root, tmp_path):
+    """--model test runs one direction of the trained unpaired RevGAN: A->B gives the full model's fake_B, B->A (by
+    --direction BtoA or CycleGAN's --model_suffix _B) its fake_A, image for image."""
     train_script.main(tiny_flags(demo_root, tmp_path, "rev", "unpaired_revgan", ["--n_blocks", "2"]))
-    out = tmp_path / "res"
-    for direction, folder in (("AtoB", "testA"), ("BtoA", "testB")):
-        test_script.main(["--dataroot", os.path.join(demo_root, folder), "--name", "rev", "--model", "test",
-                          "--direction", direction, "--checkpoints_dir", str(tmp_path / "ckpt"), "--results_dir",
-                          str(out), "--gpu_ids", "-1", "--load_size", "32", "--crop_size", "32"])
-        assert len(os.listdir(out / "rev" / "test_latest" / "images" / "fake")) > 0
+    common = ["--name", "rev", "--checkpoints_dir", str(tmp_path / "ckpt"), "--gpu_ids", "-1", "--load_size", "32",
+              "--crop_size", "32"]
+    test_script.main(["--dataroot", demo_root, "--model", "unpaired_revgan", "--results_dir", str(tmp_path / "full")]
+                     + common)
+    full = tmp_path / "full" / "rev" / "test_latest" / "images"
+    runs = [("testA", ["--direction", "AtoB"], "fake_B", "real_A"),
+            ("testB", ["--direction", "BtoA"], "fake_A", "real_B"),
+            ("testB", ["--model_suffix", "_B"], "fake_A", "real_B")]
+    for i, (folder, flags, label, source) in enumerate(runs):
+        out = tmp_path / f"one{i}"
+        test_script.main(["--dataroot", os.path.join(demo_root, folder), "--model", "test", "--results_dir",
+                          str(out)] + flags + common)
+        fakes = sorted(os.listdir(out / "rev" / "test_latest" / "images" / "fake"))
+        assert fakes
+        for name in fakes:
+            one = np.asarray(Image.open(out / "rev" / "test_latest" / "images" / "fake" / name))
+            # the full model names both rows after the A image: find the row whose input is this image
+            real = np.asarray(Image.open(out / "rev" / "test_latest" / "images" / "real" / name))
+            rows = [n for n in os.listdir(full / source) if np.array_equal(np.asarray(Image.open(full / source / n)),
+                                                                           real)]
+            assert rows, name
+            assert np.array_equal(one, np.asarray(Image.open(full / label / rows[0]))), (flags, name)
 
 
 def log_losses(path):
