@@ -13,25 +13,26 @@ import numpy as np
 import torch
 
 from data.base_dataset import BaseDataset
+from util.argtypes import COUNT, FRACTION, number
 from util.errors import UserError
 from util.volume import (intensity_range, list_volumes, load_volume, pad_to, parse_intensity, parse_patch_size,
                          to_unit, volume_shape, volume_stem)
 
 
 def add_volume_options(parser, is_train=True):
-    parser.add_argument("--patch_size", type=int, nargs="+", default=[64] if is_train else None,
+    parser.add_argument("--patch_size", type=COUNT, nargs="+", default=[64] if is_train else None,
                         help="patch: one size (cube) or three (depth height width); test.py defaults to the "
                              "training patch")
     parser.add_argument("--intensity_A", default="percentile:0.5,99.5",
                         help="domain A intensities to [-1, 1]: window:LO,HI (e.g. window:-1150,350 for CT in HU), "
                              "percentile:P1,P2 or minmax over the training set")
     parser.add_argument("--intensity_B", default="percentile:0.5,99.5", help="the same for domain B")
-    parser.add_argument("--foreground_sampling", type=float, default=0.5,
+    parser.add_argument("--foreground_sampling", type=FRACTION, default=0.5,
                         help="share of patches centred on a foreground voxel (0 to 1)")
-    parser.add_argument("--samples_per_volume", type=int, default=4, help="patches per volume in one epoch")
+    parser.add_argument("--samples_per_volume", type=COUNT, default=4, help="patches per volume in one epoch")
     parser.add_argument("--no_pad", action="store_true",
                         help="do not pad volumes smaller than a patch (an error instead)")
-    parser.add_argument("--overlap", type=float, default=0.5, help="test: sliding-window overlap (0 to <1)")
+    parser.add_argument("--overlap", type=number(float, 0, 1, hi_open=True), default=0.5, help="test: sliding-window overlap (0 to <1)")
     return parser
 
 
@@ -45,10 +46,6 @@ class VolumeDataset(BaseDataset):
         if opt.input_nc != 1 or opt.output_nc != 1:
             raise UserError("volumes are single-channel: use --input_nc 1 --output_nc 1")
         self.patch = parse_patch_size(opt.patch_size)
-        if not 0 <= opt.foreground_sampling <= 1:
-            raise UserError(f"--foreground_sampling {opt.foreground_sampling} must be between 0 and 1")
-        if opt.samples_per_volume < 1:
-            raise UserError("--samples_per_volume must be at least 1")
         for flag in ("intensity_A", "intensity_B"):
             parse_intensity(getattr(opt, flag), "--" + flag)
         sides = "BA" if opt.direction == "BtoA" else "AB"

@@ -2,14 +2,15 @@
 identity losses."""
 from models.base_model import BaseModel
 from models.gan_parts import GANTraining, adam, add_generator_options, check_netG, make_D, make_G
+from util.argtypes import WEIGHT
 
 
 def add_cycle_options(parser, is_train):
     parser.set_defaults(no_dropout=True, dataset_mode="unaligned")
     if is_train:
-        parser.add_argument("--lambda_A", type=float, default=10.0, help="weight of cycle loss A -> B -> A")
-        parser.add_argument("--lambda_B", type=float, default=10.0, help="weight of cycle loss B -> A -> B")
-        parser.add_argument("--lambda_identity", type=float, default=0.5,
+        parser.add_argument("--lambda_A", type=WEIGHT, default=10.0, help="weight of cycle loss A -> B -> A")
+        parser.add_argument("--lambda_B", type=WEIGHT, default=10.0, help="weight of cycle loss B -> A -> B")
+        parser.add_argument("--lambda_identity", type=WEIGHT, default=0.5,
                             help="identity loss weight, relative to lambda_A/lambda_B; 0 turns it off")
     return parser
 

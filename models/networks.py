@@ -219,6 +219,9 @@ class RevGANGenerator(AnySizeGenerator):
         super().__init__()
         self.size_multiple = 2 ** n_downsampling
         core_nc = ngf * 2 ** n_downsampling
+        if core_nc % 2:
+            raise UserError(f"--netG revgan splits its core's {core_nc} channels (--ngf x 2^--n_downsampling) into two "
+                            f"halves: use an even --ngf or --n_downsampling of 1 or more")
         half = core_nc // 2
         use_bias = _uses_bias(norm_layer)
         coupling_cls = {"additive": AdditiveCoupling, "affine": AffineCoupling}[coupling]

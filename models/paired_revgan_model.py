@@ -4,6 +4,7 @@ import torch
 
 from models.base_model import BaseModel
 from models.gan_parts import GANTraining, adam, add_generator_options, check_netG, make_D, make_G
+from util.argtypes import WEIGHT
 
 
 class PairedRevGANModel(GANTraining, BaseModel):
@@ -13,7 +14,7 @@ class PairedRevGANModel(GANTraining, BaseModel):
         parser.set_defaults(dataset_mode="aligned")
         if is_train:
             parser.set_defaults(pool_size=0)
-            parser.add_argument("--lambda_L1", type=float, default=100.0, help="weight of the L1 losses")
+            parser.add_argument("--lambda_L1", type=WEIGHT, default=100.0, help="weight of the L1 losses")
         return parser
 
     def __init__(self, opt):

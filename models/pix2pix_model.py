@@ -3,6 +3,7 @@ import torch
 
 from models.base_model import BaseModel
 from models.gan_parts import GANTraining, adam, add_generator_options, check_netG, make_D, make_G
+from util.argtypes import WEIGHT
 
 
 class Pix2PixModel(GANTraining, BaseModel):
@@ -14,7 +15,7 @@ class Pix2PixModel(GANTraining, BaseModel):
         add_generator_options(parser, revgan=False)
         if is_train:
             parser.set_defaults(pool_size=0, gan_mode="vanilla")
-            parser.add_argument("--lambda_L1", type=float, default=100.0, help="weight of the L1 loss")
+            parser.add_argument("--lambda_L1", type=WEIGHT, default=100.0, help="weight of the L1 loss")
         return parser
 
     def __init__(self, opt):

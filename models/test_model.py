@@ -3,6 +3,7 @@
 from models.base_model import BaseModel
 from models.gan_parts import REVERSIBLE_NETG, add_generator_options, make_G
 from models.networks import IUNET_ARCHITECTURE
+from util.argtypes import NONNEG_INT
 
 
 class TestModel(BaseModel):
@@ -16,7 +17,7 @@ class TestModel(BaseModel):
                             "unpaired_revgan")
         parser.set_defaults(dataset_mode="single")
         add_generator_options(parser, revgan=False)
-        parser.add_argument("--n_blocks", type=int, default=None, help="(taken from the checkpoint)")
+        parser.add_argument("--n_blocks", type=NONNEG_INT, default=None, help="(taken from the checkpoint)")
         parser.add_argument("--coupling", default="additive", choices=["additive", "affine"])
         parser.add_argument("--use_naive", action="store_true")
         parser.add_argument("--iunet_architecture", default=IUNET_ARCHITECTURE, help="(taken from the checkpoint)")

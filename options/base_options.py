@@ -7,6 +7,7 @@ import torch
 
 import data
 import models
+from util.argtypes import COUNT, NONNEG_INT, POSITIVE
 from util.errors import UserError
 
 # The original RevGAN (2018) flag names, accepted with a notice.
@@ -44,23 +45,23 @@ class BaseOptions:
                             "checkpoints_dir and results_dir")
         parser.add_argument("--gpu_ids", default="0", help="e.g. 0  0,1,2  or -1 for the CPU")
         parser.add_argument("--checkpoints_dir", default="./checkpoints", help="models are saved here")
-        parser.add_argument("--seed", type=int, default=0, help="random seed (data order, augmentation, init)")
+        parser.add_argument("--seed", type=NONNEG_INT, default=0, help="random seed (data order, augmentation, init)")
         # model
         parser.add_argument("--model", default="cycle_gan", choices=models.available_models(),
                             help="which model to train or test")
         parser.add_argument("--input_nc", type=int, default=3, choices=[1, 3], help="channels of domain A images")
         parser.add_argument("--output_nc", type=int, default=3, choices=[1, 3], help="channels of domain B images")
-        parser.add_argument("--ngf", type=int, default=64, help="generator filters in the first conv layer")
-        parser.add_argument("--ndf", type=int, default=64, help="discriminator filters in the first conv layer")
+        parser.add_argument("--ngf", type=COUNT, default=64, help="generator filters in the first conv layer")
+        parser.add_argument("--ndf", type=COUNT, default=64, help="discriminator filters in the first conv layer")
         parser.add_argument("--netD", default="basic", choices=NETD,
                             help="basic: 70x70 PatchGAN; n_layers: PatchGAN of --n_layers_D; pixel: 1x1 PatchGAN")
         parser.add_argument("--netG", default="resnet_9blocks", choices=NETG, help="generator architecture")
-        parser.add_argument("--n_layers_D", type=int, default=3, help="layers of the n_layers discriminator")
+        parser.add_argument("--n_layers_D", type=COUNT, default=3, help="layers of the n_layers discriminator")
         parser.add_argument("--norm", default="instance", choices=NORMS,
                             help="normalization layer; syncbatch: batch norm with statistics over all GPUs of a "
                                  "torchrun job (plain batch norm in a single process)")
         parser.add_argument("--init_type", default="normal", choices=["normal", "xavier", "kaiming", "orthogonal"])
-        parser.add_argument("--init_gain", type=float, default=0.02, help="scale for normal, xavier and orthogonal")
+        parser.add_argument("--init_gain", type=POSITIVE, default=0.02, help="scale for normal, xavier and orthogonal")
         parser.add_argument("--no_dropout", action="store_true", help="no dropout in the generator")
         # data
         parser.add_argument("--dataset_mode", default="unaligned", choices=data.available_datasets(),
@@ -68,16 +69,16 @@ class BaseOptions:
         parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
         parser.add_argument("--serial_batches", action="store_true",
                             help="take images in order (otherwise shuffled, and B drawn at random if unaligned)")
-        parser.add_argument("--num_threads", type=int, default=4, help="data-loading worker processes")
-        parser.add_argument("--batch_size", type=int, default=1)
-        parser.add_argument("--load_size", type=int, default=286, help="scale images to this size")
-        parser.add_argument("--crop_size", type=int, default=256, help="then crop to this size")
-        parser.add_argument("--max_dataset_size", type=int, default=float("inf"),
+        parser.add_argument("--num_threads", type=NONNEG_INT, default=4, help="data-loading worker processes")
+        parser.add_argument("--batch_size", type=COUNT, default=1)
+        parser.add_argument("--load_size", type=COUNT, default=286, help="scale images to this size")
+        parser.add_argument("--crop_size", type=COUNT, default=256, help="then crop to this size")
+        parser.add_argument("--max_dataset_size", type=COUNT, default=float("inf"),
                             help="use at most this many samples")
         parser.add_argument("--preprocess", default="resize_and_crop",
                             choices=["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"])
         parser.add_argument("--no_flip", action="store_true", help="no random horizontal flips")
-        parser.add_argument("--display_winsize", type=int, default=256, help="image size shown in HTML pages")
+        parser.add_argument("--display_winsize", type=COUNT, default=256, help="image size shown in HTML pages")
         # misc
         parser.add_argument("--epoch", default="latest", help="which checkpoint to load: latest or an epoch number")
         parser.add_argument("--verbose", action="store_true", help="print more")
@@ -101,7 +102,13 @@ class BaseOptions:
         opt.is_train = self.is_train
         if opt.suffix:
             opt.name = opt.name + "_" + opt.suffix.format(**vars(opt))
-        ids = [int(s) for s in str(opt.gpu_ids).split(",") if s.strip() != ""]
+        try:
+            ids = [int(s) for s in str(opt.gpu_ids).split(",") if s.strip() != ""]
+        except ValueError:
+            raise UserError(f"--gpu_ids {opt.gpu_ids}: give GPU numbers separated by commas (0  or  0,1), or -1 for "
+                            f"the CPU") from None
+        if self.is_train and opt.n_epochs + opt.n_epochs_decay < 1:
+            raise UserError("--n_epochs + --n_epochs_decay must be at least 1")
         opt.gpu_ids = [i for i in ids if i >= 0]
         if opt.gpu_ids and not torch.cuda.is_available():
             print("note: no GPU found; running on the CPU (pass --gpu_ids -1 to silence this)", file=sys.stderr)
@@ -109,8 +116,6 @@ class BaseOptions:
         elif opt.gpu_ids and max(opt.gpu_ids) >= torch.cuda.device_count():
             raise UserError(f"--gpu_ids {','.join(map(str, opt.gpu_ids))}: only {torch.cuda.device_count()} GPU(s) "
                             f"visible (use ids 0..{torch.cuda.device_count() - 1})")
-        if opt.batch_size < 1:
-            raise UserError("--batch_size must be at least 1")
         self.opt = opt
         return opt
 

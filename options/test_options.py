@@ -1,3 +1,5 @@
+from util.argtypes import COUNT, POSITIVE
+
 from .base_options import BaseOptions
 
 
@@ -7,9 +9,9 @@ class TestOptions(BaseOptions):
     def initialize(self, parser):
         parser = super().initialize(parser)
         parser.add_argument("--results_dir", default="./results/", help="results are saved here")
-        parser.add_argument("--aspect_ratio", type=float, default=1.0, help="aspect ratio of saved images")
+        parser.add_argument("--aspect_ratio", type=POSITIVE, default=1.0, help="aspect ratio of saved images")
         parser.add_argument("--phase", default="test", help="train, val, test, ...")
         parser.add_argument("--eval", action="store_true", help="eval mode (BatchNorm running stats, no dropout)")
-        parser.add_argument("--num_test", type=int, default=50, help="how many test images to run")
+        parser.add_argument("--num_test", type=COUNT, default=50, help="how many test images to run")
         parser.set_defaults(load_size=parser.get_default("crop_size"))  # no random crop at test time
         return parser

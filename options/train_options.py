@@ -1,3 +1,5 @@
+from util.argtypes import COUNT, NONNEG_INT, POSITIVE, WEIGHT, number
+
 from .base_options import BaseOptions
 
 
@@ -7,33 +9,33 @@ class TrainOptions(BaseOptions):
     def initialize(self, parser):
         parser = super().initialize(parser)
         # display and logging (see util/visualizer.py)
-        parser.add_argument("--display_freq", type=int, default=400, help="show results every N training images")
-        parser.add_argument("--display_ncols", type=int, default=4, help="images per row in visdom")
+        parser.add_argument("--display_freq", type=COUNT, default=400, help="show results every N training images")
+        parser.add_argument("--display_ncols", type=NONNEG_INT, default=4, help="images per row in visdom")
         parser.add_argument("--display_id", type=int, default=1, help="visdom window id; 0 turns visdom off")
         parser.add_argument("--display_server", default="http://localhost", help="visdom server")
         parser.add_argument("--display_env", default="main", help="visdom environment")
-        parser.add_argument("--display_port", type=int, default=8097, help="visdom port")
-        parser.add_argument("--update_html_freq", type=int, default=1000, help="save images to the HTML page "
+        parser.add_argument("--display_port", type=number(int, 1, 65535), default=8097, help="visdom port")
+        parser.add_argument("--update_html_freq", type=COUNT, default=1000, help="save images to the HTML page "
                                                                                  "every N training images")
-        parser.add_argument("--print_freq", type=int, default=100, help="log losses every N training images")
+        parser.add_argument("--print_freq", type=COUNT, default=100, help="log losses every N training images")
         parser.add_argument("--no_html", action="store_true", help="do not write checkpoints/NAME/web/")
         # saving and resuming
-        parser.add_argument("--save_latest_freq", type=int, default=5000, help="save latest.pth every N images")
-        parser.add_argument("--save_epoch_freq", type=int, default=5, help="save EPOCH.pth every N epochs")
+        parser.add_argument("--save_latest_freq", type=COUNT, default=5000, help="save latest.pth every N images")
+        parser.add_argument("--save_epoch_freq", type=COUNT, default=5, help="save EPOCH.pth every N epochs")
         parser.add_argument("--continue_train", action="store_true",
                             help="resume from checkpoint --epoch (default latest) with its full state")
-        parser.add_argument("--epoch_count", type=int, default=1, help="number of the first epoch of a fresh run")
+        parser.add_argument("--epoch_count", type=COUNT, default=1, help="number of the first epoch of a fresh run")
         parser.add_argument("--phase", default="train", help="train, val, test, ...")
         # optimization
-        parser.add_argument("--n_epochs", type=int, default=100, help="epochs at the initial learning rate")
-        parser.add_argument("--n_epochs_decay", type=int, default=100, help="epochs of decay to zero")
-        parser.add_argument("--beta1", type=float, default=0.5, help="Adam momentum term")
-        parser.add_argument("--lr", type=float, default=0.0002, help="initial learning rate for Adam")
+        parser.add_argument("--n_epochs", type=NONNEG_INT, default=100, help="epochs at the initial learning rate")
+        parser.add_argument("--n_epochs_decay", type=NONNEG_INT, default=100, help="epochs of decay to zero")
+        parser.add_argument("--beta1", type=number(float, 0, 1, hi_open=True), default=0.5, help="Adam momentum term")
+        parser.add_argument("--lr", type=POSITIVE, default=0.0002, help="initial learning rate for Adam")
         parser.add_argument("--gan_mode", default="lsgan", choices=["lsgan", "vanilla", "wgangp"])
-        parser.add_argument("--lambda_gp", type=float, default=10.0, help="gradient penalty weight (wgangp)")
-        parser.add_argument("--pool_size", type=int, default=50, help="image buffer of generated images")
+        parser.add_argument("--lambda_gp", type=WEIGHT, default=10.0, help="gradient penalty weight (wgangp)")
+        parser.add_argument("--pool_size", type=NONNEG_INT, default=50, help="image buffer of generated images")
         parser.add_argument("--lr_policy", default="linear", choices=["linear", "step", "plateau", "cosine"])
-        parser.add_argument("--lr_decay_iters", type=int, default=50, help="step policy: decay every N epochs")
+        parser.add_argument("--lr_decay_iters", type=COUNT, default=50, help="step policy: decay every N epochs")
         # speed and scale (see README: several GPUs, mixed precision, compile)
         parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"],
                             help="mixed precision: autocast forward passes to bfloat16 or float16 (fp16 with gradient "
@@ -44,7 +46,7 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--compile", action="store_true",
                             help="torch.compile the encoders, decoders and discriminators (whole generators of the "
                                  "non-reversible models; reversible cores stay eager)")
-        parser.add_argument("--recon_warn", type=float, default=1e-2,
+        parser.add_argument("--recon_warn", type=POSITIVE, default=1e-2,
                             help="reversible models: warn when the core's relative reconstruction error, measured "
                                  "every --print_freq images, exceeds this")
         return parser

@@ -16,31 +16,35 @@ from util import distributed  # noqa: E402
 
 
 def grads(out, flags):
-    from data import create_dataset
-    from models import create_model
     from options.train_options import TrainOptions
-    from util.util import set_seed
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)
     opt = TrainOptions().parse(flags)
     distributed.setup(opt)
     try:
-        set_seed(opt.seed)
-        dataset = create_dataset(opt)
-        model = create_model(opt)
-        model.setup(opt)
-        dataset.set_epoch(1)
-        data = next(iter(dataset))
-        data = {k: v.double() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in data.items()}
-        model.set_input(data)
-        model.optimize_parameters()
-        result = {"paths": distributed.gather(list(data["A_paths"])),
-                  "grads": {f"{name}.{pname}": p.grad.detach().clone() for name in model.model_names
-                            for pname, p in model.net(name).named_parameters()}}
-        if distributed.is_main():
-            torch.save(result, out)
+        one_step(opt, out)  # its DDP-wrapped model is gone before the process group closes
     finally:
         distributed.cleanup()
+
+
+def one_step(opt, out):
+    from data import create_dataset
+    from models import create_model
+    from util.util import set_seed
+    set_seed(opt.seed)
+    dataset = create_dataset(opt)
+    model = create_model(opt)
+    model.setup(opt)
+    dataset.set_epoch(1)
+    data = next(iter(dataset))
+    data = {k: v.double() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in data.items()}
+    model.set_input(data)
+    model.optimize_parameters()
+    result = {"paths": distributed.gather(list(data["A_paths"])),
+              "grads": {f"{name}.{pname}": p.grad.detach().clone() for name in model.model_names
+                        for pname, p in model.net(name).named_parameters()}}
+    if distributed.is_main():
+        torch.save(result, out)
 
 
 def train(prefix, flags):

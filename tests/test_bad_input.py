@@ -66,6 +66,17 @@ def test_bad_inputs_leave_checkpoints_intact(trained, demo_root, tmp_path, capsy
     fails(capsys, argv(input_nc="1", output_nc="1"), "channel(s) but 1 are expected")
     fails(capsys, argv(crop_size="48", load_size="32", preprocess="crop"), "--crop_size 48 is larger")
     fails(capsys, argv(model="nonexistent"), "invalid choice: 'nonexistent'")
+    for flag, value, message in [("lr", "-1", "--lr: -1 must be > 0"), ("lr", "nan", "'nan' is not a finite"),
+                                 ("batch_size", "0", "--batch_size: 0 must be >= 1"),
+                                 ("n_blocks", "-2", "--n_blocks: -2 must be >= 0"),
+                                 ("crop_size", "x", "--crop_size: 'x' is not an integer"),
+                                 ("beta1", "1", "--beta1: 1 must be < 1"),
+                                 ("lambda_L1", "-5", "--lambda_L1: -5 must be >= 0"),
+                                 ("gpu_ids", "a", "--gpu_ids a: give GPU numbers"),
+                                 ("ngf", "3", "use an even --ngf")]:
+        extra = {"n_downsampling": "0"} if flag == "ngf" else {}
+        fails(capsys, argv(**{flag: value}, **extra), message)
+    fails(capsys, argv(n_epochs="0", n_epochs_decay="0"), "--n_epochs + --n_epochs_decay must be at least 1")
     fails(capsys, argv(netG="bogus"), "invalid choice: 'bogus'")
     fails(capsys, argv(dataset_mode="nope"), "invalid choice: 'nope'")
     fails(capsys, argv(name="never_trained") + ["--continue_train"], "no checkpoint")

@@ -1,0 +1,28 @@
+"""Argument types that check ranges at parse time: a bad value ends in argparse's one-line error naming the flag."""
+import argparse
+import math
+
+
+def number(kind=int, lo=None, hi=None, lo_open=False, hi_open=False):
+    """An argparse ``type`` for ``kind`` (int or float) within [lo, hi] (open at an end with ``lo_open``/``hi_open``)."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if lo is not None and (value < lo or (lo_open and value == lo)):
+            raise argparse.ArgumentTypeError(f"{text} must be {'>' if lo_open else '>='} {lo}")
+        if hi is not None and (value > hi or (hi_open and value == hi)):
+            raise argparse.ArgumentTypeError(f"{text} must be {'<' if hi_open else '<='} {hi}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+COUNT = number(int, 1)          # 1, 2, ...
+NONNEG_INT = number(int, 0)     # 0, 1, ...
+WEIGHT = number(float, 0)       # a loss weight, >= 0
+POSITIVE = number(float, 0, lo_open=True)
+FRACTION = number(float, 0, 1)  # [0, 1]
