@@ -58,6 +58,18 @@ class EpochSampler(torch.utils.data.Sampler):
         return max(0, self.total - self.start - self.rank + self.world - 1) // self.world
 
 
+def collate(batch):
+    """torch's default collation, after checking that the batch's tensors agree in shape per key."""
+    for key, value in batch[0].items():
+        if torch.is_tensor(value):
+            shapes = list(dict.fromkeys(tuple(item[key].shape[-value.dim():]) for item in batch))
+            if len(shapes) > 1:
+                sizes = ", ".join("x".join(map(str, s[1:])) for s in shapes)
+                raise UserError(f"items of different sizes cannot share a batch ({key}: {sizes}): use --batch_size 1, "
+                                f"or a --preprocess that crops them to one --crop_size")
+    return torch.utils.data.default_collate(batch)
+
+
 class DataLoader:
     """Wraps a dataset with an epoch-aware sampler (sharded over torchrun's processes) and a torch DataLoader."""
 
@@ -69,7 +81,7 @@ class DataLoader:
                                     getattr(opt, "world_size", 1))
         self.loader = torch.utils.data.DataLoader(
             self.dataset, batch_size=opt.batch_size, sampler=self.sampler, num_workers=int(opt.num_threads),
-            drop_last=False, persistent_workers=False,
+            drop_last=False, persistent_workers=False, collate_fn=collate,
             # its own generator: creating an iterator must not draw from the global RNG that checkpoints restore
             generator=torch.Generator().manual_seed(opt.seed))
 

@@ -62,6 +62,14 @@ def test_bad_inputs_leave_checkpoints_intact(trained, demo_root, tmp_path, capsy
     data = good.read_bytes()
     good.write_bytes(data[: len(data) // 3])
     fails(capsys, argv(dataroot=str(root3)), "corrupt")
+    # the same from a DataLoader worker process (the default --num_threads 4): still one line, no worker traceback
+    fails(capsys, argv(dataroot=str(root3), num_threads="2"), "corrupt")
+
+    root4 = copy_root(demo_root, tmp_path / "r4")
+    first = sorted((root4 / "trainA").iterdir())[0]
+    Image.open(first).resize((40, 36)).save(first)
+    fails(capsys, argv(dataroot=str(root4), dataset_mode="unaligned", preprocess="none", batch_size="2",
+                       max_dataset_size="4") + ["--serial_batches"], "items of different sizes cannot share a batch")
 
     fails(capsys, argv(input_nc="1", output_nc="1"), "channel(s) but 1 are expected")
     fails(capsys, argv(crop_size="48", load_size="32", preprocess="crop"), "--crop_size 48 is larger")
