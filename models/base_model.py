@@ -75,8 +75,8 @@ class BaseModel:
         if distributed.is_main():
             padded = tuple(s + (-s) % multiple for s in spatial)
             tqdm.write(f"note: --netG {self.opt.netG} needs sizes that are multiples of {multiple}: inputs of "
-                  f"{'x'.join(map(str, spatial))} are reflection-padded to {'x'.join(map(str, padded))} and its "
-                  f"outputs cropped back (shown once)")
+                       f"{'x'.join(map(str, spatial))} are reflection-padded to {'x'.join(map(str, padded))} and "
+                       f"its outputs cropped back (shown once)")
 
     def check_disc_size(self, name, channels, spatial):
         key = (name, channels, tuple(spatial))
@@ -216,7 +216,7 @@ class BaseModel:
                 scheduler.step(metric)
             else:
                 with warnings.catch_warnings():  # fp16: the gradient scaler skipped the first steps (inf/NaN)
-                    warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()` before"))
+                    warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()` before"))
                     scheduler.step()
         return self.optimizers[0].param_groups[0]["lr"] if self.optimizers else None
 
