@@ -62,7 +62,7 @@ def collate(batch):
     """torch's default collation, after checking that the batch's tensors agree in shape per key."""
     for key, value in batch[0].items():
         if torch.is_tensor(value):
-            shapes = list(dict.fromkeys(tuple(item[key].shape[-value.dim():]) for item in batch))
+            shapes = list(dict.fromkeys(tuple(item[key].shape) for item in batch))
             if len(shapes) > 1:
                 sizes = ", ".join("x".join(map(str, s[1:])) for s in shapes)
                 raise UserError(f"items of different sizes cannot share a batch ({key}: {sizes}): use --batch_size 1, "

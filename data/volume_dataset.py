@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from data.base_dataset import BaseDataset
-from util.argtypes import COUNT, FRACTION, number
+from util.argtypes import BELOW_ONE, COUNT, FRACTION
 from util.errors import UserError
 from util.volume import (intensity_range, list_volumes, load_volume, pad_to, parse_intensity, parse_patch_size,
                          to_unit, volume_shape, volume_stem)
@@ -32,7 +32,7 @@ def add_volume_options(parser, is_train=True):
     parser.add_argument("--samples_per_volume", type=COUNT, default=4, help="patches per volume in one epoch")
     parser.add_argument("--no_pad", action="store_true",
                         help="do not pad volumes smaller than a patch (an error instead)")
-    parser.add_argument("--overlap", type=number(float, 0, 1, hi_open=True), default=0.5, help="test: sliding-window overlap (0 to <1)")
+    parser.add_argument("--overlap", type=BELOW_ONE, default=0.5, help="test: sliding-window overlap (0 to <1)")
     return parser
 
 

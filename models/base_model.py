@@ -13,6 +13,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from models.reversible import padding_for
 from util import distributed
 from util.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from util.errors import UserError
@@ -69,11 +70,12 @@ class BaseModel:
         up to it and the output cropped back (see networks). Says so once per run, on the first such size."""
         multiple = getattr(self.net(name), "size_multiple", 1)
         spatial = tuple(x.shape[2:])
-        if self._padding_noted or not any(s % multiple for s in spatial):
+        extra = padding_for(spatial, multiple)
+        if self._padding_noted or not any(extra):
             return
         self._padding_noted = True
         if distributed.is_main():
-            padded = tuple(s + (-s) % multiple for s in spatial)
+            padded = tuple(s + e for s, e in zip(spatial, extra))
             tqdm.write(f"note: --netG {self.opt.netG} needs sizes that are multiples of {multiple}: inputs of "
                        f"{'x'.join(map(str, spatial))} are reflection-padded to {'x'.join(map(str, padded))} and "
                        f"its outputs cropped back (shown once)")

@@ -13,7 +13,8 @@ def add_generator_options(parser, revgan):
     parser.add_argument("--n_downsampling", type=NONNEG_INT, default=2, help="stride-2 levels in the encoder/decoder")
     parser.add_argument("--no_output_tanh", action="store_true", help="no tanh on the generator output")
     if revgan:
-        parser.add_argument("--n_blocks", type=NONNEG_INT, default=6, help="depth of the reversible core (coupling blocks)")
+        parser.add_argument("--n_blocks", type=NONNEG_INT, default=6,
+                            help="depth of the reversible core (coupling blocks)")
         parser.add_argument("--coupling", default="additive", choices=["additive", "affine"])
         parser.add_argument("--use_naive", action="store_true",
                             help="run the core on plain autograd (stores activations; the memory reference)")

@@ -4,6 +4,7 @@ from models.base_model import BaseModel
 from models.gan_parts import REVERSIBLE_NETG, add_generator_options, make_G
 from models.networks import IUNET_ARCHITECTURE
 from util.argtypes import NONNEG_INT
+from util.errors import UserError
 
 
 class TestModel(BaseModel):
@@ -12,7 +13,6 @@ class TestModel(BaseModel):
     @staticmethod
     def modify_commandline_options(parser, is_train=False):
         if is_train:
-            from util.errors import UserError
             raise UserError("--model test is for test.py; train with pix2pix, cycle_gan, paired_revgan or "
                             "unpaired_revgan")
         parser.set_defaults(dataset_mode="single")
@@ -35,7 +35,6 @@ class TestModel(BaseModel):
         if opt.model_suffix:
             wanted = "AtoB" if opt.model_suffix == "_A" else "BtoA"
             if opt.direction != wanted and opt.direction != "AtoB":  # AtoB is also the default
-                from util.errors import UserError
                 raise UserError(f"--model_suffix {opt.model_suffix} runs {wanted}, but --direction is "
                                 f"{opt.direction}: give one of the two")
             opt.direction = wanted
@@ -52,7 +51,6 @@ class TestModel(BaseModel):
         else:
             name = "G"
             if reverse:
-                from util.errors import UserError
                 raise UserError(f"a {trained} model translates A to B only; drop --direction BtoA")
             self.netG = make_G(opt, in_nc, out_nc, self.dims).to(self.device)
             self.generate = self.netG

@@ -107,8 +107,6 @@ class BaseOptions:
         except ValueError:
             raise UserError(f"--gpu_ids {opt.gpu_ids}: give GPU numbers separated by commas (0  or  0,1), or -1 for "
                             f"the CPU") from None
-        if self.is_train and opt.n_epochs + opt.n_epochs_decay < 1:
-            raise UserError("--n_epochs + --n_epochs_decay must be at least 1")
         opt.gpu_ids = [i for i in ids if i >= 0]
         if opt.gpu_ids and not torch.cuda.is_available():
             print("note: no GPU found; running on the CPU (pass --gpu_ids -1 to silence this)", file=sys.stderr)

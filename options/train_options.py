@@ -1,4 +1,5 @@
-from util.argtypes import COUNT, NONNEG_INT, POSITIVE, WEIGHT, number
+from util.argtypes import BELOW_ONE, COUNT, NONNEG_INT, POSITIVE, WEIGHT, number
+from util.errors import UserError
 
 from .base_options import BaseOptions
 
@@ -29,7 +30,7 @@ class TrainOptions(BaseOptions):
         # optimization
         parser.add_argument("--n_epochs", type=NONNEG_INT, default=100, help="epochs at the initial learning rate")
         parser.add_argument("--n_epochs_decay", type=NONNEG_INT, default=100, help="epochs of decay to zero")
-        parser.add_argument("--beta1", type=number(float, 0, 1, hi_open=True), default=0.5, help="Adam momentum term")
+        parser.add_argument("--beta1", type=BELOW_ONE, default=0.5, help="Adam momentum term")
         parser.add_argument("--lr", type=POSITIVE, default=0.0002, help="initial learning rate for Adam")
         parser.add_argument("--gan_mode", default="lsgan", choices=["lsgan", "vanilla", "wgangp"])
         parser.add_argument("--lambda_gp", type=WEIGHT, default=10.0, help="gradient penalty weight (wgangp)")
@@ -50,3 +51,9 @@ class TrainOptions(BaseOptions):
                             help="reversible models: warn when the core's relative reconstruction error, measured "
                                  "every --print_freq images, exceeds this")
         return parser
+
+    def parse(self, argv=None):
+        opt = super().parse(argv)
+        if opt.n_epochs + opt.n_epochs_decay < 1:
+            raise UserError("--n_epochs + --n_epochs_decay must be at least 1")
+        return opt

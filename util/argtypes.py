@@ -4,7 +4,8 @@ import math
 
 
 def number(kind=int, lo=None, hi=None, lo_open=False, hi_open=False):
-    """An argparse ``type`` for ``kind`` (int or float) within [lo, hi] (open at an end with ``lo_open``/``hi_open``)."""
+    """An argparse ``type`` for ``kind`` (int or float) within [lo, hi], open at an end with ``lo_open`` or
+    ``hi_open``."""
     def parse(text):
         try:
             value = kind(text)
@@ -26,3 +27,4 @@ NONNEG_INT = number(int, 0)     # 0, 1, ...
 WEIGHT = number(float, 0)       # a loss weight, >= 0
 POSITIVE = number(float, 0, lo_open=True)
 FRACTION = number(float, 0, 1)  # [0, 1]
+BELOW_ONE = number(float, 0, 1, hi_open=True)  # [0, 1)

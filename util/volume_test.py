@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from models.reversible import padding_for
 from util import metrics
 from util.errors import UserError
 from util.util import save_image, tensor2im
@@ -33,8 +34,9 @@ def run(opt, model, out_dir):
         raise UserError(f"the checkpoint of {opt.name} holds no intensity ranges: it was not trained on volumes")
     patch = parse_patch_size(getattr(opt, "patch_size", None) or model_patch(model) or [64])
     multiple = getattr(model.net(model.model_names[0]), "size_multiple", 1)
-    if any(p % multiple for p in patch):  # a larger window beats padding every window inside the generator
-        rounded = tuple(p + (-p) % multiple for p in patch)
+    extra = padding_for(patch, multiple)
+    if any(extra):  # a larger window beats padding every window inside the generator
+        rounded = tuple(p + e for p, e in zip(patch, extra))
         print(f"note: --patch_size {'x'.join(map(str, patch))} rounded up to {'x'.join(map(str, rounded))}, the next "
               f"multiple of {multiple} that --netG {opt.netG} needs")
         patch = rounded

@@ -14,7 +14,7 @@ from .checks import graph_saved_bytes, is_invertible, reconstruction_error, rela
 from .couplings import AdditiveCoupling, AffineCoupling, Coupling, CustomCoupling, HalfStep, ReversibleError
 from .engine import ReversibleFunction
 from .iunet import InvertibleUNet
-from .padding import run_padded
+from .padding import padding_for, run_padded
 from .resampling import InvertibleDownsampling, InvertibleUpsampling, OrthogonalChannelMixing
 from .sequence import InvertibleModuleWrapper, ReversibleBlock, ReversibleSequence
 
@@ -23,4 +23,5 @@ __all__ = [
     "ReversibleSequence", "ReversibleBlock", "InvertibleModuleWrapper", "ReversibleFunction",
     "is_invertible", "reconstruction_error", "relative_error", "graph_saved_bytes",
     "InvertibleUNet", "InvertibleDownsampling", "InvertibleUpsampling", "OrthogonalChannelMixing", "run_padded",
+    "padding_for",
 ]
