@@ -11,10 +11,23 @@ DEMO3D_FLAGS := --name demo3d --model paired_revgan3d --gpu_ids -1 --ngf 8 --ndf
 
 .PHONY: setup demo demo3d test test-fast bench clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# Set-up. Independent of the pip version (the venv's bundled one, or the newest when UPGRADE_PIP=1) and of pip's
+# cache: visdom is source only and needs setuptools<81 to build, so its build requirements go into the venv and it is
+# built without pip's isolated build environment (PIP_CONSTRAINT stopped reaching that environment in pip 26).
+# LOCK: the tested versions (constraints.txt); `make setup LOCK=` installs the newest releases instead.
+UPGRADE_PIP ?= 1
+LOCK ?= constraints.txt
+PIP := $(VENV)/bin/python -m pip
+PIP_LOCK := $(if $(LOCK),-c $(CURDIR)/$(LOCK))
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-visdom.txt $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	PIP_CONSTRAINT=$(CURDIR)/.ci/constraints.txt $(VENV)/bin/pip install -q --upgrade pip
-	PIP_CONSTRAINT=$(CURDIR)/.ci/constraints.txt $(VENV)/bin/pip install -q -r requirements-dev.txt
+	@if [ "$(UPGRADE_PIP)" = 1 ]; then echo "upgrading pip in $(VENV)"; $(PIP) install -q --upgrade pip; fi
+	@$(PIP) --version
+	@echo "installing requirements (the first time about 6 GB with the CUDA build of torch, a few minutes)"
+	$(PIP) install -q $(PIP_LOCK) -r requirements-dev.txt
+	$(PIP) install -q $(PIP_LOCK) "setuptools<81" wheel
+	$(PIP) install -q $(PIP_LOCK) --no-build-isolation -r requirements-visdom.txt
 	touch $@
 
 setup: $(VENV)/.installed

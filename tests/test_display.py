@@ -125,6 +125,21 @@ def test_server_down_costs_one_warning(demo_root, tmp_path, capsys):
     assert os.path.exists(tmp_path / "ckpt" / "down" / "latest.pth")
 
 
+def test_visdom_not_installed_costs_one_warning(demo_root, tmp_path, capsys, monkeypatch):
+    """visdom is optional (requirements-visdom.txt): without it training warns once and goes on."""
+    monkeypatch.setitem(sys.modules, "visdom", None)  # makes `import visdom` raise ImportError
+    flags = tiny_flags(demo_root, tmp_path, "novisdom", "paired_revgan", ["--display_id", "1", "--display_freq", "1"])
+    train_script.main(flags)
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if "visdom" in line]
+    assert len(warnings) == 1 and "not installed" in warnings[0] and "requirements-visdom.txt" in warnings[0], err
+    assert os.path.exists(tmp_path / "ckpt" / "novisdom" / "latest.pth")
+    with pytest.raises(SystemExit) as exit_info:
+        from util import visdom_server
+        visdom_server.main(["-port", "1"])
+    assert exit_info.value.code == 2 and "not installed" in capsys.readouterr().err
+
+
 def test_server_going_away_during_training_costs_one_warning(tmp_path, capsys):
     from types import SimpleNamespace
 

@@ -11,7 +11,12 @@ import sys
 
 
 def main(argv=None):
-    from visdom.server import run_server
+    try:
+        from visdom.server import run_server
+    except ImportError:
+        print("error: the visdom package is not installed (it is optional): see requirements-visdom.txt for the "
+              "command that installs it", file=sys.stderr)
+        sys.exit(2)
     sys.argv = ["visdom_server"] + list(sys.argv[1:] if argv is None else argv)
     run_server.main()
 

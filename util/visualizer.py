@@ -63,6 +63,11 @@ class Visualizer:
     # -- visdom -----------------------------------------------------------------------------------------------------
     def _connect(self):
         opt = self.opt
+        try:
+            import visdom
+        except ImportError:
+            return self._give_up("the visdom package is not installed (it is optional: requirements-visdom.txt says "
+                                 "how to install it)", hint="pass --display_id 0 to silence this")
         url = opt.display_server if "://" in opt.display_server else "http://" + opt.display_server
         host = urlparse(url).hostname or "localhost"
         try:  # a plain TCP probe first: the visdom client has no timeout and would hang on a silent host
@@ -70,7 +75,6 @@ class Visualizer:
         except OSError as e:
             return self._give_up(f"cannot reach {url}:{opt.display_port} ({e.strerror or e})")
         import logging
-        import visdom
         logging.getLogger("visdom").setLevel(logging.ERROR)
         try:
             with warnings.catch_warnings():  # visdom's own notes about the socket we do not use
@@ -80,10 +84,10 @@ class Visualizer:
         except Exception as e:  # the port answered but is not a visdom server
             self._give_up(f"{url}:{opt.display_port} did not answer as a visdom server ({e})")
 
-    def _give_up(self, reason):
+    def _give_up(self, reason, hint=None):
         self.vis = None
         print(f"warning: visdom: {reason}; training goes on without the live dashboard: "
-              f"{start_server_hint(self.opt.display_port)}", file=sys.stderr, flush=True)
+              f"{hint or start_server_hint(self.opt.display_port)}", file=sys.stderr, flush=True)
 
     def _send(self, method, *args, **kwargs):
         """Calls visdom's ``method`` unless the dashboard is off (or went away earlier)."""
