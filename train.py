@@ -13,12 +13,11 @@ import time
 import torch
 from tqdm import tqdm
 
-from data import create_dataset
+from cli import user_facing
+from data import create_dataset, resolve_dataroot, share_intensity
 from models import create_model
-from models.volume_parts import share_intensity
 from options.train_options import TrainOptions
 from util import distributed
-from util.errors import user_facing
 from util.util import set_seed
 from util.visualizer import Visualizer, peak_memory_mib
 
@@ -26,21 +25,6 @@ from util.visualizer import Visualizer, peak_memory_mib
 def crossed(total, step, freq):
     """True when ``total`` passed a multiple of ``freq`` in the last ``step`` samples."""
     return freq > 0 and total // freq > (total - step) // freq
-
-
-def ensure_dataroot(opt):
-    """No --dataroot: the demo dataset (built on first use, by rank 0 under torchrun), the 3D one for 3D models."""
-    if opt.dataroot is None:
-        if getattr(opt, "dataset_mode", None) == "volume":
-            from datasets.make_demo_volumes import ensure_demo_volumes as ensure
-        else:
-            from datasets.make_demo_dataset import ensure_demo_dataset as ensure
-        if distributed.is_main():
-            opt.dataroot = ensure()
-            print(f"no --dataroot given: using the demo dataset at {opt.dataroot}")
-        distributed.barrier()
-        if not distributed.is_main():
-            opt.dataroot = ensure()
 
 
 def set_precision(opt):
@@ -63,25 +47,25 @@ def main(argv=None):
 def train(options, opt):
     main_rank = distributed.is_main()
     say = print if main_rank else (lambda *a, **k: None)
-    ensure_dataroot(opt)
+    opt.dataroot = resolve_dataroot(opt, volumes=opt.dataset_mode == "volume")
     set_precision(opt)
     set_seed(opt.seed)
     dataset = create_dataset(opt)
-    world = opt.world_size
+    world = distributed.world_size()
     say(f"the number of training images = {len(dataset)}" + (
         f"; effective batch size = {opt.batch_size} per process x {world} processes = {opt.batch_size * world}"
         if world > 1 else ""))
     model = create_model(opt)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
-    if opt.rank:
-        set_seed(opt.seed + opt.rank)  # each process its own dropout masks and image-pool draws
+    if distributed.rank():
+        set_seed(opt.seed + distributed.rank())  # each process its own dropout masks and image-pool draws
     model.setup(opt)
     share_intensity(dataset, model)
     if main_rank:
         options.save_options(opt, model.save_dir, "train_opt.txt")
     visualizer = Visualizer(opt, enabled=main_rank)
-    counters = model.counters
+    progress = model.progress  # epoch, epoch_iter, total_iters: saved with every checkpoint
     steps_per_epoch = dataset.epoch_samples
-    visualizer.start(counters["epoch"] - 1 + counters["epoch_iter"] / steps_per_epoch, resumed=opt.continue_train)
+    visualizer.start(progress.epoch - 1 + progress.epoch_iter / steps_per_epoch, resumed=opt.continue_train)
 
     def plot(progress, losses, recon=None):  # one point of the curves: losses, learning rate, peak memory
         visualizer.plot_current_losses(progress, losses, model.optimizers[0].param_groups[0]["lr"],
@@ -96,13 +80,12 @@ def train(options, opt):
         return recon
 
     n_last = opt.n_epochs + opt.n_epochs_decay + opt.epoch_count - 1
-    if counters["epoch"] > n_last:
-        say(f"already trained to epoch {counters['epoch'] - 1}; raise --n_epochs/--n_epochs_decay to go on")
+    if progress.epoch > n_last:
+        say(f"already trained to epoch {progress.epoch - 1}; raise --n_epochs/--n_epochs_decay to go on")
         return
-    for epoch in tqdm(range(counters["epoch"], n_last + 1), desc="epochs", initial=counters["epoch"] - opt.epoch_count,
+    for epoch in tqdm(range(progress.epoch, n_last + 1), desc="epochs", initial=progress.epoch - opt.epoch_count,
                       total=n_last - opt.epoch_count + 1, position=0, file=sys.stdout, disable=not main_rank):
-        counters["epoch"] = epoch
-        dataset.set_epoch(epoch, counters["epoch_iter"])
+        dataset.set_epoch(epoch, progress.epoch_iter)
         epoch_losses, t_data0, shown, plotted = [], time.time(), False, False
         bar = tqdm(dataset, desc=f"epoch {epoch}", leave=False, position=1, file=sys.stdout,
                    total=dataset.batches_left(), disable=not main_rank)
@@ -110,27 +93,26 @@ def train(options, opt):
             t_data = time.time() - t_data0
             t0 = time.time()
             n = data["A"].shape[0] * world  # every process takes a batch of the same size
-            counters["total_iters"] += n
-            counters["epoch_iter"] += n
+            progress.advance(n)
             model.set_input(data)
             model.optimize_parameters()
             losses = model.get_current_losses()
-            epoch_losses.append(sum(v for k, v in losses.items() if k.startswith(("G", "L1", "cycle", "idt"))))
-            if crossed(counters["total_iters"], n, opt.print_freq):
+            epoch_losses.append(model.generator_loss())
+            if crossed(progress.total_iters, n, opt.print_freq):
                 losses = distributed.mean(losses)
                 recon = monitor()
-                msg = visualizer.print_current_losses(epoch, counters["epoch_iter"], counters["total_iters"], losses,
+                msg = visualizer.print_current_losses(epoch, progress.epoch_iter, progress.total_iters, losses,
                                                       (time.time() - t0) / n, t_data, recon)
                 if main_rank:
                     bar.write(msg)
-                plot(epoch - 1 + counters["epoch_iter"] / steps_per_epoch, losses, recon)
+                plot(epoch - 1 + progress.epoch_iter / steps_per_epoch, losses, recon)
                 plotted = True
-            if crossed(counters["total_iters"], n, opt.display_freq):
+            if crossed(progress.total_iters, n, opt.display_freq):
                 model.compute_visuals()
                 visualizer.display_current_results(model.get_current_visuals(), epoch,
-                                                   crossed(counters["total_iters"], n, opt.update_html_freq))
+                                                   crossed(progress.total_iters, n, opt.update_html_freq))
                 shown = True
-            if crossed(counters["total_iters"], n, opt.save_latest_freq):
+            if crossed(progress.total_iters, n, opt.save_latest_freq):
                 model.save("latest")
             t_data0 = time.time()
         if epoch_losses and not plotted:  # at least one point and one row of images per epoch
@@ -140,7 +122,7 @@ def train(options, opt):
             visualizer.display_current_results(model.get_current_visuals(), epoch, True)
         mean_loss = distributed.mean(sum(epoch_losses) / max(1, len(epoch_losses)))  # schedulers agree across ranks
         lr = model.update_learning_rate(mean_loss)
-        counters["epoch"], counters["epoch_iter"] = epoch + 1, 0
+        progress.finish_epoch()
         model.save("latest")
         if epoch % opt.save_epoch_freq == 0 or epoch == n_last:
             model.save(epoch)

@@ -3,7 +3,10 @@ import os
 
 import torch
 
+from data.base_dataset import DomainMap
+from util import distributed
 from util.errors import UserError
+from util.util import size_text
 from util.registry import available, find_class
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -64,7 +67,7 @@ def collate(batch):
         if torch.is_tensor(value):
             shapes = list(dict.fromkeys(tuple(item[key].shape) for item in batch))
             if len(shapes) > 1:
-                sizes = ", ".join("x".join(map(str, s[1:])) for s in shapes)
+                sizes = ", ".join(size_text(s[1:]) for s in shapes)
                 raise UserError(f"items of different sizes cannot share a batch ({key}: {sizes}): use --batch_size 1, "
                                 f"or a --preprocess that crops them to one --crop_size")
     return torch.utils.data.default_collate(batch)
@@ -73,12 +76,12 @@ def collate(batch):
 class DataLoader:
     """Wraps a dataset with an epoch-aware sampler (sharded over torchrun's processes) and a torch DataLoader."""
 
-    def __init__(self, opt, dataset=None):
+    def __init__(self, opt, domains=None):
         self.opt = opt
-        self.dataset = dataset or find_dataset_using_name(opt.dataset_mode)(opt)
+        self.dataset = find_dataset_using_name(opt.dataset_mode)(opt, domains or DomainMap.of(opt))
         shuffle = opt.is_train and not opt.serial_batches
-        self.sampler = EpochSampler(len(self.dataset), opt.seed, shuffle, getattr(opt, "rank", 0),
-                                    getattr(opt, "world_size", 1))
+        self.sampler = EpochSampler(len(self.dataset), opt.seed, shuffle, distributed.rank(),
+                                    distributed.world_size())
         self.loader = torch.utils.data.DataLoader(
             self.dataset, batch_size=opt.batch_size, sampler=self.sampler, num_workers=int(opt.num_threads),
             drop_last=False, persistent_workers=False, collate_fn=collate,
@@ -106,7 +109,43 @@ class DataLoader:
         return iter(self.loader)
 
 
-def create_dataset(opt):
+def create_dataset(opt, domains=None):
+    """The --dataset_mode dataset of --dataroot in a DataLoader; ``domains`` (a DomainMap) says which folders and
+    channel counts feed each side (default: the options', as for training)."""
     if not os.path.isdir(opt.dataroot):
         raise UserError(f"--dataroot {opt.dataroot} does not exist (or is not a folder)")
-    return DataLoader(opt)
+    return DataLoader(opt, domains)
+
+
+def resolve_dataroot(opt, volumes):
+    """No --dataroot: the demo dataset (built on first use, by rank 0 under torchrun); the 3D one for ``volumes``.
+    Returns the data root."""
+    if opt.dataroot is not None:
+        return opt.dataroot
+    if volumes:
+        from datasets.make_demo_volumes import ensure_demo_volumes as ensure
+    else:
+        from datasets.make_demo_dataset import ensure_demo_dataset as ensure
+    if distributed.is_main():
+        root = ensure()
+        print(f"no --dataroot given: using the demo dataset at {root}")
+    distributed.barrier()
+    return root if distributed.is_main() else ensure()
+
+
+def share_intensity(dataset, model):
+    """Gives a volume dataset and a 3D model the same intensity ranges: the checkpoint's when resuming, else the
+    ones the dataset computes from the training volumes. Refuses 2D models on volumes and 3D models on images."""
+    volumes = dataset.dataset.volumes
+    if volumes != (model.dims == 3):
+        fix = "a 3D model (paired_revgan3d, unpaired_revgan3d, pix2pix3d, cycle_gan3d)" if volumes else \
+            "--dataset_mode volume"
+        raise UserError(f"--model {model.opt.model} is a {model.dims}D model but --dataset_mode "
+                        f"{model.opt.dataset_mode} gives {'3D volumes' if volumes else '2D images'}: use {fix}")
+    if not volumes:
+        return
+    if model.volume.intensity is None:
+        model.volume.intensity = dataset.dataset.compute_intensity()
+    dataset.dataset.intensity = model.volume.intensity
+    for side, (lo, hi) in model.volume.intensity.items():
+        print(f"intensity {side}: [{lo:.6g}, {hi:.6g}] -> [-1, 1]")

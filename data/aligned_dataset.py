@@ -8,16 +8,15 @@ from util.errors import UserError
 
 
 class AlignedDataset(BaseDataset):
-    def __init__(self, opt):
-        super().__init__(opt)
+    def __init__(self, opt, domains=None):
+        super().__init__(opt, domains)
         combined = os.path.join(opt.dataroot, opt.phase)
-        self.a_nc, self.b_nc = (opt.output_nc, opt.input_nc) if opt.direction == "BtoA" else (opt.input_nc, opt.output_nc)
         if os.path.isdir(combined):
             self.pairs = [(p, None) for p in make_dataset(combined, opt.max_dataset_size, "aligned")]
         else:
-            dir_a, dir_b = combined + "A", combined + "B"
+            dir_a, dir_b = self.folder("A"), self.folder("B")
             if not (os.path.isdir(dir_a) and os.path.isdir(dir_b)):
-                raise UserError(f"aligned data needs {combined}/ (A|B side by side) or {dir_a}/ and {dir_b}/ "
+                raise UserError(f"aligned data needs {combined}/ (A|B side by side) or {combined}A/ and {combined}B/ "
                                 f"(check --dataroot and --phase)")
             paths_a, paths_b = make_dataset(dir_a, what="A"), make_dataset(dir_b, what="B")
             if len(paths_a) != len(paths_b):
@@ -30,26 +29,25 @@ class AlignedDataset(BaseDataset):
     def _load(self, index):
         path_a, path_b = self.pairs[index]
         if path_b is not None:
-            (a, bits_a), (b, bits_b) = load_image(path_a, self.a_nc), load_image(path_b, self.b_nc)
+            (a, bits_a), (b, bits_b) = load_image(path_a, self.channels("A")), load_image(path_b, self.channels("B"))
             if a.shape[1:] != b.shape[1:]:
                 raise UserError(f"paired images {path_a} ({a.shape[1]}x{a.shape[2]}) and {path_b} "
                                 f"({b.shape[1]}x{b.shape[2]}) differ in size")
             return a, b, path_a, path_b, bits_a, bits_b
-        if self.a_nc != self.b_nc:
+        if self.channels("A") != self.channels("B"):
             raise UserError(f"{path_a}: side-by-side pairs need --input_nc equal to --output_nc")
-        ab, bits = load_image(path_a, self.a_nc)
+        ab, bits = load_image(path_a, self.channels("A"))
         h, w = ab.shape[1:]
         if w != 2 * h:
             raise UserError(f"aligned image {path_a} is {w}x{h} (width x height); an A|B pair must be twice as "
                             f"wide as high (see datasets/combine_A_and_B.py)")
-        return ab[:, :, : w // 2], ab[:, :, w // 2:], path_a, path_a, bits, bits
+        halves = {"A": ab[:, :, : w // 2], "B": ab[:, :, w // 2:]}  # the file's own A (left) and B (right)
+        return halves[self.domains.side_folder("A")], halves[self.domains.side_folder("B")], path_a, path_a, bits, bits
 
     def __getitem__(self, index):
         a, b, path_a, path_b, bits_a, bits_b = self._load(index)
         params = get_params(self.opt, a.shape[1:], self.rng(index))
         a, b = transform(a, self.opt, params, path_a), transform(b, self.opt, params, path_b)
-        if self.opt.direction == "BtoA":
-            a, b, path_a, path_b, bits_a, bits_b = b, a, path_b, path_a, bits_b, bits_a
         return {"A": a, "B": b, "A_paths": path_a, "B_paths": path_b, "A_bits": bits_a, "B_bits": bits_b}
 
     def __len__(self):

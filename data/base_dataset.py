@@ -4,17 +4,66 @@ Images are float tensors (C, H, W) in [0, 1] from ``data.image_folder.load_image
 precision through every transform. Random choices (crop position, flip) come from a generator seeded by
 (seed, epoch, index): the same sample gets the same augmentation in a resumed run, whatever the worker count.
 """
+import os
+
 import torch
 import torch.nn.functional as F
 
 from util.errors import UserError
 
 
+class DomainMap:
+    """Which data folder and channel count each domain and each side of a dataset item come from: the one place
+    that knows what --direction does to the data.
+
+    ``folder``: model domain -> data folder letter. With ``swap`` (the models' declaration ``direction_swaps_data``;
+    all but ``--model test``) --direction BtoA swaps the folders, as in CycleGAN: the model's domain A reads the B
+    files (``PHASE``B). ``channels``: model domain -> channels (--input_nc for A, --output_nc for B).
+    ``side``: item side -> model domain. An item's A side is domain A, except under ``--model test``, whose domains
+    are the checkpoint's and whose A side is the translation's source (domain B for --direction BtoA).
+
+    Args:
+        direction: AtoB or BtoA.
+        input_nc, output_nc: channels of the model's domains A and B.
+        swap: the model's ``direction_swaps_data``.
+    """
+
+    def __init__(self, direction: str, input_nc: int, output_nc: int, swap: bool = True):
+        flipped = {"A": "B", "B": "A"}
+        same = {"A": "A", "B": "B"}
+        self.folder = flipped if swap and direction == "BtoA" else same
+        self.side = flipped if not swap and direction == "BtoA" else same
+        self.channels = {"A": input_nc, "B": output_nc}
+
+    @classmethod
+    def of(cls, opt, swap: bool = True) -> "DomainMap":
+        return cls(opt.direction, opt.input_nc, opt.output_nc, swap)
+
+    def side_folder(self, side: str) -> str:
+        """The data folder letter of an item's ``side``."""
+        return self.folder[self.side[side]]
+
+    def side_channels(self, side: str) -> int:
+        return self.channels[self.side[side]]
+
+
 class BaseDataset(torch.utils.data.Dataset):
-    def __init__(self, opt):
+    """A dataset of items {"A": tensor, "B": tensor, "A_paths": path, ...} keyed by the model's domains
+    (see DomainMap)."""
+    volumes = False  # 3D volumes (VolumeDataset) rather than 2D images
+
+    def __init__(self, opt, domains: DomainMap = None):
         self.opt = opt
         self.root = opt.dataroot
         self.epoch = 0
+        self.domains = domains or DomainMap.of(opt)
+
+    def folder(self, side: str) -> str:
+        """The data folder of the item's ``side`` (A or B): ``dataroot/PHASE`` + its letter."""
+        return os.path.join(self.opt.dataroot, self.opt.phase + self.domains.side_folder(side))
+
+    def channels(self, side: str) -> int:
+        return self.domains.side_channels(side)
 
     @staticmethod
     def modify_commandline_options(parser, is_train):

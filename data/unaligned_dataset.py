@@ -1,6 +1,4 @@
 """Unpaired images: ``dataroot/PHASEA`` and ``dataroot/PHASEB``; B is drawn at random unless --serial_batches."""
-import os
-
 import torch
 
 from data.base_dataset import BaseDataset, get_params, transform
@@ -8,12 +6,10 @@ from data.image_folder import load_image, make_dataset
 
 
 class UnalignedDataset(BaseDataset):
-    def __init__(self, opt):
-        super().__init__(opt)
-        dir_a, dir_b = (os.path.join(opt.dataroot, opt.phase + s) for s in "AB")
-        self.paths_a = make_dataset(dir_a, opt.max_dataset_size, "A")
-        self.paths_b = make_dataset(dir_b, opt.max_dataset_size, "B")
-        self.a_nc, self.b_nc = (opt.output_nc, opt.input_nc) if opt.direction == "BtoA" else (opt.input_nc, opt.output_nc)
+    def __init__(self, opt, domains=None):
+        super().__init__(opt, domains)
+        self.paths_a = make_dataset(self.folder("A"), opt.max_dataset_size, "A")
+        self.paths_b = make_dataset(self.folder("B"), opt.max_dataset_size, "B")
 
     def __getitem__(self, index):
         gen = self.rng(index)
@@ -23,11 +19,9 @@ class UnalignedDataset(BaseDataset):
         else:
             index_b = int(torch.randint(0, len(self.paths_b), (1,), generator=gen))
         path_b = self.paths_b[index_b]
-        (a, bits_a), (b, bits_b) = load_image(path_a, self.a_nc), load_image(path_b, self.b_nc)
+        (a, bits_a), (b, bits_b) = load_image(path_a, self.channels("A")), load_image(path_b, self.channels("B"))
         a = transform(a, self.opt, get_params(self.opt, a.shape[1:], gen), path_a)
         b = transform(b, self.opt, get_params(self.opt, b.shape[1:], gen), path_b)
-        if self.opt.direction == "BtoA":
-            a, b, path_a, path_b, bits_a, bits_b = b, a, path_b, path_a, bits_b, bits_a
         return {"A": a, "B": b, "A_paths": path_a, "B_paths": path_b, "A_bits": bits_a, "B_bits": bits_b}
 
     def __len__(self):

@@ -7,14 +7,13 @@ checkpoint, so test.py maps outputs back to original units. Every item is a rand
 volumes smaller than a patch are padded, and ``--foreground_sampling`` centres that share of patches on voxels
 above the bottom tenth of the window, so patches are not mostly background.
 """
-import os
-
 import numpy as np
 import torch
 
 from data.base_dataset import BaseDataset
 from util.argtypes import BELOW_ONE, COUNT, FRACTION
 from util.errors import UserError
+from util.util import size_text
 from util.volume import (intensity_range, list_volumes, load_volume, pad_to, parse_intensity, parse_patch_size,
                          to_unit, volume_shape, volume_stem)
 
@@ -37,21 +36,22 @@ def add_volume_options(parser, is_train=True):
 
 
 class VolumeDataset(BaseDataset):
+    volumes = True
+
     @staticmethod
     def modify_commandline_options(parser, is_train):
         return add_volume_options(parser, is_train)
 
-    def __init__(self, opt):
-        super().__init__(opt)
+    def __init__(self, opt, domains=None):
+        super().__init__(opt, domains)
         if opt.input_nc != 1 or opt.output_nc != 1:
             raise UserError("volumes are single-channel: use --input_nc 1 --output_nc 1")
         self.patch = parse_patch_size(opt.patch_size)
         for flag in ("intensity_A", "intensity_B"):
             parse_intensity(getattr(opt, flag), "--" + flag)
-        sides = "BA" if opt.direction == "BtoA" else "AB"
-        self.paths = {s: list_volumes(os.path.join(opt.dataroot, opt.phase + d), opt.max_dataset_size, s)
-                      for s, d in zip("AB", sides)}
-        self.specs = {s: getattr(opt, "intensity_" + d) for s, d in zip("AB", sides)}
+        self.paths = {s: list_volumes(self.folder(s), opt.max_dataset_size, s) for s in "AB"}
+        # --intensity_A/_B name the data folders' domains
+        self.specs = {s: vars(opt)["intensity_" + self.domains.side_folder(s)] for s in "AB"}
         self.paired = bool(getattr(opt, "paired", False))
         if self.paired:
             stems = {s: [volume_stem(p) for p in self.paths[s]] for s in "AB"}
@@ -64,8 +64,8 @@ class VolumeDataset(BaseDataset):
         if self.paired:
             for pa, pb, sa, sb in zip(self.paths["A"], self.paths["B"], shapes["A"], shapes["B"]):
                 if sa != sb:
-                    raise UserError(f"paired volumes {pa} and {pb} differ in shape ({'x'.join(map(str, sa))} vs "
-                                    f"{'x'.join(map(str, sb))}); resample them to one grid")
+                    raise UserError(f"paired volumes {pa} and {pb} differ in shape ({size_text(sa)} vs "
+                                    f"{size_text(sb)}); resample them to one grid")
         for s in "AB":
             for path, shape in zip(self.paths[s], shapes[s]):
                 self._check_fits(shape, path)
@@ -79,8 +79,8 @@ class VolumeDataset(BaseDataset):
 
     def _check_fits(self, shape, path):
         if self.opt.no_pad and any(n < p for n, p in zip(shape, self.patch)):
-            raise UserError(f"--patch_size {'x'.join(map(str, self.patch))} is larger than volume {path} "
-                            f"({'x'.join(map(str, shape))}) and --no_pad is set: lower --patch_size or "
+            raise UserError(f"--patch_size {size_text(self.patch)} is larger than volume {path} "
+                            f"({size_text(shape)}) and --no_pad is set: lower --patch_size or "
                             f"drop --no_pad")
 
     def _corner(self, vol, gen):
@@ -117,8 +117,8 @@ class VolumeDataset(BaseDataset):
         a = self._load("A", path_a)
         b = self._load("B", path_b)
         if self.paired and a.shape != b.shape:
-            raise UserError(f"paired volumes {path_a} and {path_b} differ in shape ({'x'.join(map(str, a.shape))}"
-                            f" vs {'x'.join(map(str, b.shape))}); resample them to one grid")
+            raise UserError(f"paired volumes {path_a} and {path_b} differ in shape ({size_text(a.shape)}"
+                            f" vs {size_text(b.shape)}); resample them to one grid")
         a, b = pad_to(a, self.patch, -1.0), pad_to(b, self.patch, -1.0)
         if self.paired:
             corner = self._corner(a, gen)

@@ -20,7 +20,10 @@ def get_option_setter(name):
     return find_model_using_name(name).modify_commandline_options
 
 
-def create_model(opt):
-    model = find_model_using_name(opt.model)(opt)
+def create_model(opt, spec=None):
+    """The model ``--model`` names, with the networks of ``spec`` (models.config.ModelSpec; default: the options')."""
+    from models.config import ModelSpec
+    cls = find_model_using_name(opt.model)
+    model = cls(opt, spec if spec is not None else ModelSpec.from_options(opt, cls.dims))
     print(f"model [{type(model).__name__}] was created")
     return model

@@ -1,142 +1,155 @@
-"""The model interface (setup / set_input / optimize_parameters / visuals / losses / save / load) and the full-state
-checkpoints behind --continue_train and test.py."""
-import contextlib
-import copy
+"""The interface every model offers train.py and test.py, and what a model author writes.
+
+A model (``models/NAME_model.py``, class ``NAMEModel``, chosen by ``--model NAME``) subclasses BaseModel and:
+
+- declares ``loss_names`` (logged: the values of ``self.loss_<name>``), ``generator_losses`` (those of them that
+  form the generators' objective: train.py's plateau schedule steps on their sum) and ``directions`` (how each
+  translation runs: {"AtoB": (network name, direction to call it with), ...});
+- in ``__init__(opt, spec)``: builds its networks from ``spec`` (models.config.ModelSpec) with ``add_network``,
+  and, for training, its optimizers with ``add_optimizer``, and sets ``visual_names``;
+- defines ``set_input(data)``, ``forward()`` and ``optimize_parameters()`` (one training step, forward passes
+  under ``self.precision.autocast()``, updates through ``self.precision.update(loss, optimizer)``).
+
+Everything else is here: set-up (schedulers, loading, --compile, DistributedDataParallel), eval/test, visuals and
+losses, learning-rate steps, full-state checkpoints (see models.training_state), the reconstruction monitor.
+``models/pix2pix_model.py`` is the shortest complete example.
+"""
 import math
 import os
-import random
 import re
 import warnings
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
-from models.reversible import padding_for
+from models.config import HARD_KEYS, ModelSpec
+from models.guards import InputGuards
+from models.networks import Generator, get_scheduler
+from models.precision import Precision
+from models.training_state import TrainingProgress, load_rank_state, rank_state
+from models.volume import VolumeMeta
 from util import distributed
 from util.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from util.errors import UserError
 
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-# Options that decide the networks' structure. They travel inside each checkpoint: test.py rebuilds from them, and
-# --continue_train refuses a checkpoint whose values differ (SOFT ones only change behaviour, not parameters).
-ARCH_KEYS = ("model", "netG", "netD", "ngf", "ndf", "n_layers_D", "input_nc", "output_nc", "norm", "n_blocks",
-             "n_downsampling", "coupling", "no_output_tanh", "dims", "iunet_architecture")
-SOFT_ARCH_KEYS = ("no_dropout", "use_naive")
+# A translation the model performs: images of domain ``source`` to domain ``target`` by ``fn`` (a batch -> a batch).
+Translation = namedtuple("Translation", "source target fn")
+OUTPUT_LABEL = {"AtoB": "fake_B", "BtoA": "fake_A"}
 
 
 class BaseModel:
-    dims = 2
+    dims = 2  # 3 for the volume models
     # --direction BtoA swaps the data folders (the model's domain A reads B's files), as in training. TestModel
-    # sets False: its --direction picks the generator's direction and its translators name the true domains.
+    # declares False: its --direction picks the generator's direction, and its translations name the true domains.
     direction_swaps_data = True
+    loss_names: tuple = ()
+    generator_losses: tuple = ()
+    directions: dict = {}
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
+        """Adds the model's own flags (and its defaults for shared ones) to ``parser``."""
         return parser
 
-    def __init__(self, opt):
-        self.opt = opt
+    def __init__(self, opt, spec: ModelSpec):
+        """Args:
+            opt: the parsed options (the run: device, folders, training flags).
+            spec: the networks to build (from the options, or from a checkpoint for test.py).
+        """
+        self.opt, self.spec = opt, spec
+        self.dims = spec.dims
         self.is_train = opt.is_train
         self.gpu_ids = opt.gpu_ids
         self.device = torch.device(f"cuda:{opt.gpu_ids[0]}") if opt.gpu_ids else torch.device("cpu")
         self.save_dir = os.path.join(opt.checkpoints_dir, opt.name)
-        self.loss_names, self.model_names, self.visual_names = [], [], []
-        self.optimizers, self.schedulers, self.scalers, self.pools = [], [], [], {}
-        self.counters = {"epoch": opt.epoch_count if hasattr(opt, "epoch_count") else 1, "epoch_iter": 0,
-                         "total_iters": 0}
+        self.model_names, self.visual_names = [], []
+        self.optimizers, self.schedulers, self.pools = [], [], {}
+        self.progress = TrainingProgress(epoch=opt.epoch_count if self.is_train else 1)
+        self.precision = Precision(opt.amp if self.is_train else "none", self.device)
+        self.guards = InputGuards(spec.dims, spec.generator.netG, spec.discriminator.netD)
+        self.volume = VolumeMeta(patch_size=opt.patch_size if self.is_train else None) if self.dims == 3 else None
         self.image_paths = []
-        self._checked_shapes = set()
-        self._padding_noted = False
+        self.real_A = None
 
-    # -- helpers for subclasses -----------------------------------------------------------------------------------
-    def net(self, name):
+    # -- what a model builds with ---------------------------------------------------------------------------------
+    def add_network(self, name: str, net: torch.nn.Module) -> torch.nn.Module:
+        """Registers ``net`` as network ``name`` (``self.net<name>``, saved in checkpoints) on the model's device."""
+        net = net.to(self.device)
+        setattr(self, "net" + name, net)
+        self.model_names.append(name)
+        return net
+
+    def add_optimizer(self, *nets: torch.nn.Module) -> torch.optim.Optimizer:
+        """Adam over the parameters of ``nets`` with --lr and --beta1 (and a gradient scaler under --amp fp16)."""
+        params = [p for n in nets for p in n.parameters()]
+        optimizer = torch.optim.Adam(params, lr=self.opt.lr, betas=(self.opt.beta1, 0.999))
+        self.optimizers.append(optimizer)
+        self.precision.add_optimizer(optimizer)
+        return optimizer
+
+    def net(self, name: str) -> torch.nn.Module:
         """Network ``name`` itself (under torchrun ``self.net<name>`` is its DistributedDataParallel wrapper, which
         the training code calls; checkpoints and checks use the network inside)."""
         net = getattr(self, "net" + name)
         return net.module if isinstance(net, DistributedDataParallel) else net
 
-    def architecture(self):
-        arch = {k: getattr(self.opt, k, None) for k in ARCH_KEYS + SOFT_ARCH_KEYS}
-        arch["dims"] = self.dims
-        if arch.get("netG") != "iunet":
-            arch["iunet_architecture"] = None  # only meaningful for --netG iunet
-        return arch
+    def translate(self, x: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
+        """``x`` translated in ``direction`` by the network ``directions`` names (looked up at each call: under
+        torchrun it is the DistributedDataParallel wrapper)."""
+        name, call = self.directions[direction]
+        return getattr(self, "net" + name)(x, call)
 
-    def note_input_size(self, name, x):
-        """Generators take any size: one that is not a multiple of what network ``name`` needs is reflection-padded
-        up to it and the output cropped back (see networks). Says so once per run, on the first such size."""
-        multiple = getattr(self.net(name), "size_multiple", 1)
-        spatial = tuple(x.shape[2:])
-        extra = padding_for(spatial, multiple)
-        if self._padding_noted or not any(extra):
-            return
-        self._padding_noted = True
-        if distributed.is_main():
-            padded = tuple(s + e for s, e in zip(spatial, extra))
-            tqdm.write(f"note: --netG {self.opt.netG} needs sizes that are multiples of {multiple}: inputs of "
-                       f"{'x'.join(map(str, spatial))} are reflection-padded to {'x'.join(map(str, padded))} and "
-                       f"its outputs cropped back (shown once)")
-
-    def check_disc_size(self, name, channels, spatial):
-        key = (name, channels, tuple(spatial))
-        if key in self._checked_shapes:
-            return
-        try:  # a dry run of a copy on the meta device: shapes only, no compute
-            with torch.no_grad():
-                probe = copy.deepcopy(self.net(name)).to("meta")
-                out = probe.forward(torch.empty((1, channels) + tuple(spatial), device="meta"))  # never compiled
-            ok = all(s > 0 for s in out.shape[2:])
-        except (RuntimeError, ValueError):  # ValueError: a norm layer left with a single element
-            ok = False
-        if not ok:
-            raise UserError(f"{'patches' if self.dims == 3 else 'images'} of {'x'.join(map(str, spatial))} are too "
-                            f"small for --netD {self.opt.netD}: use a larger "
-                            f"{'--patch_size' if self.dims == 3 else '--crop_size'}, a smaller --n_layers_D with "
-                            f"--netD n_layers, or --netD pixel")
-        self._checked_shapes.add(key)
-
-    def check_losses_finite(self, names):
-        for name in names:
-            value = getattr(self, "loss_" + name)
-            if not torch.isfinite(value).all():
-                raise UserError(
-                    f"loss {name} became {float(value.detach())} at epoch {self.counters['epoch']}, total_iters "
-                    f"{self.counters['total_iters']}; training stopped, the last good checkpoint is kept "
-                    f"(try a lower --lr, or --gan_mode lsgan)")
+    def translators(self) -> dict:
+        """{output label: Translation} for each direction the model translates (test.py, whole-volume inference)."""
+        return {OUTPUT_LABEL[d]: Translation(d[0], d[-1], lambda x, d=d: self.translate(x, d)) for d in self.directions}
 
     @staticmethod
     def set_requires_grad(nets, requires_grad=False):
         for net in nets if isinstance(nets, (list, tuple)) else [nets]:
-            if net is not None:
-                for p in net.parameters():
-                    p.requires_grad = requires_grad
+            for p in net.parameters():
+                p.requires_grad = requires_grad
 
-    # -- the interface ----------------------------------------------------------------------------------------------
-    def set_input(self, input):
+    def check_input(self, x: torch.Tensor, direction: str = "AtoB") -> None:
+        """Notes (once) when the generator of ``direction`` will pad ``x``."""
+        self.guards.note_padding(self.net(self.directions[direction][0]), x)
+
+    def check_losses_finite(self, names) -> None:
+        self.guards.check_finite({n: getattr(self, "loss_" + n) for n in names}, self.progress)
+
+    # -- what a model defines ----------------------------------------------------------------------------------------
+    def set_input(self, data: dict) -> None:
+        """Takes one batch from the dataset ({"A": tensor, "B": tensor, "A_paths": [...], ...})."""
         raise NotImplementedError
 
-    def forward(self):
+    def forward(self) -> None:
+        """Computes the outputs (``fake_B``, ...) of the current input."""
         raise NotImplementedError
 
-    def optimize_parameters(self):
+    def optimize_parameters(self) -> None:
+        """One training step on the current input."""
         raise NotImplementedError
 
-    def setup(self, opt):
-        """Schedulers (and fp16 gradient scalers) for training; loads a checkpoint for testing or --continue_train;
-        then --compile and, under torchrun, DistributedDataParallel."""
+    # -- set-up --------------------------------------------------------------------------------------------------------
+    def setup(self, opt, checkpoint=None) -> None:
+        """Schedulers for training; the networks (and for --continue_train the whole training state) from
+        ``checkpoint``, or read from --epoch when testing or resuming; then --compile and, under torchrun,
+        DistributedDataParallel."""
         if self.is_train:
-            from models.networks import get_scheduler
             self.schedulers = [get_scheduler(o, opt) for o in self.optimizers]
-            self.scalers = [torch.amp.GradScaler(self.device.type, enabled=self.amp == "fp16")
-                            for _ in self.optimizers]
-        if not self.is_train or opt.continue_train:
-            self.load(opt.epoch)
-        if self.is_train and getattr(opt, "compile", False):
+        if checkpoint is not None or not self.is_train or opt.continue_train:
+            path = checkpoint_path(opt, opt.epoch)
+            if checkpoint is None:
+                if self.is_train and not os.path.isfile(path):
+                    raise UserError(f"--continue_train: no checkpoint {path} (drop --continue_train to start fresh, "
+                                    f"or pick an existing --epoch)")
+                checkpoint = load_checkpoint(path)
+            self.load_state(checkpoint, path)
+        if self.is_train and opt.compile:
             for name in self.model_names:
-                self.compile_network(self.net(name))
+                net = self.net(name)
+                for part in net.compile_parts() if isinstance(net, Generator) else [net]:
+                    part.compile()  # in place: the state_dict keeps its names
         if self.is_train and distributed.world_size() > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             for name in self.model_names:
@@ -144,73 +157,57 @@ class BaseModel:
                 # (it would also misfire on a generator called several times per step)
                 setattr(self, "net" + name, DistributedDataParallel(self.net(name), device_ids=ids))
 
-    @staticmethod
-    def compile_network(net):
-        """torch.compile in place (the state_dict keeps its names): a network's ``compile_parts()`` when it has a
-        reversible core (the core stays eager), the whole network otherwise."""
-        for part in (net.compile_parts() if hasattr(net, "compile_parts") else [net]):
-            part.compile()
-
-    # -- mixed precision ------------------------------------------------------------------------------------------
-    @property
-    def amp(self):
-        return getattr(self.opt, "amp", "none")
-
-    def autocast(self):
-        """The forward passes' context: autocast to --amp's dtype, or nothing."""
-        if self.amp == "none":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=AMP_DTYPES[self.amp])
-
-    def update(self, loss, optimizer):
-        """Backward of ``loss`` (outside autocast) and one step of ``optimizer``; with --amp fp16 through the
-        optimizer's gradient scaler, which skips steps with inf/NaN gradients and adapts its scale."""
-        scaler = self.scalers[self.optimizers.index(optimizer)] if self.scalers else None
-        with torch.autocast(self.device.type, enabled=False):
-            (scaler.scale(loss) if scaler else loss).backward()
-        if scaler:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-
-    def reconstruction_error(self):
-        """``||h - core^-1(core(h))|| / ||h||`` of the generator's reversible core on the current batch's A side (h:
-        the core's input), in eval mode under the training's autocast; None for models without a reversible core."""
-        if "G" not in self.model_names or getattr(self, "real_A", None) is None:
-            return None
-        net = self.net("G")
-        if not hasattr(net, "roundtrip_error"):
-            return None
-        was_training = net.training
-        net.eval()
-        try:
-            with torch.no_grad(), self.autocast():
-                return float(net.roundtrip_error(self.real_A))
-        finally:
-            net.train(was_training)
-
-    def eval(self):
+    def eval(self) -> None:
         for name in self.model_names:
             self.net(name).eval()
 
-    def train(self):
+    def train(self) -> None:
         for name in self.model_names:
             self.net(name).train()
 
-    def test(self):
+    # -- running ---------------------------------------------------------------------------------------------------
+    def test(self) -> None:
+        """forward() without gradients, then compute_visuals()."""
         with torch.no_grad():
             self.forward()
             self.compute_visuals()
 
-    def compute_visuals(self):
-        pass
+    def compute_visuals(self) -> None:
+        """Extra images for display, computed after forward (none by default)."""
 
-    def get_image_paths(self):
+    def get_image_paths(self) -> list:
         return self.image_paths
 
+    def get_current_visuals(self) -> OrderedDict:
+        return OrderedDict((name, getattr(self, name)) for name in self.visual_names if hasattr(self, name))
+
+    def get_current_losses(self) -> OrderedDict:
+        return OrderedDict((name, float(getattr(self, "loss_" + name).detach())) for name in self.loss_names
+                           if hasattr(self, "loss_" + name))
+
+    def generator_loss(self) -> float:
+        """The generators' objective on the last step: the sum of the ``generator_losses``."""
+        losses = self.get_current_losses()
+        return sum(losses[name] for name in self.generator_losses if name in losses)
+
+    def reconstruction_error(self):
+        """``||h - core^-1(core(h))|| / ||h||`` of the A->B generator's reversible core on the current batch (h: the
+        core's input), in eval mode under the training's autocast; None without a core or an input."""
+        if self.real_A is None or "AtoB" not in self.directions:
+            return None
+        net = self.net(self.directions["AtoB"][0])
+        was_training = net.training
+        net.eval()
+        try:
+            with torch.no_grad(), self.precision.autocast():
+                error = net.roundtrip_error(self.real_A)
+        finally:
+            net.train(was_training)
+        return None if error is None else float(error)
+
     def update_learning_rate(self, metric=None):
-        """Steps every scheduler once per epoch; plateau schedulers step on ``metric`` (the epoch's mean loss)."""
+        """Steps every scheduler once per epoch; plateau schedulers step on ``metric`` (the epoch's mean generator
+        loss). Returns the new learning rate."""
         for scheduler in self.schedulers:
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 if metric is None or not math.isfinite(metric):
@@ -222,84 +219,47 @@ class BaseModel:
                     scheduler.step()
         return self.optimizers[0].param_groups[0]["lr"] if self.optimizers else None
 
-    def get_current_visuals(self):
-        return OrderedDict((name, getattr(self, name)) for name in self.visual_names if hasattr(self, name))
-
-    def get_current_losses(self):
-        return OrderedDict((name, float(getattr(self, "loss_" + name).detach())) for name in self.loss_names
-                           if hasattr(self, "loss_" + name))
-
-    # -- checkpoints ----------------------------------------------------------------------------------------------------
-    def state(self):
-        """The full training state. Random states and image pools differ between torchrun's processes: every
-        rank's go into ``ranks`` (gathered on every rank; only rank 0 writes)."""
+    # -- checkpoints ---------------------------------------------------------------------------------------------------
+    def state(self) -> dict:
+        """The full training state (see models.training_state). Random states and image pools differ between
+        torchrun's processes: every rank's go into ``ranks`` (gathered on every rank; only rank 0 writes)."""
         return {
-            "architecture": self.architecture(),
+            "architecture": self.spec.to_architecture(),
             "networks": {n: self.net(n).state_dict() for n in self.model_names},
             "optimizers": [o.state_dict() for o in self.optimizers],
             "schedulers": [s.state_dict() for s in self.schedulers],
-            "scalers": [s.state_dict() for s in self.scalers],
-            "counters": dict(self.counters),
-            "ranks": distributed.gather(self.rank_state()),
-            "extra": self.extra_state(),
+            "scalers": self.precision.state_dicts(self.optimizers),
+            "counters": self.progress.as_dict(),
+            "ranks": distributed.gather(rank_state(self.pools)),
+            "extra": self.volume.state() if self.volume else {},
         }
 
-    def rank_state(self):
-        return {"pools": {k: p.state_dict() for k, p in self.pools.items()},
-                "rng": {"torch": torch.get_rng_state(), "python": list(_py_state_to_list(random.getstate())),
-                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
-
-    def load_rank_state(self, state, path):
-        ranks = state.get("ranks") or [{"pools": state.get("pools", {}), "rng": state["rng"]}]  # older checkpoints
-        rank, world = distributed.rank(), distributed.world_size()
-        if len(ranks) != world and distributed.is_main():
-            print(f"note: {path} was written by {len(ranks)} process(es), this run has {world}: the data order "
-                  f"continues, but random draws (dropout, image pools) differ from an uninterrupted run")
-        mine = ranks[rank % len(ranks)]
-        for k, p in self.pools.items():
-            if k in mine["pools"]:
-                p.load_state_dict(mine["pools"][k], self.device)
-        torch.set_rng_state(mine["rng"]["torch"])
-        random.setstate(_py_state_from_list(mine["rng"]["python"]))
-        if mine["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(mine["rng"]["cuda"])
-
-    def extra_state(self):
-        return {}
-
-    def load_extra_state(self, extra):
-        pass
-
-    def save(self, epoch):
-        """Writes checkpoint ``epoch``; under torchrun every rank must call it (they gather), rank 0 writes."""
+    def save(self, tag) -> None:
+        """Writes checkpoint ``tag`` (latest or an epoch); under torchrun every rank must call it (they gather),
+        rank 0 writes."""
         state = self.state()
         if distributed.is_main():
-            save_checkpoint(state, checkpoint_path(self.opt, epoch))
+            save_checkpoint(state, checkpoint_path(self.opt, tag))
 
-    def load(self, epoch):
-        path = checkpoint_path(self.opt, epoch)
-        if self.is_train and not os.path.isfile(path):
-            raise UserError(f"--continue_train: no checkpoint {path} (drop --continue_train to start fresh, "
-                            f"or pick an existing --epoch)")
-        state = load_checkpoint(path)
+    def load_state(self, state: dict, path: str) -> None:
+        """Restores the networks from checkpoint ``state`` (read from ``path``); for training also the optimizers,
+        schedulers, scalers, progress, random states and image pools."""
         if self.is_train:
-            mine, theirs = self.architecture(), state["architecture"]
-            diff = [f"{k}: checkpoint {theirs.get(k)!r}, flags {mine.get(k)!r}" for k in ARCH_KEYS
-                    if theirs.get(k) != mine.get(k)]
+            diff = self.spec.differences(ModelSpec.from_architecture(state["architecture"]), HARD_KEYS)
             if diff:
-                raise UserError(f"--continue_train: {path} is of another architecture ({'; '.join(diff)}); use "
-                                f"the flags it was trained with, or a new --name")
+                raise UserError(f"--continue_train: {path} is of another architecture ("
+                                + "; ".join(f"{k}: checkpoint {theirs!r}, flags {mine!r}" for k, mine, theirs in diff)
+                                + "); use the flags it was trained with, or a new --name")
         for name in self.model_names:
             if name not in state["networks"]:
-                raise UserError(f"checkpoint {path} has no network {name} (it holds "
-                                f"{', '.join(state['networks'])})")
+                raise UserError(f"checkpoint {path} has no network {name} (it holds {', '.join(state['networks'])})")
             try:
                 self.net(name).load_state_dict(state["networks"][name])
             except RuntimeError as e:
                 raise UserError(f"checkpoint {path} does not fit network {name}: {str(e).splitlines()[0][:200]}") \
                     from None
-        self.loaded_extra = state.get("extra", {})
-        self.load_extra_state(self.loaded_extra)
+        if self.volume:
+            self.volume.load(state.get("extra", {}), keep_patch=self.is_train)
         if self.is_train:
             for o, s in zip(self.optimizers, state["optimizers"]):
                 o.load_state_dict(s)
@@ -309,22 +269,9 @@ class BaseModel:
                     # current --n_epochs/--n_epochs_decay (raised to train on), not the saved learning rate
                     for group, base, rule in zip(sch.optimizer.param_groups, sch.base_lrs, sch.lr_lambdas):
                         group["lr"] = base * rule(sch.last_epoch)
-            for sc, s in zip(self.scalers, state.get("scalers", [])):
-                if s and sc.is_enabled():  # an fp32 run's scalers are empty; a new fp16 run starts its own
-                    sc.load_state_dict(s)
-            self.counters = dict(state["counters"])
-            self.load_rank_state(state, path)
+            self.precision.load_state_dicts(self.optimizers, state.get("scalers", []))
+            self.progress.load(state["counters"])
+            load_rank_state(state, self.pools, self.device, path)
         if distributed.is_main():
             print(f"loaded {path} (epoch {state['counters']['epoch']}, total_iters "
                   f"{state['counters']['total_iters']})")
-        return state
-
-
-def _py_state_to_list(state):
-    version, internal, gauss = state
-    return [version, list(internal), gauss]
-
-
-def _py_state_from_list(state):
-    version, internal, gauss = state
-    return (version, tuple(internal), gauss)

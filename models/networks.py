@@ -7,7 +7,9 @@ from torch import nn
 from torch.nn import init
 from torch.optim import lr_scheduler
 
-from models.reversible import AdditiveCoupling, AffineCoupling, InvertibleUNet, ReversibleSequence, run_padded
+from models.config import DiscriminatorConfig, GeneratorConfig
+from models.reversible import (AdditiveCoupling, AffineCoupling, InvertibleUNet, ReversibleSequence,
+                               reconstruction_error, run_padded)
 from util.errors import UserError
 
 
@@ -134,17 +136,34 @@ def decoder(output_nc, ngf, norm_layer, n_downsampling, dims, tanh=True):
     return nn.Sequential(*layers)
 
 
-class AnySizeGenerator(nn.Module):
-    """A generator whose stride-2 layers need spatial sizes divisible by ``size_multiple`` and that takes any size:
-    ``_any_size`` reflection-pads the input up to the next multiple and crops the output back, so outputs always have
-    the input's size (CycleGAN instead resizes --preprocess none images to a multiple of 4)."""
+class Generator(nn.Module):
+    """What every generator offers the models: ``forward(x, direction)``, the size multiple its stride-2 layers need
+    (inputs of other sizes are reflection-padded up to it and the output cropped back, so outputs always have the
+    input's size; CycleGAN resizes --preprocess none images to a multiple of 4 instead), the parts --compile
+    compiles, and the reconstruction error of a reversible core (None without one).
+
+    One-directional generators (ResNet, U-Net) accept only ``direction="AtoB"``."""
     size_multiple = 1
+    bidirectional = False
 
     def _any_size(self, fn, x):
         return run_padded(fn, x, self.size_multiple, "reflect")
 
+    def _check_direction(self, direction):
+        if direction != "AtoB" and not self.bidirectional:
+            raise ValueError(f"{type(self).__name__} translates A to B only (got direction {direction!r})")
 
-class ResnetGenerator(AnySizeGenerator):
+    def compile_parts(self):
+        """The modules --compile compiles in place: the whole generator unless it has a reversible core."""
+        return [self]
+
+    def roundtrip_error(self, x):
+        """``||h - core^-1(core(h))|| / ||h||`` of the reversible core on the core input of ``x``; None without a
+        core."""
+        return None
+
+
+class ResnetGenerator(Generator):
     """Encoder, ``n_blocks`` ResNet blocks, decoder (Johnson et al.; CycleGAN's resnet_6blocks/resnet_9blocks)."""
 
     def __init__(self, input_nc, output_nc, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False, n_blocks=6,
@@ -156,7 +175,8 @@ class ResnetGenerator(AnySizeGenerator):
         self.model = nn.Sequential(encoder(input_nc, ngf, norm_layer, n_downsampling, dims), *blocks,
                                    decoder(output_nc, ngf, norm_layer, n_downsampling, dims, tanh))
 
-    def forward(self, x):
+    def forward(self, x, direction="AtoB"):
+        self._check_direction(direction)
         return self._any_size(self.model, x)
 
 
@@ -186,7 +206,7 @@ class UnetSkipConnectionBlock(nn.Module):
         return self.model(x) if self.outermost else torch.cat([x, self.model(x)], 1)
 
 
-class UnetGenerator(AnySizeGenerator):
+class UnetGenerator(Generator):
     """U-Net with ``num_downs`` stride-2 levels (unet_128: 7, unet_256: 8)."""
 
     def __init__(self, input_nc, output_nc, num_downs, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False,
@@ -203,16 +223,18 @@ class UnetGenerator(AnySizeGenerator):
         self.model = UnetSkipConnectionBlock(output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True,
                                              tanh=tanh, **kw)
 
-    def forward(self, x):
+    def forward(self, x, direction="AtoB"):
+        self._check_direction(direction)
         return self._any_size(self.model, x)
 
 
-class RevGANGenerator(AnySizeGenerator):
+class RevGANGenerator(Generator):
     """Two encoders and two decoders around one reversible core:
     A->B = dec_B(core(enc_A(a))), B->A = dec_A(core.inverse(enc_B(b))).
 
     The core is a ReversibleSequence of ``n_blocks`` couplings whose F and G are ResNet-block bodies at half the
     core's channels; with ``use_naive`` the same core runs on plain autograd (stores activations)."""
+    bidirectional = True
 
     def __init__(self, input_nc, output_nc, ngf=64, norm_layer=nn.InstanceNorm2d, use_dropout=False, n_blocks=6,
                  n_downsampling=2, coupling="additive", use_naive=False, dims=2, tanh=True):
@@ -245,18 +267,7 @@ class RevGANGenerator(AnySizeGenerator):
         return [self.enc_A, self.enc_B, self.dec_A, self.dec_B]
 
     def roundtrip_error(self, x):
-        """Relative error of the core's inverse on the core input of ``x`` (see reconstruction monitor)."""
-        h = self.enc_A(x)
-        return relative_error(h, self.core.inverse(self.core(h)))
-
-
-def relative_error(ref, other):
-    """``||ref - other|| / ||ref||`` in float32 (or better)."""
-    ref, other = ref.float(), other.float()
-    return (ref - other).norm() / ref.norm().clamp_min(torch.finfo(ref.dtype).tiny)
-
-
-IUNET_ARCHITECTURE = "2,2,2,2"  # default of --iunet_architecture
+        return reconstruction_error(self.core, self.enc_A(x))
 
 
 def parse_architecture(text):
@@ -268,7 +279,7 @@ def parse_architecture(text):
     return [int(p) for p in parts]
 
 
-class IUNetGenerator(nn.Module):
+class IUNetGenerator(Generator):
     """``--netG iunet``: a fully invertible U-Net (models/reversible/iunet.py) as the whole generator.
 
     With as many channels in A as in B, A->B = U(a) and B->A = U^-1(b): B->A is the exact inverse of A->B on sizes
@@ -306,33 +317,33 @@ class IUNetGenerator(nn.Module):
         return [] if self.exact else [self.stem_A, self.stem_B, self.head_A, self.head_B]
 
     def roundtrip_error(self, x):
-        h = x if self.exact else self.stem_A(x)
-        return relative_error(h, self.unet.inverse(self.unet(h)))
+        return reconstruction_error(self.unet, x if self.exact else self.stem_A(x))
 
 
-def define_G(input_nc, output_nc, ngf, netG, norm="batch", use_dropout=False, init_type="normal", init_gain=0.02,
-             dims=2, n_blocks=None, n_downsampling=2, coupling="additive", use_naive=False, tanh=True,
-             iunet_architecture=IUNET_ARCHITECTURE):
-    norm_layer = get_norm_layer(norm, dims)
-    if netG in ("resnet_9blocks", "resnet_6blocks"):
-        net = ResnetGenerator(input_nc, output_nc, ngf, norm_layer, use_dropout,
-                              n_blocks if n_blocks is not None else int(netG[7]), n_downsampling, dims, tanh)
-    elif netG in ("unet_128", "unet_256"):
-        net = UnetGenerator(input_nc, output_nc, 7 if netG == "unet_128" else 8, ngf, norm_layer, use_dropout,
-                            dims, tanh)
-    elif netG == "revgan":
-        net = RevGANGenerator(input_nc, output_nc, ngf, norm_layer, use_dropout, 6 if n_blocks is None else n_blocks,
-                              n_downsampling, coupling, use_naive, dims, tanh)
-    elif netG == "iunet":
+def define_G(input_nc, output_nc, config: GeneratorConfig) -> Generator:
+    """The generator ``config`` describes, from ``input_nc`` channels (domain A) to ``output_nc`` (domain B),
+    initialized."""
+    c = config
+    norm_layer = get_norm_layer(c.norm, c.dims)
+    if c.netG in ("resnet_9blocks", "resnet_6blocks"):
+        net = ResnetGenerator(input_nc, output_nc, c.ngf, norm_layer, c.dropout, c.depth(), c.n_downsampling, c.dims,
+                              c.tanh)
+    elif c.netG in ("unet_128", "unet_256"):
+        net = UnetGenerator(input_nc, output_nc, 7 if c.netG == "unet_128" else 8, c.ngf, norm_layer, c.dropout,
+                            c.dims, c.tanh)
+    elif c.netG == "revgan":
+        net = RevGANGenerator(input_nc, output_nc, c.ngf, norm_layer, c.dropout, c.depth(), c.n_downsampling,
+                              c.coupling, c.use_naive, c.dims, c.tanh)
+    elif c.netG == "iunet":
         try:
-            architecture = parse_architecture(iunet_architecture)
+            architecture = parse_architecture(c.iunet_architecture)
         except ValueError as e:
             raise UserError(str(e)) from None
-        net = IUNetGenerator(input_nc, output_nc, ngf, architecture, dims, use_naive, coupling, tanh)
+        net = IUNetGenerator(input_nc, output_nc, c.ngf, architecture, c.dims, c.use_naive, c.coupling, c.tanh)
     else:
-        raise UserError(f"unknown --netG {netG!r}; valid: resnet_9blocks, resnet_6blocks, unet_128, unet_256, revgan, "
-                        f"iunet")
-    return init_weights(net, init_type, init_gain)
+        raise UserError(f"unknown --netG {c.netG!r}; valid: resnet_9blocks, resnet_6blocks, unet_128, unet_256, "
+                        f"revgan, iunet")
+    return init_weights(net, c.init_type, c.init_gain)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -373,17 +384,19 @@ class PixelDiscriminator(nn.Module):
         return self.net(x)
 
 
-def define_D(input_nc, ndf, netD, n_layers_D=3, norm="batch", init_type="normal", init_gain=0.02, dims=2):
-    norm_layer = get_norm_layer(norm, dims)
-    if netD == "basic":
-        net = NLayerDiscriminator(input_nc, ndf, 3, norm_layer, dims)
-    elif netD == "n_layers":
-        net = NLayerDiscriminator(input_nc, ndf, n_layers_D, norm_layer, dims)
-    elif netD == "pixel":
-        net = PixelDiscriminator(input_nc, ndf, norm_layer, dims)
+def define_D(input_nc, config: DiscriminatorConfig) -> nn.Module:
+    """The discriminator ``config`` describes, judging ``input_nc`` channels, initialized."""
+    c = config
+    norm_layer = get_norm_layer(c.norm, c.dims)
+    if c.netD == "basic":
+        net = NLayerDiscriminator(input_nc, c.ndf, 3, norm_layer, c.dims)
+    elif c.netD == "n_layers":
+        net = NLayerDiscriminator(input_nc, c.ndf, c.n_layers, norm_layer, c.dims)
+    elif c.netD == "pixel":
+        net = PixelDiscriminator(input_nc, c.ndf, norm_layer, c.dims)
     else:
-        raise UserError(f"unknown --netD {netD!r}; valid: basic, n_layers, pixel")
-    return init_weights(net, init_type, init_gain)
+        raise UserError(f"unknown --netD {c.netD!r}; valid: basic, n_layers, pixel")
+    return init_weights(net, c.init_type, c.init_gain)
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -1,9 +1,13 @@
-"""Single-direction inference with the generator of any trained model; RevGAN models run either direction
-(--direction AtoB: dec_B(core(enc_A(x))); BtoA: dec_A(core.inverse(enc_B(x))))."""
+"""Single-direction inference with the generator of any trained model (CycleGAN's ``--model test``): RevGAN and
+CycleGAN models run either direction (--direction, or CycleGAN's --model_suffix _A|_B); pix2pix models A to B.
+
+The network is the one the trained model's class declares for that direction (its ``directions``), built from the
+checkpoint's architecture, so a RevGAN's BtoA is dec_A(core.inverse(enc_B(x))) and a CycleGAN's is G_B."""
+from models import find_model_using_name
 from models.base_model import BaseModel
-from models.gan_parts import REVERSIBLE_NETG, add_generator_options, make_G
-from models.networks import IUNET_ARCHITECTURE
-from util.argtypes import NONNEG_INT
+from models.gan import add_generator_options
+from models.networks import define_G
+from util.argtypes import BELOW_ONE, COUNT
 from util.errors import UserError
 
 
@@ -16,60 +20,37 @@ class TestModel(BaseModel):
             raise UserError("--model test is for test.py; train with pix2pix, cycle_gan, paired_revgan or "
                             "unpaired_revgan")
         parser.set_defaults(dataset_mode="single")
-        add_generator_options(parser, revgan=False)
-        parser.add_argument("--n_blocks", type=NONNEG_INT, default=None, help="(taken from the checkpoint)")
-        parser.add_argument("--coupling", default="additive", choices=["additive", "affine"])
-        parser.add_argument("--use_naive", action="store_true")
-        parser.add_argument("--iunet_architecture", default=IUNET_ARCHITECTURE, help="(taken from the checkpoint)")
-        parser.add_argument("--model_suffix", default="", choices=["", "_A", "_B"],
-                            help="CycleGAN's name for the direction: _A runs G_A (A->B, --direction AtoB), _B runs "
-                                 "G_B (B->A, --direction BtoA)")
+        add_generator_options(parser, reversible=True, group="test (architecture flags are taken from the checkpoint)")
+        parser.set_defaults(netG="resnet_9blocks")
+        group = parser.add_argument_group("test")
+        group.add_argument("--model_suffix", default="", choices=["", "_A", "_B"],
+                           help="CycleGAN's name for the direction: _A runs G_A (A->B, --direction AtoB), _B runs "
+                                "G_B (B->A, --direction BtoA)")
+        group.add_argument("--patch_size", type=COUNT, nargs="+", default=None,
+                           help="3D checkpoints: sliding-window patch (default: the training patch)")
+        group.add_argument("--overlap", type=BELOW_ONE, default=0.5,
+                           help="3D checkpoints: sliding-window overlap (0 to <1)")
         return parser
 
-    def __init__(self, opt):
-        super().__init__(opt)
-        self.dims = getattr(opt, "dims", 2)  # from the checkpoint's architecture
-        trained = getattr(opt, "trained_model", None) or "pix2pix"
-        self.loss_names = []
+    def __init__(self, opt, spec):
+        super().__init__(opt, spec)
+        direction = opt.direction  # TestOptions resolves --model_suffix into it
+        trained = find_model_using_name(spec.model)
+        if direction not in trained.directions:
+            raise UserError(f"a {spec.model} model translates A to B only; drop --direction BtoA")
+        name, call = trained.directions[direction]
+        # a network called in the other direction than the translation's is a one-way network from B to A
+        in_nc, out_nc = (spec.input_nc, spec.output_nc) if call == direction else (spec.output_nc, spec.input_nc)
+        self.add_network(name, define_G(in_nc, out_nc, spec.generator))
+        self.directions = {direction: (name, call)}
+        self.direction = direction
+        self.loss_names = ()
         self.visual_names = ["real", "fake"]
-        if opt.model_suffix:
-            wanted = "AtoB" if opt.model_suffix == "_A" else "BtoA"
-            if opt.direction != wanted and opt.direction != "AtoB":  # AtoB is also the default
-                raise UserError(f"--model_suffix {opt.model_suffix} runs {wanted}, but --direction is "
-                                f"{opt.direction}: give one of the two")
-            opt.direction = wanted
-        reverse = opt.direction == "BtoA"
-        in_nc, out_nc = (opt.output_nc, opt.input_nc) if reverse else (opt.input_nc, opt.output_nc)
-        if opt.netG in REVERSIBLE_NETG:
-            name = "G"
-            self.netG = make_G(opt, opt.input_nc, opt.output_nc, self.dims).to(self.device)
-            self.generate = lambda x: self.netG(x, opt.direction)
-        elif trained.startswith("cycle_gan"):
-            name = "G_B" if reverse else "G_A"
-            setattr(self, "net" + name, make_G(opt, in_nc, out_nc, self.dims).to(self.device))
-            self.generate = getattr(self, "net" + name)
-        else:
-            name = "G"
-            if reverse:
-                raise UserError(f"a {trained} model translates A to B only; drop --direction BtoA")
-            self.netG = make_G(opt, in_nc, out_nc, self.dims).to(self.device)
-            self.generate = self.netG
-        self.gen_name = name
-        self.model_names = [name]
 
-    def architecture(self):
-        arch = super().architecture()
-        arch["model"] = getattr(self.opt, "trained_model", "test")
-        return arch
-
-    def translators(self):
-        return {"fake_A": ("B", "A", self.generate)} if self.opt.direction == "BtoA" else \
-            {"fake_B": ("A", "B", self.generate)}
-
-    def set_input(self, input):
-        self.real = input["A"].to(self.device)
-        self.image_paths = input["A_paths"]
-        self.note_input_size(self.gen_name, self.real)
+    def set_input(self, data):
+        self.real = data["A"].to(self.device)
+        self.image_paths = data["A_paths"]
+        self.check_input(self.real, self.direction)
 
     def forward(self):
-        self.fake = self.generate(self.real)
+        self.fake = self.translate(self.real, self.direction)

@@ -1,10 +1,13 @@
-"""``unpaired_revgan`` on 3D volumes (NIfTI or .npy, ``--dataset_mode volume``): the same dimension-generic networks with
-3D convolutions, trained on random patches and tested on whole volumes by sliding-window inference."""
+"""``unpaired_revgan`` on 3D volumes (NIfTI or .npy, ``--dataset_mode volume``): the same dimension-generic
+networks with 3D convolutions, trained on random patches and tested on whole volumes by sliding-window inference."""
 from models.unpaired_revgan_model import UnpairedRevGANModel
-from models.volume_parts import VolumeModel, volume_defaults
+from models.volume import volume_defaults
 
 
-class UnpairedRevGAN3DModel(VolumeModel, UnpairedRevGANModel):
+class UnpairedRevGAN3DModel(UnpairedRevGANModel):
+    dims = 3
+
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
-        return volume_defaults(UnpairedRevGANModel.modify_commandline_options(parser, is_train), paired=False)
+        parser = volume_defaults(UnpairedRevGANModel.modify_commandline_options(parser, is_train), paired=False)
+        return parser

@@ -7,6 +7,7 @@ import torch
 
 import data
 import models
+from models.config import INIT_TYPES, NETD, NETG, NORMS, DiscriminatorConfig, GeneratorConfig
 from util.argtypes import COUNT, NONNEG_INT, POSITIVE
 from util.errors import UserError
 
@@ -16,10 +17,6 @@ DEPRECATED = {
     "--niter_decay": "--n_epochs_decay", "--loadSize": "--load_size", "--fineSize": "--crop_size",
     "--batchSize": "--batch_size", "--which_direction": "--direction", "--which_epoch": "--epoch",
 }
-
-NETG = ["resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256", "revgan", "iunet"]
-NETD = ["basic", "n_layers", "pixel"]
-NORMS = ["instance", "batch", "syncbatch", "none"]
 
 
 def translate_deprecated(argv, stream=None):
@@ -51,17 +48,22 @@ class BaseOptions:
                             help="which model to train or test")
         parser.add_argument("--input_nc", type=int, default=3, choices=[1, 3], help="channels of domain A images")
         parser.add_argument("--output_nc", type=int, default=3, choices=[1, 3], help="channels of domain B images")
-        parser.add_argument("--ngf", type=COUNT, default=64, help="generator filters in the first conv layer")
-        parser.add_argument("--ndf", type=COUNT, default=64, help="discriminator filters in the first conv layer")
-        parser.add_argument("--netD", default="basic", choices=NETD,
+        parser.add_argument("--ngf", type=COUNT, default=GeneratorConfig.ngf,
+                            help="generator filters in the first conv layer")
+        parser.add_argument("--ndf", type=COUNT, default=DiscriminatorConfig.ndf,
+                            help="discriminator filters in the first conv layer")
+        parser.add_argument("--netD", default=DiscriminatorConfig.netD, choices=NETD,
                             help="basic: 70x70 PatchGAN; n_layers: PatchGAN of --n_layers_D; pixel: 1x1 PatchGAN")
-        parser.add_argument("--netG", default="resnet_9blocks", choices=NETG, help="generator architecture")
-        parser.add_argument("--n_layers_D", type=COUNT, default=3, help="layers of the n_layers discriminator")
-        parser.add_argument("--norm", default="instance", choices=NORMS,
+        parser.add_argument("--netG", default=GeneratorConfig.netG, choices=NETG, help="generator architecture")
+        parser.add_argument("--n_layers_D", type=COUNT, default=DiscriminatorConfig.n_layers,
+                            help="layers of the n_layers discriminator")
+        parser.add_argument("--norm", default=GeneratorConfig.norm, choices=NORMS,
                             help="normalization layer; syncbatch: batch norm with statistics over all GPUs of a "
                                  "torchrun job (plain batch norm in a single process)")
-        parser.add_argument("--init_type", default="normal", choices=["normal", "xavier", "kaiming", "orthogonal"])
-        parser.add_argument("--init_gain", type=POSITIVE, default=0.02, help="scale for normal, xavier and orthogonal")
+        parser.add_argument("--init_type", default=GeneratorConfig.init_type, choices=INIT_TYPES,
+                            help="weight initialization")
+        parser.add_argument("--init_gain", type=POSITIVE, default=GeneratorConfig.init_gain,
+                            help="scale for normal, xavier and orthogonal")
         parser.add_argument("--no_dropout", action="store_true", help="no dropout in the generator")
         # data
         parser.add_argument("--dataset_mode", default="unaligned", choices=data.available_datasets(),

@@ -1,4 +1,5 @@
 from util.argtypes import COUNT, POSITIVE
+from util.errors import UserError
 
 from .base_options import BaseOptions
 
@@ -15,3 +16,13 @@ class TestOptions(BaseOptions):
         parser.add_argument("--num_test", type=COUNT, default=50, help="how many test images to run")
         parser.set_defaults(load_size=parser.get_default("crop_size"))  # no random crop at test time
         return parser
+
+    def parse(self, argv=None):
+        opt = super().parse(argv)
+        if opt.model == "test" and opt.model_suffix:  # CycleGAN's name for the direction of --model test
+            wanted = "AtoB" if opt.model_suffix == "_A" else "BtoA"
+            if opt.direction != wanted and opt.direction != "AtoB":  # AtoB is also the default
+                raise UserError(f"--model_suffix {opt.model_suffix} runs {wanted}, but --direction is "
+                                f"{opt.direction}: give one of the two")
+            opt.direction = wanted
+        return opt

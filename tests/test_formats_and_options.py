@@ -194,8 +194,9 @@ def test_any_image_size_trains_and_tests_at_its_own_size(odd_root, tmp_path, cap
 @pytest.mark.parametrize("netG,dims", [("resnet_6blocks", 2), ("unet_128", 2), ("revgan", 2), ("iunet", 2),
                                        ("resnet_6blocks", 3), ("revgan", 3)])
 def test_generators_take_any_size(netG, dims):
+    from models.config import GeneratorConfig
     from models.networks import define_G
-    g = define_G(1, 2, 4, netG, norm="instance", dims=dims, n_blocks=1)
+    g = define_G(1, 2, GeneratorConfig(netG=netG, ngf=4, norm="instance", dropout=False, dims=dims, n_blocks=1))
     spatial = (9, 14) if dims == 2 else (7, 5, 10)
     for direction in (["AtoB", "BtoA"] if netG in ("revgan", "iunet") else ["AtoB"]):
         x = torch.randn((1, 1 if direction == "AtoB" else 2) + spatial)

@@ -12,6 +12,7 @@ from models import create_model
 from options.test_options import TestOptions
 from tests.conftest import tiny_flags, vol_flags
 from tests.test_bad_input import copy_root, fails
+from util.checkpoint import checkpoint_path, load_checkpoint
 
 IUNET = ["--netG", "iunet", "--iunet_architecture", "1,1,1"]
 
@@ -19,9 +20,9 @@ IUNET = ["--netG", "iunet", "--iunet_architecture", "1,1,1"]
 def load_generator(tmp_path, name, model):
     opt = TestOptions().parse(["--name", name, "--model", model, "--checkpoints_dir", str(tmp_path / "ckpt"),
                                "--gpu_ids", "-1", "--netG", "iunet"])
-    test_script.apply_checkpoint_architecture(opt)
-    m = create_model(opt)
-    m.setup(opt)
+    checkpoint = load_checkpoint(checkpoint_path(opt, opt.epoch))
+    m = create_model(opt, test_script.checkpoint_spec(opt, checkpoint))
+    m.setup(opt, checkpoint)
     return m.netG.double().eval()
 
 

@@ -39,9 +39,8 @@ def is_main():
 
 
 def setup(opt):
-    """Joins the process group when launched by torchrun; sets ``opt.world_size``, ``opt.rank`` and the process's
-    GPU in ``opt.gpu_ids``. Plain runs get world_size 1 and rank 0."""
-    opt.world_size, opt.rank = world_size(), rank()  # 1 and 0 unless the group was joined already
+    """Joins the process group when launched by torchrun and sets the process's GPU in ``opt.gpu_ids``; afterwards
+    ``rank()`` and ``world_size()`` say where this process stands (0 and 1 in a plain run)."""
     if not under_torchrun() or active():
         return
     local = int(os.environ["LOCAL_RANK"])
@@ -58,12 +57,11 @@ def setup(opt):
         backend = "nccl"
     else:
         backend = "gloo"
-    if getattr(opt, "norm", None) == "syncbatch" and backend != "nccl":
+    if opt.norm == "syncbatch" and backend != "nccl":
         raise UserError("--norm syncbatch synchronizes batch statistics between GPUs (NCCL); CPU processes cannot: "
                         "use --norm batch (each process normalizes its own batch) or --norm instance")
     kwargs = {"device_id": torch.device("cuda", opt.gpu_ids[0])} if backend == "nccl" else {}
     dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30), **kwargs)
-    opt.world_size, opt.rank = world_size(), rank()
 
 
 def cleanup():

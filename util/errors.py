@@ -1,6 +1,5 @@
-"""Errors a user can cause from the command line: the entry points print them as one line, without a traceback."""
-import functools
-import sys
+"""Errors a user can cause from the command line: the entry points print them as one line, without a traceback
+(see cli.py)."""
 
 
 class UserError(Exception):
@@ -16,20 +15,3 @@ def message(error):
         last = text.strip().splitlines()[-1]
         text = last.split(": ", 1)[1] if ": " in last else last
     return text
-
-
-def user_facing(main):
-    """Decorator for entry points: a UserError (or the reversible library's shape errors) becomes one line on
-    stderr and exit status 2; Ctrl-C exits with 130 without a traceback."""
-    @functools.wraps(main)
-    def wrapper(*args, **kwargs):
-        from models.reversible import ReversibleError
-        try:
-            return main(*args, **kwargs)
-        except (UserError, ReversibleError) as e:
-            print(f"error: {message(e)}", file=sys.stderr)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            print("interrupted; checkpoints already written are kept", file=sys.stderr)
-            sys.exit(130)
-    return wrapper

@@ -6,6 +6,11 @@ import torch
 from PIL import Image
 
 
+def size_text(shape):
+    """A size as users read it: (64, 48, 32) -> "64x48x32"."""
+    return "x".join(str(int(s)) for s in shape)
+
+
 def tensor2im(tensor, bits=8):
     """A (C, H, W) or (1, C, H, W) tensor in [-1, 1] to a numpy image (H, W[, C]) of uint8 (or uint16 with bits=16).
     Single-channel images stay single-channel."""

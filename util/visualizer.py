@@ -47,8 +47,8 @@ class Visualizer:
         self.history_path = os.path.join(self.save_dir, "loss_history.jsonl")
         self.web_dir = os.path.join(self.save_dir, "web")
         self.img_dir = os.path.join(self.web_dir, "images")
-        self.use_html = enabled and not getattr(opt, "no_html", False)
-        self.display_id = getattr(opt, "display_id", 0) if enabled else 0
+        self.use_html = enabled and not opt.no_html
+        self.display_id = opt.display_id if enabled else 0
         self.vis = None
         self.history = []
         self.order = []  # the model's visual labels, in its order (for the page)

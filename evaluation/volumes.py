@@ -15,35 +15,32 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from evaluation import metrics
 from models.reversible import padding_for
-from util import metrics
 from util.errors import UserError
-from util.util import save_image, tensor2im
+from util.util import save_image, size_text, tensor2im
 from util.volume import (from_unit, is_volume_file, list_volumes, load_volume, mid_slices, parse_patch_size,
                          save_volume, sliding_window, to_unit, volume_stem)
 
 
-def model_patch(model):
-    return getattr(model, "patch_size", None) or getattr(model, "loaded_extra", {}).get("patch_size")
-
-
-def run(opt, model, out_dir):
-    """Returns (items, rows) for the results page and metrics files."""
-    intensity = getattr(model, "intensity", None) or getattr(model, "loaded_extra", {}).get("intensity")
+def run(opt, model, domains, out_dir):
+    """Returns (items, rows) for the results page and metrics files; ``domains`` (a DomainMap) names the folders."""
+    intensity = model.volume.intensity if model.volume else None
     if not intensity:
         raise UserError(f"the checkpoint of {opt.name} holds no intensity ranges: it was not trained on volumes")
-    patch = parse_patch_size(getattr(opt, "patch_size", None) or model_patch(model) or [64])
-    multiple = getattr(model.net(model.model_names[0]), "size_multiple", 1)
+    patch = parse_patch_size(opt.patch_size or model.volume.patch_size or [64])
+    translators = model.translators()
+    first = next(iter(model.directions.values()))[0]
+    multiple = model.net(first).size_multiple
     extra = padding_for(patch, multiple)
     if any(extra):  # a larger window beats padding every window inside the generator
         rounded = tuple(p + e for p, e in zip(patch, extra))
-        print(f"note: --patch_size {'x'.join(map(str, patch))} rounded up to {'x'.join(map(str, rounded))}, the next "
-              f"multiple of {multiple} that --netG {opt.netG} needs")
+        print(f"note: --patch_size {size_text(patch)} rounded up to {size_text(rounded)}, the next multiple of "
+              f"{multiple} that --netG {model.spec.generator.netG} needs")
         patch = rounded
-    swap = opt.direction == "BtoA" and model.direction_swaps_data  # domain X reads the folder PHASE + X
-    folders = {"A": opt.phase + ("B" if swap else "A"), "B": opt.phase + ("A" if swap else "B")}
+    folders = {d: opt.phase + letter for d, letter in domains.folder.items()}
     items, rows = {}, {}
-    for label, (src, dst, fn) in model.translators().items():
+    for label, (src, dst, fn) in translators.items():
         paths = list_volumes(os.path.join(opt.dataroot, folders[src]), opt.num_test, "test " + src)
         targets = {}
         tdir = os.path.join(opt.dataroot, folders[dst])
@@ -54,7 +51,7 @@ def run(opt, model, out_dir):
             name = volume_stem(path)
             arr, img = load_volume(path)
             x = torch.from_numpy(to_unit(arr, slo, shi).astype(np.float32))[None]
-            out = sliding_window(fn, x, patch, getattr(opt, "overlap", 0.5), opt.batch_size, model.device)[0].numpy()
+            out = sliding_window(fn, x, patch, opt.overlap, opt.batch_size, model.device)[0].numpy()
             fake = from_unit(out, dlo, dhi).astype(np.float32)
             ext = ".npy" if path.endswith(".npy") else ".nii.gz"
             save_volume(fake, os.path.join(out_dir, "volumes", label, name + ext), like=img)

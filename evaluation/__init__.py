@@ -1,0 +1,41 @@
+"""Evaluation: what test.py runs on a loaded model. ``evaluate`` translates the test set (2D images in
+evaluation.images, 3D volumes by sliding windows in evaluation.volumes), writes the images or volumes, the metrics
+(evaluation.metrics: metrics.csv/json) and the results page (evaluation.report), and returns the mean metrics."""
+import os
+
+from data import create_dataset
+from data.base_dataset import DomainMap
+
+
+def domain_map(opt, model):
+    """The data folders and channel counts of ``model``'s domains (its checkpoint's channels, not the flags')."""
+    return DomainMap(opt.direction, model.spec.input_nc, model.spec.output_nc, model.direction_swaps_data)
+
+
+def evaluate(opt, model, options=None):
+    """Runs ``model`` (set up, in the mode test.py wants) on --dataroot's test data into
+    results/NAME/PHASE_EPOCH/. Returns (out_dir, page path, mean metrics)."""
+    from evaluation import images, metrics, volumes
+    from evaluation.report import write_results_page
+    out_dir = os.path.join(opt.results_dir, opt.name, f"{opt.phase}_{opt.epoch}")
+    if options is not None:
+        options.save_options(opt, out_dir, "test_opt.txt")
+    if model.dims == 3:
+        items, rows = volumes.run(opt, model, domain_map(opt, model), out_dir)
+    else:
+        items, rows = images.run(opt, model, create_dataset(opt, domain_map(opt, model)), out_dir)
+    mean = metrics.write(rows, out_dir) if rows else {}
+    page = write_results_page(out_dir, opt, items, rows, mean)
+    return out_dir, page, mean
+
+
+def summary_lines(mean, labels=("fake_B", "fake_A")):
+    """One line per translation with mean PSNR (and the copy-the-input baseline), SSIM and MAE."""
+    lines = []
+    for out in labels:
+        if f"PSNR_{out}" in mean:
+            base = mean.get(f"baseline_PSNR_{out}")
+            extra = f" (copy-the-input baseline {base:.2f} dB)" if base is not None else ""
+            lines.append(f"{out}: PSNR {mean[f'PSNR_{out}']:.2f} dB{extra}, SSIM {mean[f'SSIM_{out}']:.4f}, "
+                         f"MAE {mean[f'MAE_{out}']:.4f}")
+    return lines

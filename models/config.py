@@ -1,0 +1,166 @@
+"""What a model's networks are, as typed values: built once from the options (training) or from a checkpoint
+(test.py, --continue_train), passed by keyword to the network factories, and saved in every checkpoint.
+
+The defaults written here are the only ones: the command-line flags take theirs from these classes (a model may set
+its own with ``parser.set_defaults``, as pix2pix does for ``--netG`` and ``--norm``).
+"""
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Optional
+
+REVERSIBLE_NETG = ("revgan", "iunet")
+NETG = ("resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256") + REVERSIBLE_NETG
+NETD = ("basic", "n_layers", "pixel")
+NORMS = ("instance", "batch", "syncbatch", "none")
+INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
+COUPLINGS = ("additive", "affine")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """A generator's structure.
+
+    Args:
+        netG: architecture (see NETG).
+        ngf: filters of the first convolution (of F and G in the iUNet).
+        norm: normalization layer (see NORMS).
+        dropout: dropout in the residual/coupling bodies and the U-Net.
+        init_type, init_gain: weight initialization.
+        n_blocks: ResNet blocks or coupling blocks; None: the architecture's own (resnet_9blocks 9, resnet_6blocks 6).
+        n_downsampling: stride-2 levels of the encoder and decoder (ResNet and RevGAN generators).
+        coupling: additive or affine couplings (reversible generators).
+        use_naive: run the reversible core on plain autograd (stores activations: the memory reference).
+        tanh: a tanh on the output.
+        iunet_architecture: coupling blocks per level of the invertible U-Net, comma-separated.
+        dims: 2 for images, 3 for volumes.
+    """
+    netG: str = "resnet_9blocks"
+    ngf: int = 64
+    norm: str = "instance"
+    dropout: bool = True
+    init_type: str = "normal"
+    init_gain: float = 0.02
+    n_blocks: Optional[int] = None
+    n_downsampling: int = 2
+    coupling: str = "additive"
+    use_naive: bool = False
+    tanh: bool = True
+    iunet_architecture: str = "2,2,2,2"
+    dims: int = 2
+
+    @property
+    def reversible(self) -> bool:
+        return self.netG in REVERSIBLE_NETG
+
+    def depth(self) -> int:
+        """The number of ResNet or coupling blocks this generator has."""
+        if self.n_blocks is not None:
+            return self.n_blocks
+        return 9 if self.netG == "resnet_9blocks" else 6
+
+
+REVGAN_DEPTH = 6  # --n_blocks of the RevGAN models: the depth of the reversible core
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    """A discriminator's structure.
+
+    Args:
+        netD: basic (70x70 PatchGAN), n_layers (PatchGAN of ``n_layers`` stride-2 convolutions) or pixel (1x1).
+        ndf: filters of the first convolution.
+        n_layers: layers of the n_layers PatchGAN.
+        norm, init_type, init_gain, dims: as for the generator.
+    """
+    netD: str = "basic"
+    ndf: int = 64
+    n_layers: int = 3
+    norm: str = "instance"
+    init_type: str = "normal"
+    init_gain: float = 0.02
+    dims: int = 2
+
+
+# The checkpoint's "architecture" dict: flag names as keys (old checkpoints hold exactly these). HARD keys decide the
+# parameters' shapes (--continue_train refuses a checkpoint that differs in one); the others only change behaviour.
+HARD_KEYS = ("model", "netG", "netD", "ngf", "ndf", "n_layers_D", "input_nc", "output_nc", "norm", "n_blocks",
+             "n_downsampling", "coupling", "no_output_tanh", "dims", "iunet_architecture")
+SOFT_KEYS = ("no_dropout", "use_naive")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model's name, channel counts and network structures: everything needed to rebuild its networks.
+
+    Args:
+        model: the --model that trained it (e.g. unpaired_revgan).
+        input_nc, output_nc: channels of domain A and domain B.
+        generator, discriminator: the network structures.
+    """
+    model: str
+    input_nc: int = 3
+    output_nc: int = 3
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+
+    @property
+    def dims(self) -> int:
+        return self.generator.dims
+
+    @classmethod
+    def from_options(cls, opt, dims: int = 2) -> "ModelSpec":
+        """The spec the command line asks for. Flags a model does not define keep the defaults above."""
+        values = vars(opt)
+
+        def pick(config_cls, renames, **fixed):
+            kw = {f.name: values[renames.get(f.name, f.name)] for f in fields(config_cls)
+                  if renames.get(f.name, f.name) in values}
+            kw.update(fixed)
+            return config_cls(**kw)
+        generator = pick(GeneratorConfig, {}, dims=dims, dropout=not values.get("no_dropout", False),
+                         tanh=not values.get("no_output_tanh", False))
+        discriminator = pick(DiscriminatorConfig, {"n_layers": "n_layers_D"}, dims=dims)
+        return cls(opt.model, opt.input_nc, opt.output_nc, generator, discriminator)
+
+    def to_architecture(self) -> dict:
+        """The checkpoint's "architecture" dict (flag names as keys; None where a flag does not apply)."""
+        g, d = self.generator, self.discriminator
+        return {
+            "model": self.model, "netG": g.netG, "netD": d.netD, "ngf": g.ngf, "ndf": d.ndf, "n_layers_D": d.n_layers,
+            "input_nc": self.input_nc, "output_nc": self.output_nc, "norm": g.norm, "n_blocks": g.n_blocks,
+            "n_downsampling": g.n_downsampling, "coupling": g.coupling if g.reversible else None,
+            "no_output_tanh": not g.tanh, "dims": g.dims,
+            "iunet_architecture": g.iunet_architecture if g.netG == "iunet" else None,
+            "no_dropout": not g.dropout, "use_naive": g.use_naive if g.reversible else None,
+        }
+
+    @classmethod
+    def from_architecture(cls, arch: dict) -> "ModelSpec":
+        """The spec a checkpoint's "architecture" dict describes (missing or None entries take the defaults)."""
+        def given(key, default):
+            value = arch.get(key)
+            return default if value is None else value
+        dims = given("dims", 2)
+        norm = given("norm", GeneratorConfig.norm)
+        generator = GeneratorConfig(
+            netG=given("netG", GeneratorConfig.netG), ngf=given("ngf", GeneratorConfig.ngf), norm=norm,
+            dropout=not given("no_dropout", False), n_blocks=arch.get("n_blocks"),
+            n_downsampling=given("n_downsampling", GeneratorConfig.n_downsampling),
+            coupling=given("coupling", GeneratorConfig.coupling), use_naive=given("use_naive", False),
+            tanh=not given("no_output_tanh", False),
+            iunet_architecture=given("iunet_architecture", GeneratorConfig.iunet_architecture), dims=dims)
+        discriminator = DiscriminatorConfig(netD=given("netD", DiscriminatorConfig.netD),
+                                            ndf=given("ndf", DiscriminatorConfig.ndf),
+                                            n_layers=given("n_layers_D", DiscriminatorConfig.n_layers),
+                                            norm=norm, dims=dims)
+        return cls(arch["model"], given("input_nc", 3), given("output_nc", 3), generator, discriminator)
+
+    def differences(self, other: "ModelSpec", keys=HARD_KEYS) -> list:
+        """``(flag, mine, theirs)`` for every architecture entry in ``keys`` where the two specs differ."""
+        mine, theirs = self.to_architecture(), other.to_architecture()
+        return [(k, mine[k], theirs[k]) for k in keys if mine[k] != theirs[k]]
+
+    def with_generator(self, **changes) -> "ModelSpec":
+        return replace(self, generator=replace(self.generator, **changes))
+
+    def as_dict(self) -> dict:
+        return asdict(self)

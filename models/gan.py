@@ -1,0 +1,80 @@
+"""What the GAN models share: their generator flags, the GAN criterion, image pools and the discriminator's step."""
+import torch
+
+from models import networks
+from models.base_model import BaseModel
+from models.config import COUPLINGS, REVERSIBLE_NETG, REVGAN_DEPTH, GeneratorConfig
+from util.argtypes import NONNEG_INT
+from util.errors import UserError
+from util.image_pool import ImagePool
+
+
+def add_generator_options(parser, reversible: bool, group: str = None):
+    """The generator flags every GAN model has, and with ``reversible`` those of the RevGAN generators (whose
+    --netG then defaults to revgan). Defaults come from models.config.GeneratorConfig."""
+    g = parser.add_argument_group(group) if group else parser
+    g.add_argument("--n_downsampling", type=NONNEG_INT, default=GeneratorConfig.n_downsampling,
+                   help="stride-2 levels in the encoder/decoder (ResNet and RevGAN generators)")
+    g.add_argument("--no_output_tanh", action="store_true", help="no tanh on the generator output")
+    if reversible:
+        g.add_argument("--n_blocks", type=NONNEG_INT, default=REVGAN_DEPTH,
+                       help="depth of the reversible core (coupling blocks)")
+        g.add_argument("--coupling", default=GeneratorConfig.coupling, choices=COUPLINGS,
+                       help="coupling blocks of the core: additive (y1 = x1 + F(x2)) or affine (bounded scale)")
+        g.add_argument("--use_naive", action="store_true",
+                       help="run the core on plain autograd (stores activations; the memory reference)")
+        g.add_argument("--iunet_architecture", default=GeneratorConfig.iunet_architecture,
+                       help="--netG iunet: coupling blocks per resolution level, comma-separated")
+        parser.set_defaults(netG="revgan")
+    return parser
+
+
+def check_netG(spec, reversible: bool) -> None:
+    """RevGAN models need a reversible generator; the others cannot take one."""
+    netG = spec.generator.netG
+    if reversible and netG not in REVERSIBLE_NETG:
+        raise UserError(f"--model {spec.model} needs --netG revgan or iunet (got {netG}); for {netG} use "
+                        f"--model pix2pix or cycle_gan")
+    if not reversible and netG in REVERSIBLE_NETG:
+        raise UserError(f"--netG {netG} belongs to the RevGAN models: use --model paired_revgan or unpaired_revgan")
+
+
+class GANModel(BaseModel):
+    """A BaseModel trained adversarially: the GAN criterion, an L1 criterion, image pools of generated images for the
+    discriminators, and the discriminator's loss with a real WGAN-GP gradient penalty.
+
+    Subclasses build their networks (``make_G``/``make_D``) and call ``add_pools`` for the fakes they pool."""
+
+    def __init__(self, opt, spec):
+        super().__init__(opt, spec)
+        if self.is_train:
+            self.criterionGAN = networks.GANLoss(opt.gan_mode).to(self.device)
+            self.criterionL1 = torch.nn.L1Loss()
+
+    def make_G(self, input_nc: int, output_nc: int):
+        return networks.define_G(input_nc, output_nc, self.spec.generator)
+
+    def make_D(self, input_nc: int):
+        return networks.define_D(input_nc, self.spec.discriminator)
+
+    def add_pools(self, *names: str) -> None:
+        for name in names:
+            self.pools[name] = ImagePool(self.opt.pool_size)
+
+    def set_paired_input(self, data: dict, disc_name: str) -> None:
+        """A paired batch, for generators and a conditional discriminator ``disc_name`` seeing (A, B) channel
+        pairs."""
+        self.real_A = data["A"].to(self.device)
+        self.real_B = data["B"].to(self.device)
+        self.image_paths = data["A_paths"]
+        self.check_input(self.real_A)
+        if self.is_train:
+            self.guards.check_discriminator(disc_name, self.net(disc_name), self.spec.input_nc + self.spec.output_nc,
+                                            self.real_A.shape[2:])
+
+    def discriminator_loss(self, netD, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """``netD``'s loss on a real and a (detached) fake batch, plus the gradient penalty under wgangp."""
+        loss = 0.5 * (self.criterionGAN(netD(real), True) + self.criterionGAN(netD(fake.detach()), False))
+        if self.opt.gan_mode == "wgangp":
+            loss = loss + networks.gradient_penalty(netD, real, fake, lambda_gp=self.opt.lambda_gp)
+        return loss

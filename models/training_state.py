@@ -1,0 +1,70 @@
+"""A model's full training state: what one checkpoint holds, so that --continue_train resumes exactly.
+
+One checkpoint (``checkpoints/NAME/latest.pth`` or ``EPOCH.pth``, written by util.checkpoint) is a dict of:
+``architecture`` (models.config.ModelSpec as flag names), ``networks`` ({name: state_dict}), ``optimizers``,
+``schedulers``, ``scalers`` (fp16), ``counters`` (TrainingProgress), ``ranks`` (every torchrun process's random states
+and image pools) and ``extra`` (3D: the intensity ranges and training patch size).
+"""
+import random
+from dataclasses import asdict, dataclass
+
+import torch
+
+from util import distributed
+
+
+@dataclass
+class TrainingProgress:
+    """Where training stands: the epoch being trained (1-based), the samples seen in it and in all; train.py
+    advances it and checkpoints save it. Counts are in samples of all torchrun processes together."""
+    epoch: int = 1
+    epoch_iter: int = 0
+    total_iters: int = 0
+
+    def advance(self, samples: int) -> None:
+        self.epoch_iter += samples
+        self.total_iters += samples
+
+    def finish_epoch(self) -> None:
+        self.epoch, self.epoch_iter = self.epoch + 1, 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def load(self, counters: dict) -> None:
+        """From a checkpoint's ``counters`` (in place: train.py holds this object)."""
+        self.epoch, self.epoch_iter, self.total_iters = (counters[k] for k in ("epoch", "epoch_iter", "total_iters"))
+
+
+def rank_state(pools: dict) -> dict:
+    """This process's random states and image pools."""
+    return {"pools": {k: p.state_dict() for k, p in pools.items()},
+            "rng": {"torch": torch.get_rng_state(), "python": _py_state_to_list(random.getstate()),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
+
+
+def load_rank_state(state: dict, pools: dict, device, path: str) -> None:
+    """Restores this process's random states and image pools from a checkpoint ``state`` (read from ``path``)."""
+    ranks = state.get("ranks") or [{"pools": state.get("pools", {}), "rng": state["rng"]}]  # older checkpoints
+    rank, world = distributed.rank(), distributed.world_size()
+    if len(ranks) != world and distributed.is_main():
+        print(f"note: {path} was written by {len(ranks)} process(es), this run has {world}: the data order "
+              f"continues, but random draws (dropout, image pools) differ from an uninterrupted run")
+    mine = ranks[rank % len(ranks)]
+    for k, p in pools.items():
+        if k in mine["pools"]:
+            p.load_state_dict(mine["pools"][k], device)
+    torch.set_rng_state(mine["rng"]["torch"])
+    random.setstate(_py_state_from_list(mine["rng"]["python"]))
+    if mine["rng"]["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(mine["rng"]["cuda"])
+
+
+def _py_state_to_list(state):
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _py_state_from_list(state):
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)
