@@ -1,13 +1,34 @@
 """The entry layer shared by train.py and test.py: how errors reach the user.
 
 A mistake the user can make (util.errors.UserError, or the reversible library's ReversibleError for shapes and
-configurations it cannot run) ends in one line on stderr and exit status 2; Ctrl-C in a line and status 130. Saved
-checkpoints are untouched in both cases (they are written atomically)."""
+configurations it cannot run) ends in one line on stderr and exit status 2, and so do the failures of the machine a
+user meets: a file that cannot be written (disk full, read-only), and running out of memory. Ctrl-C ends in one
+line and status 130. Saved checkpoints are untouched in all cases (they are written atomically)."""
+import errno
 import functools
 import sys
 
+import torch
+
 from models.reversible import ReversibleError
 from util.errors import UserError, message
+
+OOM_HINT = ("lower --batch_size, --crop_size (3D: --patch_size), --ngf or --load_size; on a GPU also try --amp bf16; "
+            "checkpoints already written are kept")
+
+
+def out_of_memory(e):
+    """Whether ``e`` is an allocation failure (CUDA, or the CPU allocator's)."""
+    if isinstance(e, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    text = str(e)
+    return isinstance(e, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
+
+
+def io_error_line(e):
+    where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+    hint = ": free some space, then resume with --continue_train" if e.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    return f"cannot read or write a file{where}: {e.strerror or e}{hint}"
 
 
 def user_facing(main):
@@ -17,9 +38,16 @@ def user_facing(main):
         try:
             return main(*args, **kwargs)
         except (UserError, ReversibleError) as e:
-            print(f"error: {message(e)}", file=sys.stderr)
-            sys.exit(2)
+            line = message(e)
+        except OSError as e:
+            line = io_error_line(e)
         except KeyboardInterrupt:
             print("interrupted; checkpoints already written are kept", file=sys.stderr)
             sys.exit(130)
+        except (MemoryError, RuntimeError) as e:
+            if not out_of_memory(e):
+                raise
+            line = f"out of memory ({str(e).splitlines()[0][:160] if str(e) else type(e).__name__}): {OOM_HINT}"
+        print(f"error: {line}", file=sys.stderr)
+        sys.exit(2)
     return wrapper

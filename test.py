@@ -15,14 +15,16 @@ from options.test_options import TestOptions
 from util.checkpoint import checkpoint_path, load_checkpoint
 
 
-def checkpoint_spec(opt, checkpoint):
-    """The networks the checkpoint holds. Says which flags it overrides, and which --model it runs instead of the
-    one given (``--model test`` runs one direction of any checkpoint)."""
+def checkpoint_spec(opt, checkpoint, typed=None):
+    """The networks the checkpoint holds. Says which of the flags the user typed (``typed``: their names; None:
+    all) it overrides, and which --model it runs instead of the one given (``--model test`` runs one direction of
+    any checkpoint)."""
     spec = ModelSpec.from_architecture(checkpoint["architecture"])
     arch = spec.to_architecture()
     for key in HARD_KEYS + SOFT_KEYS:
         mine = vars(opt).get(key)
-        if key in ("model", "use_naive") or arch[key] is None or mine is None:
+        if key in ("model", "use_naive") or arch[key] is None or mine is None or (typed is not None and
+                                                                                  key not in typed):
             continue
         if mine != arch[key]:
             print(f"note: --{key} {mine} ignored: the checkpoint was trained with {arch[key]}")
@@ -38,7 +40,7 @@ def main(argv=None):
     opt = options.parse(argv)
     opt.num_threads, opt.batch_size, opt.serial_batches, opt.no_flip = 0, 1, True, True
     checkpoint = load_checkpoint(checkpoint_path(opt, opt.epoch))
-    spec = checkpoint_spec(opt, checkpoint)
+    spec = checkpoint_spec(opt, checkpoint, options.typed)
     opt.dataroot = resolve_dataroot(opt, volumes=spec.dims == 3)
     model = create_model(opt, spec)
     model.setup(opt, checkpoint)

@@ -7,17 +7,20 @@
 
 Checkpoints (full state) go to checkpoints/NAME/latest.pth and EPOCH.pth; resume with --continue_train.
 """
+import os
 import sys
 import time
 
 import torch
-from tqdm import tqdm
 
 from cli import user_facing
 from data import create_dataset, resolve_dataroot, share_intensity
 from models import create_model
 from options.train_options import TrainOptions
 from util import distributed
+from util.checkpoint import megabytes, remove_stale_temporaries, writable_folder
+from util.progress import progress as progress_bar
+from util.progress import write
 from util.util import set_seed
 from util.visualizer import Visualizer, peak_memory_mib
 
@@ -44,9 +47,20 @@ def main(argv=None):
     distributed.cleanup()
 
 
+def prepare_folder(opt):
+    """checkpoints/NAME must be writable before any training; temporaries of a save that was killed are removed."""
+    folder = os.path.join(opt.checkpoints_dir, opt.name)
+    writable_folder(folder, "--checkpoints_dir (or --name)")
+    count, freed = remove_stale_temporaries(folder)
+    if count:
+        print(f"note: removed {count} temporary file(s) of an interrupted save from {folder} ({megabytes(freed)})")
+
+
 def train(options, opt):
     main_rank = distributed.is_main()
     say = print if main_rank else (lambda *a, **k: None)
+    if main_rank:
+        prepare_folder(opt)
     opt.dataroot = resolve_dataroot(opt, volumes=opt.dataset_mode == "volume")
     set_precision(opt)
     set_seed(opt.seed)
@@ -58,7 +72,7 @@ def train(options, opt):
     model = create_model(opt)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
     if distributed.rank():
         set_seed(opt.seed + distributed.rank())  # each process its own dropout masks and image-pool draws
-    model.setup(opt)
+    model.setup(opt, typed=options.typed)
     share_intensity(dataset, model)
     if main_rank:
         options.save_options(opt, model.save_dir, "train_opt.txt")
@@ -74,7 +88,7 @@ def train(options, opt):
     def monitor():  # the reversible core's reconstruction error (rank 0), with a warning above --recon_warn
         recon = model.reconstruction_error() if main_rank else None
         if recon is not None and not recon <= opt.recon_warn:
-            tqdm.write(f"warning: the reversible core's relative reconstruction error {recon:.3e} exceeds "
+            write(f"warning: the reversible core's relative reconstruction error {recon:.3e} exceeds "
                        f"--recon_warn {opt.recon_warn:g}: its recomputed activations, and so the gradients, drift "
                        f"(use --amp bf16 or none instead of fp16, or a lower --lr)", file=sys.stderr)
         return recon
@@ -83,12 +97,12 @@ def train(options, opt):
     if progress.epoch > n_last:
         say(f"already trained to epoch {progress.epoch - 1}; raise --n_epochs/--n_epochs_decay to go on")
         return
-    for epoch in tqdm(range(progress.epoch, n_last + 1), desc="epochs", initial=progress.epoch - opt.epoch_count,
-                      total=n_last - opt.epoch_count + 1, position=0, file=sys.stdout, disable=not main_rank):
+    for epoch in progress_bar(range(progress.epoch, n_last + 1), "epochs", initial=progress.epoch - opt.epoch_count,
+                              total=n_last - opt.epoch_count + 1, disable=not main_rank, quiet_in_logs=True):
         dataset.set_epoch(epoch, progress.epoch_iter)
         epoch_losses, t_data0, shown, plotted = [], time.time(), False, False
-        bar = tqdm(dataset, desc=f"epoch {epoch}", leave=False, position=1, file=sys.stdout,
-                   total=dataset.batches_left(), disable=not main_rank)
+        bar = progress_bar(dataset, f"epoch {epoch}", leave=False, position=1, total=dataset.batches_left(),
+                           disable=not main_rank)
         for data in bar:
             t_data = time.time() - t_data0
             t0 = time.time()
@@ -104,7 +118,7 @@ def train(options, opt):
                 msg = visualizer.print_current_losses(epoch, progress.epoch_iter, progress.total_iters, losses,
                                                       (time.time() - t0) / n, t_data, recon)
                 if main_rank:
-                    bar.write(msg)
+                    write(msg)
                 plot(epoch - 1 + progress.epoch_iter / steps_per_epoch, losses, recon)
                 plotted = True
             if crossed(progress.total_iters, n, opt.display_freq):
@@ -127,7 +141,7 @@ def train(options, opt):
         if epoch % opt.save_epoch_freq == 0 or epoch == n_last:
             model.save(epoch)
         if main_rank:
-            tqdm.write(f"end of epoch {epoch} / {n_last}: mean generator loss {mean_loss:.4f}, learning rate "
+            write(f"end of epoch {epoch} / {n_last}: mean generator loss {mean_loss:.4f}, learning rate "
                        f"{lr:.7f}")
     say(f"checkpoints are in {model.save_dir}" + ("" if opt.no_html else
                                                   f"; training page: {visualizer.web_dir}/index.html"))

@@ -8,11 +8,14 @@ from util.errors import UserError
 
 
 class AlignedDataset(BaseDataset):
+    pairing = "aligned"
+
     def __init__(self, opt, domains=None):
         super().__init__(opt, domains)
         combined = os.path.join(opt.dataroot, opt.phase)
         if os.path.isdir(combined):
             self.pairs = [(p, None) for p in make_dataset(combined, opt.max_dataset_size, "aligned")]
+            self.note_conversions([p for p, _ in self.pairs], "A", combined)
         else:
             dir_a, dir_b = self.folder("A"), self.folder("B")
             if not (os.path.isdir(dir_a) and os.path.isdir(dir_b)):
@@ -25,6 +28,8 @@ class AlignedDataset(BaseDataset):
                                 f"unpaired data")
             n = int(min(opt.max_dataset_size, len(paths_a)))
             self.pairs = list(zip(paths_a, paths_b))[:n]
+            self.note_conversions(paths_a[:n], "A", dir_a)
+            self.note_conversions(paths_b[:n], "B", dir_b)
 
     def _load(self, index):
         path_a, path_b = self.pairs[index]

@@ -9,6 +9,7 @@ import os
 import torch
 import torch.nn.functional as F
 
+from util import distributed
 from util.errors import UserError
 
 
@@ -51,6 +52,10 @@ class BaseDataset(torch.utils.data.Dataset):
     """A dataset of items {"A": tensor, "B": tensor, "A_paths": path, ...} keyed by the model's domains
     (see DomainMap)."""
     volumes = False  # 3D volumes (VolumeDataset) rather than 2D images
+    # how an item's B relates to its A: "aligned" (a real pair), "by name" (files of the same name: a real pair) or
+    # None (unpaired: B is no reference for a translation of A)
+    pairing = None
+    two_domains = True  # items hold A and B (SingleDataset: A only)
 
     def __init__(self, opt, domains: DomainMap = None):
         self.opt = opt
@@ -64,6 +69,13 @@ class BaseDataset(torch.utils.data.Dataset):
 
     def channels(self, side: str) -> int:
         return self.domains.side_channels(side)
+
+    def note_conversions(self, paths, side: str, folder: str) -> None:
+        """Says once (rank 0) how many images of ``side`` get converted to its channel count."""
+        from data.image_folder import note_conversions
+        if distributed.is_main():
+            flag = "--input_nc" if self.domains.side[side] == "A" else "--output_nc"
+            note_conversions(paths, self.channels(side), flag, folder)
 
     @staticmethod
     def modify_commandline_options(parser, is_train):

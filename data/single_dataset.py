@@ -7,6 +7,8 @@ from data.image_folder import is_image_file, load_image, make_dataset
 
 
 class SingleDataset(BaseDataset):
+    two_domains = False
+
     def __init__(self, opt, domains=None):
         super().__init__(opt, domains)
         folder = opt.dataroot
@@ -14,6 +16,7 @@ class SingleDataset(BaseDataset):
         if not has_images:
             folder = self.folder("A")
         self.paths = make_dataset(folder, opt.max_dataset_size, "input")
+        self.note_conversions(self.paths, "A", folder)
 
     def __getitem__(self, index):
         path = self.paths[index]

@@ -1,4 +1,6 @@
 """Unpaired images: ``dataroot/PHASEA`` and ``dataroot/PHASEB``; B is drawn at random unless --serial_batches."""
+import os
+
 import torch
 
 from data.base_dataset import BaseDataset, get_params, transform
@@ -10,6 +12,10 @@ class UnalignedDataset(BaseDataset):
         super().__init__(opt, domains)
         self.paths_a = make_dataset(self.folder("A"), opt.max_dataset_size, "A")
         self.paths_b = make_dataset(self.folder("B"), opt.max_dataset_size, "B")
+        stems = [[os.path.splitext(os.path.basename(p))[0] for p in paths] for paths in (self.paths_a, self.paths_b)]
+        self.pairing = "by name" if stems[0] == stems[1] else None  # testA/x.png and testB/x.png: a real pair
+        self.note_conversions(self.paths_a, "A", self.folder("A"))
+        self.note_conversions(self.paths_b, "B", self.folder("B"))
 
     def __getitem__(self, index):
         gen = self.rng(index)

@@ -2,20 +2,26 @@
 them), and MAE, PSNR and SSIM of each translation against its target where the dataset has one, beside the
 copy-the-input baseline."""
 import os
-import sys
 
-from tqdm import tqdm
 
 from evaluation import metrics
+from util.progress import progress
 from util.util import save_image, tensor2im, to01
 
 
 def run(opt, model, dataset, out_dir):
-    """Returns (items, rows): per item its name and saved images, and its metrics where targets exist."""
+    """Returns (items, rows): per item its name and saved images, and its metrics where the dataset holds real pairs
+    (aligned data, or testA/testB files of the same names)."""
     rows, items = [], []
-    translators = model.translators()
+    pairing = dataset.dataset.pairing
+    translators = model.translators() if pairing else {}
+    if pairing == "by name":
+        print("metrics: testA and testB images are paired by file name")
+    elif dataset.dataset.two_domains:
+        print("no reference metrics: testA and testB are not paired by file name (unpaired test data), so no output "
+              "has a true target; the images are saved")
     total = min(len(dataset), opt.num_test)
-    for i, data in enumerate(tqdm(dataset, total=total, desc="test", file=sys.stdout)):
+    for i, data in enumerate(progress(dataset, "test", total=total)):
         if i >= opt.num_test:
             break
         model.set_input(data)

@@ -25,7 +25,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from models.config import HARD_KEYS, ModelSpec
 from models.guards import InputGuards
-from models.networks import Generator, get_scheduler
+from models.networks import Generator
+from models.schedule import check_positive_rate, make_scheduler, resolve_on_resume, restore, saved_schedule
 from models.precision import Precision
 from models.training_state import TrainingProgress, load_rank_state, rank_state
 from models.volume import VolumeMeta
@@ -67,10 +68,20 @@ class BaseModel:
         self.optimizers, self.schedulers, self.pools = [], [], {}
         self.progress = TrainingProgress(epoch=opt.epoch_count if self.is_train else 1)
         self.precision = Precision(opt.amp if self.is_train else "none", self.device)
-        self.guards = InputGuards(spec.dims, spec.generator.netG, spec.discriminator.netD)
+        self.guards = InputGuards(spec.dims, spec.generator.netG, spec.discriminator.netD, self._nan_hint())
         self.volume = VolumeMeta(patch_size=opt.patch_size if self.is_train else None) if self.dims == 3 else None
         self.image_paths = []
         self.real_A = None
+
+    def _nan_hint(self) -> str:
+        if not self.is_train:
+            return ""
+        hints = [f"try a lower --lr than {self.opt.lr:g}"]
+        if self.opt.amp == "fp16":
+            hints.append("--amp bf16 (float16's range is narrow)")
+        if self.opt.gan_mode != "lsgan":
+            hints.append("--gan_mode lsgan")
+        return ", or ".join(hints)
 
     # -- what a model builds with ---------------------------------------------------------------------------------
     def add_network(self, name: str, net: torch.nn.Module) -> torch.nn.Module:
@@ -111,8 +122,10 @@ class BaseModel:
                 p.requires_grad = requires_grad
 
     def check_input(self, x: torch.Tensor, direction: str = "AtoB") -> None:
-        """Notes (once) when the generator of ``direction`` will pad ``x``."""
-        self.guards.note_padding(self.net(self.directions[direction][0]), x)
+        """Refuses an ``x`` too small for the generator of ``direction``; notes (once) when it will be padded."""
+        name, call = self.directions[direction]
+        self.guards.check_generator(self.net(name), call, x.shape[1], x.shape[2:])
+        self.guards.note_padding(self.net(name), x)
 
     def check_losses_finite(self, names) -> None:
         self.guards.check_finite({n: getattr(self, "loss_" + n) for n in names}, self.progress)
@@ -131,20 +144,29 @@ class BaseModel:
         raise NotImplementedError
 
     # -- set-up --------------------------------------------------------------------------------------------------------
-    def setup(self, opt, checkpoint=None) -> None:
+    def setup(self, opt, checkpoint=None, typed=frozenset()) -> None:
         """Schedulers for training; the networks (and for --continue_train the whole training state) from
         ``checkpoint``, or read from --epoch when testing or resuming; then --compile and, under torchrun,
-        DistributedDataParallel."""
+        DistributedDataParallel. ``typed``: the flags the user typed (a resumed run keeps the checkpoint's schedule
+        for the others)."""
+        path = checkpoint_path(opt, opt.epoch)
+        resuming = self.is_train and opt.continue_train
+        if checkpoint is None and (resuming or not self.is_train):
+            if resuming and not os.path.isfile(path):
+                raise UserError(f"--continue_train: no checkpoint {path} (drop --continue_train to start fresh, "
+                                f"or pick an existing --epoch)")
+            checkpoint = load_checkpoint(path)
+        changed = {}
+        if resuming:
+            say = print if distributed.is_main() else (lambda *a, **k: None)
+            changed = resolve_on_resume(opt, typed, checkpoint.get("schedule"), checkpoint["counters"]["epoch"], say)
         if self.is_train:
-            self.schedulers = [get_scheduler(o, opt) for o in self.optimizers]
-        if checkpoint is not None or not self.is_train or opt.continue_train:
-            path = checkpoint_path(opt, opt.epoch)
-            if checkpoint is None:
-                if self.is_train and not os.path.isfile(path):
-                    raise UserError(f"--continue_train: no checkpoint {path} (drop --continue_train to start fresh, "
-                                    f"or pick an existing --epoch)")
-                checkpoint = load_checkpoint(path)
-            self.load_state(checkpoint, path)
+            self.schedulers = [make_scheduler(o, opt) for o in self.optimizers]
+        if checkpoint is not None:
+            self.load_state(checkpoint, path, changed)
+        if self.is_train:
+            check_positive_rate(self.optimizers, self.progress.epoch,
+                                opt.n_epochs + opt.n_epochs_decay + opt.epoch_count - 1)
         if self.is_train and opt.compile:
             for name in self.model_names:
                 net = self.net(name)
@@ -232,6 +254,7 @@ class BaseModel:
             "counters": self.progress.as_dict(),
             "ranks": distributed.gather(rank_state(self.pools)),
             "extra": self.volume.state() if self.volume else {},
+            "schedule": saved_schedule(self.opt) if self.is_train else None,
         }
 
     def save(self, tag) -> None:
@@ -241,9 +264,10 @@ class BaseModel:
         if distributed.is_main():
             save_checkpoint(state, checkpoint_path(self.opt, tag))
 
-    def load_state(self, state: dict, path: str) -> None:
+    def load_state(self, state: dict, path: str, changed=None) -> None:
         """Restores the networks from checkpoint ``state`` (read from ``path``); for training also the optimizers,
-        schedulers, scalers, progress, random states and image pools."""
+        schedulers (with the schedule flags ``changed`` on resume: {flag: (old, new)}), scalers, progress, random
+        states and image pools."""
         if self.is_train:
             diff = self.spec.differences(ModelSpec.from_architecture(state["architecture"]), HARD_KEYS)
             if diff:
@@ -264,14 +288,9 @@ class BaseModel:
             for o, s in zip(self.optimizers, state["optimizers"]):
                 o.load_state_dict(s)
             for sch, s in zip(self.schedulers, state["schedulers"]):
-                sch.load_state_dict(s)
-                if isinstance(sch, torch.optim.lr_scheduler.LambdaLR):  # --lr_policy linear: the schedule of the
-                    # current --n_epochs/--n_epochs_decay (raised to train on), not the saved learning rate
-                    for group, base, rule in zip(sch.optimizer.param_groups, sch.base_lrs, sch.lr_lambdas):
-                        group["lr"] = base * rule(sch.last_epoch)
+                restore(sch, s, changed or {}, self.opt)
             self.precision.load_state_dicts(self.optimizers, state.get("scalers", []))
             self.progress.load(state["counters"])
             load_rank_state(state, self.pools, self.device, path)
         if distributed.is_main():
-            print(f"loaded {path} (epoch {state['counters']['epoch']}, total_iters "
-                  f"{state['counters']['total_iters']})")
+            print(f"loaded {path} ({TrainingProgress(**state['counters']).describe()})")

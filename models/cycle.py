@@ -2,15 +2,15 @@
 directions, cycle-consistency (A -> B -> A and B -> A -> B) and identity losses. Used by cycle_gan (two generators)
 and unpaired_revgan (one reversible generator)."""
 from models.gan import GANModel, add_generator_options
-from util.argtypes import WEIGHT
+from util.argtypes import WEIGHT, model_group
 
 
-def add_cycle_options(parser, is_train: bool, reversible: bool, group: str):
-    """The flags of a cycle model (shown under ``group`` in --help): its generator's and the cycle losses'."""
-    add_generator_options(parser, reversible, group)
+def add_cycle_options(parser, is_train: bool, reversible: bool):
+    """The flags of a cycle model: its generator's and the cycle losses'."""
+    add_generator_options(parser, reversible)
     parser.set_defaults(no_dropout=True, dataset_mode="unaligned")
     if is_train:
-        g = parser.add_argument_group(group)
+        g = model_group(parser)
         g.add_argument("--lambda_A", type=WEIGHT, default=10.0, help="weight of cycle loss A -> B -> A")
         g.add_argument("--lambda_B", type=WEIGHT, default=10.0, help="weight of cycle loss B -> A -> B")
         g.add_argument("--lambda_identity", type=WEIGHT, default=0.5,

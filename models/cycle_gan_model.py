@@ -9,7 +9,7 @@ class CycleGANModel(CycleModel):
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
-        return add_cycle_options(parser, is_train, reversible=False, group="cycle_gan")
+        return add_cycle_options(parser, is_train, reversible=False)
 
     def __init__(self, opt, spec):
         super().__init__(opt, spec)

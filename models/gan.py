@@ -4,15 +4,15 @@ import torch
 from models import networks
 from models.base_model import BaseModel
 from models.config import COUPLINGS, REVERSIBLE_NETG, REVGAN_DEPTH, GeneratorConfig
-from util.argtypes import NONNEG_INT
+from util.argtypes import NONNEG_INT, model_group
 from util.errors import UserError
 from util.image_pool import ImagePool
 
 
-def add_generator_options(parser, reversible: bool, group: str = None):
+def add_generator_options(parser, reversible: bool):
     """The generator flags every GAN model has, and with ``reversible`` those of the RevGAN generators (whose
     --netG then defaults to revgan). Defaults come from models.config.GeneratorConfig."""
-    g = parser.add_argument_group(group) if group else parser
+    g = model_group(parser)
     g.add_argument("--n_downsampling", type=NONNEG_INT, default=GeneratorConfig.n_downsampling,
                    help="stride-2 levels in the encoder/decoder (ResNet and RevGAN generators)")
     g.add_argument("--no_output_tanh", action="store_true", help="no tanh on the generator output")

@@ -2,12 +2,30 @@
 import copy
 
 import torch
-from tqdm import tqdm
 
 from models.reversible import padding_for
 from util import distributed
 from util.errors import UserError
+from util.progress import write
 from util.util import size_text
+
+
+def meta_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``module`` on the meta device (shapes only; the weights are not copied)."""
+    memo = {}
+    for t in list(module.parameters()) + list(module.buffers()):
+        meta = torch.empty_like(t, device="meta")
+        memo[id(t)] = torch.nn.Parameter(meta, t.requires_grad) if isinstance(t, torch.nn.Parameter) else meta
+    return copy.deepcopy(module, memo)
+
+
+def _dry_run(net, shape, direction) -> bool:
+    try:
+        with torch.no_grad():
+            net(torch.empty(shape, device="meta"), direction)  # the module's own forward: never a compiled one
+        return True
+    except (RuntimeError, ValueError):  # ValueError: a norm layer left with a single element
+        return False
 
 
 class InputGuards:
@@ -17,10 +35,11 @@ class InputGuards:
     Args:
         dims: 2 or 3 (the wording of messages: images or patches).
         netG, netD: the flag values named in messages.
+        nan_hint: what to try when a loss is not finite.
     """
 
-    def __init__(self, dims: int, netG: str, netD: str):
-        self.dims, self.netG, self.netD = dims, netG, netD
+    def __init__(self, dims: int, netG: str, netD: str, nan_hint: str = "try a lower --lr"):
+        self.dims, self.netG, self.netD, self.nan_hint = dims, netG, netD, nan_hint
         self._checked = set()
         self._padding_noted = False
 
@@ -34,9 +53,32 @@ class InputGuards:
         self._padding_noted = True
         if distributed.is_main():
             padded = tuple(s + e for s, e in zip(spatial, extra))
-            tqdm.write(f"note: --netG {self.netG} needs sizes that are multiples of {generator.size_multiple}: "
+            write(f"note: --netG {self.netG} needs sizes that are multiples of {generator.size_multiple}: "
                        f"inputs of {size_text(spatial)} are reflection-padded to {size_text(padded)} and its outputs "
                        f"cropped back (shown once)")
+
+    def check_generator(self, generator, direction: str, channels: int, spatial) -> None:
+        """Refuses an input size that ``generator`` cannot translate (e.g. its downsamplings would leave a norm layer
+        a single element), found by a dry run on the meta device before any compute; says the smallest size that
+        works."""
+        key = ("G", id(generator), direction, channels, tuple(spatial))
+        if key in self._checked:
+            return
+        probe = meta_copy(generator)
+        runs = lambda size: _dry_run(probe, (1, channels) + tuple(size), direction)  # noqa: E731
+        if not runs(spatial) and runs([256] * len(spatial)):  # (a failing probe of a large size proves nothing)
+            step = max(generator.size_multiple) if isinstance(generator.size_multiple, tuple) else \
+                generator.size_multiple
+            smallest = next((s for s in range(step, 1025, step) if runs([max(s, n) for n in spatial])), None)
+            what = "patches" if self.dims == 3 else "images"
+            need = f"; it needs at least {smallest} {'voxels' if self.dims == 3 else 'pixels'} per side" \
+                if smallest else ""
+            raise UserError(f"{what} of {size_text(spatial)} are too small for --netG {self.netG}{need}: use larger "
+                            f"{what}, or a --preprocess that resizes them (resize_and_crop with a larger --load_size "
+                            f"and --crop_size)" if self.dims == 2 else
+                            f"{what} of {size_text(spatial)} are too small for --netG {self.netG}{need}: use a larger "
+                            f"--patch_size")
+        self._checked.add(key)
 
     def check_discriminator(self, name: str, netD: torch.nn.Module, channels: int, spatial) -> None:
         """Refuses an input size that ``netD`` would shrink to nothing (a dry run on the meta device: no compute)."""
@@ -45,8 +87,7 @@ class InputGuards:
             return
         try:
             with torch.no_grad():
-                probe = copy.deepcopy(netD).to("meta")
-                out = probe.forward(torch.empty((1, channels) + tuple(spatial), device="meta"))  # never compiled
+                out = meta_copy(netD).forward(torch.empty((1, channels) + tuple(spatial), device="meta"))
             ok = all(s > 0 for s in out.shape[2:])
         except (RuntimeError, ValueError):  # ValueError: a norm layer left with a single element
             ok = False
@@ -56,12 +97,10 @@ class InputGuards:
                             f"a smaller --n_layers_D with --netD n_layers, or --netD pixel")
         self._checked.add(key)
 
-    @staticmethod
-    def check_finite(losses: dict, progress) -> None:
+    def check_finite(self, losses: dict, progress) -> None:
         """Stops training on the first of ``losses`` ({name: tensor}) that is NaN or infinite."""
         for name, value in losses.items():
             if not torch.isfinite(value).all():
                 raise UserError(
                     f"loss {name} became {float(value.detach())} at epoch {progress.epoch}, total_iters "
-                    f"{progress.total_iters}; training stopped, the last good checkpoint is kept "
-                    f"(try a lower --lr, or --gan_mode lsgan)")
+                    f"{progress.total_iters}; training stopped, the last good checkpoint is kept ({self.nan_hint})")

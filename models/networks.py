@@ -5,7 +5,6 @@ import functools
 import torch
 from torch import nn
 from torch.nn import init
-from torch.optim import lr_scheduler
 
 from models.config import DiscriminatorConfig, GeneratorConfig
 from models.reversible import (AdditiveCoupling, AffineCoupling, InvertibleUNet, ReversibleSequence,
@@ -49,7 +48,7 @@ def _uses_bias(norm_layer):
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# initialization and schedulers
+# initialization
 def init_weights(net, init_type="normal", init_gain=0.02):
     def init_func(m):
         name = m.__class__.__name__
@@ -71,23 +70,6 @@ def init_weights(net, init_type="normal", init_gain=0.02):
             init.constant_(m.bias, 0.0)
     net.apply(init_func)
     return net
-
-
-def get_scheduler(optimizer, opt):
-    """linear: constant for n_epochs then linear to zero over n_epochs_decay; step: x0.1 every lr_decay_iters
-    epochs; plateau: x0.2 when the epoch's mean generator loss stops improving (stepped with that value);
-    cosine: cosine annealing over all epochs."""
-    if opt.lr_policy == "linear":
-        def rule(epoch):
-            return 1.0 - max(0, epoch + opt.epoch_count - opt.n_epochs) / float(opt.n_epochs_decay + 1)
-        return lr_scheduler.LambdaLR(optimizer, lr_lambda=rule)
-    if opt.lr_policy == "step":
-        return lr_scheduler.StepLR(optimizer, step_size=opt.lr_decay_iters, gamma=0.1)
-    if opt.lr_policy == "plateau":
-        return lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.2, threshold=0.01, patience=5)
-    if opt.lr_policy == "cosine":
-        return lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, opt.n_epochs + opt.n_epochs_decay), eta_min=0)
-    raise UserError(f"unknown --lr_policy {opt.lr_policy!r}; valid: linear, step, plateau, cosine")
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ discriminators D_A (judges A->B on (A, B) pairs) and D_B (judges B->A on (B, A) 
 import torch
 
 from models.gan import GANModel, add_generator_options, check_netG
-from util.argtypes import WEIGHT
+from util.argtypes import WEIGHT, model_group
 
 
 class PairedRevGANModel(GANModel):
@@ -13,11 +13,11 @@ class PairedRevGANModel(GANModel):
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
-        add_generator_options(parser, reversible=True, group="paired_revgan")
+        add_generator_options(parser, reversible=True)
         parser.set_defaults(dataset_mode="aligned")
         if is_train:
             parser.set_defaults(pool_size=0)
-            parser.add_argument_group("paired_revgan").add_argument(
+            model_group(parser).add_argument(
                 "--lambda_L1", type=WEIGHT, default=100.0, help="weight of the L1 losses")
         return parser
 

@@ -5,7 +5,7 @@ and the directions; build networks and optimizers in __init__; define set_input,
 import torch
 
 from models.gan import GANModel, add_generator_options, check_netG
-from util.argtypes import WEIGHT
+from util.argtypes import WEIGHT, model_group
 
 
 class Pix2PixModel(GANModel):
@@ -16,11 +16,10 @@ class Pix2PixModel(GANModel):
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
         parser.set_defaults(norm="batch", netG="unet_256", dataset_mode="aligned")
-        add_generator_options(parser, reversible=False, group="pix2pix")
+        add_generator_options(parser, reversible=False)
         if is_train:
             parser.set_defaults(pool_size=0, gan_mode="vanilla")
-            parser.add_argument_group("pix2pix").add_argument("--lambda_L1", type=WEIGHT, default=100.0,
-                                                              help="weight of the L1 loss")
+            model_group(parser).add_argument("--lambda_L1", type=WEIGHT, default=100.0, help="weight of the L1 loss")
         return parser
 
     def __init__(self, opt, spec):

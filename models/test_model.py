@@ -7,7 +7,7 @@ from models import find_model_using_name
 from models.base_model import BaseModel
 from models.gan import add_generator_options
 from models.networks import define_G
-from util.argtypes import BELOW_ONE, COUNT
+from util.argtypes import BELOW_ONE, COUNT, model_group
 from util.errors import UserError
 
 
@@ -20,14 +20,14 @@ class TestModel(BaseModel):
             raise UserError("--model test is for test.py; train with pix2pix, cycle_gan, paired_revgan or "
                             "unpaired_revgan")
         parser.set_defaults(dataset_mode="single")
-        add_generator_options(parser, reversible=True, group="test (architecture flags are taken from the checkpoint)")
+        add_generator_options(parser, reversible=True)
         parser.set_defaults(netG="resnet_9blocks")
-        group = parser.add_argument_group("test")
+        group = model_group(parser)
         group.add_argument("--model_suffix", default="", choices=["", "_A", "_B"],
                            help="CycleGAN's name for the direction: _A runs G_A (A->B, --direction AtoB), _B runs "
                                 "G_B (B->A, --direction BtoA)")
         group.add_argument("--patch_size", type=COUNT, nargs="+", default=None,
-                           help="3D checkpoints: sliding-window patch (default: the training patch)")
+                           help="3D checkpoints: sliding-window patch (None: the training patch)")
         group.add_argument("--overlap", type=BELOW_ONE, default=0.5,
                            help="3D checkpoints: sliding-window overlap (0 to <1)")
         return parser

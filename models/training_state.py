@@ -28,6 +28,13 @@ class TrainingProgress:
     def finish_epoch(self) -> None:
         self.epoch, self.epoch_iter = self.epoch + 1, 0
 
+    def describe(self) -> str:
+        """What was trained, as a user counts it: "trained 15 epochs (4500 images)"."""
+        done = f"trained {self.epoch - 1} epoch{'s' if self.epoch != 2 else ''}"
+        if self.epoch_iter:
+            done += f" and {self.epoch_iter} images of epoch {self.epoch}"
+        return f"{done}; {self.total_iters} images in all"
+
     def as_dict(self) -> dict:
         return asdict(self)
 

@@ -9,7 +9,7 @@ class UnpairedRevGANModel(CycleModel):
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
-        return add_cycle_options(parser, is_train, reversible=True, group="unpaired_revgan")
+        return add_cycle_options(parser, is_train, reversible=True)
 
     def __init__(self, opt, spec):
         super().__init__(opt, spec)

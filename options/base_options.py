@@ -1,6 +1,8 @@
 """Options shared by train.py and test.py, with the pytorch-CycleGAN-and-pix2pix flag names."""
 import argparse
+import difflib
 import os
+import re
 import sys
 
 import torch
@@ -29,6 +31,100 @@ def translate_deprecated(argv, stream=None):
             arg = DEPRECATED[name] + eq + value
         out.append(arg)
     return out
+
+
+_UNSET = object()
+
+
+def _given(argv, flag):
+    """The value of ``flag`` in ``argv`` (``--flag v`` or ``--flag=v``), or None."""
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with short errors: the message first, a did-you-mean for a mistyped flag (or the models a flag
+    belongs to), and where to find the flags; no usage dump. Exit status 2, as argparse's."""
+
+    def __init__(self, *args, is_train=False, model=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.is_train, self.model = is_train, model
+
+    def flags(self):
+        return [s for a in self._actions for s in a.option_strings if s.startswith("--")]
+
+    def error(self, message):
+        """One line: what is wrong, a did-you-mean (or which models own a flag), and where all flags are listed."""
+        hints = []
+        unknown = re.match(r"unrecognized arguments: (.*)", message)
+        for token in (unknown.group(1).split() if unknown else []):
+            if not token.startswith("--"):
+                continue
+            flag = token.split("=", 1)[0]
+            others = model_flags(self.is_train)
+            owners = [m for m, flags in others.items() if flag in flags]
+            close = _closest(flag, self.flags())
+            elsewhere = _closest(flag, {f for flags in others.values() for f in flags})
+            if owners:
+                hints.append(f"{flag} belongs to --model {', '.join(owners)}")
+            elif close:
+                hints.append(f"did you mean {close}?")
+            elif elsewhere:
+                hints.append(f"did you mean {elsewhere} (a flag of --model "
+                             f"{', '.join(m for m, flags in others.items() if elsewhere in flags)})?")
+        script = "train.py" if self.is_train else "test.py"
+        model = self.model if self.model in models.available_models() else "MODEL"
+        hints.append(f"all flags: python {script} --model {model} --help")
+        print(f"error: {message}; " + "; ".join(hints), file=sys.stderr)
+        sys.exit(2)
+
+
+def _closest(flag, candidates):
+    """The candidate closest to ``flag`` (ignoring case), or None."""
+    lower = {c.lower(): c for c in candidates}
+    match = difflib.get_close_matches(flag.lower(), list(lower), n=1, cutoff=0.75)
+    return lower[match[0]] if match else None
+
+
+def model_flags(is_train):
+    """{model: the flags it adds}, for the error of a flag given to the wrong model."""
+    out = {}
+    for name in models.available_models():
+        probe = argparse.ArgumentParser(add_help=False)
+        try:
+            models.get_option_setter(name)(probe, is_train)
+        except UserError:  # --model test refuses training
+            continue
+        out[name] = {s for a in probe._actions for s in a.option_strings}
+    return out
+
+
+def available_memory():
+    """Bytes of memory available to this process (Linux: MemAvailable), or None when unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_resize_memory(opt):
+    """Refuses a --load_size whose resized images cannot fit in memory (before any data is read)."""
+    if opt.dataset_mode == "volume" or opt.preprocess in ("crop", "none"):
+        return
+    need = opt.load_size ** 2 * 3 * 4 * 3  # float32 RGB, with the resize's temporaries
+    free = available_memory()
+    if free is not None and need > free:
+        raise UserError(f"--load_size {opt.load_size}: resizing an image to {opt.load_size}x{opt.load_size} needs "
+                        f"about {need / 2 ** 30:.0f} GB of memory, more than the {free / 2 ** 30:.0f} GB available: "
+                        f"use a smaller --load_size")
 
 
 class BaseOptions:
@@ -68,17 +164,20 @@ class BaseOptions:
         # data
         parser.add_argument("--dataset_mode", default="unaligned", choices=data.available_datasets(),
                             help="how datasets are loaded")
-        parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
+        parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
+                            help="BtoA swaps the domains (the model's A reads the B images); for --model test: the "
+                                 "direction to run")
         parser.add_argument("--serial_batches", action="store_true",
                             help="take images in order (otherwise shuffled, and B drawn at random if unaligned)")
         parser.add_argument("--num_threads", type=NONNEG_INT, default=4, help="data-loading worker processes")
-        parser.add_argument("--batch_size", type=COUNT, default=1)
+        parser.add_argument("--batch_size", type=COUNT, default=1, help="images (or patches) per step and process")
         parser.add_argument("--load_size", type=COUNT, default=286, help="scale images to this size")
         parser.add_argument("--crop_size", type=COUNT, default=256, help="then crop to this size")
         parser.add_argument("--max_dataset_size", type=COUNT, default=float("inf"),
                             help="use at most this many samples")
         parser.add_argument("--preprocess", default="resize_and_crop",
-                            choices=["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"])
+                            choices=["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"],
+                            help="resize to --load_size and/or crop to --crop_size; none keeps every image's size")
         parser.add_argument("--no_flip", action="store_true", help="no random horizontal flips")
         parser.add_argument("--display_winsize", type=COUNT, default=256, help="image size shown in HTML pages")
         # misc
@@ -88,15 +187,27 @@ class BaseOptions:
         return parser
 
     def gather_options(self, argv=None):
+        """The base flags, then those of --model and of --dataset_mode (each in its own --help section); --help
+        shows them all once --model (and --dataset_mode) are known. Records which flags were typed in
+        ``self.typed``."""
         argv = translate_deprecated(list(sys.argv[1:] if argv is None else argv))
-        parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                         description="RevGAN " + ("training" if self.is_train else "testing"))
+        script = "train.py" if self.is_train else "test.py"
+        parser = ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter, add_help=False,
+                                usage=f"python {script} --dataroot DIR --name NAME --model MODEL [flags]",
+                                description="RevGAN " + ("training" if self.is_train else "testing")
+                                + ": the flags below depend on --model and --dataset_mode",
+                                is_train=self.is_train, model=_given(argv, "--model"))
         parser = self.initialize(parser)
         opt, _ = parser.parse_known_args(argv)
+        parser.model = opt.model
         parser = models.get_option_setter(opt.model)(parser, self.is_train)
         opt, _ = parser.parse_known_args(argv)
-        parser = data.get_option_setter(opt.dataset_mode)(parser, self.is_train)
+        group = parser.add_argument_group(f"--dataset_mode {opt.dataset_mode}")
+        data.get_option_setter(opt.dataset_mode)(group, self.is_train)
+        parser.add_argument("-h", "--help", action="help", help="show the flags of this --model and --dataset_mode")
         self.parser = parser
+        unset = argparse.Namespace(**{a.dest: _UNSET for a in parser._actions if a.dest != "help"})
+        self.typed = {k for k, v in vars(parser.parse_args(argv, namespace=unset)).items() if v is not _UNSET}
         return parser.parse_args(argv)
 
     def parse(self, argv=None):
@@ -110,12 +221,19 @@ class BaseOptions:
             raise UserError(f"--gpu_ids {opt.gpu_ids}: give GPU numbers separated by commas (0  or  0,1), or -1 for "
                             f"the CPU") from None
         opt.gpu_ids = [i for i in ids if i >= 0]
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if opt.num_threads > cores:  # more loader processes than cores only slows down (and torch warns)
+            if "num_threads" in self.typed:
+                print(f"note: --num_threads {opt.num_threads}: this machine has {cores} cores; using {cores}",
+                      file=sys.stderr)
+            opt.num_threads = cores
         if opt.gpu_ids and not torch.cuda.is_available():
             print("note: no GPU found; running on the CPU (pass --gpu_ids -1 to silence this)", file=sys.stderr)
             opt.gpu_ids = []
         elif opt.gpu_ids and max(opt.gpu_ids) >= torch.cuda.device_count():
             raise UserError(f"--gpu_ids {','.join(map(str, opt.gpu_ids))}: only {torch.cuda.device_count()} GPU(s) "
                             f"visible (use ids 0..{torch.cuda.device_count() - 1})")
+        check_resize_memory(opt)
         self.opt = opt
         return opt
 

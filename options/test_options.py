@@ -21,7 +21,7 @@ class TestOptions(BaseOptions):
         opt = super().parse(argv)
         if opt.model == "test" and opt.model_suffix:  # CycleGAN's name for the direction of --model test
             wanted = "AtoB" if opt.model_suffix == "_A" else "BtoA"
-            if opt.direction != wanted and opt.direction != "AtoB":  # AtoB is also the default
+            if opt.direction != wanted and "direction" in self.typed:
                 raise UserError(f"--model_suffix {opt.model_suffix} runs {wanted}, but --direction is "
                                 f"{opt.direction}: give one of the two")
             opt.direction = wanted

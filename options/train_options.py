@@ -32,10 +32,15 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--n_epochs_decay", type=NONNEG_INT, default=100, help="epochs of decay to zero")
         parser.add_argument("--beta1", type=BELOW_ONE, default=0.5, help="Adam momentum term")
         parser.add_argument("--lr", type=POSITIVE, default=0.0002, help="initial learning rate for Adam")
-        parser.add_argument("--gan_mode", default="lsgan", choices=["lsgan", "vanilla", "wgangp"])
+        parser.add_argument("--gan_mode", default="lsgan", choices=["lsgan", "vanilla", "wgangp"],
+                            help="GAN loss: least squares, the original cross-entropy, or Wasserstein with a "
+                                 "gradient penalty")
         parser.add_argument("--lambda_gp", type=WEIGHT, default=10.0, help="gradient penalty weight (wgangp)")
         parser.add_argument("--pool_size", type=NONNEG_INT, default=50, help="image buffer of generated images")
-        parser.add_argument("--lr_policy", default="linear", choices=["linear", "step", "plateau", "cosine"])
+        parser.add_argument("--lr_policy", default="linear", choices=["linear", "step", "plateau", "cosine"],
+                            help="linear: constant for --n_epochs, then to zero over --n_epochs_decay; step: x0.1 "
+                                 "every --lr_decay_iters epochs; plateau: x0.2 when the generator loss stalls; "
+                                 "cosine: to zero over all epochs")
         parser.add_argument("--lr_decay_iters", type=COUNT, default=50, help="step policy: decay every N epochs")
         # speed and scale (see README: several GPUs, mixed precision, compile)
         parser.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"],

@@ -2,6 +2,7 @@
 import os
 import shutil
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -71,7 +72,11 @@ def test_bad_inputs_leave_checkpoints_intact(trained, demo_root, tmp_path, capsy
     fails(capsys, argv(dataroot=str(root4), dataset_mode="unaligned", preprocess="none", batch_size="2",
                        max_dataset_size="4") + ["--serial_batches"], "items of different sizes cannot share a batch")
 
-    fails(capsys, argv(input_nc="1", output_nc="1"), "channel(s) but 1 are expected")
+    root5 = copy_root(demo_root, tmp_path / "r5")
+    float_tiff = sorted((root5 / "train").iterdir())[0]
+    Image.fromarray(np.zeros((32, 64), np.float32)).save(float_tiff.with_suffix(".tif"))  # mode F: no conversion
+    os.remove(float_tiff)
+    fails(capsys, argv(dataroot=str(root5)), "unsupported mode F")
     fails(capsys, argv(crop_size="48", load_size="32", preprocess="crop"), "--crop_size 48 is larger")
     fails(capsys, argv(model="nonexistent"), "invalid choice: 'nonexistent'")
     for flag, value, message in [("lr", "-1", "--lr: -1 must be > 0"), ("lr", "nan", "'nan' is not a finite"),

@@ -39,7 +39,7 @@ def test_iunet_revgan_trains_resumes_tests_and_is_exactly_invertible(demo_root, 
         test_script.main(["--dataroot", os.path.join(demo_root, "testB"), "--name", model, "--model", "test",
                           "--direction", "BtoA", "--checkpoints_dir", str(tmp_path / "ckpt"), "--results_dir",
                           str(tmp_path / "one"), "--gpu_ids", "-1", "--load_size", "32", "--crop_size", "32"])
-        assert os.listdir(tmp_path / "one" / model / "test_latest" / "images" / "fake")
+        assert os.listdir(tmp_path / "one" / model / "test_latest_BtoA_only" / "images" / "fake")
     g = load_generator(tmp_path, model, model)
     assert g.exact and g.unet.size_multiple == (8, 8)
     x = torch.rand(2, 3, 32, 32, dtype=torch.float64) * 2 - 1

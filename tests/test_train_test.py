@@ -66,19 +66,20 @@ def test_revgan_inverse_direction_with_test_model(demo_root, tmp_path):
     test_script.main(["--dataroot", demo_root, "--model", "unpaired_revgan", "--results_dir", str(tmp_path / "full")]
                      + common)
     full = tmp_path / "full" / "rev" / "test_latest" / "images"
-    runs = [("testA", ["--direction", "AtoB"], "fake_B", "real_A"),
-            ("testB", ["--direction", "BtoA"], "fake_A", "real_B"),
-            ("testB", ["--model_suffix", "_B"], "fake_A", "real_B")]
-    for i, (folder, flags, label, source) in enumerate(runs):
+    runs = [("testA", ["--direction", "AtoB"], "fake_B", "real_A", "AtoB"),
+            ("testB", ["--direction", "BtoA"], "fake_A", "real_B", "BtoA"),
+            ("testB", ["--model_suffix", "_B"], "fake_A", "real_B", "BtoA")]
+    for i, (folder, flags, label, source, direction) in enumerate(runs):
         out = tmp_path / f"one{i}"
         test_script.main(["--dataroot", os.path.join(demo_root, folder), "--model", "test", "--results_dir",
                           str(out)] + flags + common)
-        fakes = sorted(os.listdir(out / "rev" / "test_latest" / "images" / "fake"))
+        images = out / "rev" / f"test_latest_{direction}_only" / "images"
+        fakes = sorted(os.listdir(images / "fake"))
         assert fakes
         for name in fakes:
-            one = np.asarray(Image.open(out / "rev" / "test_latest" / "images" / "fake" / name))
+            one = np.asarray(Image.open(images / "fake" / name))
             # the full model names both rows after the A image: find the row whose input is this image
-            real = np.asarray(Image.open(out / "rev" / "test_latest" / "images" / "real" / name))
+            real = np.asarray(Image.open(images / "real" / name))
             rows = [n for n in os.listdir(full / source) if np.array_equal(np.asarray(Image.open(full / source / n)),
                                                                            real)]
             assert rows, name

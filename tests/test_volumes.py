@@ -53,7 +53,7 @@ def test_each_3d_model_trains_resumes_and_tests_whole_volumes(vol_root, tmp_path
                   "-1", "--eval"]  # --eval: dropout off, so both runs compute the same function
         test_script.main(common + ["--model", "test", "--direction", "BtoA", "--results_dir", str(tmp_path / "one")])
         test_script.main(common + ["--model", model, "--results_dir", str(tmp_path / "both")])
-        one = tmp_path / "one" / model / "test_latest"
+        one = tmp_path / "one" / model / "test_latest_BtoA_only"
         inv = nib.load(str(one / "volumes" / "fake_A" / "t0.nii.gz"))
         assert inv.shape == src.shape and np.allclose(inv.affine, src.affine)
         same = nib.load(str(tmp_path / "both" / model / "test_latest" / "volumes" / "fake_A" / "t0.nii.gz"))

@@ -28,3 +28,12 @@ WEIGHT = number(float, 0)       # a loss weight, >= 0
 POSITIVE = number(float, 0, lo_open=True)
 FRACTION = number(float, 0, 1)  # [0, 1]
 BELOW_ONE = number(float, 0, 1, hi_open=True)  # [0, 1)
+
+
+def model_group(parser, title=None):
+    """The --help section of the model being set up (one per title: a model's setters may add to it twice)."""
+    title = title or f"--model {getattr(parser, 'model', None) or 'flags'}"
+    for group in getattr(parser, "_action_groups", []):
+        if group.title == title:
+            return group
+    return parser.add_argument_group(title) if hasattr(parser, "add_argument_group") else parser

@@ -1,42 +1,121 @@
 """Checkpoints: one file per save holding the full training state, written atomically, loaded safely.
 
-``save_checkpoint`` writes to a temporary file in the same folder, flushes it to disk and renames it over the
-target, so a crash during a save never damages the last good checkpoint. ``load_checkpoint`` uses
-``torch.load(weights_only=True)``: only tensors and plain containers are unpickled, never arbitrary code.
+``save_checkpoint`` serializes the state in memory, writes it to a hidden temporary file in the same folder, flushes
+it to disk and renames it over the target, so a crash, a full disk or a kill during a save never damages the last
+good checkpoint; a full disk is reported with the space the save needed. ``load_checkpoint`` uses
+``torch.load(weights_only=True)``: only tensors and plain containers are unpickled, never arbitrary code; empty,
+truncated and foreign files are reported in one line (and never with advice to load them unsafely).
 """
+import errno
+import glob
+import io
 import os
+import pickle
+import shutil
 import tempfile
+import zipfile
 
 import torch
 
 from util.errors import UserError
 
 FORMAT = 1
+CHUNK = 1 << 20
+NO_SPACE = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+def megabytes(n):
+    return f"{n / 2 ** 20:.1f} MB"
+
+
+def _write_all(f, data):
+    """Writes ``data`` (a memoryview) to ``f`` in chunks."""
+    for i in range(0, len(data), CHUNK):
+        f.write(data[i:i + CHUNK])
+
+
+def _reason(e):
+    return e.strerror or str(e)
 
 
 def save_checkpoint(state, path):
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the checkpoint folder {folder} ({_reason(e)}): choose another "
+                        f"--checkpoints_dir") from None
+    buffer = io.BytesIO()
+    torch.save(dict(state, format=FORMAT), buffer)
+    data = buffer.getbuffer()
+    kept = f"the previous {os.path.basename(path)} is kept" if os.path.exists(path) else \
+        "no earlier checkpoint of this name existed"
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would make checkpoints private to their writer
         with os.fdopen(fd, "wb") as f:
-            torch.save(dict(state, format=FORMAT), f)
+            _write_all(f, data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        _remove(tmp)
+        if e.errno in NO_SPACE:
+            free = shutil.disk_usage(folder).free
+            raise UserError(f"no space left on the device of {folder} while saving {path}: the checkpoint needs "
+                            f"{megabytes(len(data))}, {megabytes(free)} are free; {kept} (free some space, then "
+                            f"resume with --continue_train)") from None
+        raise UserError(f"cannot write checkpoint {path} ({_reason(e)}); {kept}: choose a writable "
+                        f"--checkpoints_dir") from None
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        _remove(tmp)
         raise
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _remove(path):
+    if path and os.path.exists(path):
+        os.remove(path)
+
+
+def remove_stale_temporaries(folder):
+    """Deletes the hidden temporary files that saves killed mid-write left in ``folder`` (each as large as a
+    checkpoint); returns (how many, bytes freed)."""
+    count = freed = 0
+    for path in glob.glob(os.path.join(glob.escape(folder), ".*.pth.*.tmp")):
+        try:
+            size = os.path.getsize(path)
+            os.remove(path)
+        except OSError:
+            continue
+        count, freed = count + 1, freed + size
+    return count, freed
 
 
 def load_checkpoint(path, map_location="cpu"):
     if not os.path.isfile(path):
         raise UserError(f"no checkpoint at {path} (train first, or check --name, --checkpoints_dir and --epoch)")
+    other = "use another --epoch, or resume from an earlier checkpoint"
+    if os.path.getsize(path) == 0:
+        raise UserError(f"checkpoint {path} is empty (0 bytes: a save that was interrupted): {other}")
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{path} is not a readable PyTorch checkpoint (truncated, damaged, or another kind of "
+                        f"file): {other}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # corrupt file, or one holding more than tensors and plain containers
-        raise UserError(f"cannot load checkpoint {path}: {str(e).splitlines()[0][:200]}") from None
+    except pickle.UnpicklingError as e:
+        if "weights only" in str(e).lower():
+            raise UserError(f"{path} holds Python objects other than tensors and plain containers; it is refused, "
+                            f"because loading such a file can run code (RevGAN checkpoints never hold any)") from None
+        raise UserError(f"checkpoint {path} is damaged (its contents cannot be read): {other}") from None
+    except Exception:  # a damaged archive member, a wrong record, ...
+        raise UserError(f"checkpoint {path} is damaged (its contents cannot be read): {other}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT or "architecture" not in state:
         raise UserError(f"{path} is not a RevGAN checkpoint of format {FORMAT}")
     return state
@@ -44,3 +123,14 @@ def load_checkpoint(path, map_location="cpu"):
 
 def checkpoint_path(opt, epoch):
     return os.path.join(opt.checkpoints_dir, opt.name, f"{epoch}.pth")
+
+
+def writable_folder(folder, flag):
+    """Creates ``folder`` if needed and checks that files can be written in it; a UserError naming ``flag``
+    otherwise (read-only, a path through a file, no permission)."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise UserError(f"cannot write in {folder} ({_reason(e)}): choose another {flag}") from None

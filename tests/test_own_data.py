@@ -1,0 +1,157 @@
+"""A user's own data and resumed runs (issue 16), end to end: mixed grayscale/RGB/16-bit sets are converted to the
+channel counts asked for; schedule flags on --continue_train take effect (said in one line) or keep the checkpoint's;
+each test run's folder holds only its outputs; reference metrics only where pairs are real."""
+import json
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import test as test_script
+import train as train_script
+from data.image_folder import LUMA, load_image
+from tests.conftest import tiny_flags
+from util.checkpoint import load_checkpoint
+
+
+@pytest.fixture(scope="module")
+def mixed_root(demo_root, tmp_path_factory):
+    """The demo's unpaired layout with some A images made grayscale (8- and 16-bit) and one B image grayscale."""
+    root = tmp_path_factory.mktemp("mixed")
+    for sub in ("trainA", "trainB", "testA", "testB"):
+        shutil.copytree(os.path.join(demo_root, sub), root / sub)
+    a = sorted((root / "trainA").iterdir())
+    Image.open(a[0]).convert("L").save(a[0])
+    gray16 = (np.asarray(Image.open(a[1]).convert("L"), np.uint16) * 257 + 3).astype(np.uint16)
+    Image.fromarray(gray16).save(a[1])
+    b = sorted((root / "trainB").iterdir())
+    Image.open(b[0]).convert("L").save(b[0])
+    return root
+
+
+def test_channel_conversion_values(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 6, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    gray = load_image(str(tmp_path / "rgb.png"), 1)[0].numpy()
+    assert gray.shape == (1, 5, 6)
+    assert np.allclose(gray[0], (rgb / 255.0) @ LUMA, atol=1e-6)  # luminance, ITU-R 601
+    g16 = np.random.default_rng(1).integers(0, 65536, (5, 6), dtype=np.uint16)
+    Image.fromarray(g16).save(tmp_path / "g16.png")
+    three, bits = load_image(str(tmp_path / "g16.png"), 3)
+    assert bits == 16 and three.shape == (3, 5, 6)
+    assert np.allclose(three.numpy(), np.repeat(g16[None] / 65535.0, 3, axis=0), atol=1e-7)  # full precision
+
+
+def test_mixed_grayscale_rgb_and_16bit_images_train_and_test(mixed_root, tmp_path, capsys):
+    flags = tiny_flags(str(mixed_root), tmp_path, "mixed", "unpaired_revgan", ["--n_blocks", "1",
+                                                                             "--max_dataset_size", "4"])
+    train_script.main(flags)
+    out = capsys.readouterr().out
+    assert re.search(r"note: 2 of 4 images in \S*trainA are converted to 3 channel\(s\) \(--input_nc 3: grayscale "
+                     r"replicated into 3 channels; 1 are 16-bit", out), out
+    assert re.search(r"note: 1 of 4 images in \S*trainB are converted to 3 channel\(s\)", out), out
+    # asked for 1 channel: every RGB image becomes grayscale by luminance
+    flags1 = tiny_flags(str(mixed_root), tmp_path, "gray", "unpaired_revgan", ["--n_blocks", "1", "--input_nc", "1",
+                                                                             "--output_nc", "1", "--max_dataset_size",
+                                                                             "4"])
+    train_script.main(flags1)
+    assert re.search(r"note: 2 of 4 images in \S*trainA are converted to 1 channel\(s\) \(--input_nc 1: RGB to "
+                     r"grayscale by luminance\)", capsys.readouterr().out)
+    test_script.main(["--dataroot", str(mixed_root), "--name", "gray", "--model", "unpaired_revgan",
+                      "--checkpoints_dir", str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "res"),
+                      "--gpu_ids", "-1", "--load_size", "32", "--crop_size", "32"])
+    fake = Image.open(next((tmp_path / "res" / "gray" / "test_latest" / "images" / "fake_B").iterdir()))
+    assert fake.mode == "L"
+
+
+def drop(flags, *names):
+    """``flags`` without the given flags and their values (every occurrence)."""
+    out, skip = [], False
+    for f in flags:
+        if skip:
+            skip = False
+        elif f in names:
+            skip = True
+        else:
+            out.append(f)
+    return out
+
+
+def rates(out):
+    return [float(v) for v in re.findall(r"learning rate ([-\d.e+]+)", out)]
+
+
+def test_schedule_flags_on_resume(demo_root, tmp_path, capsys):
+    flags = tiny_flags(demo_root, tmp_path, "sched", "cycle_gan", ["--netG", "resnet_6blocks", "--lr", "0.001",
+                                                                 "--n_epochs", "1", "--n_epochs_decay", "1",
+                                                                 "--max_dataset_size", "1"])
+    train_script.main(flags)
+    capsys.readouterr()
+    base = drop(flags, "--lr", "--n_epochs", "--n_epochs_decay") + ["--continue_train"]
+    ckpt = tmp_path / "ckpt" / "sched"
+
+    # nothing typed: the checkpoint's schedule (not the defaults --n_epochs 100 --n_epochs_decay 100)
+    train_script.main(base)
+    out = capsys.readouterr().out
+    assert "already trained to epoch 2" in out
+
+    # a finished linear run continued with --lr_policy step: the new epochs train at a positive rate
+    train_script.main(base + ["--lr_policy", "step", "--n_epochs_decay", "3", "--lr_decay_iters", "2"])
+    out = capsys.readouterr().out
+    assert "--lr_policy step: the checkpoint had linear; using step from epoch 3" in out
+    assert "--n_epochs_decay 3: the checkpoint had 1; using 3 from epoch 3" in out
+    assert rates(out) == pytest.approx([0.001 * 0.1 ** (3 // 2), 0.001 * 0.1 ** (4 // 2)], rel=1e-6)
+    saved = open(ckpt / "train_opt.txt").read()  # what is in effect
+    assert re.search(r"lr_policy: step", saved) and re.search(r"\blr: 0.001\b", saved)
+    assert re.search(r"n_epochs: 1\s", saved) and re.search(r"n_epochs_decay: 3\s", saved)
+
+    # a new --lr and --beta1 take effect, said in one line each
+    train_script.main(base + ["--lr", "0.0005", "--beta1", "0.9", "--n_epochs_decay", "4"])
+    out = capsys.readouterr().out
+    assert "--lr 0.0005: the checkpoint had 0.001; using 0.0005 from epoch 5" in out
+    assert "--beta1 0.9: the checkpoint had 0.5; using 0.9 from epoch 5" in out
+    assert rates(out) == pytest.approx([0.0005 * 0.1 ** (5 // 2)], rel=1e-6)  # the step policy kept
+    state = load_checkpoint(str(ckpt / "latest.pth"))
+    group = state["optimizers"][0]["param_groups"][0]
+    assert group["betas"][0] == 0.9 and state["schedule"]["lr"] == 0.0005
+
+
+def test_each_test_run_has_its_own_folder(demo_root, tmp_path, capsys):
+    train_script.main(tiny_flags(demo_root, tmp_path, "runs", "unpaired_revgan", ["--n_blocks", "1"]))
+    common = ["--name", "runs", "--checkpoints_dir", str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "res"),
+              "--gpu_ids", "-1", "--load_size", "32", "--crop_size", "32"]
+    test_script.main(["--dataroot", demo_root, "--model", "unpaired_revgan"] + common)
+    test_script.main(["--dataroot", demo_root, "--model", "test", "--direction", "BtoA"] + common)
+    full, one = tmp_path / "res" / "runs" / "test_latest", tmp_path / "res" / "runs" / "test_latest_BtoA_only"
+    assert sorted(os.listdir(one / "images")) == ["fake", "real"]
+    assert "metrics.json" not in os.listdir(one)  # no target for a one-direction run
+    assert set(os.listdir(full / "images")) >= {"real_A", "fake_B", "real_B", "fake_A"}
+    n = len(os.listdir(full / "images" / "fake_B"))
+    test_script.main(["--dataroot", demo_root, "--model", "unpaired_revgan", "--num_test", "1"] + common)
+    assert len(os.listdir(full / "images" / "fake_B")) == 1 < n  # only this run's outputs
+    assert len(json.load(open(full / "metrics.json"))["items"]) == 1
+
+
+def test_reference_metrics_only_for_real_pairs(demo_root, tmp_path, capsys):
+    train_script.main(tiny_flags(demo_root, tmp_path, "pairs", "cycle_gan", ["--netG", "resnet_6blocks"]))
+    common = ["--name", "pairs", "--model", "cycle_gan", "--checkpoints_dir", str(tmp_path / "ckpt"), "--gpu_ids",
+              "-1", "--load_size", "32", "--crop_size", "32"]
+    capsys.readouterr()
+    # the demo's testA/testB hold the same names: real pairs
+    test_script.main(["--dataroot", demo_root, "--results_dir", str(tmp_path / "named")] + common)
+    out = capsys.readouterr().out
+    assert "paired by file name" in out and "PSNR" in out
+    assert os.path.exists(tmp_path / "named" / "pairs" / "test_latest" / "metrics.json")
+    # renamed B files: unpaired, so no metrics (a sorted-index pairing would be meaningless)
+    root = tmp_path / "unpaired"
+    shutil.copytree(os.path.join(demo_root, "testA"), root / "testA")
+    shutil.copytree(os.path.join(demo_root, "testB"), root / "testB")
+    for k, f in enumerate(sorted((root / "testB").iterdir())):
+        f.rename(root / "testB" / f"other_{k}.png")
+    test_script.main(["--dataroot", str(root), "--results_dir", str(tmp_path / "unnamed")] + common)
+    out = capsys.readouterr().out
+    assert "no reference metrics" in out and "PSNR" not in out
+    assert not os.path.exists(tmp_path / "unnamed" / "pairs" / "test_latest" / "metrics.json")

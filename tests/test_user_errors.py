@@ -1,0 +1,211 @@
+"""Failures a user can cause, run as a user would: each ends in one line with exit status 2, no traceback, and the
+checkpoints written before stay byte-identical. I/O (full disk by fault injection, and a real small tmpfs where
+mounting is allowed; unwritable folders; empty, truncated and foreign checkpoints), sizes that cannot work, mistyped
+flags and --help, and the small confusions of issue 15."""
+import errno
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import test as test_script
+import train as train_script
+import util.checkpoint
+from tests.conftest import ROOT, folder_hashes, tiny_flags
+
+
+def one_line_failure(capsys, main, argv, match):
+    """Runs ``main(argv)``: it must exit with status 2 after printing one error line containing ``match``."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if line.strip()]
+    errors = [line for line in err if line.startswith("error:")]
+    assert len(errors) == 1 and match in errors[0], err
+    assert "Traceback" not in "\n".join(err)
+    return errors[0]
+
+
+@pytest.fixture()
+def trained(demo_root, tmp_path):
+    flags = tiny_flags(demo_root, tmp_path, "run", "paired_revgan", ["--n_blocks", "1", "--n_epochs_decay", "0",
+                                                                    "--max_dataset_size", "1"])
+    train_script.main(flags)
+    return flags, tmp_path / "ckpt" / "run"
+
+
+def test_disk_full_during_a_save_keeps_the_last_checkpoint(trained, monkeypatch, capsys):
+    flags, folder = trained
+    hashes = folder_hashes(folder)
+    log_before = (folder / "loss_log.txt").read_text()
+
+    def full_disk(f, data):  # the device fills up after the first half of the file
+        f.write(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(util.checkpoint, "_write_all", full_disk)
+    line = one_line_failure(capsys, train_script.main, flags + ["--continue_train", "--n_epochs", "2"],
+                            "no space left")
+    assert re.search(r"needs [\d.]+ MB, [\d.]+ MB are free; the previous latest.pth is kept", line), line
+    assert folder_hashes(folder) == hashes  # byte-identical
+    assert not [f for f in os.listdir(folder) if f.endswith(".tmp")]  # no half-written temporary left
+    assert (folder / "loss_log.txt").read_text().startswith(log_before)  # the log of the failed run is kept too
+
+
+def test_real_small_tmpfs(demo_root, tmp_path, capsys):
+    """The same on a real 700 kB file system (where this machine allows mounting one): the first checkpoint fits,
+    the second does not."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=700k", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("mounting a tmpfs is not allowed here (the fault-injection test covers a full disk)")
+    try:
+        flags = tiny_flags(demo_root, tmp_path, "run", "paired_revgan", ["--n_blocks", "1", "--n_epochs_decay", "0",
+                                                                        "--max_dataset_size", "1", "--no_html"])
+        flags[flags.index("--checkpoints_dir") + 1] = str(mount)
+        one_line_failure(capsys, train_script.main, flags, "no space left")
+        left = os.listdir(mount / "run")
+        assert "latest.pth" in left and not [f for f in left if f.endswith(".tmp")], left
+        util.checkpoint.load_checkpoint(str(mount / "run" / "latest.pth"))  # the kept checkpoint is whole
+    finally:
+        subprocess.run(["umount", str(mount)])
+
+
+def test_unwritable_folders(trained, demo_root, tmp_path, capsys):
+    flags, folder = trained
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    argv = list(flags)
+    argv[argv.index("--checkpoints_dir") + 1] = str(a_file / "sub")
+    one_line_failure(capsys, train_script.main, argv, "cannot write in")
+    test_flags = ["--dataroot", demo_root, "--name", "run", "--model", "paired_revgan", "--checkpoints_dir",
+                  str(tmp_path / "ckpt"), "--gpu_ids", "-1", "--load_size", "32", "--crop_size", "32"]
+    one_line_failure(capsys, test_script.main, test_flags + ["--results_dir", str(a_file)], "choose another "
+                     "--results_dir")
+
+
+@pytest.mark.parametrize("damage,match", [
+    ("empty", "is empty (0 bytes"), ("truncated", "not a readable PyTorch checkpoint"),
+    ("random", "not a readable PyTorch checkpoint"), ("pickle", "holds Python objects other than tensors"),
+    ("foreign", "is not a RevGAN checkpoint")])
+def test_damaged_checkpoints(trained, demo_root, tmp_path, capsys, damage, match):
+    flags, folder = trained
+    latest = folder / "latest.pth"
+    data = latest.read_bytes()
+    if damage == "empty":
+        latest.write_bytes(b"")
+    elif damage == "truncated":
+        latest.write_bytes(data[: len(data) // 2])
+    elif damage == "random":
+        latest.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    elif damage == "pickle":  # a file that would run code if loaded without weights_only
+        torch.save({"architecture": {}, "format": 1, "evil": Image.new("L", (1, 1))}, latest)
+    else:
+        torch.save({"weights": torch.zeros(3)}, latest)
+    hashes = folder_hashes(folder)
+    for main, argv in ((train_script.main, flags + ["--continue_train"]),
+                       (test_script.main, ["--dataroot", demo_root, "--name", "run", "--model", "paired_revgan",
+                                           "--checkpoints_dir", str(tmp_path / "ckpt"), "--results_dir",
+                                           str(tmp_path / "res"), "--gpu_ids", "-1"])):
+        line = one_line_failure(capsys, main, argv, match)
+        assert "weights_only=False" not in line and str(latest) in line
+    assert folder_hashes(folder) == hashes
+
+
+def test_stale_temporaries_of_a_killed_save_are_removed(trained, capsys):
+    flags, folder = trained
+    stale = folder / ".latest.pth.k3j4h5.tmp"
+    stale.write_bytes(b"\0" * 300_000)
+    train_script.main(flags + ["--continue_train", "--n_epochs", "2"])
+    out = capsys.readouterr().out
+    assert not stale.exists() and "removed 1 temporary file(s) of an interrupted save" in out
+
+
+def test_sizes_that_cannot_work(demo_root, tmp_path, capsys):
+    tiny = tmp_path / "tiny"
+    for sub in ("trainA", "trainB"):
+        (tiny / sub).mkdir(parents=True)
+        for k in range(2):
+            Image.fromarray(np.full((4, 4, 3), 40 * k, np.uint8)).save(tiny / sub / f"{k}.png")
+    flags = tiny_flags(str(tiny), tmp_path, "tiny", "cycle_gan", ["--preprocess", "none", "--netG",
+                                                                  "resnet_6blocks"])
+    line = one_line_failure(capsys, train_script.main, flags, "images of 4x4 are too small for --netG resnet_6blocks")
+    assert "it needs at least 8 pixels per side" in line
+    one_line_failure(capsys, train_script.main, tiny_flags(demo_root, tmp_path, "huge", "cycle_gan",
+                                                           ["--load_size", "100000"]), "--load_size 100000: resizing")
+
+
+def test_out_of_memory_is_one_line(trained, monkeypatch, capsys):
+    flags, folder = trained
+    hashes = folder_hashes(folder)
+    from models.paired_revgan_model import PairedRevGANModel
+
+    def oom(self):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+    monkeypatch.setattr(PairedRevGANModel, "optimize_parameters", oom)
+    one_line_failure(capsys, train_script.main, flags + ["--continue_train", "--n_epochs", "2"], "out of memory")
+    assert folder_hashes(folder) == hashes
+
+
+def test_mistyped_flags_say_what_to_type(demo_root, tmp_path, capsys):
+    base = tiny_flags(demo_root, tmp_path, "typo", "unpaired_revgan")
+    line = one_line_failure(capsys, train_script.main, base + ["--nblocks", "2"], "unrecognized arguments: --nblocks")
+    assert "did you mean --n_blocks?" in line and "python train.py --model unpaired_revgan --help" in line
+    cycle = tiny_flags(demo_root, tmp_path, "typo", "cycle_gan")
+    line = one_line_failure(capsys, train_script.main, cycle + ["--coupling", "affine"], "--coupling")
+    assert "--coupling belongs to --model paired_revgan" in line
+    line = one_line_failure(capsys, train_script.main, base + ["--lr", "-1"], "--lr: -1 must be > 0")
+    assert "usage" not in line
+
+
+def help_text(*argv):
+    out = subprocess.run([sys.executable, *argv, "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_help_shows_the_flags_of_the_model_and_dataset_mode():
+    text = help_text("train.py", "--model", "unpaired_revgan")
+    section = text.split("--model unpaired_revgan:")[1]
+    for flag in ("--n_blocks", "--coupling", "--lambda_A", "--use_naive", "--iunet_architecture"):
+        assert flag in section, flag
+    text3d = help_text("train.py", "--model", "unpaired_revgan3d")
+    assert "--patch_size" in text3d.split("--dataset_mode volume:")[1] and "--intensity_A" in text3d
+    assert "--model_suffix" in help_text("test.py", "--model", "test")
+    # every flag says what it does
+    from options.train_options import TrainOptions
+    for model in ("unpaired_revgan3d", "paired_revgan", "pix2pix", "cycle_gan"):
+        options = TrainOptions()
+        options.parse(["--model", model, "--gpu_ids", "-1"])
+        silent = [a.option_strings for a in options.parser._actions if not a.help]
+        assert not silent, (model, silent)
+
+
+def test_small_confusions(trained, demo_root, tmp_path, capsys):
+    flags, folder = trained
+    capsys.readouterr()
+    test_flags = ["--dataroot", demo_root, "--name", "run", "--checkpoints_dir", str(tmp_path / "ckpt"),
+                  "--results_dir", str(tmp_path / "res"), "--gpu_ids", "-1", "--load_size", "32", "--crop_size", "32"]
+    test_script.main(test_flags + ["--model", "paired_revgan", "--ngf", "8"])
+    out = capsys.readouterr().out
+    notes = [line for line in out.splitlines() if line.startswith("note: --")]
+    assert notes == ["note: --ngf 8 ignored: the checkpoint was trained with 4"], notes  # only the typed flag
+    assert "(trained 1 epoch; 1 images in all)" in out  # what was trained, not the next epoch's number
+    one_line_failure(capsys, test_script.main, test_flags + ["--model", "test", "--model_suffix", "_B",
+                                                             "--direction", "AtoB"], "--model_suffix _B runs BtoA")
+    # more loader processes than cores: capped, said once when typed
+    train_script.main(flags + ["--continue_train", "--n_epochs", "2", "--num_threads", "64"])
+    captured = capsys.readouterr()
+    cores = len(os.sched_getaffinity(0))
+    if cores < 64:
+        assert captured.err.count(f"--num_threads 64: this machine has {cores} cores") == 1
+    # stdout is not a terminal here: progress comes as plain lines, no carriage returns or escape codes
+    assert "\r" not in captured.out and "\x1b" not in captured.out
+    # the NaN hint does not suggest the default --gan_mode lsgan
+    line = one_line_failure(capsys, train_script.main, flags + ["--init_gain", "1e30", "--name", "nan"], "became")
+    assert "--gan_mode lsgan" not in line and "lower --lr" in line
+
