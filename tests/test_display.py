@@ -193,28 +193,32 @@ def test_training_page_in_chromium(demo_root, tmp_path, browser):
     flags = tiny_flags(demo_root, tmp_path, "page", "unpaired_revgan", ["--n_epochs_decay", "2"])
     train_script.main(flags)
     web = tmp_path / "ckpt" / "page" / "web"
-    page = browser.inspect(web / "index.html")
+    page = browser.inspect(web / "index.html", eager=True)  # lazy thumbnails: every one asked to load
+    browser.assert_clean()
     _all_loaded(page)
     assert page["images"][0]["src"] == "loss_curve.png" and page["images"][0]["naturalWidth"] >= 400
-    rows = page["rows"]["images"]
+    header, *rows = page["rows"]["images"]
     assert [r[0] for r in rows] == ["epoch 3", "epoch 2", "epoch 1"]  # newest first
-    assert rows[0][1:] == ["real_A", "fake_B", "rec_A", "idt_B", "real_B", "fake_A", "rec_B", "idt_A"]
+    labels = ["real_A", "fake_B", "rec_A", "idt_B", "real_B", "fake_A", "rec_B", "idt_A"]
+    assert header[1:] == labels
+    assert [i["src"] for i in page["images"][1:9]] == [f"images/epoch003_{lbl}.png" for lbl in labels]
     # the check can fail: a missing picture is reported
     os.remove(web / "images" / "epoch002_fake_B.png")
     with pytest.raises(AssertionError, match="epoch002_fake_B"):
-        _all_loaded(browser.inspect(web / "index.html"))
+        _all_loaded(browser.inspect(web / "index.html", eager=True))
 
     # resuming keeps earlier epochs and the curve's earlier points
     points = len(open(tmp_path / "ckpt" / "page" / "loss_history.jsonl").readlines())
     train_script.main(flags + ["--n_epochs_decay", "3", "--continue_train"])  # the last value wins
     page = browser.inspect(web / "index.html")
-    assert [r[0] for r in page["rows"]["images"]][:2] == ["epoch 4", "epoch 3"]
+    assert [r[0] for r in page["rows"]["images"][1:]][:2] == ["epoch 4", "epoch 3"]
     assert len(open(tmp_path / "ckpt" / "page" / "loss_history.jsonl").readlines()) == points + 3
 
 
 def test_volume_training_page_shows_mid_slices(vol_root, tmp_path, browser):
     train_script.main(vol_flags(vol_root, tmp_path, "page3d", "unpaired_revgan3d", ["--n_epochs_decay", "0"]))
-    page = browser.inspect(tmp_path / "ckpt" / "page3d" / "web" / "index.html")
+    page = browser.inspect(tmp_path / "ckpt" / "page3d" / "web" / "index.html", eager=True)
+    browser.assert_clean()
     _all_loaded(page)
     widths = {i["alt"]: i["naturalWidth"] for i in page["images"]}
     assert widths.pop("loss curve") >= 400
@@ -234,14 +238,16 @@ def test_results_page_in_chromium_escapes_markup_names(demo_root, tmp_path, brow
     test_script.main(["--dataroot", str(root), "--name", "results", "--model", "paired_revgan", "--checkpoints_dir",
                       str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "res"), "--gpu_ids", "-1",
                       "--load_size", "32", "--crop_size", "32"])
-    page = browser.inspect(tmp_path / "res" / "results" / "test_latest" / "index.html")
+    page = browser.inspect(tmp_path / "res" / "results" / "test_latest" / "index.html", eager=True)
+    browser.assert_clean()
     _all_loaded(page)
     assert len(page["images"]) == n_items * 4  # real_A, fake_B, real_B, fake_A of every item
     assert not page["pwned"] and not any(i["src"] == "x" for i in page["images"])
     assert MARKUP in page["text"]  # the name shows as text
-    assert {"metrics-mean", "images", "metrics"} <= set(page["tables"])
-    mean = page["rows"]["metrics-mean"]
-    assert "PSNR_fake_B" in mean[0] and all(float(v) == float(v) for v in mean[1])
-    names = [r[0] for r in page["rows"]["metrics"][1:]]
+    assert {"metrics-mean", "items"} <= set(page["tables"])
+    mean = page["rows"]["metrics-mean"]  # a row per output: output, copy of input, difference per metric
+    assert [r[0].split()[0] for r in mean[2:]] == ["fake_B", "fake_A"]
+    assert all(float(v.replace("−", "-")) == float(v.replace("−", "-")) for r in mean[2:] for v in r[1:])
+    names = [r[1] for r in page["rows"]["items"][2:]]
     assert MARKUP in names and len(names) == n_items
-    assert "Options" in page["text"]
+    assert "Options that matter for this run" in page["text"]
