@@ -51,6 +51,7 @@ bench: setup
 	$(PY) scripts/benchmark_models.py --size 64 --steps 3
 	$(PY) scripts/benchmark_models.py --dims 3 --size 64 --ngf 16 --steps 3
 	$(PY) scripts/benchmark_models.py --precision --size 128 --ngf 16 --steps 3
+	$(PY) scripts/benchmark_quality.py --quick
 
 clean:
 	rm -rf checkpoints/demo results/demo datasets/demo checkpoints/demo3d results/demo3d datasets/demo3d

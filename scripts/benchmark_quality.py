@@ -1,0 +1,663 @@
+"""Translation quality on held-out real data: each RevGAN model against its baseline model, at equal epochs and at
+an equal time budget, beside the copy-the-input baseline and a simple non-learned baseline per task.
+
+    python scripts/benchmark_quality.py --quick                  # CPU: about 20-30 min on 2 cores (make bench)
+    python scripts/benchmark_quality.py --device cuda            # GPU: full sizes
+    python scripts/benchmark_quality.py --quick --tasks paired2d --epochs 12
+    python scripts/benchmark_quality.py --tiny --docs /tmp/b.md  # smoke configuration (tests): numbers mean nothing
+
+Tasks (built by datasets/make_quality_benchmark.py from real images that ship inside installed packages; nothing is
+downloaded; see that module for every detail):
+
+- ``paired2d``, camera restoration, 2D paired: B a photo, A the same photo through a low-light camera (optical blur,
+  white-balance error, underexposure, signal-dependent sensor noise, JPEG quality 40). Training tiles: random crops
+  of 6 photos (scikit-image's astronaut, coffee, rocket, motorcycle (left view), immunohistochemistry; scikit-learn's
+  china); test tiles: a grid of non-overlapping tiles of 3 other photos (scikit-image's chelsea, scikit-learn's
+  flower, matplotlib's grace_hopper), never seen in training. Models: pix2pix against paired_revgan.
+- ``unpaired2d``, faded-photo restoration, 2D unpaired: A the photo faded like an old print (desaturated, warm cast,
+  compressed contrast, gamma, film grain), B the photo. The two training domains come from disjoint parts of the
+  training photos (a checkerboard of cells of twice the tile size: A tiles inside one colour of cells of the faded
+  photo, B tiles inside the other colour of the clean photo); evaluated on real (A, B) pairs of the held-out photos.
+  Models: cycle_gan against unpaired_revgan (A -> B reported).
+- ``thick3d``, thick-slice to thin-slice brain MRI, 3D paired near-identity: B nilearn's MNI152 T1 template (2 mm
+  voxels in --quick, 1 mm in the full sizes), A the same volume acquired with axial slices ``factor`` times thicker
+  (--quick: 3, so 6 mm slices; full: 5, so 5 mm) and linearly interpolated back to the thin grid. The template is exactly left/right
+  symmetric, so the split is along y: train on the posterior part, test on the anterior part, with a gap of 12 mm
+  between them. Models: pix2pix3d against paired_revgan3d, tested on the whole held-out volume by test.py's sliding
+  window.
+
+Reference rows, on the same test data with the same metric code (evaluation.metrics.compare):
+copy the input (A itself), and a simple non-learned method fitted on the training data only: paired2d a per-channel
+affine colour fit (least squares, 3x4) and a per-colour look-up table (32 bins per channel, the mean target colour
+of each bin over the training pairs; bins without training pixels use the affine fit); unpaired2d per-channel
+histogram matching of the A training tiles to the B training tiles (no pairs used, as for the models); thick3d
+cubic-spline interpolation of the acquired thick slices (instead of the input's linear one), clipped to the window.
+
+Models are trained and tested through the application's entry points, ``python train.py`` and ``python test.py``
+in subprocesses, with the flags a user would pick (printed in the docs section). Budgets: every baseline model
+trains N epochs (time T); its RevGAN model trains N epochs (equal epochs) and, separately, the number of epochs that
+fits in T by its per-epoch time measured in its own N-epoch run (equal time; reused when that number is N).
+Metrics: PSNR, SSIM and MAE, from test.py's metrics.json for the models; 2D on RGB in [0, 1] (data range 1), 3D on
+the template's units in the window 0-255 (data range 255), whole volume. Writes the section
+``benchmark_quality_<cpu|gpu>`` of docs/benchmarks.md (or --docs), a plot beside it, and WORKDIR/results.json.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from datasets import make_quality_benchmark as mqb  # noqa: E402
+from scripts import bench_utils as bu  # noqa: E402
+
+TASKS = {  # task -> (baseline model, RevGAN model)
+    "paired2d": ("pix2pix", "paired_revgan"),
+    "unpaired2d": ("cycle_gan", "unpaired_revgan"),
+    "thick3d": ("pix2pix3d", "paired_revgan3d"),
+}
+
+# Per mode: the data sizes (datasets/make_quality_benchmark.build) and, per task, the epochs and the flags.
+MODES = {
+    "quick": {
+        "data": mqb.SIZES["quick"],
+        "epochs": {"paired2d": 6, "unpaired2d": 4, "thick3d": 6},
+        "2d": ["--ngf", "32", "--ndf", "32", "--n_downsampling", "1"],
+        "3d": ["--ngf", "8", "--ndf", "8", "--n_downsampling", "1", "--netD", "n_layers", "--n_layers_D", "2",
+               "--patch_size", "32", "--samples_per_volume", "32", "--lr", "0.0005"],
+    },
+    "full": {
+        "data": mqb.SIZES["full"],
+        "epochs": {"paired2d": 30, "unpaired2d": 20, "thick3d": 40},
+        "2d": ["--ngf", "64", "--ndf", "64", "--n_downsampling", "2"],
+        "3d": ["--ngf", "16", "--ndf", "16", "--n_downsampling", "1", "--netD", "n_layers", "--n_layers_D", "3",
+               "--patch_size", "64", "--samples_per_volume", "64"],
+    },
+    "tiny": {  # smoke configuration for tests: seconds per run; its numbers are not results
+        "data": mqb.SIZES["tiny"],
+        "epochs": {"paired2d": 1, "unpaired2d": 1, "thick3d": 1},
+        "2d": ["--ngf", "4", "--ndf", "4", "--n_downsampling", "1"],
+        "3d": ["--ngf", "4", "--ndf", "4", "--n_downsampling", "1", "--netD", "n_layers", "--n_layers_D", "1",
+               "--patch_size", "16", "--samples_per_volume", "2"],
+    },
+}
+# The same for every mode: equal structure for the pair (norm, dropout, depth 6: the RevGAN's core of 6 coupling
+# blocks against the ResNet generator of 6 residual blocks); each model keeps its own losses and GAN mode.
+COMMON = ["--norm", "instance", "--no_dropout"]
+# No data-loading worker processes, no visdom, no training page, no intermediate checkpoints or loss lines: the
+# same for both models, and nothing that competes with training for the CPU.
+HOUSEKEEPING = ["--num_threads", "0", "--display_id", "0", "--no_html", "--print_freq", "1000000000",
+                "--save_latest_freq", "1000000000", "--save_epoch_freq", "1000000000"]
+FLAGS_2D = ["--preprocess", "none"]
+FLAGS_3D = ["--intensity_A", "window:0,255", "--intensity_B", "window:0,255"]
+REVGAN_FLAGS = ["--n_blocks", "6"]
+LUT_BINS = 32
+
+
+def plural(n, word):
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def decay_epochs(n):
+    """--n_epochs_decay of an n-epoch run: the last third (the rest at the initial learning rate)."""
+    return n // 3
+
+
+# -- non-learned baselines -----------------------------------------------------------------------------------------
+def read_rgb(path):
+    from PIL import Image
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"), dtype=np.float64) / 255.0
+
+
+def pairs(folder, phase):
+    """(name, A array, B array) of PHASEA/PHASEB images with the same name (sorted)."""
+    names = sorted(os.listdir(os.path.join(folder, phase + "A")))
+    return [(n, read_rgb(os.path.join(folder, phase + "A", n)), read_rgb(os.path.join(folder, phase + "B", n)))
+            for n in names if os.path.isfile(os.path.join(folder, phase + "B", n))]
+
+
+def pixels(folder, sub):
+    return np.concatenate([read_rgb(os.path.join(folder, sub, n)).reshape(-1, 3)
+                           for n in sorted(os.listdir(os.path.join(folder, sub)))])
+
+
+def fit_affine(a, b):
+    """Least-squares 3x4 colour map a -> b (pixels as rows)."""
+    x = np.concatenate([a, np.ones((len(a), 1))], axis=1)
+    w, *_ = np.linalg.lstsq(x, b, rcond=None)
+    return lambda img: np.concatenate([img, np.ones(img.shape[:-1] + (1,))], axis=-1) @ w
+
+
+def fit_lut(a, b, bins=LUT_BINS):
+    """Per-colour look-up table: the mean target colour of each of bins³ input-colour bins; empty bins fall back to
+    the affine fit."""
+    affine = fit_affine(a, b)
+
+    def index(img):
+        q = np.minimum((img * bins).astype(np.int64), bins - 1)
+        return (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
+    idx = index(a)
+    count = np.bincount(idx, minlength=bins ** 3)
+    table = np.stack([np.bincount(idx, weights=b[:, c], minlength=bins ** 3) for c in range(3)], axis=1)
+    filled = count > 0
+    table[filled] /= count[filled, None]
+
+    def apply(img):
+        i = index(img)
+        return np.where(filled[i][..., None], table[i], affine(img))
+    return apply
+
+
+def fit_histogram_matching(a, b):
+    """Per-channel histogram matching of the A pixels' distribution onto the B pixels' (no pairs needed)."""
+    maps = []
+    levels = np.arange(256) / 255.0
+    for c in range(3):
+        ha = np.bincount(np.rint(a[:, c] * 255).astype(int), minlength=256).astype(np.float64)
+        hb = np.bincount(np.rint(b[:, c] * 255).astype(int), minlength=256).astype(np.float64)
+        ca, cb = np.cumsum(ha) / ha.sum(), np.cumsum(hb) / hb.sum()
+        maps.append(np.interp(ca - ha / (2 * ha.sum()), cb - hb / (2 * hb.sum()), levels))
+
+    def apply(img):
+        q = np.rint(np.clip(img, 0, 1) * 255).astype(int)
+        return np.stack([maps[c][q[..., c]] for c in range(3)], axis=-1)
+    return apply
+
+
+def image_scores(test_pairs, fn):
+    """Mean of evaluation.metrics.compare over the test pairs of fn(A) against B (RGB in [0, 1], data range 1)."""
+    from evaluation.metrics import compare
+    rows = [compare(np.clip(fn(a), 0, 1).transpose(2, 0, 1), b.transpose(2, 0, 1), 1.0) for _, a, b in test_pairs]
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+def volume_scores(folder, fn, window):
+    """Mean over the test volumes of compare(fn(name, A), B) in original units, data range = the window."""
+    from evaluation.metrics import compare
+    from util.volume import list_volumes, load_volume, volume_stem
+    rows = []
+    for path in list_volumes(os.path.join(folder, "testA")):
+        name = volume_stem(path)
+        a = load_volume(path)[0]
+        b = load_volume(os.path.join(folder, "testB", os.path.basename(path)))[0]
+        rows.append(compare(np.asarray(fn(name, a), np.float32)[None], b[None], data_range=window[1] - window[0]))
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+def reference_methods(task, folder, meta):
+    """[(method, fn)] of the copy baseline and the task's non-learned baseline(s), fitted on the training data:
+    fn(A) -> output for 2D (RGB arrays in [0, 1]), fn(name, A) -> output for 3D (original units)."""
+    if task == "thick3d":
+        from util.volume import load_volume
+        window = meta["window"]
+
+        def cubic(name, a):
+            thick = load_volume(os.path.join(folder, "acquired", name + ".nii.gz"))[0]
+            return np.clip(mqb.interpolate_thick(thick, a.shape[2], meta["factor"], order=3), *window)
+        return [("copy the input (linear interpolation)", lambda name, a: a),
+                ("cubic-spline interpolation of the thick slices", cubic)]
+    methods = [("copy the input", lambda a: a)]
+    if task == "paired2d":
+        a, b = pixels(folder, "trainA"), pixels(folder, "trainB")
+        methods.append(("per-channel affine colour fit", fit_affine(a, b)))
+        methods.append((f"per-colour look-up table ({LUT_BINS}³ bins)", fit_lut(a, b)))
+    else:
+        methods.append(("per-channel histogram matching (unpaired)",
+                        fit_histogram_matching(pixels(folder, "trainA"), pixels(folder, "trainB"))))
+    return methods
+
+
+def reference_rows(task, folder, meta, methods):
+    """[(method, scores)] of ``methods`` on the task's test data."""
+    if task == "thick3d":
+        return [(m, volume_scores(folder, fn, meta["window"])) for m, fn in methods]
+    test = pairs(folder, "test")
+    return [(m, image_scores(test, fn)) for m, fn in methods]
+
+
+# -- training and testing through the entry points -----------------------------------------------------------------
+def run_entry(script, argv, log_path, label, t_start):
+    """Runs ``python script argv`` (train.py or test.py) in the repository root, its output to ``log_path``; prints
+    a line at each epoch's end. Returns (exit status, wall seconds, seconds at each epoch's end)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    t0 = time.perf_counter()
+    epoch_ends = []
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-u", script] + argv, cwd=bu.ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, bufsize=1)
+        for line in proc.stdout:
+            log.write(line)
+            m = re.match(r"end of epoch (\d+) / (\d+)", line.strip())
+            if m:
+                now = time.perf_counter() - t0
+                epoch_ends.append(now)
+                print(f"    {label}: epoch {m[1]}/{m[2]} done at {now:.0f} s "
+                      f"(benchmark at {time.perf_counter() - t_start:.0f} s)", flush=True)
+        rc = proc.wait()
+    return rc, time.perf_counter() - t0, epoch_ends
+
+
+def log_tail(path, n=3):
+    lines = [line.strip() for line in open(path) if line.strip()]
+    return " / ".join(lines[-n:])[-300:]
+
+
+def train_and_test(ctx, task, model, epochs, flags):
+    """Trains ``model`` for ``epochs`` and tests it; returns a result dict (metrics, times) or one with "error"."""
+    name = f"{task}_{model}_{epochs}ep"
+    label = f"[{task}] {model}, {plural(epochs, 'epoch')}"
+    ckpt, results, logs = (os.path.join(ctx.work, d) for d in ("checkpoints", "results", "logs"))
+    os.makedirs(logs, exist_ok=True)
+    for d in (os.path.join(ckpt, name), os.path.join(results, name)):
+        shutil.rmtree(d, ignore_errors=True)
+    decay = decay_epochs(epochs)
+    base = ["--dataroot", os.path.join(ctx.data, task), "--name", name, "--model", model, "--checkpoints_dir", ckpt,
+            "--gpu_ids", "0" if ctx.device == "cuda" else "-1"]
+    argv = base + ["--n_epochs", str(epochs - decay), "--n_epochs_decay", str(decay)] + HOUSEKEEPING + flags
+    print(f"  {label}: training ... (log: {os.path.join(logs, name + '_train.log')})", flush=True)
+    rc, secs, ends = run_entry("train.py", argv, os.path.join(logs, name + "_train.log"), label, ctx.t0)
+    out = {"name": name, "model": model, "epochs": epochs, "n_epochs": epochs - decay, "n_epochs_decay": decay,
+           "train_s": secs, "epoch_ends": ends, "train_argv": argv}
+    if rc != 0:
+        out["error"] = f"train.py exit {rc}: {log_tail(os.path.join(logs, name + '_train.log'))}"
+        print(f"  {label}: FAILED after {secs:.0f} s: {out['error']}", flush=True)
+        return out
+    print(f"  {label}: trained in {secs:.0f} s; testing ...", flush=True)
+    test_argv = base + ["--results_dir", results, "--num_test", "1000000"] + \
+        (FLAGS_2D if task != "thick3d" else [])
+    rc, tsecs, _ = run_entry("test.py", test_argv, os.path.join(logs, name + "_test.log"), label, ctx.t0)
+    out["test_s"] = tsecs
+    metrics_path = os.path.join(results, name, "test_latest", "metrics.json")
+    if rc != 0 or not os.path.isfile(metrics_path):
+        out["error"] = f"test.py exit {rc}: {log_tail(os.path.join(logs, name + '_test.log'))}"
+        print(f"  {label}: test FAILED: {out['error']}", flush=True)
+        return out
+    with open(metrics_path) as f:
+        mean = json.load(f).get("mean", {})
+    if "PSNR_fake_B" not in mean:
+        out["error"] = f"{metrics_path} holds no mean PSNR_fake_B"
+        print(f"  {label}: test FAILED: {out['error']}", flush=True)
+        return out
+    out["scores"] = {k: mean[f"{k}_fake_B"] for k in ("PSNR", "SSIM", "MAE")}
+    out["copy_scores"] = {k: mean.get(f"baseline_{k}_fake_B") for k in ("PSNR", "SSIM", "MAE")}
+    out["results_dir"] = os.path.join(results, name, "test_latest")
+    print(f"  {label}: PSNR {out['scores']['PSNR']:.2f} dB, SSIM {out['scores']['SSIM']:.4f}, MAE "
+          f"{out['scores']['MAE']:.4f} (tested in {tsecs:.0f} s; benchmark at {time.perf_counter() - ctx.t0:.0f} s)",
+          flush=True)
+    return out
+
+
+def equal_time_epochs(budget_s, run):
+    """Epochs of ``run``'s model that fit in ``budget_s``: its per-epoch time (from the epoch ends of its own run)
+    and its fixed cost (start-up, saving: the rest of its wall time). At least 1."""
+    ends, n = run["epoch_ends"], run["epochs"]
+    if len(ends) >= 2:
+        per_epoch = (ends[-1] - ends[0]) / (len(ends) - 1)
+    else:  # one epoch, or train.py's "end of epoch" lines not seen: the whole run, start-up included
+        per_epoch = ends[-1] if len(ends) == n else run["train_s"] / n
+    fixed = max(0.0, run["train_s"] - n * per_epoch)
+    return max(1, int((budget_s - fixed) // per_epoch)), per_epoch, fixed
+
+
+def task_flags(ctx, task):
+    mode = MODES[ctx.mode]
+    dims = 3 if task == "thick3d" else 2
+    return COMMON + (FLAGS_3D + mode["3d"] if dims == 3 else FLAGS_2D + mode["2d"]) + ctx.train_flags
+
+
+def run_task(ctx, task, meta):
+    baseline, revgan = TASKS[task]
+    folder = os.path.join(ctx.data, task)
+    t = time.perf_counter()
+    methods = reference_methods(task, folder, meta)
+    ctx.methods[task] = methods
+    refs = reference_rows(task, folder, meta, methods)
+    print(f"  [{task}] reference baselines computed in {time.perf_counter() - t:.1f} s: " + "; ".join(
+        f"{m}: {s['PSNR']:.2f} dB" for m, s in refs), flush=True)
+    n = ctx.epochs or MODES[ctx.mode]["epochs"][task]
+    flags = task_flags(ctx, task)
+    base_run = train_and_test(ctx, task, baseline, n, flags + ["--netG", ctx.baseline_netG])
+    rev_run = train_and_test(ctx, task, revgan, n, flags + REVGAN_FLAGS)
+    runs = {"baseline": base_run, "revgan_epochs": rev_run}
+    if "error" not in base_run and "error" not in rev_run:
+        m, per_epoch, fixed = equal_time_epochs(base_run["train_s"], rev_run)
+        print(f"  [{task}] budget: {base_run['train_s']:.0f} s ({baseline}, {plural(n, 'epoch')}); {revgan} takes "
+              f"{per_epoch:.1f} s per epoch + {fixed:.0f} s fixed -> {plural(m, 'epoch')}", flush=True)
+        runs["revgan_time"] = rev_run if m == n else train_and_test(ctx, task, revgan, m, flags + REVGAN_FLAGS)
+        runs["revgan_time"] = dict(runs["revgan_time"], per_epoch_s=per_epoch, fixed_s=fixed)
+    check_copy(task, refs[0][1], runs)
+    return {"task": task, "meta": meta, "references": [{"method": m, "scores": s} for m, s in refs],
+            "runs": runs, "epochs": n, "baseline": baseline, "revgan": revgan}
+
+
+def check_copy(task, copy, runs):
+    """The copy baseline computed here must equal test.py's (same data, same metric code): a guard that the
+    non-learned rows and the models are scored alike."""
+    for run in runs.values():
+        theirs = run.get("copy_scores", {}).get("PSNR")
+        if theirs is not None and abs(theirs - copy["PSNR"]) > 1e-3:
+            print(f"  [{task}] warning: test.py's copy baseline for {run['name']} is {theirs:.4f} dB, this script's "
+                  f"{copy['PSNR']:.4f} dB: the reference rows and the models are not scored on the same data",
+                  flush=True)
+
+
+# -- report ---------------------------------------------------------------------------------------------------------
+def fmt(scores):
+    return [f"{scores['PSNR']:.2f}", f"{scores['SSIM']:.4f}", f"{scores['MAE']:.4f}"]
+
+
+def table_rows(result):
+    """[task, method, epochs, training time, time / budget, PSNR, SSIM, MAE] rows of one task."""
+    task, rows = result["task"], []
+    for ref in result["references"]:
+        rows.append([task, ref["method"], "", "", ""] + fmt(ref["scores"]))
+    budget = result["runs"]["baseline"].get("train_s")
+    labels = {"baseline": "", "revgan_epochs": ", equal epochs", "revgan_time": ", equal time"}
+    for key, suffix in labels.items():
+        run = result["runs"].get(key)
+        if run is None:
+            continue
+        method = run["model"] + suffix
+        if "error" in run:
+            rows.append([task, method, str(run["epochs"]), "", "", "failed: " + run["error"].replace("|", "/"),
+                         "", ""])
+            continue
+        rows.append([task, method, str(run["epochs"]), f"{run['train_s']:.0f}",
+                     f"{run['train_s'] / budget:.2f}" if budget else ""] + fmt(run["scores"]))
+    return rows
+
+
+HEADER = ["task", "method", "epochs", "training time (s)", "time ÷ baseline model's", "PSNR (dB)", "SSIM", "MAE"]
+
+
+def findings(result):
+    """One sentence per task, computed from the numbers: what beats what."""
+    runs, refs = result["runs"], result["references"]
+    ok = {k: r for k, r in runs.items() if "error" not in r}
+    entries = [(ref["method"], ref["scores"]["PSNR"]) for ref in refs]
+    entries += [(r["model"] + {"baseline": "", "revgan_epochs": " (equal epochs)", "revgan_time": " (equal time)"}[k],
+                 r["scores"]["PSNR"]) for k, r in ok.items()]
+    best = max(entries, key=lambda e: e[1])
+    copy = refs[0]["scores"]["PSNR"]
+    parts = [f"best PSNR: {best[0]} ({best[1]:.2f} dB)"]
+    if "baseline" in ok and "revgan_epochs" in ok:
+        d = ok["revgan_epochs"]["scores"]["PSNR"] - ok["baseline"]["scores"]["PSNR"]
+        parts.append(f"{result['revgan']} − {result['baseline']} at equal epochs: {d:+.2f} dB")
+    if "baseline" in ok and "revgan_time" in ok:
+        d = ok["revgan_time"]["scores"]["PSNR"] - ok["baseline"]["scores"]["PSNR"]
+        parts.append(f"at equal time ({ok['revgan_time']['epochs']} against {result['epochs']} epochs): {d:+.2f} dB")
+    below = [e[0] for e in entries[1:] if e[1] < copy]
+    if below:
+        parts.append("below the copy baseline: " + ", ".join(below))
+    return f"- {result['task']}: " + "; ".join(parts) + "."
+
+
+def plot(results, path, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(2, len(results), figsize=(4.6 * len(results), 6.2), squeeze=False)
+    colours = {"ref": "#b0b0b0", "baseline": "#4c72b0", "revgan_epochs": "#dd8452", "revgan_time": "#f2b88c"}
+    for col, result in enumerate(results):
+        names, values, cs = [], {"PSNR": [], "SSIM": []}, []
+        for ref in result["references"]:
+            names.append(ref["method"])
+            cs.append(colours["ref"])
+            for k in values:
+                values[k].append(ref["scores"][k])
+        for key in ("baseline", "revgan_epochs", "revgan_time"):
+            run = result["runs"].get(key)
+            if run is None or "error" in run:
+                continue
+            names.append(f"{run['model']}, {run['epochs']} ep" +
+                         {"baseline": "", "revgan_epochs": " (=epochs)", "revgan_time": " (=time)"}[key])
+            cs.append(colours[key])
+            for k in values:
+                values[k].append(run["scores"][k])
+        for row, (k, unit) in enumerate((("PSNR", "PSNR (dB)"), ("SSIM", "SSIM"))):
+            ax = axes[row][col]
+            y = np.arange(len(names))[::-1]
+            ax.barh(y, values[k], color=cs)
+            lo = min(values[k])
+            span = max(values[k]) - lo or 1.0
+            ax.set_xlim(lo - 0.25 * span, max(values[k]) + 0.1 * span)
+            ax.axvline(values[k][0], color="k", lw=0.8, ls="--")
+            ax.set_yticks(y)
+            ax.set_yticklabels(names, fontsize=7)
+            ax.set_xlabel(unit, fontsize=8)
+            ax.tick_params(axis="x", labelsize=7)
+            if row == 0:
+                ax.set_title(result["meta"]["title"], fontsize=9)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+RUN_LABELS = {"baseline": "", "revgan_epochs": " (=epochs)", "revgan_time": " (=time)"}
+
+
+def example_panels(ctx, result):
+    """[(title, image)] for one held-out item of a task: the input, the non-learned baselines, each model's output,
+    the target. 2D: the middle test tile; 3D: the coronal slice through the middle of the test volume (z up)."""
+    task, folder = result["task"], os.path.join(ctx.data, result["task"])
+    methods = ctx.methods.get(task, [])
+    panels = []
+    if task == "thick3d":
+        from util.volume import load_volume
+        name = sorted(os.listdir(os.path.join(folder, "testA")))[0]
+        stem = name[:-len(".nii.gz")]
+        a = load_volume(os.path.join(folder, "testA", name))[0]
+        y = a.shape[1] // 2
+
+        def cut(vol):
+            return np.clip(np.asarray(vol)[:, y, :].T[::-1] / 255.0, 0, 1)
+        panels.append(("input A", cut(a)))
+        panels += [(m, cut(fn(stem, a))) for m, fn in methods[1:]]
+        for key, run in result["runs"].items():
+            path = os.path.join(run.get("results_dir", ""), "volumes", "fake_B", name)
+            if "error" not in run and os.path.isfile(path):
+                panels.append((f"{run['model']}, {run['epochs']} ep{RUN_LABELS[key]}", cut(load_volume(path)[0])))
+        panels.append(("target B", cut(load_volume(os.path.join(folder, "testB", name))[0])))
+        return panels
+    names = sorted(os.listdir(os.path.join(folder, "testA")))
+    name = names[len(names) // 2]
+    a = read_rgb(os.path.join(folder, "testA", name))
+    panels.append(("input A", a))
+    panels += [(m, np.clip(fn(a), 0, 1)) for m, fn in methods[1:]]
+    for key, run in result["runs"].items():
+        path = os.path.join(run.get("results_dir", ""), "images", "fake_B", os.path.splitext(name)[0] + ".png")
+        if "error" not in run and os.path.isfile(path):
+            panels.append((f"{run['model']}, {run['epochs']} ep{RUN_LABELS[key]}", read_rgb(path)))
+    panels.append(("target B", read_rgb(os.path.join(folder, "testB", name))))
+    return panels
+
+
+def plot_examples(ctx, results, path, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = [example_panels(ctx, r) for r in results]
+    cols = max(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.9 * cols, 2.2 * len(rows)), squeeze=False)
+    for i, panels in enumerate(rows):
+        for j in range(cols):
+            ax = axes[i][j]
+            ax.axis("off")
+            if j < len(panels):
+                label, img = panels[j]
+                ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+                ax.set_title(label, fontsize=6)
+        axes[i][0].text(-0.08, 0.5, results[i]["task"], transform=axes[i][0].transAxes, rotation=90,
+                        va="center", ha="right", fontsize=8)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def task_lines(results):
+    rows = []
+    for r in results:
+        m = r["meta"]
+        if r["task"] == "thick3d":
+            data = (f"MNI152 T1 at {m['voxel_mm']} mm; A: {m['slice_mm']} mm axial slices (mean of {m['factor']}), "
+                    f"linearly interpolated back")
+            split = (f"train: posterior part {'×'.join(map(str, m['train_shape']))}; test: anterior part "
+                     f"{'×'.join(map(str, m['test_shape']))} (split along y, {m['gap']}-voxel gap)")
+        else:
+            src = (f"{m['train_pairs']} training pairs" if "train_pairs" in m else
+                   f"{m['train_A']} A and {m['train_B']} B training tiles from disjoint cells")
+            data = ("blur, white-balance error, underexposure, sensor noise, JPEG 40" if r["task"] == "paired2d" else
+                    "faded print: desaturation, warm cast, compressed contrast, gamma, grain")
+            data += f"; {m['tile']}² tiles of photos resized to at most {m['photo_side']} px (short side)"
+            split = (f"train: {src} of {', '.join(m['train_photos'])}; test: {m['test_pairs']} tiles of "
+                     f"{', '.join(m['test_photos'])}")
+        rows.append([f"{r['task']}: {m['title']}", data, split, m["data_range"]])
+    return bu.markdown_table(["task", "A (B is the real image)", "split (held out)", "data range"], rows)
+
+
+def torch_threads():
+    import torch
+    return torch.get_num_threads()
+
+
+def flags_text(ctx, task):
+    return " ".join(task_flags(ctx, task))
+
+
+def report(ctx, results, args):
+    tag = "cpu" if ctx.device == "cpu" else "gpu"
+    rows = [row for r in results for row in table_rows(r)]
+    table = bu.markdown_table(HEADER, rows)
+    print(table)
+    with open(os.path.join(ctx.work, "results.json"), "w") as f:
+        json.dump({"mode": ctx.mode, "device": ctx.device, "machine": bu.machine_description(ctx.device),
+                   "date": bu.today(), "command": ctx.command, "results": results, "header": HEADER, "rows": rows},
+                  f, indent=1)
+    if args.no_docs:
+        return
+    docs = os.path.abspath(args.docs)
+    png, examples_png = f"benchmark_quality_{tag}.png", f"benchmark_quality_{tag}_examples.png"
+    title = f"{bu.machine_description(ctx.device)}; --{ctx.mode}"
+    if ctx.mode == "tiny":
+        title += " (smoke configuration, not results)"
+    plot(results, os.path.join(os.path.dirname(docs), png), title)
+    plot_examples(ctx, results, os.path.join(os.path.dirname(docs), examples_png), title)
+    budgets = []
+    for r in results:
+        b = r["runs"]["baseline"]
+        if "error" not in b:
+            budgets.append(f"{r['task']}: the time {r['baseline']} needs for {plural(r['epochs'], 'epoch')}, "
+                           f"{b['train_s']:.0f} s")
+    flags = "\n".join(f"- {task}: {TASKS[task][0]} `--netG {ctx.baseline_netG}` and {TASKS[task][1]} "
+                      f"`{' '.join(REVGAN_FLAGS)}`, both with `{flags_text(ctx, task)}`"
+                      for task in [r["task"] for r in results])
+    smoke = ("**Smoke configuration (`--tiny`): tiny data and networks trained for seconds, only to check that the "
+             "script runs; these numbers are not results.** The numbers come from `make bench` (`--quick`, CPU) or "
+             "`--device cuda` (full sizes).\n\n" if ctx.mode == "tiny" else "")
+    shows = ("What this run shows (computed from the table):\n\n" + "\n".join(findings(r) for r in results)
+             if ctx.mode != "tiny" else "(No findings: the smoke configuration measures nothing.)")
+    body = f"""## benchmark_quality ({tag}, {ctx.mode})
+
+Command: `{ctx.command}` · machine: {bu.machine_description(ctx.device)} · date: {bu.today()}
+
+{smoke}Translation quality on held-out real data (built by `datasets/make_quality_benchmark.py` from images that
+ship inside scikit-image, scikit-learn, matplotlib and nilearn; see `scripts/benchmark_quality.py` for every
+detail). Each RevGAN model against its baseline model, trained and tested through `train.py` and `test.py`, back
+to back on this machine: the baseline model for N epochs, the RevGAN model for N epochs (equal epochs) and for the
+epochs that fit in the baseline's training time by its measured per-epoch time (equal time). Rows above the
+models: the copy-the-input baseline and simple non-learned baselines, fitted on the training data only, on the same
+test data with the same metric code (`evaluation.metrics.compare`). PSNR, SSIM (scikit-image, 7-wide window) and
+MAE of A → B against the real B; 2D on RGB in [0, 1] (data range 1), 3D in the template's units over the whole test
+volume (data range 255, the window 0–255). Training time is the wall time of the `train.py` process.
+
+{task_lines(results)}
+
+Flags: the two models of a pair get the same width, downsampling, normalisation and depth: the baseline models
+use their ResNet generator with 6 residual blocks against the RevGAN core's 6 coupling blocks (pix2pix's default
+U-Nets need sides that are multiples of 128 or 256 and would pad small tiles; `--baseline_netG` changes it). Each
+model keeps its own losses and GAN mode (pix2pix: vanilla GAN, the others lsgan; λ_L1 100 for the paired models,
+the cycle and identity weights for the unpaired ones). 3D: the same window on both sides (one modality, same
+units). N epochs are `--n_epochs` N − ⌊N/3⌋ plus `--n_epochs_decay` ⌊N/3⌋. Every run also gets
+`{' '.join(HOUSEKEEPING)}` (no loader workers, no visdom, no training page, no intermediate checkpoints), and
+test.py the same `--preprocess`. Torch threads per process: {torch_threads()}.
+
+{flags}
+
+Budgets (equal time): {"; ".join(budgets) or "none (runs failed)"}.
+
+{table}
+
+{shows}
+
+![PSNR and SSIM per task](./{png})
+
+One held-out item per task (2D: a test tile; 3D: the coronal slice through the middle of the test volume, z up):
+
+![examples](./{examples_png})
+"""
+    bu.update_section(f"benchmark_quality_{tag}", body, path=docs)
+    print(f"wrote the section benchmark_quality_{tag} of {docs} and {png}")
+
+
+class Context:
+    """The run's settings: mode, device, epochs, flags, folders, start time, fitted reference methods."""
+
+    def __init__(self):
+        self.methods = {}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    p.add_argument("--quick", action="store_true", help="CPU sizes (about 20-30 min on 2 cores); default: full sizes")
+    p.add_argument("--tiny", action="store_true", help="smoke configuration for tests: seconds; numbers mean nothing")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    p.add_argument("--epochs", type=int, default=None, help="N, the baseline models' epochs (default: per mode/task)")
+    p.add_argument("--baseline_netG", default="resnet_6blocks",
+                   help="generator of pix2pix, cycle_gan and pix2pix3d (default: the ResNet generator with 6 blocks, "
+                        "at the RevGAN's ngf and n_downsampling)")
+    p.add_argument("--train_flags", default="",
+                   help="more train.py flags for every model, e.g. --train_flags='--lambda_L1 50 --no_flip'")
+    p.add_argument("--workdir", default=os.path.join(bu.ROOT, ".bench", "quality"),
+                   help="data, checkpoints, results, logs and results.json")
+    p.add_argument("--docs", default=bu.BENCHMARKS_MD, help="the markdown file whose section is written")
+    p.add_argument("--no_docs", action="store_true", help="print the table and write results.json only")
+    args = p.parse_args(argv)
+    if args.quick and args.tiny:
+        p.error("--quick and --tiny exclude each other")
+    if args.epochs is not None and args.epochs < 1:
+        p.error("--epochs must be at least 1")
+    if args.device == "cuda":
+        import torch
+        if not torch.cuda.is_available():
+            p.error("--device cuda: no GPU found")
+    ctx = Context()
+    ctx.mode = "tiny" if args.tiny else "quick" if args.quick else "full"
+    ctx.device, ctx.epochs, ctx.baseline_netG = args.device, args.epochs, args.baseline_netG
+    ctx.train_flags = args.train_flags.split()
+    ctx.work = os.path.abspath(args.workdir)
+    ctx.data = os.path.join(ctx.work, "data")
+    ctx.command = "python scripts/benchmark_quality.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    ctx.t0 = time.perf_counter()
+    print(f"benchmark_quality ({ctx.mode}, {ctx.device}): building the data in {ctx.data} ...", flush=True)
+    metas = mqb.build(ctx.data, tasks=args.tasks, **MODES[ctx.mode]["data"])
+    print(f"  data ready at {time.perf_counter() - ctx.t0:.0f} s", flush=True)
+    results = []
+    for task in args.tasks:
+        print(f"[{task}] {metas[task]['title']} (benchmark at {time.perf_counter() - ctx.t0:.0f} s)", flush=True)
+        results.append(run_task(ctx, task, metas[task]))
+    print(f"done in {time.perf_counter() - ctx.t0:.0f} s")
+    report(ctx, results, args)
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""scripts/benchmark_quality.py: the quality benchmark runs end to end on its tiny smoke configuration (train.py and
+test.py of all six models, the reference baselines, the docs section, the plots); its pieces (data split, baselines,
+equal-time budget) do what they say. The benchmark itself is not a test: its numbers come from `make bench`."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from datasets import make_quality_benchmark as mqb  # noqa: E402
+from scripts import benchmark_quality as bq  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("quality")
+    docs = tmp / "docs" / "benchmarks.md"
+    docs.parent.mkdir()
+    docs.write_text("# Benchmarks\n\n<!-- begin other -->\nkept\n<!-- end other -->\n")
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "benchmark_quality.py"), "--tiny",
+                           "--workdir", str(tmp / "work"), "--docs", str(docs)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=540)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with open(tmp / "work" / "results.json") as f:
+        results = json.load(f)
+    return {"tmp": tmp, "docs": docs, "stdout": proc.stdout, "results": results}
+
+
+def section(text, name):
+    m = re.search(rf"<!-- begin {name} -->\n(.*?)<!-- end {name} -->", text, re.S)
+    assert m, f"no section {name}"
+    return m.group(1)
+
+
+def table(body, header_start):
+    """The markdown table of ``body`` whose header starts with ``header_start``: (header, rows)."""
+    lines = body.splitlines()
+    i = next(k for k, line in enumerate(lines) if line.startswith(header_start))
+    cells = lambda line: [c.strip() for c in line.strip().strip("|").split("|")]  # noqa: E731
+    rows = []
+    for line in lines[i + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append(cells(line))
+    return cells(lines[i]), rows
+
+
+EXPECTED = {  # task -> the methods of its rows, in order
+    "paired2d": ["copy the input", "per-channel affine colour fit", "per-colour look-up table (32³ bins)", "pix2pix",
+                 "paired_revgan, equal epochs", "paired_revgan, equal time"],
+    "unpaired2d": ["copy the input", "per-channel histogram matching (unpaired)", "cycle_gan",
+                   "unpaired_revgan, equal epochs", "unpaired_revgan, equal time"],
+    "thick3d": ["copy the input (linear interpolation)", "cubic-spline interpolation of the thick slices",
+                "pix2pix3d", "paired_revgan3d, equal epochs", "paired_revgan3d, equal time"],
+}
+
+
+def test_tiny_run_writes_the_table_and_plots(tiny_run):
+    text = tiny_run["docs"].read_text()
+    assert "<!-- begin other -->\nkept\n<!-- end other -->" in text  # other sections untouched
+    body = section(text, "benchmark_quality_cpu")
+    assert "Command: `python scripts/benchmark_quality.py --tiny" in body and "machine:" in body and "date:" in body
+    assert "Smoke configuration" in body and "not results" in body
+    assert "data range" in body
+    header, rows = table(body, "| task | method")
+    assert header == bq.HEADER
+    assert header[-3:] == ["PSNR (dB)", "SSIM", "MAE"]
+    for task, methods in EXPECTED.items():
+        got = [r for r in rows if r[0] == task]
+        assert [r[1] for r in got] == methods
+        for r in got:
+            psnr, ssim, mae = float(r[5]), float(r[6]), float(r[7])  # no "failed" rows
+            assert np.isfinite(psnr) and -1 <= ssim <= 1 and mae >= 0
+        for r in got[-3:]:  # model rows: epochs, time and the time ratio to the baseline model
+            assert int(r[2]) >= 1 and float(r[3]) > 0 and float(r[4]) > 0
+        assert got[len(methods) - 3][4] == "1.00"  # the baseline model sets the budget
+    for png in ("benchmark_quality_cpu.png", "benchmark_quality_cpu_examples.png"):
+        assert (tiny_run["docs"].parent / png).stat().st_size > 10000
+        assert f"](./{png})" in body
+    assert "training ..." in tiny_run["stdout"] and re.search(r"epoch 1/1 done at \d+ s", tiny_run["stdout"])
+
+
+def test_tiny_run_baselines_are_scored_like_the_models(tiny_run):
+    for result in tiny_run["results"]["results"]:
+        refs = {r["method"]: r["scores"] for r in result["references"]}
+        copy = result["references"][0]["scores"]
+        assert len(refs) >= 2
+        for method, scores in list(refs.items())[1:]:  # the non-learned baselines really ran
+            assert scores["PSNR"] != pytest.approx(copy["PSNR"], abs=1e-6), method
+        for run in result["runs"].values():
+            assert "error" not in run, run.get("error")
+            # test.py's copy baseline equals ours: same test data, same metric code
+            for k in ("PSNR", "SSIM", "MAE"):
+                assert run["copy_scores"][k] == pytest.approx(copy[k], rel=1e-5, abs=1e-6)
+        assert result["runs"]["baseline"]["model"] == bq.TASKS[result["task"]][0]
+        assert result["runs"]["revgan_time"]["model"] == bq.TASKS[result["task"]][1]
+
+
+def test_equal_time_epochs():
+    run = {"epochs": 4, "train_s": 50.0, "epoch_ends": [15.0, 25.0, 35.0, 45.0]}  # 10 s an epoch, 10 s fixed
+    assert bq.equal_time_epochs(100.0, run) == (9, 10.0, 10.0)
+    assert bq.equal_time_epochs(30.0, run)[0] == 2
+    assert bq.equal_time_epochs(5.0, run)[0] == 1  # never less than one epoch
+    assert bq.equal_time_epochs(100.0, dict(run, epoch_ends=[]))[:2] == (8, 12.5)  # no epoch lines: run time / N
+    assert bq.decay_epochs(6) == 2 and bq.decay_epochs(1) == 0
+
+
+def test_colour_baselines_fit_what_they_should():
+    rng = np.random.default_rng(0)
+    b = rng.random((5000, 3))
+    m = np.array([[0.8, 0.1, 0.0], [0.1, 0.7, 0.1], [0.0, 0.2, 0.6]])
+    a = b @ m.T + 0.05
+    assert np.allclose(bq.fit_affine(a, b)(a), b, atol=1e-9)  # an affine cast is undone exactly
+    lut = bq.fit_lut(a ** 2, b)  # a pointwise map: the LUT gets within its bin width
+    assert np.abs(lut(a ** 2) - b).mean() < 0.05
+    match = bq.fit_histogram_matching(b, b)  # same distributions: the identity (to the 8-bit level)
+    assert np.abs(match(b) - b).max() <= 1 / 255 + 1e-9
+
+
+def test_data_holds_out_the_test_photos_and_regions(tmp_path):
+    meta = mqb.build(str(tmp_path), **dict(mqb.SIZES["tiny"]))
+    for task in ("paired2d", "unpaired2d"):
+        folder = tmp_path / task
+        train = {re.sub(r"_\d+\.png$", "", n) for side in "AB" for n in os.listdir(folder / f"train{side}")}
+        test = {re.sub(r"_\d+\.png$", "", n) for side in "AB" for n in os.listdir(folder / f"test{side}")}
+        assert train and test and not train & test  # no test photo in training
+        assert sorted(os.listdir(folder / "testA")) == sorted(os.listdir(folder / "testB"))  # real pairs
+    assert meta["unpaired2d"]["train_A"] > 0 and meta["unpaired2d"]["train_B"] > 0
+    import nibabel as nib
+    folder = tmp_path / "thick3d"
+    train, test = (nib.load(str(folder / f"{p}B" / f"mni_{p}.nii.gz")) for p in ("train", "test"))
+    y_train_end = (train.affine @ [0, train.shape[1] - 1, 0, 1])[1]
+    y_test_start = (test.affine @ [0, 0, 0, 1])[1]
+    assert y_test_start - y_train_end > 4  # split along y with a gap (mm), never along the symmetric x
+    assert train.shape[0] == test.shape[0]  # both hemispheres on both sides of the split
+    a = nib.load(str(folder / "testA" / "mni_test.nii.gz")).get_fdata()
+    b = np.asarray(test.get_fdata())
+    assert a.shape == b.shape and 0 < np.abs(a - b).mean() < 0.2 * np.abs(b).mean()  # near-identity
