@@ -12,21 +12,33 @@ The memory-saving engine (``engine.py``) works on half steps, so any subclass th
 gets memory-saving backprop for free.
 """
 import math
+import threading
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
-from torch import nn
+from torch import Tensor, nn
+
+Fn = Union[nn.Module, Callable[[Tensor], Tensor]]
 
 
 class ReversibleError(ValueError):
-    """A shape or configuration that cannot be run reversibly; the message names the problem."""
+    """A shape, configuration or use that cannot be run reversibly (or not with memory saving); the message names
+    the problem and what to do instead."""
 
 
 class HalfStep:
-    """One elementary invertible step of a coupling: ``half[dst] = merge(half[dst], fn(half[src]))``."""
+    """One elementary invertible step of a coupling: ``half[dst] = merge(half[dst], fn(half[src]))``.
+
+    Args:
+        name: ``"F"`` or ``"G"``.
+        fn: the function of the step.
+        src: index of the half ``fn`` reads.
+        dst: index of the half the step writes.
+    """
 
     __slots__ = ("name", "fn", "src", "dst")
 
-    def __init__(self, name, fn, src, dst):
+    def __init__(self, name: str, fn: Fn, src: int, dst: int) -> None:
         self.name, self.fn, self.src, self.dst = name, fn, src, dst
 
 
@@ -34,9 +46,26 @@ def _shape(t):
     return tuple(t.shape)
 
 
+# The memory-saving engine rebuilds the input of a generic invertible block (a nested ReversibleSequence, an iUNet
+# level) with the block's inverse, which calls the couplings' F and G in the opposite order. While it records or
+# replays such a block it installs a scope here, and every F/G call of a coupling run outside the engine goes
+# through it, so that each call can be replayed with the randomness and state of its forward (engine.py).
+_SCOPE = threading.local()
+
+
+def _call_step(coupling, step, x):
+    scope = getattr(_SCOPE, "current", None)
+    if scope is None:
+        return step.fn(x)
+    return scope.call(coupling, step, x)
+
+
 class Coupling(nn.Module):
     """Base class of two-function couplings. Subclasses define ``merge(other, fn_out)`` and
     ``unmerge(output, fn_out)`` with ``unmerge(merge(a, h), h) == a``.
+
+    With memory saving, F and G are evaluated once more in backward (forward hooks run again); see the library's
+    README for what they may contain.
 
     Args:
         F: module or callable mapping the second half (x2) to the first half's shape.
@@ -44,7 +73,7 @@ class Coupling(nn.Module):
         split: number of channels in the first half; default ``C // 2`` (odd channel counts work).
     """
 
-    def __init__(self, F, G, split=None):
+    def __init__(self, F: Fn, G: Fn, split: Optional[int] = None) -> None:
         super().__init__()
         if split is not None and (not isinstance(split, int) or split < 1):
             raise ReversibleError(f"split must be a positive number of channels, got {split!r}")
@@ -54,23 +83,52 @@ class Coupling(nn.Module):
         self._steps = (HalfStep("F", F, src=1, dst=0), HalfStep("G", G, src=0, dst=1))
 
     # -- the two operations a subclass defines ---------------------------------------------------------------
-    def merge(self, other, fn_out):
+    def merge(self, other: Tensor, fn_out: Tensor) -> Tensor:
+        """The written half from the half it replaces (``other``) and the function's output.
+
+        Args:
+            other: the half being written (x1 for F, x2 for G).
+            fn_out: F's or G's output.
+        """
         raise NotImplementedError
 
-    def unmerge(self, output, fn_out):
+    def unmerge(self, output: Tensor, fn_out: Tensor) -> Tensor:
+        """The inverse of ``merge`` in its first argument: ``unmerge(merge(a, h), h) == a``.
+
+        Args:
+            output: the written half.
+            fn_out: F's or G's output.
+        """
         raise NotImplementedError
 
-    def fn_out_channels(self, other_channels):
-        """Channel counts that F/G may return for a half of ``other_channels`` channels."""
+    def fn_out_channels(self, other_channels: int) -> Tuple[int, ...]:
+        """Channel counts that F/G may return for a half of ``other_channels`` channels.
+
+        Args:
+            other_channels: channels of the half being written.
+        """
         return (other_channels,)
 
-    def merge_vjp(self, other, fn_out, grad, inverse):
+    def merge_vjp(self, other: Tensor, fn_out: Tensor, grad: Tensor,
+                  inverse: bool) -> Optional[Tuple[Tensor, Tensor]]:
         """Optional shortcut: ``(grad wrt other, grad wrt fn_out)`` of ``merge`` (``unmerge`` when ``inverse``) for
-        the output gradient ``grad``, or ``None`` to let autograd differentiate merge/unmerge."""
+        the output gradient ``grad``, or ``None`` to let autograd differentiate merge/unmerge.
+
+        Args:
+            other: merge's first argument.
+            fn_out: the function's output.
+            grad: gradient of merge's (unmerge's) output.
+            inverse: differentiate ``unmerge`` instead of ``merge``.
+        """
         return None
 
     # -- helpers used by the plain path and by the engine ----------------------------------------------------
-    def split_sizes(self, x):
+    def split_sizes(self, x: Tensor) -> List[int]:
+        """``[first half's channels, second half's channels]`` for ``x``.
+
+        Args:
+            x: the coupling's input, shaped (N, C, ...).
+        """
         if x.dim() < 2:
             raise ReversibleError(
                 f"{type(self).__name__} expects input shaped (N, C, ...) and splits channels (dim 1); "
@@ -83,15 +141,27 @@ class Coupling(nn.Module):
                 f"and 0 < split < channels")
         return [k, c - k]
 
-    def half_steps(self, inverse=False):
+    def half_steps(self, inverse: bool = False) -> Tuple[HalfStep, ...]:
+        """The half steps in the order they are applied.
+
+        Args:
+            inverse: the order of ``inverse`` (G's step first).
+        """
         return tuple(reversed(self._steps)) if inverse else self._steps
 
-    def merge_parameters(self):
+    def merge_parameters(self) -> List[nn.Parameter]:
         """Parameters the coupling itself uses in merge/unmerge (not those of F or G)."""
         inner = {id(p) for m in (self.F, self.G) if isinstance(m, nn.Module) for p in m.parameters()}
         return [p for p in self.parameters() if id(p) not in inner]
 
-    def check_fn_output(self, step, fn_out, other):
+    def check_fn_output(self, step: HalfStep, fn_out: Tensor, other: Tensor) -> None:
+        """Raises a ``ReversibleError`` when ``fn_out`` does not have a shape that ``merge`` can use.
+
+        Args:
+            step: the half step.
+            fn_out: its function's output.
+            other: the half it writes.
+        """
         ok_channels = self.fn_out_channels(other.shape[1])
         if (not torch.is_tensor(fn_out) or fn_out.dim() != other.dim() or fn_out.shape[0] != other.shape[0]
                 or fn_out.shape[2:] != other.shape[2:] or fn_out.shape[1] not in ok_channels):
@@ -102,8 +172,15 @@ class Coupling(nn.Module):
                 f"{type(self).__name__}: {step.name} must map its input half ({src}) to shape {want} "
                 f"(same batch and spatial size, the other half's channels), but returned {got}")
 
-    def apply_step(self, step, halves, fn_out, inverse):
-        """Returns the new value of ``halves[step.dst]`` given ``fn_out = step.fn(halves[step.src])``."""
+    def apply_step(self, step: HalfStep, halves: Sequence[Tensor], fn_out: Tensor, inverse: bool) -> Tensor:
+        """Returns the new value of ``halves[step.dst]`` given ``fn_out = step.fn(halves[step.src])``.
+
+        Args:
+            step: the half step.
+            halves: the two halves.
+            fn_out: the step's function output.
+            inverse: unmerge instead of merge.
+        """
         other = halves[step.dst]
         self.check_fn_output(step, fn_out, other)
         return self.unmerge(other, fn_out) if inverse else self.merge(other, fn_out)
@@ -111,26 +188,42 @@ class Coupling(nn.Module):
     def _run(self, x, inverse):
         halves = list(torch.split(x, self.split_sizes(x), dim=1))
         for step in self.half_steps(inverse):
-            halves[step.dst] = self.apply_step(step, halves, step.fn(halves[step.src]), inverse)
+            halves[step.dst] = self.apply_step(step, halves, _call_step(self, step, halves[step.src]), inverse)
         return torch.cat(halves, dim=1)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
+        """Applies the coupling.
+
+        Args:
+            x: shaped (N, C, ...), split along C.
+        """
         return self._run(x, inverse=False)
 
-    def inverse(self, y):
+    def inverse(self, y: Tensor) -> Tensor:
+        """Undoes the coupling.
+
+        Args:
+            y: an output of ``forward`` (or any tensor of its shape).
+        """
         return self._run(y, inverse=True)
 
 
 class AdditiveCoupling(Coupling):
-    """``y1 = x1 + F(x2)``, ``y2 = x2 + G(y1)`` (RevNet / MemCNN / RevGAN)."""
+    """``y1 = x1 + F(x2)``, ``y2 = x2 + G(y1)`` (RevNet / MemCNN / RevGAN).
 
-    def merge(self, other, fn_out):
+    Args:
+        F: module or callable mapping the second half (x2) to the first half's shape.
+        G: module or callable mapping the first half (y1) to the second half's shape.
+        split: number of channels in the first half; default ``C // 2``.
+    """
+
+    def merge(self, other: Tensor, fn_out: Tensor) -> Tensor:
         return other + fn_out
 
-    def unmerge(self, output, fn_out):
+    def unmerge(self, output: Tensor, fn_out: Tensor) -> Tensor:
         return output - fn_out
 
-    def merge_vjp(self, other, fn_out, grad, inverse):
+    def merge_vjp(self, other: Tensor, fn_out: Tensor, grad: Tensor, inverse: bool) -> Tuple[Tensor, Tensor]:
         return grad, (-grad if inverse else grad)
 
 
@@ -140,19 +233,32 @@ class AffineCoupling(Coupling):
     F and G return either a tensor of the other half's shape ``h`` (default; the same bodies fit
     :class:`AdditiveCoupling`), from which ``t = h`` and ``log s = softclamp(h)``, or twice that many channels,
     split into ``(log s, t)``. ``softclamp(h) = bound * tanh(h / bound)``, so ``s`` lies strictly inside
-    ``(exp(-bound), exp(bound))``: never 0, never huge, and ``s = 1`` at ``h = 0``.
+    ``(exp(-bound), exp(bound))``: never 0, never huge, and ``s = 1`` at ``h = 0``. A larger bound amplifies more
+    per block, and inputs rebuilt in backward lose precision accordingly (``check_gradients``).
+
+    Args:
+        F: module or callable mapping x2 to x1's shape (or twice its channels: ``(log s, t)``).
+        G: module or callable mapping y1 to x2's shape (or twice its channels).
+        split: number of channels in the first half; default ``C // 2``.
+        scale_bound: bound of ``|log s|`` (finite, positive; default 2).
     """
 
-    def __init__(self, F, G, split=None, scale_bound=2.0):
+    def __init__(self, F: Fn, G: Fn, split: Optional[int] = None, scale_bound: float = 2.0) -> None:
         super().__init__(F, G, split)
         if not scale_bound > 0 or not math.isfinite(scale_bound):
             raise ReversibleError(f"scale_bound must be a finite positive number, got {scale_bound!r}")
         self.scale_bound = float(scale_bound)
 
-    def fn_out_channels(self, other_channels):
+    def fn_out_channels(self, other_channels: int) -> Tuple[int, ...]:
         return (other_channels, 2 * other_channels)
 
-    def scale_shift(self, fn_out, channels):
+    def scale_shift(self, fn_out: Tensor, channels: int) -> Tuple[Tensor, Tensor]:
+        """``(s, t)`` from F's or G's output.
+
+        Args:
+            fn_out: the function's output (``channels`` or ``2 * channels`` channels).
+            channels: channels of the half being written.
+        """
         if fn_out.shape[1] == 2 * channels:
             raw, shift = torch.split(fn_out, [channels, channels], dim=1)
         else:
@@ -160,11 +266,11 @@ class AffineCoupling(Coupling):
         log_scale = self.scale_bound * torch.tanh(raw / self.scale_bound)
         return torch.exp(log_scale), shift
 
-    def merge(self, other, fn_out):
+    def merge(self, other: Tensor, fn_out: Tensor) -> Tensor:
         scale, shift = self.scale_shift(fn_out, other.shape[1])
         return other * scale + shift
 
-    def unmerge(self, output, fn_out):
+    def unmerge(self, output: Tensor, fn_out: Tensor) -> Tensor:
         scale, shift = self.scale_shift(fn_out, output.shape[1])
         return (output - shift) / scale
 
@@ -176,24 +282,35 @@ class CustomCoupling(Coupling):
         CustomCoupling(F, G, merge=lambda other, h: other * beta + h * (1 - beta),
                        unmerge=lambda out, h: (out - h * (1 - beta)) / beta)
 
-    ``unmerge(merge(a, h), h)`` must give back ``a``; ``is_invertible`` checks it. ``fn_out_channels`` maps the
-    other half's channel count to the channel counts F/G may return (default: the same count).
+    ``unmerge(merge(a, h), h)`` must give back ``a``; ``is_invertible`` checks it. Parameters used by ``merge``
+    belong on the coupling (``nn.Parameter`` attributes of a subclass), not in closures.
+
+    Args:
+        F: module or callable mapping x2 to x1's shape.
+        G: module or callable mapping y1 to x2's shape.
+        merge: ``merge(other, fn_out)``.
+        unmerge: ``unmerge(output, fn_out)``, its inverse in the first argument.
+        split: number of channels in the first half; default ``C // 2``.
+        fn_out_channels: maps the other half's channel count to the channel counts F/G may return (default: the
+            same count).
     """
 
-    def __init__(self, F, G, merge, unmerge, split=None, fn_out_channels=None):
+    def __init__(self, F: Fn, G: Fn, merge: Callable[[Tensor, Tensor], Tensor],
+                 unmerge: Callable[[Tensor, Tensor], Tensor], split: Optional[int] = None,
+                 fn_out_channels: Optional[Callable[[int], Sequence[int]]] = None) -> None:
         super().__init__(F, G, split)
         if not callable(merge) or not callable(unmerge):
             raise ReversibleError("CustomCoupling needs callable merge(other, fn_out) and unmerge(output, fn_out)")
         self._merge, self._unmerge = merge, unmerge
         self._fn_out_channels = fn_out_channels
 
-    def fn_out_channels(self, other_channels):
+    def fn_out_channels(self, other_channels: int) -> Tuple[int, ...]:
         if self._fn_out_channels is None:
             return (other_channels,)
         return tuple(self._fn_out_channels(other_channels))
 
-    def merge(self, other, fn_out):
+    def merge(self, other: Tensor, fn_out: Tensor) -> Tensor:
         return self._merge(other, fn_out)
 
-    def unmerge(self, output, fn_out):
+    def unmerge(self, output: Tensor, fn_out: Tensor) -> Tensor:
         return self._unmerge(output, fn_out)

@@ -9,12 +9,14 @@ deeper. On the way up: learnable invertible upsampling, concatenation with the s
 Memory saving: each level is a :class:`ReversibleSequence` whose blocks are its couplings and one invertible
 "inner" block (split, downsample, the deeper levels, upsample, concatenate), itself a ReversibleSequence. In backward
 every block's input is rebuilt from its output, so no level stores activations; a deeper level is recomputed once
-more per level above it.
+more per level above it. Blocks with dropout or spectral norm are rebuilt with the randomness and state of their
+forward (the engine records each coupling call inside a level).
 """
 import math
+from typing import Callable, Optional, Sequence, Union
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from .couplings import AdditiveCoupling, AffineCoupling, ReversibleError
 from .padding import PADDING_MODES, padding_for, run_padded
@@ -78,10 +80,12 @@ class InvertibleUNet(nn.Module):
             with few channels (1 or 3) reach the couplings with ``in_channels * prod(lift_stride)`` channels.
     """
 
-    def __init__(self, in_channels, architecture=(2, 2, 2, 2), dims=2, stride=2, channel_growth=2,
-                 coupling="additive", block_fn=None, hidden=None, channel_mixing=False, resampling_init="haar",
-                 resampling_method="exp", learnable_resampling=True, pad=True, padding_mode="reflect",
-                 memory_saving=True, lift_stride=None):
+    def __init__(self, in_channels: int, architecture: Sequence[int] = (2, 2, 2, 2), dims: int = 2,
+                 stride: Union[int, Sequence[int]] = 2, channel_growth: float = 2, coupling: str = "additive",
+                 block_fn: Optional[Callable[[int, int, int], nn.Module]] = None, hidden: Optional[int] = None,
+                 channel_mixing: bool = False, resampling_init: str = "haar", resampling_method: str = "exp",
+                 learnable_resampling: bool = True, pad: bool = True, padding_mode: str = "reflect",
+                 memory_saving: bool = True, lift_stride: Optional[Union[int, Sequence[int]]] = None) -> None:
         super().__init__()
         architecture = list(architecture)
         if not architecture or not all(isinstance(n, int) and n >= 0 for n in architecture):
@@ -158,14 +162,24 @@ class InvertibleUNet(nn.Module):
                                   f"multiple")
         return run_padded(getattr(self.body, fn_name), x, self.size_multiple, self.padding_mode)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
+        """The U-Net on ``x``.
+
+        Args:
+            x: shaped (N, in_channels, *spatial); other sizes are padded and cropped back when ``pad``.
+        """
         return self._run("forward", x)
 
-    def inverse(self, y):
+    def inverse(self, y: Tensor) -> Tensor:
+        """Undoes ``forward``.
+
+        Args:
+            y: shaped like the output.
+        """
         return self._run("inverse", y)
 
     # -- layout ----------------------------------------------------------------------------------------------------
-    def layout(self):
+    def layout(self) -> str:
         """The network as text, one line per level (iUNets' print_layout format): the channels after each
         coupling, ``(skipped/downsampled)`` at each split, mirrored on the way up."""
         levels = len(self.architecture)
@@ -185,6 +199,6 @@ class InvertibleUNet(nn.Module):
         return "\n".join("-" * ind + left + "-" * (width - 2 * ind - len(left) - len(right)) + right + "-" * ind
                          for ind, (left, right) in zip(indents, rows))
 
-    def print_layout(self):
+    def print_layout(self) -> None:
         print(self.layout())
 

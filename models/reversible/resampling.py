@@ -10,10 +10,11 @@ learnable skew-symmetric matrix (zero at the start), and ``Q`` the matrix expone
 so ``K`` stays orthogonal through training.
 """
 import math
+from typing import Sequence, Union
 
 import torch
 import torch.nn.functional as nnf
-from torch import nn
+from torch import Tensor, nn
 
 from .couplings import ReversibleError
 
@@ -126,7 +127,8 @@ class InvertibleDownsampling(nn.Module):
         learnable: train the mixing (False: a fixed orthogonal resampling).
     """
 
-    def __init__(self, channels, stride=2, dims=2, init="haar", method="exp", learnable=True):
+    def __init__(self, channels: int, stride: Union[int, Sequence[int]] = 2, dims: int = 2, init: str = "haar",
+                 method: str = "exp", learnable: bool = True) -> None:
         super().__init__()
         self.dims, self.stride, self.channels = dims, stride_tuple(stride, dims), int(channels)
         self.out_channels = self.channels * math.prod(self.stride)
@@ -140,7 +142,12 @@ class InvertibleDownsampling(nn.Module):
             raise ReversibleError(f"{type(self).__name__} expects {what} shaped (N, {channels}, "
                                   f"{', '.join(['...'] * self.dims)}), got {tuple(x.shape)}")
 
-    def down(self, x):
+    def down(self, x: Tensor) -> Tensor:
+        """``(N, C, *S)`` to ``(N, C * prod(stride), *S / stride)``.
+
+        Args:
+            x: a tensor whose spatial sizes are multiples of the stride.
+        """
         self._check(x, self.channels, "input")
         bad = [s for s, f in zip(x.shape[2:], self.stride) if s % f]
         if bad:
@@ -148,33 +155,56 @@ class InvertibleDownsampling(nn.Module):
                                   f"pad the input (the iUNet pads automatically unless pad=False)")
         return _exact_conv(_CONV[self.dims], x, self._kernel(), stride=self.stride)
 
-    def up(self, y):
+    def up(self, y: Tensor) -> Tensor:
+        """The exact inverse of ``down``.
+
+        Args:
+            y: shaped (N, C * prod(stride), ...).
+        """
         self._check(y, self.out_channels, "input of the upsampling")
         return _exact_conv(_CONV_T[self.dims], y, self._kernel(), stride=self.stride)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return self.down(x)
 
-    def inverse(self, y):
+    def inverse(self, y: Tensor) -> Tensor:
         return self.up(y)
 
 
 class InvertibleUpsampling(InvertibleDownsampling):
     """Learnable invertible upsampling, the mirror image of :class:`InvertibleDownsampling`:
-    ``(N, C * prod(stride), *S)`` to ``(N, C, *S * stride)``; ``channels`` is the output channels ``C``."""
+    ``(N, C * prod(stride), *S)`` to ``(N, C, *S * stride)``.
 
-    def forward(self, x):
+    Args:
+        channels: output channels ``C``.
+        stride: per-dimension factor (int or tuple).
+        dims: 1, 2 or 3.
+        init: ``haar`` (needs stride 1 or 2), ``squeeze`` or ``pixel_shuffle``.
+        method: ``exp`` (matrix exponential) or ``cayley``.
+        learnable: train the mixing (False: a fixed orthogonal resampling).
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
         return self.up(x)
 
-    def inverse(self, y):
+    def inverse(self, y: Tensor) -> Tensor:
         return self.down(y)
 
 
 class OrthogonalChannelMixing(nn.Module):
     """Invertible 1x1 convolution with an orthogonal weight (kept orthogonal by the same parametrization); its
-    inverse is the transposed weight. ``init``: ``random`` (a random rotation) or ``identity``."""
+    inverse is the transposed weight.
 
-    def __init__(self, channels, dims=2, method="exp", init="random", learnable=True):
+    Args:
+        channels: channels ``C`` of input and output.
+        dims: 1, 2 or 3.
+        method: ``exp`` (matrix exponential) or ``cayley``.
+        init: ``random`` (a random rotation) or ``identity``.
+        learnable: train the rotation.
+    """
+
+    def __init__(self, channels: int, dims: int = 2, method: str = "exp", init: str = "random",
+                 learnable: bool = True) -> None:
         super().__init__()
         self.dims, self.channels = dims, int(channels)
         stride_tuple(1, dims)
@@ -191,8 +221,8 @@ class OrthogonalChannelMixing(nn.Module):
                                   f"spatial dimensions, got {tuple(x.shape)}")
         return _exact_conv(_CONV[self.dims], x, k.reshape((self.channels, self.channels) + (1,) * self.dims))
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
         return self._mix(x, self.kernel_matrix())
 
-    def inverse(self, y):
+    def inverse(self, y: Tensor) -> Tensor:
         return self._mix(y, self.kernel_matrix().transpose(0, 1))

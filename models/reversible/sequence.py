@@ -1,9 +1,11 @@
 """User-facing containers: a reversible sequence of blocks and a single memory-saving block."""
+from typing import Iterable
+
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from .couplings import Coupling, ReversibleError
-from .engine import Chain, ReversibleFunction, run_chain
+from .engine import run
 
 
 def _check_block(i, block):
@@ -43,10 +45,7 @@ class _Reversible(nn.Module):
             for block in (reversed(self.blocks) if inverse else self.blocks):
                 x = block.inverse(x) if inverse else block(x)
             return x
-        chain = Chain(self.blocks, inverse, self.preserve_rng_state)
-        if keep_input:
-            return ReversibleFunction.apply(x, chain, *chain.params)
-        return run_chain(x, chain)
+        return run(x, list(self.blocks), inverse, self.preserve_rng_state, keep_input)
 
 
 class ReversibleSequence(_Reversible):
@@ -54,7 +53,10 @@ class ReversibleSequence(_Reversible):
 
     ``forward(x)`` applies the blocks in order, ``inverse(y)`` undoes them in reverse order; with
     ``memory_saving=True`` both train without storing any per-block activation (inputs are rebuilt from outputs in
-    backward), and with ``memory_saving=False`` the same math runs on plain autograd.
+    backward), and with ``memory_saving=False`` the same math runs on plain autograd. Memory saving gives plain
+    autograd's gradients or raises a ``ReversibleError`` (see the library's README for what is refused, and
+    ``check_gradients`` for the numerical limit that every reconstruction shares). Blocks may be sequences
+    themselves (nesting), or any invertible module with ``forward`` and ``inverse``.
 
     Under ``torch.autocast`` the blocks' functions (F, G) run in the autocast dtype but the values passed from block
     to block stay float32 (a float16/bfloat16 input is upcast on entry), so the inverse, and the memory-saving
@@ -66,19 +68,30 @@ class ReversibleSequence(_Reversible):
         preserve_rng_state: replay dropout/randomness identically during recomputation (default True).
     """
 
-    def __init__(self, blocks, memory_saving=True, preserve_rng_state=True):
+    def __init__(self, blocks: Iterable[nn.Module], memory_saving: bool = True,
+                 preserve_rng_state: bool = True) -> None:
         super().__init__(blocks, memory_saving, preserve_rng_state)
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
+        """Applies the blocks in order.
+
+        Args:
+            x: input shaped (N, C, ...).
+        """
         return self._run_blocks(x, inverse=False, memory_saving=self.memory_saving)
 
-    def inverse(self, y):
+    def inverse(self, y: Tensor) -> Tensor:
+        """Undoes the blocks in reverse order (with memory saving too).
+
+        Args:
+            y: a tensor of the output's shape.
+        """
         return self._run_blocks(y, inverse=True, memory_saving=self.memory_saving)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.blocks)
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> nn.Module:
         return self.blocks[i]
 
 
@@ -94,19 +107,30 @@ class ReversibleBlock(_Reversible):
         preserve_rng_state: replay randomness identically during recomputation.
     """
 
-    def __init__(self, module, keep_input=False, keep_input_inverse=False, disable=False, preserve_rng_state=True):
+    def __init__(self, module: nn.Module, keep_input: bool = False, keep_input_inverse: bool = False,
+                 disable: bool = False, preserve_rng_state: bool = True) -> None:
         super().__init__([module], memory_saving=not disable, preserve_rng_state=preserve_rng_state)
         self.keep_input = bool(keep_input)
         self.keep_input_inverse = bool(keep_input_inverse)
 
     @property
-    def module(self):
+    def module(self) -> nn.Module:
         return self.blocks[0]
 
-    def forward(self, x):
+    def forward(self, x: Tensor) -> Tensor:
+        """Applies the module.
+
+        Args:
+            x: its input.
+        """
         return self._run_blocks(x, inverse=False, memory_saving=self.memory_saving, keep_input=self.keep_input)
 
-    def inverse(self, y):
+    def inverse(self, y: Tensor) -> Tensor:
+        """Undoes the module.
+
+        Args:
+            y: a tensor of the output's shape.
+        """
         return self._run_blocks(y, inverse=True, memory_saving=self.memory_saving, keep_input=self.keep_input_inverse)
 
 
