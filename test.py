@@ -4,12 +4,16 @@
     python test.py --dataroot ./datasets/maps/testB --name maps_revgan --model test --direction BtoA
 
 The network is rebuilt from the architecture stored in the checkpoint; flags that disagree are reported and ignored.
+Generators trained with pytorch-CycleGAN-and-pix2pix (EPOCH_net_G.pth, ...) run too, built from the flags
+(models/upstream.py).
 Images go to results/NAME/PHASE_EPOCH/images/LABEL/NAME.png, metrics to metrics.csv and metrics.json beside them.
 """
+import os
+
 from cli import user_facing
 from data import resolve_dataroot
 from evaluation import evaluate, summary_lines
-from models import create_model
+from models import create_model, options_spec, upstream
 from models.config import HARD_KEYS, SOFT_KEYS, ModelSpec
 from options.test_options import TestOptions
 from util.checkpoint import checkpoint_path, load_checkpoint
@@ -39,11 +43,20 @@ def main(argv=None):
     options = TestOptions()
     opt = options.parse(argv)
     opt.num_threads, opt.batch_size, opt.serial_batches, opt.no_flip = 0, 1, True, True
-    checkpoint = load_checkpoint(checkpoint_path(opt, opt.epoch))
-    spec = checkpoint_spec(opt, checkpoint, options.typed)
-    opt.dataroot = resolve_dataroot(opt, volumes=spec.dims == 3)
-    model = create_model(opt, spec)
-    model.setup(opt, checkpoint)
+    path, folder = checkpoint_path(opt, opt.epoch), os.path.join(opt.checkpoints_dir, opt.name)
+    names = upstream.network_names(opt)
+    if not os.path.isfile(path) and upstream.available(folder, opt.epoch, names):  # pytorch-CycleGAN-and-pix2pix's
+        spec = upstream.spec_for(opt, options_spec(opt))
+        opt.dataroot = resolve_dataroot(opt, volumes=False)
+        model = create_model(opt, spec)
+        model.setup(opt, load=False)
+        model.load_upstream(folder, opt.epoch)
+    else:
+        checkpoint = load_checkpoint(path)
+        spec = checkpoint_spec(opt, checkpoint, options.typed)
+        opt.dataroot = resolve_dataroot(opt, volumes=spec.dims == 3)
+        model = create_model(opt, spec)
+        model.setup(opt, checkpoint)
     if opt.eval:
         model.eval()
     out_dir, page, mean = evaluate(opt, model, options)

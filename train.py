@@ -14,11 +14,13 @@ import time
 import torch
 
 from cli import user_facing
-from data import create_dataset, resolve_dataroot, share_intensity
-from models import create_model
+from data import create_dataset, resolve_dataroot, share_intensity, validation_source
+from evaluation.validation import Validation, format_metrics
+from models import create_model, options_spec
 from options.train_options import TrainOptions
 from util import distributed
-from util.checkpoint import megabytes, remove_stale_temporaries, writable_folder
+from util.checkpoint import checkpoint_path, load_checkpoint, megabytes, remove_stale_temporaries, writable_folder
+from util.errors import UserError
 from util.progress import progress as progress_bar
 from util.progress import write
 from util.util import set_seed
@@ -56,6 +58,38 @@ def prepare_folder(opt):
         print(f"note: removed {count} temporary file(s) of an interrupted save from {folder} ({megabytes(freed)})")
 
 
+def resume(opt, typed, say):
+    """--continue_train: the checkpoint (read once) and the spec to rebuild: its architecture, except for the flags
+    the user typed (a typed flag that contradicts it is refused when the state loads)."""
+    path = checkpoint_path(opt, opt.epoch)
+    if not os.path.isfile(path):
+        raise UserError(f"--continue_train: no checkpoint {path} (drop --continue_train to start fresh, or pick an "
+                        f"existing --epoch)")
+    checkpoint = load_checkpoint(path)
+    spec, taken = options_spec(opt).resumed(checkpoint["architecture"], typed)
+    for key, value in taken.items():  # the options record what is in effect (train_opt.txt)
+        if key == "residual":
+            opt.no_residual = not value
+        elif key in vars(opt):
+            setattr(opt, key, value)
+    if taken:
+        say("note: resuming with the checkpoint's " + ", ".join(f"{k} {v}" for k, v in taken.items())
+            + " (flags not given)")
+    return checkpoint, spec
+
+
+def validate(validation, model, visualizer, epoch, n_last):
+    """Runs validation after ``epoch``; logs and plots it; returns whether --val_metric improved (best.pth)."""
+    means = validation.run(model)
+    better = validation.improved(means)
+    line = f"validation (epoch {epoch}): {format_metrics(means)}" + \
+        (f"; best {validation.metric} so far -> best.pth" if better else "")
+    if distributed.is_main():
+        write(line)
+    visualizer.plot_validation(epoch, means, line)
+    return better
+
+
 def train(options, opt):
     main_rank = distributed.is_main()
     say = print if main_rank else (lambda *a, **k: None)
@@ -64,18 +98,23 @@ def train(options, opt):
     opt.dataroot = resolve_dataroot(opt, volumes=opt.dataset_mode == "volume")
     set_precision(opt)
     set_seed(opt.seed)
-    dataset = create_dataset(opt)
+    dataset = create_dataset(opt, split="train" if validation_source(opt) == "fraction" else None)
     world = distributed.world_size()
     say(f"the number of training images = {len(dataset)}" + (
         f"; effective batch size = {opt.batch_size} per process x {world} processes = {opt.batch_size * world}"
         if world > 1 else ""))
-    model = create_model(opt)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
+    checkpoint, spec = resume(opt, options.typed, say) if opt.continue_train else (None, None)
+    model = create_model(opt, spec)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
     if distributed.rank():
         set_seed(opt.seed + distributed.rank())  # each process its own dropout masks and image-pool draws
-    model.setup(opt, typed=options.typed)
+    model.setup(opt, checkpoint, typed=options.typed)
     share_intensity(dataset, model)
+    validation = Validation(opt, model)
+    validation.load((checkpoint or {}).get("validation"))
     if main_rank:
         options.save_options(opt, model.save_dir, "train_opt.txt")
+    if validation.enabled:
+        say(validation.describe())
     visualizer = Visualizer(opt, enabled=main_rank)
     progress = model.progress  # epoch, epoch_iter, total_iters: saved with every checkpoint
     steps_per_epoch = dataset.epoch_samples
@@ -136,10 +175,13 @@ def train(options, opt):
             visualizer.display_current_results(model.get_current_visuals(), epoch, True)
         mean_loss = distributed.mean(sum(epoch_losses) / max(1, len(epoch_losses)))  # schedulers agree across ranks
         lr = model.update_learning_rate(mean_loss)
+        best = validate(validation, model, visualizer, epoch, n_last) if validation.due(epoch, n_last) else False
         progress.finish_epoch()
-        model.save("latest")
+        model.save("latest", validation=validation.state())
         if epoch % opt.save_epoch_freq == 0 or epoch == n_last:
-            model.save(epoch)
+            model.save(epoch, validation=validation.state())
+        if best:
+            model.save("best", validation=validation.state())
         if main_rank:
             write(f"end of epoch {epoch} / {n_last}: mean generator loss {mean_loss:.4f}, learning rate "
                        f"{lr:.7f}")

@@ -76,9 +76,9 @@ def collate(batch):
 class DataLoader:
     """Wraps a dataset with an epoch-aware sampler (sharded over torchrun's processes) and a torch DataLoader."""
 
-    def __init__(self, opt, domains=None):
+    def __init__(self, opt, domains=None, split=None):
         self.opt = opt
-        self.dataset = find_dataset_using_name(opt.dataset_mode)(opt, domains or DomainMap.of(opt))
+        self.dataset = find_dataset_using_name(opt.dataset_mode)(opt, domains or DomainMap.of(opt), split)
         shuffle = opt.is_train and not opt.serial_batches
         self.sampler = EpochSampler(len(self.dataset), opt.seed, shuffle, distributed.rank(),
                                     distributed.world_size())
@@ -109,12 +109,27 @@ class DataLoader:
         return iter(self.loader)
 
 
-def create_dataset(opt, domains=None):
+def create_dataset(opt, domains=None, split=None):
     """The --dataset_mode dataset of --dataroot in a DataLoader; ``domains`` (a DomainMap) says which folders and
-    channel counts feed each side (default: the options', as for training)."""
+    channel counts feed each side (default: the options', as for training); ``split``: see BaseDataset."""
     if not os.path.isdir(opt.dataroot):
         raise UserError(f"--dataroot {opt.dataroot} does not exist (or is not a folder)")
-    return DataLoader(opt, domains)
+    return DataLoader(opt, domains, split)
+
+
+def validation_source(opt):
+    """Where --val_freq's held-out data comes from, in this order: "folder" (DATAROOT/val, or valA and valB, read
+    like the test set), "fraction" (--val_fraction of the training files, held out from training), or None (no
+    validation)."""
+    if not opt.is_train or not opt.val_freq:
+        return None
+    root = opt.dataroot
+    if os.path.isdir(os.path.join(root, "val")) or all(os.path.isdir(os.path.join(root, "val" + s)) for s in "AB"):
+        return "folder"
+    if opt.val_fraction > 0:
+        return "fraction"
+    raise UserError(f"--val_freq {opt.val_freq}: no validation data: add {os.path.join(root, 'valA')} and valB "
+                    f"(or val/ of A|B pairs), or hold out part of the training data with --val_fraction 0.1")
 
 
 def resolve_dataroot(opt, volumes):

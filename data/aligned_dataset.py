@@ -5,16 +5,17 @@ import os
 from data.base_dataset import BaseDataset, get_params, transform
 from data.image_folder import load_image, make_dataset
 from util.errors import UserError
+from util.volume import volume_stem
 
 
 class AlignedDataset(BaseDataset):
     pairing = "aligned"
 
-    def __init__(self, opt, domains=None):
-        super().__init__(opt, domains)
+    def __init__(self, opt, domains=None, split=None):
+        super().__init__(opt, domains, split)
         combined = os.path.join(opt.dataroot, opt.phase)
         if os.path.isdir(combined):
-            self.pairs = [(p, None) for p in make_dataset(combined, opt.max_dataset_size, "aligned")]
+            self.pairs = [(p, None) for p in self.listing(make_dataset(combined, what="aligned"))]
             self.note_conversions([p for p, _ in self.pairs], "A", combined)
         else:
             dir_a, dir_b = self.folder("A"), self.folder("B")
@@ -26,10 +27,9 @@ class AlignedDataset(BaseDataset):
                 raise UserError(f"aligned mode pairs {dir_a} ({len(paths_a)} images) with {dir_b} "
                                 f"({len(paths_b)} images): the counts differ; use --dataset_mode unaligned for "
                                 f"unpaired data")
-            n = int(min(opt.max_dataset_size, len(paths_a)))
-            self.pairs = list(zip(paths_a, paths_b))[:n]
-            self.note_conversions(paths_a[:n], "A", dir_a)
-            self.note_conversions(paths_b[:n], "B", dir_b)
+            self.pairs = self.listing(list(zip(paths_a, paths_b)), key=lambda pair: volume_stem(pair[0]))
+            self.note_conversions([a for a, _ in self.pairs], "A", dir_a)
+            self.note_conversions([b for _, b in self.pairs], "B", dir_b)
 
     def _load(self, index):
         path_a, path_b = self.pairs[index]

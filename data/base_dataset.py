@@ -5,12 +5,14 @@ precision through every transform. Random choices (crop position, flip) come fro
 (seed, epoch, index): the same sample gets the same augmentation in a resumed run, whatever the worker count.
 """
 import os
+import zlib
 
 import torch
 import torch.nn.functional as F
 
 from util import distributed
 from util.errors import UserError
+from util.volume import volume_stem
 
 
 class DomainMap:
@@ -48,6 +50,22 @@ class DomainMap:
         return self.channels[self.side[side]]
 
 
+def held_out(paths, fraction, key=None):
+    """Which of ``paths`` --val_fraction holds out for validation: decided by a hash of the file's name (so A and B
+    files of the same name go together, and adding files does not reshuffle the others), at least one file and
+    never all of them."""
+    key = key or volume_stem
+    if not paths or fraction <= 0:
+        return [False] * len(paths)
+    scores = [zlib.crc32(key(p).encode()) / 2 ** 32 for p in paths]
+    held = [s < fraction for s in scores]
+    if len(paths) > 1 and not any(held):
+        held[min(range(len(paths)), key=scores.__getitem__)] = True
+    if all(held):
+        held[max(range(len(paths)), key=scores.__getitem__)] = False
+    return held
+
+
 class BaseDataset(torch.utils.data.Dataset):
     """A dataset of items {"A": tensor, "B": tensor, "A_paths": path, ...} keyed by the model's domains
     (see DomainMap)."""
@@ -57,11 +75,26 @@ class BaseDataset(torch.utils.data.Dataset):
     pairing = None
     two_domains = True  # items hold A and B (SingleDataset: A only)
 
-    def __init__(self, opt, domains: DomainMap = None):
+    def __init__(self, opt, domains: DomainMap = None, split: str = None):
+        """Args:
+            opt: the options.
+            domains: which folders and channel counts feed each side (default: the options').
+            split: None for every file; "train" or "val" for the files --val_fraction keeps for training or holds
+                out for validation (see ``held_out``).
+        """
         self.opt = opt
         self.root = opt.dataroot
         self.epoch = 0
         self.domains = domains or DomainMap.of(opt)
+        self.split = split
+
+    def listing(self, paths, key=None):
+        """``paths`` of this dataset's split (all, or those --val_fraction keeps or holds out), at most
+        --max_dataset_size of them. ``key``: the name a file is held out by (default its stem)."""
+        if self.split is not None:
+            held = held_out(paths, self.opt.val_fraction, key)
+            paths = [p for p, h in zip(paths, held) if h == (self.split == "val")]
+        return paths[: int(min(self.opt.max_dataset_size, len(paths)))]
 
     def folder(self, side: str) -> str:
         """The data folder of the item's ``side`` (A or B): ``dataroot/PHASE`` + its letter."""

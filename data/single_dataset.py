@@ -9,13 +9,13 @@ from data.image_folder import is_image_file, load_image, make_dataset
 class SingleDataset(BaseDataset):
     two_domains = False
 
-    def __init__(self, opt, domains=None):
-        super().__init__(opt, domains)
+    def __init__(self, opt, domains=None, split=None):
+        super().__init__(opt, domains, split)
         folder = opt.dataroot
         has_images = os.path.isdir(folder) and any(is_image_file(f) for f in os.listdir(folder))
         if not has_images:
             folder = self.folder("A")
-        self.paths = make_dataset(folder, opt.max_dataset_size, "input")
+        self.paths = self.listing(make_dataset(folder, what="input"))
         self.note_conversions(self.paths, "A", folder)
 
     def __getitem__(self, index):

@@ -8,10 +8,10 @@ from data.image_folder import load_image, make_dataset
 
 
 class UnalignedDataset(BaseDataset):
-    def __init__(self, opt, domains=None):
-        super().__init__(opt, domains)
-        self.paths_a = make_dataset(self.folder("A"), opt.max_dataset_size, "A")
-        self.paths_b = make_dataset(self.folder("B"), opt.max_dataset_size, "B")
+    def __init__(self, opt, domains=None, split=None):
+        super().__init__(opt, domains, split)
+        self.paths_a = self.listing(make_dataset(self.folder("A"), what="A"))
+        self.paths_b = self.listing(make_dataset(self.folder("B"), what="B"))
         stems = [[os.path.splitext(os.path.basename(p))[0] for p in paths] for paths in (self.paths_a, self.paths_b)]
         self.pairing = "by name" if stems[0] == stems[1] else None  # testA/x.png and testB/x.png: a real pair
         self.note_conversions(self.paths_a, "A", self.folder("A"))

@@ -42,14 +42,14 @@ class VolumeDataset(BaseDataset):
     def modify_commandline_options(parser, is_train):
         return add_volume_options(parser, is_train)
 
-    def __init__(self, opt, domains=None):
-        super().__init__(opt, domains)
+    def __init__(self, opt, domains=None, split=None):
+        super().__init__(opt, domains, split)
         if opt.input_nc != 1 or opt.output_nc != 1:
             raise UserError("volumes are single-channel: use --input_nc 1 --output_nc 1")
         self.patch = parse_patch_size(opt.patch_size)
         for flag in ("intensity_A", "intensity_B"):
             parse_intensity(getattr(opt, flag), "--" + flag)
-        self.paths = {s: list_volumes(self.folder(s), opt.max_dataset_size, s) for s in "AB"}
+        self.paths = {s: self.listing(list_volumes(self.folder(s), what=s)) for s in "AB"}
         # --intensity_A/_B name the data folders' domains
         self.specs = {s: vars(opt)["intensity_" + self.domains.side_folder(s)] for s in "AB"}
         self.paired = bool(getattr(opt, "paired", False))

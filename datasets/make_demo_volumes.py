@@ -3,7 +3,8 @@
 Domain B is a T1 MRI volume (the ICBM152 2009a template, resampled to 2 mm); domain A is the same volume as a
 "low-dose" acquisition: blurred (Gaussian, sigma 1 voxel) and with Gaussian noise of 15% of the intensity range, in
 the same units. Paired 3D models learn to restore A to B; their PSNR is compared with the copy-the-input baseline.
-Training volumes are crops of the left part of the brain, test volumes crops of the right part (held out), each
+Training volumes are crops of the back of the brain, test volumes crops of the front (held out; the template is
+exactly left/right symmetric, so a left/right split would test on the mirror image of the training data), each
 saved with its real affine (2 mm voxels, MNI position), as NIfTI:
 
     datasets/demo3d/trainA/ trainB/ testA/ testB/   subNN.nii.gz
@@ -13,6 +14,7 @@ saved with its real affine (2 mm voxels, MNI position), as NIfTI:
 import argparse
 import importlib.util
 import os
+import shutil
 
 import numpy as np
 
@@ -38,7 +40,7 @@ def degrade(vol, rng, noise=0.15):
     return gaussian_filter(vol, 1.0) + rng.normal(0, noise * span, vol.shape)
 
 
-def build(out=DEFAULT_OUT, crop=(40, 48, 40), n_train=6, n_test=2, seed=0):
+def build(out=DEFAULT_OUT, crop=(40, 32, 40), n_train=6, n_test=2, seed=0, gap=4):
     import nibabel as nib
     from scipy.ndimage import zoom
     rng = np.random.default_rng(seed)
@@ -46,14 +48,14 @@ def build(out=DEFAULT_OUT, crop=(40, 48, 40), n_train=6, n_test=2, seed=0):
     vol = zoom(img.get_fdata(dtype=np.float32), 0.5, order=1)  # 1 mm -> 2 mm
     affine = img.affine.copy()
     affine[:3, :3] *= 2.0
-    x_mid = vol.shape[0] // 2
-    for phase, n, x_range in (("train", n_train, (0, x_mid + 4 - crop[0])), ("test", n_test,
-                                                                               (x_mid - 4, vol.shape[0] - crop[0]))):
+    y_mid = vol.shape[1] // 2  # split along y (back | front), with ``gap`` voxels between the two never used
+    ranges = {"train": (8, y_mid - gap // 2 - crop[1]), "test": (y_mid + gap // 2, vol.shape[1] - 8 - crop[1])}
+    for phase, n in (("train", n_train), ("test", n_test)):
         for side in "AB":
             os.makedirs(os.path.join(out, phase + side), exist_ok=True)
         for k in range(n):
-            x = int(rng.integers(x_range[0], x_range[1] + 1))
-            y = int(rng.integers(15, vol.shape[1] - crop[1] - 15 + 1))
+            x = int(rng.integers(5, vol.shape[0] - crop[0] - 5 + 1))
+            y = int(rng.integers(ranges[phase][0], ranges[phase][1] + 1))
             z = int(rng.integers(15, vol.shape[2] - crop[2] - 10 + 1))
             b = vol[x:x + crop[0], y:y + crop[1], z:z + crop[2]].astype(np.float32)
             a = degrade(b, rng).astype(np.float32)
@@ -65,13 +67,17 @@ def build(out=DEFAULT_OUT, crop=(40, 48, 40), n_train=6, n_test=2, seed=0):
                 nib.save(nii, os.path.join(out, phase + side, f"sub{k:02d}.nii.gz"))
     with open(os.path.join(out, "README.txt"), "w") as f:
         f.write("3D demo dataset built by datasets/make_demo_volumes.py from nilearn's MNI152 T1 template.\n"
-                "A: blurred, noisy ('low-dose') T1; B: the T1. train: left part of the brain, test: right part.\n")
+                "A: blurred, noisy ('low-dose') T1; B: the T1. train: back of the brain, test: front (split along y).\n")
     return out
 
 
 def ensure_demo_volumes(out=DEFAULT_OUT):
-    if not os.path.isfile(os.path.join(out, "README.txt")):
+    """Builds the 3D demo dataset on first use (and again over one of an older layout); returns its folder."""
+    readme = os.path.join(out, "README.txt")
+    if not os.path.isfile(readme) or "split along y" not in open(readme).read():
         print(f"building the 3D demo dataset in {out} (from nilearn's MNI152 template)")
+        for phase in ("trainA", "trainB", "testA", "testB"):
+            shutil.rmtree(os.path.join(out, phase), ignore_errors=True)
         build(out)
     return out
 

@@ -2,9 +2,11 @@
 evaluation.images, 3D volumes by sliding windows in evaluation.volumes), writes the images or volumes, the metrics
 (evaluation.metrics: metrics.csv/json) and the results page (evaluation.report), and returns the mean metrics."""
 import os
+import shutil
 
 from data import create_dataset
 from data.base_dataset import DomainMap
+from util.checkpoint import writable_folder
 
 
 def domain_map(opt, model):
@@ -12,12 +14,31 @@ def domain_map(opt, model):
     return DomainMap(opt.direction, model.spec.input_nc, model.spec.output_nc, model.direction_swaps_data)
 
 
+def results_folder(opt, model):
+    """results/NAME/PHASE_EPOCH for a model's full test; the folder name says what differs otherwise: _BtoA for a
+    full test with the domains swapped, _AtoB_only / _BtoA_only for one direction (--model test)."""
+    suffix = "" if opt.direction == "AtoB" else "_BtoA"
+    if not model.direction_swaps_data:
+        suffix = f"_{opt.direction}_only"
+    return os.path.join(opt.results_dir, opt.name, f"{opt.phase}_{opt.epoch}{suffix}")
+
+
+def clear_results(out_dir):
+    """Removes what an earlier test run wrote into ``out_dir`` (recognized by its test_opt.txt), so the folder holds
+    only this run's outputs."""
+    if os.path.isfile(os.path.join(out_dir, "test_opt.txt")):
+        shutil.rmtree(out_dir)
+
+
 def evaluate(opt, model, options=None):
     """Runs ``model`` (set up, in the mode test.py wants) on --dataroot's test data into
     results/NAME/PHASE_EPOCH/. Returns (out_dir, page path, mean metrics)."""
     from evaluation import images, metrics, volumes
-    from evaluation.report import write_results_page
-    out_dir = os.path.join(opt.results_dir, opt.name, f"{opt.phase}_{opt.epoch}")
+    from evaluation.report import describe_run, write_results_page
+    from util.compare import write_runs_index
+    out_dir = results_folder(opt, model)
+    clear_results(out_dir)
+    writable_folder(out_dir, "--results_dir")
     if options is not None:
         options.save_options(opt, out_dir, "test_opt.txt")
     if model.dims == 3:
@@ -25,7 +46,8 @@ def evaluate(opt, model, options=None):
     else:
         items, rows = images.run(opt, model, create_dataset(opt, domain_map(opt, model)), out_dir)
     mean = metrics.write(rows, out_dir) if rows else {}
-    page = write_results_page(out_dir, opt, items, rows, mean)
+    page = write_results_page(out_dir, opt, items, rows, mean, describe_run(opt, model))
+    write_runs_index(opt.results_dir)  # results/index.html lists every run, this one included
     return out_dir, page, mean
 
 
@@ -38,4 +60,7 @@ def summary_lines(mean, labels=("fake_B", "fake_A")):
             extra = f" (copy-the-input baseline {base:.2f} dB)" if base is not None else ""
             lines.append(f"{out}: PSNR {mean[f'PSNR_{out}']:.2f} dB{extra}, SSIM {mean[f'SSIM_{out}']:.4f}, "
                          f"MAE {mean[f'MAE_{out}']:.4f}")
+    for side, path in (("A", "A -> B -> A"), ("B", "B -> A -> B")):
+        if f"cycle_MAE_{side}" in mean:
+            lines.append(f"cycle error {path}: MAE {mean[f'cycle_MAE_{side}']:.4f} (no true targets: unpaired data)")
     return lines

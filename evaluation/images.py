@@ -1,43 +1,39 @@
-"""test.py for 2D models: every test item's visuals saved as images (one folder per label, so FID tools can read
-them), and MAE, PSNR and SSIM of each translation against its target where the dataset has one, beside the
-copy-the-input baseline."""
+"""test.py for 2D models (and validation while training): every test item's visuals saved as images (one folder per
+label, so FID tools can read them), and MAE, PSNR and SSIM of each translation against its target where the dataset
+holds real pairs, beside the copy-the-input baseline. Without real pairs, models that translate both ways report
+their cycle error (MAE of A -> B -> A against A, and B -> A -> B against B): the only honest reference there."""
 import os
-
 
 from evaluation import metrics
 from util.progress import progress
 from util.util import save_image, tensor2im, to01
 
+CYCLES = {"cycle_MAE_A": ("rec_A", "real_A"), "cycle_MAE_B": ("rec_B", "real_B")}
 
-def run(opt, model, dataset, out_dir):
-    """Returns (items, rows): per item its name and saved images, and its metrics where the dataset holds real pairs
-    (aligned data, or testA/testB files of the same names)."""
+
+def run(opt, model, dataset, out_dir=None, limit=None, say=print, desc="test"):
+    """Returns (items, rows): per item its name and saved images (``out_dir``; None saves nothing), and its metrics.
+    At most ``limit`` items (default --num_test)."""
     rows, items = [], []
+    limit = limit or opt.num_test
     pairing = dataset.dataset.pairing
     translators = model.translators() if pairing else {}
     if pairing == "by name":
-        print("metrics: testA and testB images are paired by file name")
+        say(f"metrics: {desc} A and B images are paired by file name")
     elif dataset.dataset.two_domains:
-        print("no reference metrics: testA and testB are not paired by file name (unpaired test data), so no output "
-              "has a true target; the images are saved")
-    total = min(len(dataset), opt.num_test)
-    for i, data in enumerate(progress(dataset, "test", total=total)):
-        if i >= opt.num_test:
+        say(f"no reference metrics: the {desc} A and B images are not paired by file name (unpaired data), so no "
+            f"output has a true target" + ("; the cycle error is reported instead" if "rec_A" in model.visual_names
+                                           else ""))
+    total = min(len(dataset), limit)
+    for i, data in enumerate(progress(dataset, desc, total=total)):
+        if i >= limit:
             break
         model.set_input(data)
         model.test()
         visuals = model.get_current_visuals()
         name = os.path.splitext(os.path.basename(model.get_image_paths()[0]))[0]
-        saved = {}
-        for label, image in visuals.items():
-            if image is None:
-                continue
-            side = "B" if label.endswith("B") else "A"
-            bits = int(data.get(f"{side}_bits", data.get("A_bits"))[0])
-            path = os.path.join(out_dir, "images", label, name + ".png")
-            save_image(tensor2im(image, bits=16 if bits == 16 and image.shape[1] == 1 else 8), path, opt.aspect_ratio)
-            saved[label] = os.path.relpath(path, out_dir)
-        items.append({"name": name, "images": saved})
+        if out_dir is not None:
+            items.append({"name": name, "images": save_visuals(opt, visuals, data, name, out_dir)})
         row = {"name": name}
         for label, translation in translators.items():
             out, target = visuals.get(label), visuals.get("real_" + translation.target)
@@ -49,6 +45,25 @@ def run(opt, model, dataset, out_dir):
             if source is not None and source.shape == target.shape:
                 for k, v in metrics.compare(to01(source[0]), to01(target[0])).items():
                     row[f"baseline_{k}_{label}"] = v
+        if not pairing:
+            for key, (rec, real) in CYCLES.items():
+                if visuals.get(rec) is not None and visuals.get(real) is not None:
+                    row[key] = float(abs(to01(visuals[rec][0]) - to01(visuals[real][0])).mean())
         if len(row) > 1:
             rows.append(row)
     return items, rows
+
+
+def save_visuals(opt, visuals, data, name, out_dir):
+    """Writes every visual as images/LABEL/NAME.png (16-bit where its domain's images are 16-bit grayscale);
+    returns {label: path relative to out_dir}."""
+    saved = {}
+    for label, image in visuals.items():
+        if image is None:
+            continue
+        side = "B" if label.endswith("B") else "A"
+        bits = int(data.get(f"{side}_bits", data.get("A_bits"))[0])
+        path = os.path.join(out_dir, "images", label, name + ".png")
+        save_image(tensor2im(image, bits=16 if bits == 16 and image.shape[1] == 1 else 8), path, opt.aspect_ratio)
+        saved[label] = os.path.relpath(path, out_dir)
+    return saved

@@ -25,7 +25,7 @@ SUMMARY = "summary.json"
 def describe_run(opt, model):
     """What the page says about the run beyond ``opt``: the checkpoint's architecture, 2D or 3D, the translations
     ({output label: {"source", "target"}}) and, for volumes, the intensity windows and the patch."""
-    run = {"architecture": model.spec.to_architecture(), "dims": model.dims,
+    run = {"architecture": model.spec.to_architecture(), "dims": model.dims, "checkpoint": model.loaded_from,
            "outputs": {label: {"source": t.source, "target": t.target} for label, t in model.translators().items()}}
     if getattr(model, "volume", None):
         run["intensity"] = {d: list(w) for d, w in (model.volume.intensity or {}).items()}
@@ -74,8 +74,9 @@ def options_that_matter(opt, run, n_items):
     model = get("model", "")
     if arch.get("model") and arch["model"] != model:
         model = f"{model} (a {arch['model']} checkpoint)"
-    out = [("model", model), ("checkpoint", f"{os.path.join(get('checkpoints_dir', ''), get('name', ''))} · "
-                                            f"epoch {get('epoch', '?')}"),
+    checkpoint = run.get("checkpoint") or f"{os.path.join(get('checkpoints_dir', ''), get('name', ''))} · " \
+                                          f"epoch {get('epoch', '?')}"
+    out = [("model", model), ("checkpoint", checkpoint),
            ("direction", get("direction")), ("phase", get("phase")), ("dataroot", get("dataroot")),
            ("items", f"{n_items} (--num_test {get('num_test')})" if get("num_test") is not None else n_items),
            ("eval mode", "yes (--eval)" if get("eval") else "no (training-mode normalization)")]

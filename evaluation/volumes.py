@@ -9,55 +9,59 @@ as the data range, with the copy-the-input baseline. Mid-slices (axial, coronal,
 results page.
 """
 import os
-import sys
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from evaluation import metrics
+from evaluation import metrics, slices
 from models.reversible import padding_for
 from util.errors import UserError
+from util.progress import progress
 from util.util import save_image, size_text, tensor2im
 from util.volume import (from_unit, is_volume_file, list_volumes, load_volume, mid_slices, parse_patch_size,
                          save_volume, sliding_window, to_unit, volume_stem)
 
 
-def run(opt, model, domains, out_dir):
-    """Returns (items, rows) for the results page and metrics files; ``domains`` (a DomainMap) names the folders."""
-    intensity = model.volume.intensity if model.volume else None
-    if not intensity:
-        raise UserError(f"the checkpoint of {opt.name} holds no intensity ranges: it was not trained on volumes")
+def window_patch(opt, model, say=print):
+    """The sliding window: --patch_size, else the training patch, rounded up to a size the generator takes."""
     patch = parse_patch_size(opt.patch_size or model.volume.patch_size or [64])
-    translators = model.translators()
     first = next(iter(model.directions.values()))[0]
     multiple = model.net(first).size_multiple
     extra = padding_for(patch, multiple)
     if any(extra):  # a larger window beats padding every window inside the generator
         rounded = tuple(p + e for p, e in zip(patch, extra))
-        print(f"note: --patch_size {size_text(patch)} rounded up to {size_text(rounded)}, the next multiple of "
-              f"{multiple} that --netG {model.spec.generator.netG} needs")
+        say(f"note: --patch_size {size_text(patch)} rounded up to {size_text(rounded)}, the next multiple of "
+            f"{multiple} that --netG {model.spec.generator.netG} needs")
         patch = rounded
-    folders = {d: opt.phase + letter for d, letter in domains.folder.items()}
+    return patch
+
+
+def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, say=print):
+    """Returns (items, rows) for the results page and metrics files; ``domains`` (a DomainMap) names the folders.
+    ``out_dir`` None writes nothing (validation); ``phase`` (default --phase) picks the folders, ``limit`` (default
+    --num_test) caps the volumes per direction, ``keep`` filters their paths (validation's held-out files)."""
+    intensity = model.volume.intensity if model.volume else None
+    if not intensity:
+        raise UserError(f"the checkpoint of {opt.name} holds no intensity ranges: it was not trained on volumes")
+    patch = window_patch(opt, model, say)
+    phase, limit = phase or opt.phase, limit or opt.num_test
+    folders = {d: phase + letter for d, letter in domains.folder.items()}
     items, rows = {}, {}
-    for label, (src, dst, fn) in translators.items():
-        paths = list_volumes(os.path.join(opt.dataroot, folders[src]), opt.num_test, "test " + src)
+    for label, (src, dst, fn) in model.translators().items():
+        paths = list_volumes(os.path.join(opt.dataroot, folders[src]), what=f"{phase} {src}")
+        paths = (keep(paths) if keep else paths)[:limit]
         targets = {}
         tdir = os.path.join(opt.dataroot, folders[dst])
         if os.path.isdir(tdir):
             targets = {volume_stem(p): p for p in os.listdir(tdir) if is_volume_file(p)}
         (slo, shi), (dlo, dhi) = intensity[src], intensity[dst]
-        for path in tqdm(paths, desc=f"test {label}", file=sys.stdout):
+        for path in progress(paths, f"{'test' if out_dir else 'validation'} {label}"):
             name = volume_stem(path)
             arr, img = load_volume(path)
             x = torch.from_numpy(to_unit(arr, slo, shi).astype(np.float32))[None]
             out = sliding_window(fn, x, patch, opt.overlap, opt.batch_size, model.device)[0].numpy()
             fake = from_unit(out, dlo, dhi).astype(np.float32)
-            ext = ".npy" if path.endswith(".npy") else ".nii.gz"
-            save_volume(fake, os.path.join(out_dir, "volumes", label, name + ext), like=img)
-            item = items.setdefault(name, {"name": name, "images": {}})
             pictures = {"real_" + src: x[0].numpy(), label: out}
-            target = None
             if name in targets:
                 target = load_volume(os.path.join(tdir, targets[name]))[0]
                 if target.shape == arr.shape:
@@ -67,9 +71,16 @@ def run(opt, model, domains, out_dir):
                         row[f"{k}_{label}"] = v
                     for k, v in metrics.compare(arr[None], target[None], data_range=dhi - dlo).items():
                         row[f"baseline_{k}_{label}"] = v
+            if out_dir is None:
+                continue
+            ext = ".npy" if path.endswith(".npy") else ".nii.gz"
+            save_volume(fake, os.path.join(out_dir, "volumes", label, name + ext), like=img)
+            item = items.setdefault(name, {"name": name, "images": {}})
             for pic_label, vol in pictures.items():
                 rel = os.path.join("images", pic_label, name + ".png")
                 save_image(tensor2im(torch.from_numpy(mid_slices(np.asarray(vol, np.float32)))[None]),
                            os.path.join(out_dir, rel))
                 item["images"][pic_label] = rel
+                window = (slo, shi) if pic_label == "real_" + src else (dlo, dhi)  # every slice, for the page
+                item.setdefault("volumes", {})[pic_label] = slices.write(out_dir, name, pic_label, vol, window, img)
     return list(items.values()), list(rows.values())

@@ -20,10 +20,14 @@ def get_option_setter(name):
     return find_model_using_name(name).modify_commandline_options
 
 
+def options_spec(opt):
+    """The ModelSpec the options ask for."""
+    from models.config import ModelSpec
+    return ModelSpec.from_options(opt, find_model_using_name(opt.model).dims)
+
+
 def create_model(opt, spec=None):
     """The model ``--model`` names, with the networks of ``spec`` (models.config.ModelSpec; default: the options')."""
-    from models.config import ModelSpec
-    cls = find_model_using_name(opt.model)
-    model = cls(opt, spec if spec is not None else ModelSpec.from_options(opt, cls.dims))
+    model = find_model_using_name(opt.model)(opt, spec if spec is not None else options_spec(opt))
     print(f"model [{type(model).__name__}] was created")
     return model

@@ -72,6 +72,7 @@ class BaseModel:
         self.volume = VolumeMeta(patch_size=opt.patch_size if self.is_train else None) if self.dims == 3 else None
         self.image_paths = []
         self.real_A = None
+        self.loaded_from = None  # the checkpoint the networks came from, as the results page names it
 
     def _nan_hint(self) -> str:
         if not self.is_train:
@@ -144,17 +145,14 @@ class BaseModel:
         raise NotImplementedError
 
     # -- set-up --------------------------------------------------------------------------------------------------------
-    def setup(self, opt, checkpoint=None, typed=frozenset()) -> None:
+    def setup(self, opt, checkpoint=None, typed=frozenset(), load=True) -> None:
         """Schedulers for training; the networks (and for --continue_train the whole training state) from
         ``checkpoint``, or read from --epoch when testing or resuming; then --compile and, under torchrun,
         DistributedDataParallel. ``typed``: the flags the user typed (a resumed run keeps the checkpoint's schedule
-        for the others)."""
+        for the others); ``load=False``: the caller loads the networks (pytorch-CycleGAN-and-pix2pix files)."""
         path = checkpoint_path(opt, opt.epoch)
         resuming = self.is_train and opt.continue_train
-        if checkpoint is None and (resuming or not self.is_train):
-            if resuming and not os.path.isfile(path):
-                raise UserError(f"--continue_train: no checkpoint {path} (drop --continue_train to start fresh, "
-                                f"or pick an existing --epoch)")
+        if checkpoint is None and load and (resuming or not self.is_train):
             checkpoint = load_checkpoint(path)
         changed = {}
         if resuming:
@@ -242,10 +240,11 @@ class BaseModel:
         return self.optimizers[0].param_groups[0]["lr"] if self.optimizers else None
 
     # -- checkpoints ---------------------------------------------------------------------------------------------------
-    def state(self) -> dict:
-        """The full training state (see models.training_state). Random states and image pools differ between
-        torchrun's processes: every rank's go into ``ranks`` (gathered on every rank; only rank 0 writes)."""
-        return {
+    def state(self, **extra) -> dict:
+        """The full training state (see models.training_state), plus ``extra`` entries (e.g. validation's best).
+        Random states and image pools differ between torchrun's processes: every rank's go into ``ranks``
+        (gathered on every rank; only rank 0 writes)."""
+        return {**extra,
             "architecture": self.spec.to_architecture(),
             "networks": {n: self.net(n).state_dict() for n in self.model_names},
             "optimizers": [o.state_dict() for o in self.optimizers],
@@ -257,12 +256,25 @@ class BaseModel:
             "schedule": saved_schedule(self.opt) if self.is_train else None,
         }
 
-    def save(self, tag) -> None:
-        """Writes checkpoint ``tag`` (latest or an epoch); under torchrun every rank must call it (they gather),
-        rank 0 writes."""
-        state = self.state()
+    def save(self, tag, **extra) -> None:
+        """Writes checkpoint ``tag`` (latest, best or an epoch) with ``extra`` entries; under torchrun every rank
+        must call it (they gather), rank 0 writes."""
+        state = self.state(**extra)
         if distributed.is_main():
             save_checkpoint(state, checkpoint_path(self.opt, tag))
+
+    def load_upstream(self, folder: str, epoch) -> None:
+        """The networks from pytorch-CycleGAN-and-pix2pix files in ``folder`` (EPOCH_net_NAME.pth; see
+        models.upstream)."""
+        from models import upstream
+        for name in self.model_names:
+            upstream.load(self.net(name), upstream.file_for(folder, epoch, name), self.spec.generator.netG,
+                          self.spec.generator.depth())
+        files = ", ".join(os.path.basename(upstream.file_for(folder, epoch, n)) for n in self.model_names)
+        self.loaded_from = f"{folder}: {files} (pytorch-CycleGAN-and-pix2pix)"
+        print(f"loaded pytorch-CycleGAN-and-pix2pix generator(s) {files} from {folder} (architecture from the "
+              f"flags: --netG {self.spec.generator.netG}, --norm {self.spec.generator.norm}, --ngf "
+              f"{self.spec.generator.ngf})")
 
     def load_state(self, state: dict, path: str, changed=None) -> None:
         """Restores the networks from checkpoint ``state`` (read from ``path``); for training also the optimizers,
@@ -292,5 +304,6 @@ class BaseModel:
             self.precision.load_state_dicts(self.optimizers, state.get("scalers", []))
             self.progress.load(state["counters"])
             load_rank_state(state, self.pools, self.device, path)
+        self.loaded_from = f"{path} ({TrainingProgress(**state['counters']).describe()})"
         if distributed.is_main():
-            print(f"loaded {path} ({TrainingProgress(**state['counters']).describe()})")
+            print(f"loaded {self.loaded_from}")

@@ -30,6 +30,8 @@ class GeneratorConfig:
         coupling: additive or affine couplings (reversible generators).
         use_naive: run the reversible core on plain autograd (stores activations: the memory reference).
         tanh: a tanh on the output.
+        residual: the output starts from the input (a global residual; see networks.Generator), where input and
+            output have as many channels; the invertible U-Net has none (it starts as the identity anyway).
         iunet_architecture: coupling blocks per level of the invertible U-Net, comma-separated.
         dims: 2 for images, 3 for volumes.
     """
@@ -44,6 +46,7 @@ class GeneratorConfig:
     coupling: str = "additive"
     use_naive: bool = False
     tanh: bool = True
+    residual: bool = False
     iunet_architecture: str = "2,2,2,2"
     dims: int = 2
 
@@ -83,7 +86,7 @@ class DiscriminatorConfig:
 # The checkpoint's "architecture" dict: flag names as keys (old checkpoints hold exactly these). HARD keys decide the
 # parameters' shapes (--continue_train refuses a checkpoint that differs in one); the others only change behaviour.
 HARD_KEYS = ("model", "netG", "netD", "ngf", "ndf", "n_layers_D", "input_nc", "output_nc", "norm", "n_blocks",
-             "n_downsampling", "coupling", "no_output_tanh", "dims", "iunet_architecture")
+             "n_downsampling", "coupling", "no_output_tanh", "residual", "dims", "iunet_architecture")
 SOFT_KEYS = ("no_dropout", "use_naive")
 
 
@@ -117,7 +120,8 @@ class ModelSpec:
             kw.update(fixed)
             return config_cls(**kw)
         generator = pick(GeneratorConfig, {}, dims=dims, dropout=not values.get("no_dropout", False),
-                         tanh=not values.get("no_output_tanh", False))
+                         tanh=not values.get("no_output_tanh", False),
+                         residual=not values.get("no_residual", not GeneratorConfig.residual))
         discriminator = pick(DiscriminatorConfig, {"n_layers": "n_layers_D"}, dims=dims)
         return cls(opt.model, opt.input_nc, opt.output_nc, generator, discriminator)
 
@@ -128,7 +132,7 @@ class ModelSpec:
             "model": self.model, "netG": g.netG, "netD": d.netD, "ngf": g.ngf, "ndf": d.ndf, "n_layers_D": d.n_layers,
             "input_nc": self.input_nc, "output_nc": self.output_nc, "norm": g.norm, "n_blocks": g.n_blocks,
             "n_downsampling": g.n_downsampling, "coupling": g.coupling if g.reversible else None,
-            "no_output_tanh": not g.tanh, "dims": g.dims,
+            "no_output_tanh": not g.tanh, "residual": g.residual if g.netG != "iunet" else None, "dims": g.dims,
             "iunet_architecture": g.iunet_architecture if g.netG == "iunet" else None,
             "no_dropout": not g.dropout, "use_naive": g.use_naive if g.reversible else None,
         }
@@ -146,7 +150,7 @@ class ModelSpec:
             dropout=not given("no_dropout", False), n_blocks=arch.get("n_blocks"),
             n_downsampling=given("n_downsampling", GeneratorConfig.n_downsampling),
             coupling=given("coupling", GeneratorConfig.coupling), use_naive=given("use_naive", False),
-            tanh=not given("no_output_tanh", False),
+            tanh=not given("no_output_tanh", False), residual=given("residual", False),
             iunet_architecture=given("iunet_architecture", GeneratorConfig.iunet_architecture), dims=dims)
         discriminator = DiscriminatorConfig(netD=given("netD", DiscriminatorConfig.netD),
                                             ndf=given("ndf", DiscriminatorConfig.ndf),
@@ -158,6 +162,17 @@ class ModelSpec:
         """``(flag, mine, theirs)`` for every architecture entry in ``keys`` where the two specs differ."""
         mine, theirs = self.to_architecture(), other.to_architecture()
         return [(k, mine[k], theirs[k]) for k in keys if mine[k] != theirs[k]]
+
+    def resumed(self, arch: dict, typed) -> tuple:
+        """This spec (from the flags) with the checkpoint's architecture ``arch`` where the user did not type the
+        flag: --continue_train need not repeat the architecture. Returns (spec, {flag: value} taken over)."""
+        mine, theirs = self.to_architecture(), ModelSpec.from_architecture(arch).to_architecture()
+        taken = {}
+        for key in HARD_KEYS + SOFT_KEYS:
+            flag = "no_residual" if key == "residual" else key
+            if key != "model" and flag not in typed and theirs[key] is not None and mine[key] != theirs[key]:
+                mine[key] = taken[key] = theirs[key]
+        return ModelSpec.from_architecture(mine), taken
 
     def with_generator(self, **changes) -> "ModelSpec":
         return replace(self, generator=replace(self.generator, **changes))

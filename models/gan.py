@@ -16,6 +16,9 @@ def add_generator_options(parser, reversible: bool):
     g.add_argument("--n_downsampling", type=NONNEG_INT, default=GeneratorConfig.n_downsampling,
                    help="stride-2 levels in the encoder/decoder (ResNet and RevGAN generators)")
     g.add_argument("--no_output_tanh", action="store_true", help="no tanh on the generator output")
+    g.add_argument("--no_residual", action="store_true",
+                   help="no global residual: the generator's output does not start from its input (as in CycleGAN); "
+                        "the residual applies only where input and output have as many channels")
     if reversible:
         g.add_argument("--n_blocks", type=NONNEG_INT, default=REVGAN_DEPTH,
                        help="depth of the reversible core (coupling blocks)")

@@ -118,15 +118,33 @@ def decoder(output_nc, ngf, norm_layer, n_downsampling, dims, tanh=True):
     return nn.Sequential(*layers)
 
 
+RESIDUAL_EPS = 1e-3  # inputs at exactly -1 or 1 (e.g. a flat background) enter the residual path from +-(1 - eps)
+
+
 class Generator(nn.Module):
     """What every generator offers the models: ``forward(x, direction)``, the size multiple its stride-2 layers need
     (inputs of other sizes are reflection-padded up to it and the output cropped back, so outputs always have the
     input's size; CycleGAN resizes --preprocess none images to a multiple of 4 instead), the parts --compile
     compiles, and the reconstruction error of a reversible core (None without one).
 
-    One-directional generators (ResNet, U-Net) accept only ``direction="AtoB"``."""
+    One-directional generators (ResNet, U-Net) accept only ``direction="AtoB"``.
+
+    With ``residual`` (and as many input as output channels) the output starts from the input: the network's last
+    layer gives a correction h, and the output is ``tanh(atanh(x) + h)`` (``x + h`` without the output tanh), so a
+    network whose correction is 0 returns its input exactly, and outputs stay in (-1, 1)."""
     size_multiple = 1
     bidirectional = False
+    residual = False
+    tanh = True
+
+    def output(self, x, h):
+        """The generator's output for input ``x`` from its last layer's ``h``."""
+        if not self.residual:
+            return h
+        if not self.tanh:
+            return x + h
+        x32 = x.float().clamp(-1 + RESIDUAL_EPS, 1 - RESIDUAL_EPS)
+        return torch.tanh(torch.atanh(x32) + h.float()).to(h.dtype)
 
     def _any_size(self, fn, x):
         return run_padded(fn, x, self.size_multiple, "reflect")
@@ -149,17 +167,19 @@ class ResnetGenerator(Generator):
     """Encoder, ``n_blocks`` ResNet blocks, decoder (Johnson et al.; CycleGAN's resnet_6blocks/resnet_9blocks)."""
 
     def __init__(self, input_nc, output_nc, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False, n_blocks=6,
-                 n_downsampling=2, dims=2, tanh=True):
+                 n_downsampling=2, dims=2, tanh=True, residual=False):
         super().__init__()
         self.size_multiple = 2 ** n_downsampling
+        self.tanh, self.residual = tanh, residual and input_nc == output_nc
         core_nc = ngf * 2 ** n_downsampling
         blocks = [ResnetBlock(core_nc, norm_layer, use_dropout, _uses_bias(norm_layer), dims) for _ in range(n_blocks)]
         self.model = nn.Sequential(encoder(input_nc, ngf, norm_layer, n_downsampling, dims), *blocks,
-                                   decoder(output_nc, ngf, norm_layer, n_downsampling, dims, tanh))
+                                   decoder(output_nc, ngf, norm_layer, n_downsampling, dims,
+                                           tanh and not self.residual))
 
     def forward(self, x, direction="AtoB"):
         self._check_direction(direction)
-        return self._any_size(self.model, x)
+        return self._any_size(lambda a: self.output(a, self.model(a)), x)
 
 
 class UnetSkipConnectionBlock(nn.Module):
@@ -192,9 +212,10 @@ class UnetGenerator(Generator):
     """U-Net with ``num_downs`` stride-2 levels (unet_128: 7, unet_256: 8)."""
 
     def __init__(self, input_nc, output_nc, num_downs, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False,
-                 dims=2, tanh=True):
+                 dims=2, tanh=True, residual=False):
         super().__init__()
         self.size_multiple = 2 ** num_downs
+        self.tanh, self.residual = tanh, residual and input_nc == output_nc
         kw = dict(norm_layer=norm_layer, dims=dims)
         block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, innermost=True, **kw)
         for _ in range(num_downs - 5):
@@ -203,11 +224,11 @@ class UnetGenerator(Generator):
         block = UnetSkipConnectionBlock(ngf * 2, ngf * 4, submodule=block, **kw)
         block = UnetSkipConnectionBlock(ngf, ngf * 2, submodule=block, **kw)
         self.model = UnetSkipConnectionBlock(output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True,
-                                             tanh=tanh, **kw)
+                                             tanh=tanh and not self.residual, **kw)
 
     def forward(self, x, direction="AtoB"):
         self._check_direction(direction)
-        return self._any_size(self.model, x)
+        return self._any_size(lambda a: self.output(a, self.model(a)), x)
 
 
 class RevGANGenerator(Generator):
@@ -219,9 +240,10 @@ class RevGANGenerator(Generator):
     bidirectional = True
 
     def __init__(self, input_nc, output_nc, ngf=64, norm_layer=nn.InstanceNorm2d, use_dropout=False, n_blocks=6,
-                 n_downsampling=2, coupling="additive", use_naive=False, dims=2, tanh=True):
+                 n_downsampling=2, coupling="additive", use_naive=False, dims=2, tanh=True, residual=False):
         super().__init__()
         self.size_multiple = 2 ** n_downsampling
+        self.tanh, self.residual = tanh, residual and input_nc == output_nc
         core_nc = ngf * 2 ** n_downsampling
         if core_nc % 2:
             raise UserError(f"--netG revgan splits its core's {core_nc} channels (--ngf x 2^--n_downsampling) into two "
@@ -236,13 +258,13 @@ class RevGANGenerator(Generator):
         self.enc_B = encoder(output_nc, ngf, norm_layer, n_downsampling, dims)
         self.core = ReversibleSequence([coupling_cls(body(), body()) for _ in range(n_blocks)],
                                        memory_saving=not use_naive)
-        self.dec_A = decoder(input_nc, ngf, norm_layer, n_downsampling, dims, tanh)
-        self.dec_B = decoder(output_nc, ngf, norm_layer, n_downsampling, dims, tanh)
+        self.dec_A = decoder(input_nc, ngf, norm_layer, n_downsampling, dims, tanh and not self.residual)
+        self.dec_B = decoder(output_nc, ngf, norm_layer, n_downsampling, dims, tanh and not self.residual)
 
     def forward(self, x, direction="AtoB"):
         if direction == "AtoB":
-            return self._any_size(lambda a: self.dec_B(self.core(self.enc_A(a))), x)
-        return self._any_size(lambda b: self.dec_A(self.core.inverse(self.enc_B(b))), x)
+            return self._any_size(lambda a: self.output(a, self.dec_B(self.core(self.enc_A(a)))), x)
+        return self._any_size(lambda b: self.output(b, self.dec_A(self.core.inverse(self.enc_B(b)))), x)
 
     def compile_parts(self):
         """What --compile compiles: the encoders and decoders (the reversible core stays eager)."""
@@ -309,13 +331,13 @@ def define_G(input_nc, output_nc, config: GeneratorConfig) -> Generator:
     norm_layer = get_norm_layer(c.norm, c.dims)
     if c.netG in ("resnet_9blocks", "resnet_6blocks"):
         net = ResnetGenerator(input_nc, output_nc, c.ngf, norm_layer, c.dropout, c.depth(), c.n_downsampling, c.dims,
-                              c.tanh)
+                              c.tanh, c.residual)
     elif c.netG in ("unet_128", "unet_256"):
         net = UnetGenerator(input_nc, output_nc, 7 if c.netG == "unet_128" else 8, c.ngf, norm_layer, c.dropout,
-                            c.dims, c.tanh)
+                            c.dims, c.tanh, c.residual)
     elif c.netG == "revgan":
         net = RevGANGenerator(input_nc, output_nc, c.ngf, norm_layer, c.dropout, c.depth(), c.n_downsampling,
-                              c.coupling, c.use_naive, c.dims, c.tanh)
+                              c.coupling, c.use_naive, c.dims, c.tanh, c.residual)
     elif c.netG == "iunet":
         try:
             architecture = parse_architecture(c.iunet_architecture)

@@ -3,7 +3,7 @@ CycleGAN models run either direction (--direction, or CycleGAN's --model_suffix 
 
 The network is the one the trained model's class declares for that direction (its ``directions``), built from the
 checkpoint's architecture, so a RevGAN's BtoA is dec_A(core.inverse(enc_B(x))) and a CycleGAN's is G_B."""
-from models import find_model_using_name
+from models import find_model_using_name, upstream
 from models.base_model import BaseModel
 from models.gan import add_generator_options
 from models.networks import define_G
@@ -35,10 +35,11 @@ class TestModel(BaseModel):
     def __init__(self, opt, spec):
         super().__init__(opt, spec)
         direction = opt.direction  # TestOptions resolves --model_suffix into it
-        trained = find_model_using_name(spec.model)
-        if direction not in trained.directions:
+        directions = upstream.SINGLE_G_DIRECTIONS if spec.model == upstream.SINGLE_G else \
+            find_model_using_name(spec.model).directions
+        if direction not in directions:
             raise UserError(f"a {spec.model} model translates A to B only; drop --direction BtoA")
-        name, call = trained.directions[direction]
+        name, call = directions[direction]
         # a network called in the other direction than the translation's is a one-way network from B to A
         in_nc, out_nc = (spec.input_nc, spec.output_nc) if call == direction else (spec.output_nc, spec.input_nc)
         self.add_network(name, define_G(in_nc, out_nc, spec.generator))

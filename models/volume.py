@@ -5,8 +5,11 @@ from typing import Optional
 
 
 def volume_defaults(parser, paired: bool):
-    """3D models read single-channel volumes by default; paired ones pair A and B files by name."""
-    parser.set_defaults(dataset_mode="volume", input_nc=1, output_nc=1, paired=paired)
+    """3D models read single-channel volumes by default; paired ones pair A and B files by name. Their default
+    --norm is none: test.py translates whole volumes window by window, and a normalization computed per window
+    (instance norm) makes neighbouring windows disagree: grey blocks in flat background and seams at window borders
+    (measured: 16.9 dB against 30.6 dB with the global residual and no normalization; see README, Quality)."""
+    parser.set_defaults(dataset_mode="volume", input_nc=1, output_nc=1, paired=paired, norm="none")
     return parser
 
 

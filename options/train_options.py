@@ -27,6 +27,18 @@ class TrainOptions(BaseOptions):
                             help="resume from checkpoint --epoch (default latest) with its full state")
         parser.add_argument("--epoch_count", type=COUNT, default=1, help="number of the first epoch of a fresh run")
         parser.add_argument("--phase", default="train", help="train, val, test, ...")
+        # validation (see README: validation while training)
+        parser.add_argument("--val_freq", type=NONNEG_INT, default=0,
+                            help="validate every N epochs (and after the last): test-time inference on held-out data, "
+                                 "metrics in loss_log.txt, visdom and the training page; 0: no validation")
+        parser.add_argument("--val_fraction", type=BELOW_ONE, default=0.0,
+                            help="without DATAROOT/valA+valB (or val/): hold out this fraction of the training files "
+                                 "for validation (chosen by file name; A and B files of one name go together)")
+        parser.add_argument("--val_metric", default="auto",
+                            help="the metric best.pth is kept by, e.g. PSNR_fake_B, SSIM_fake_A, MAE_fake_B or "
+                                 "cycle_MAE_A (unpaired data); auto: PSNR of the first translation with targets, "
+                                 "else the cycle error")
+        parser.add_argument("--val_max", type=COUNT, default=50, help="validate on at most this many images (volumes)")
         # optimization
         parser.add_argument("--n_epochs", type=NONNEG_INT, default=100, help="epochs at the initial learning rate")
         parser.add_argument("--n_epochs_decay", type=NONNEG_INT, default=100, help="epochs of decay to zero")

@@ -153,5 +153,6 @@ def test_reference_metrics_only_for_real_pairs(demo_root, tmp_path, capsys):
         f.rename(root / "testB" / f"other_{k}.png")
     test_script.main(["--dataroot", str(root), "--results_dir", str(tmp_path / "unnamed")] + common)
     out = capsys.readouterr().out
-    assert "no reference metrics" in out and "PSNR" not in out
-    assert not os.path.exists(tmp_path / "unnamed" / "pairs" / "test_latest" / "metrics.json")
+    assert "no reference metrics" in out and "PSNR" not in out and "cycle error A -> B -> A: MAE" in out
+    mean = json.load(open(tmp_path / "unnamed" / "pairs" / "test_latest" / "metrics.json"))["mean"]
+    assert set(mean) == {"cycle_MAE_A", "cycle_MAE_B"}  # what can be measured honestly without pairs

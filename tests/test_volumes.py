@@ -144,7 +144,12 @@ def test_demo_volumes_are_built_from_the_mni_template(tmp_path):
         assert names == sorted(os.listdir(os.path.join(root, phase + "B"))) and len(names) == n
     a = nib.load(os.path.join(root, "testA", "sub00.nii.gz"))
     b = nib.load(os.path.join(root, "testB", "sub00.nii.gz"))
-    assert a.shape == b.shape == (40, 48, 40) and np.allclose(a.affine, b.affine)
+    assert a.shape == b.shape == (40, 32, 40) and np.allclose(a.affine, b.affine)
     assert np.allclose(np.abs(np.diag(a.affine)[:3]), 2.0)  # 2 mm voxels
+    # held out along y (the template is left/right symmetric): every test crop lies in front of every training crop
+    y_of = lambda p: nib.load(p).affine[1, 3]  # noqa: E731  (MNI y of the crop's first voxel)
+    train_y = [y_of(os.path.join(root, "trainB", f)) for f in os.listdir(os.path.join(root, "trainB"))]
+    test_y = [y_of(os.path.join(root, "testB", f)) for f in os.listdir(os.path.join(root, "testB"))]
+    assert min(test_y) >= max(train_y) + 2.0 * (32 + 4)
     vb = b.get_fdata()
     assert vb.std() > 10 and np.abs(a.get_fdata() - vb).mean() > 5  # real anatomy; A is degraded

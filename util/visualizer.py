@@ -21,6 +21,7 @@ from util.util import save_image, visual_to_rgb
 
 # visdom window ids, counted from --display_id
 WIN_LOSSES, WIN_LR, WIN_MEMORY, WIN_RECON, WIN_IMAGES = 0, 1, 2, 3, 4
+WIN_VALIDATION = 99  # after any number of one-window-per-image windows
 RECON_FLOOR = 1e-16  # an exact round trip (0) is drawn here on the log axes
 RECON_TITLE = "core reconstruction error (relative; exact 0 drawn at 1e-16)"
 
@@ -161,8 +162,9 @@ class Visualizer:
         if self.vis is None:
             return
         names = list(losses)
-        xs = np.array([p["x"] for p in self.history if all(n in p["losses"] for n in names)])
-        ys = np.array([[p["losses"][n] for n in names] for p in self.history if all(n in p["losses"] for n in names)])
+        points = [p for p in self.history if all(n in p.get("losses", {}) for n in names)]  # not validation points
+        xs = np.array([p["x"] for p in points])
+        ys = np.array([[p["losses"][n] for n in names] for p in points])
         self._send("line", X=np.tile(xs[:, None], (1, len(names))), Y=ys, win=self._win(WIN_LOSSES),
                    opts={"title": f"{self.opt.name} loss over time", "legend": names, "xlabel": "epoch",
                          "ylabel": "loss"})
@@ -175,6 +177,28 @@ class Visualizer:
                 self._send("line", X=np.array([x for x, _ in pts]), Y=np.array([y for _, y in pts]),
                            win=self._win(win), opts={"title": f"{self.opt.name} {title}", "xlabel": "epoch",
                                                      "ylabel": title, "ytype": scale})
+
+    def plot_validation(self, epoch, means, line):
+        """Adds the validation metrics ``means`` of ``epoch`` to the curves (on disk, the page and visdom: PSNR of
+        each translation beside its copy-the-input baseline) and ``line`` to loss_log.txt."""
+        if not self.enabled:
+            return
+        point = {"x": float(epoch), "val": dict(means)}
+        self.history.append(point)
+        with open(self.history_path, "a") as f:
+            f.write(json.dumps(point) + "\n")
+        with open(self.log_name, "a") as f:
+            f.write(line + "\n")
+        if self.use_html:
+            self.write_page()
+        if self.vis is None:
+            return
+        names = [k for k in means if k.startswith(("PSNR_", "baseline_PSNR_", "cycle_"))]
+        points = [p for p in self.history if "val" in p and all(n in p["val"] for n in names)]
+        if names and points:
+            self._send("line", X=np.tile(np.array([p["x"] for p in points])[:, None], (1, len(names))),
+                       Y=np.array([[p["val"][n] for n in names] for p in points]), win=self._win(WIN_VALIDATION),
+                       opts={"title": f"{self.opt.name} validation", "legend": names, "xlabel": "epoch"})
 
     # -- images -----------------------------------------------------------------------------------------------------
     def display_current_results(self, visuals, epoch, save_result):
@@ -207,46 +231,21 @@ class Visualizer:
                 self._send("image", batch[i], win=self._win(WIN_IMAGES + i), opts={"title": label})
 
     def write_page(self):
-        """checkpoints/NAME/web/index.html: the loss curve, then every epoch's images, newest first."""
+        """checkpoints/NAME/web/index.html: the latest validation metrics, the curves, then every epoch's images,
+        newest first."""
         from util.html import write_training_page
-        return write_training_page(self.web_dir, self.opt, self.page_images(), self.save_loss_curve(), self.order)
+        validation = next((p for p in reversed(self.history) if p.get("val")), None)
+        return write_training_page(self.web_dir, self.opt, self.page_images(), self.save_loss_curve(), self.order,
+                                   validation=validation)
 
     def save_loss_curve(self):
-        """web/loss_curve.png from the logged points (losses; learning rate and peak memory below), or None."""
+        """web/loss_curve.png from the logged points (see ``loss_figure``), or None when nothing was logged."""
         if not self.history:
             return None
-        import matplotlib
-        matplotlib.use("Agg")
+        fig = loss_figure(self.history, self.opt.name)
         import matplotlib.pyplot as plt
-        xs = [p["x"] for p in self.history]
-        recon = [(x, p["recon"]) for x, p in zip(xs, self.history) if p.get("recon") is not None]
-        fig, axes = plt.subplots(3 if recon else 2, 1, figsize=(8, 8 if recon else 6), sharex=True,
-                                 gridspec_kw={"height_ratios": [2, 1, 1] if recon else [2, 1]})
-        ax, ax2 = axes[0], axes[1]
-        for name in dict.fromkeys(n for p in self.history for n in p["losses"]):
-            pts = [(p["x"], p["losses"][name]) for p in self.history if name in p["losses"]]
-            ax.plot(*zip(*pts), label=name, lw=1)
-        ax.set_ylabel("loss")
-        ax.set_title(f"{self.opt.name}: training losses")
-        ax.legend(fontsize=7, ncol=4)
-        ax.grid(alpha=0.3)
-        lrs = [(x, p["lr"]) for x, p in zip(xs, self.history) if p.get("lr") is not None]
-        if lrs:
-            ax2.plot(*zip(*lrs), color="tab:blue")
-        ax2.set_ylabel("learning rate", color="tab:blue")
-        mem = [(x, p["memory_mib"]) for x, p in zip(xs, self.history) if p.get("memory_mib") is not None]
-        if mem:
-            ax3 = ax2.twinx()
-            ax3.plot(*zip(*mem), color="tab:red")
-            ax3.set_ylabel("peak memory (MiB)", color="tab:red")
-        if recon:
-            axes[2].semilogy(*zip(*[(x, max(r, RECON_FLOOR)) for x, r in recon]), color="tab:green")
-            axes[2].set_ylabel("core reconstruction\nerror (relative)")
-            axes[2].set_title(RECON_TITLE, fontsize=8)
-        axes[-1].set_xlabel("epoch")
-        fig.tight_layout()
         path = os.path.join(self.web_dir, "loss_curve.png")
-        fig.savefig(path, dpi=80)
+        fig.savefig(path, dpi=90)
         plt.close(fig)
         return "loss_curve.png"
 
@@ -260,3 +259,82 @@ class Visualizer:
             with open(self.log_name, "a") as f:
                 f.write(message + "\n")
         return message
+
+
+def loss_figure(history, name):
+    """The training page's curves as a matplotlib figure: losses; learning rate and peak memory; the reversible
+    core's reconstruction error (when logged); validation PSNR beside the copy-the-input baseline (points
+    {"x", "val": {...}} without "losses", when validation ran). Curves with few points have markers (a single point
+    shows as a dot), and tick labels are plain numbers (no offset or scientific notation)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, ScalarFormatter
+
+    def plain(axis):
+        f = ScalarFormatter(useOffset=False)
+        f.set_scientific(False)
+        axis.yaxis.set_major_formatter(f)
+
+    def line(axis, pts, **kw):
+        if pts:
+            axis.plot(*zip(*pts), **({"marker": "o", "ms": 3} if len(pts) <= 30 else {}), **kw)
+
+    points = [p for p in history if "x" in p]
+    train = [p for p in points if p.get("losses")]
+    val = [p for p in points if p.get("val")]
+    recon = [(p["x"], max(p["recon"], RECON_FLOOR)) for p in points if p.get("recon") is not None]
+    panels = ["losses", "lr"] + (["recon"] if recon else []) + (["val"] if val else [])
+    ratios = {"losses": 2.2, "lr": 1, "recon": 1, "val": 1.6}
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9.5, 1.2 + 2 * sum(ratios[k] for k in panels)), sharex=True,
+                             gridspec_kw={"height_ratios": [ratios[k] for k in panels]}, squeeze=False)
+    ax = dict(zip(panels, axes[:, 0]))
+    names = list(dict.fromkeys(n for p in train for n in p["losses"]))
+    for loss in names:
+        line(ax["losses"], [(p["x"], p["losses"][loss]) for p in train if loss in p["losses"]], label=loss, lw=1)
+    values = [v for p in train for v in p["losses"].values() if v is not None]
+    wide = bool(values) and min(values) > 0 and max(values) / min(values) > 50
+    if wide:  # losses of very different sizes (L1 x lambda beside GAN terms): each readable on a log axis
+        ax["losses"].set_yscale("log")
+        ax["losses"].yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax["losses"].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.5 1 2 5 10, not 10^0
+        ax["losses"].yaxis.set_minor_formatter(NullFormatter())
+    ax["losses"].set_ylabel("loss" + (" (log scale)" if wide else ""))
+    ax["losses"].set_title(f"{name}: training losses")
+    if names:
+        ax["losses"].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+    if not wide:
+        plain(ax["losses"])
+    line(ax["lr"], [(p["x"], p["lr"]) for p in points if p.get("lr") is not None], color="tab:blue")
+    ax["lr"].set_ylabel("learning rate", color="tab:blue")
+    ax["lr"].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    mem = [(p["x"], p["memory_mib"]) for p in points if p.get("memory_mib") is not None]
+    if mem:
+        ax_mem = ax["lr"].twinx()
+        line(ax_mem, mem, color="tab:red")
+        ax_mem.set_ylabel("peak memory (MiB)", color="tab:red")
+        plain(ax_mem)
+    if recon:
+        line(ax["recon"], recon, color="tab:green")
+        ax["recon"].set_yscale("log")
+        ax["recon"].set_ylabel("core reconstruction\nerror (relative)")
+        ax["recon"].set_title(RECON_TITLE, fontsize=8)
+    if val:
+        outs = list(dict.fromkeys(k[len("PSNR_"):] for p in val for k in p["val"] if k.startswith("PSNR_")))
+        for i, out in enumerate(outs):
+            color = f"C{i}"
+            line(ax["val"], [(p["x"], p["val"][f"PSNR_{out}"]) for p in val if f"PSNR_{out}" in p["val"]],
+                 color=color, label=out)
+            line(ax["val"], [(p["x"], p["val"][f"baseline_PSNR_{out}"]) for p in val
+                             if f"baseline_PSNR_{out}" in p["val"]], color=color, ls="--", lw=1,
+                 label=f"{out}: copy of input")
+        ax["val"].set_ylabel("validation\nPSNR (dB)")
+        ax["val"].set_title("validation (dashed: the copy-the-input baseline)", fontsize=8)
+        if outs:
+            ax["val"].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+        plain(ax["val"])
+    for a in ax.values():
+        a.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("epoch")
+    fig.tight_layout()
+    return fig

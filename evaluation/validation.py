@@ -1,0 +1,122 @@
+"""Validation while training (--val_freq N): every N epochs (and after the last) the model runs as test.py --eval
+would on held-out data, and the mean metrics go to loss_log.txt, visdom and the training page; best.pth keeps the
+checkpoint with the best --val_metric.
+
+The held-out data (data.validation_source): DATAROOT/val (or valA and valB) when present, read like the test set;
+else --val_fraction of the training files, held out from training by file name. Paired data gives PSNR, SSIM and
+MAE of every translation with the copy-the-input baseline; unpaired data without pairs of the same name has no true
+target, so two-way models report their cycle error instead (and say so). 3D models translate whole held-out volumes
+with test.py's sliding window.
+
+Validation does not touch training: it runs in eval mode without gradients, on its own data loader, and restores
+every random state it could draw from, so a run with validation trains exactly as one without (and resumes exactly).
+"""
+import copy
+import random
+
+import torch
+
+from data import create_dataset, validation_source
+from data.base_dataset import DomainMap, held_out
+from evaluation import images, metrics, volumes
+from util.errors import UserError
+
+LOWER_IS_BETTER = ("MAE", "cycle_MAE")
+
+
+class Validation:
+    """The validation of one training run.
+
+    Args:
+        opt: the training options (--val_freq, --val_fraction, --val_metric, --val_max).
+        model: the model being trained (its spec says which channels each domain has).
+    """
+
+    def __init__(self, opt, model):
+        self.source = validation_source(opt)
+        self.opt, self.metric, self.best = opt, None, None
+        if self.source is None:
+            return
+        val = copy.copy(opt)  # test-time reading: whole images at --crop_size, in order, no flips
+        val.is_train, val.serial_batches, val.no_flip, val.num_threads, val.batch_size = False, True, True, 0, 1
+        val.load_size = opt.crop_size
+        val.phase = "val" if self.source == "folder" else opt.phase
+        self.val_opt = val
+        self.domains = DomainMap.of(opt)
+        self.split = "val" if self.source == "fraction" else None
+        self.dataset = None if model.dims == 3 else create_dataset(val, self.domains, self.split)
+
+    @property
+    def enabled(self):
+        return self.source is not None
+
+    def describe(self):
+        if self.source == "folder":
+            return f"validation every {self.opt.val_freq} epoch(s) on {self.opt.dataroot}/val*"
+        return f"validation every {self.opt.val_freq} epoch(s) on {self.opt.val_fraction:g} of the training files " \
+               f"(held out from training)"
+
+    def due(self, epoch, last_epoch):
+        return self.enabled and (epoch % self.opt.val_freq == 0 or epoch == last_epoch)
+
+    def run(self, model, say=print):
+        """The mean metrics on the held-out data ({name: value}); training's random states and modes untouched."""
+        cuda = [model.device] if model.device.type == "cuda" else []
+        python_state = random.getstate()
+        with torch.random.fork_rng(devices=cuda):
+            model.eval()
+            try:
+                if model.dims == 3:
+                    keep = (lambda paths: [p for p, h in zip(paths, held_out(paths, self.opt.val_fraction)) if h]) \
+                        if self.split else None
+                    _, rows = volumes.run(self.val_opt, model, self.domains, None, self.val_opt.phase,
+                                          self.opt.val_max, keep, say=lambda *a: None)
+                else:
+                    _, rows = images.run(self.val_opt, model, self.dataset, None, self.opt.val_max,
+                                         say=lambda *a: None, desc="validation")
+            finally:
+                model.train()
+        random.setstate(python_state)
+        if not rows:
+            raise UserError("validation found no held-out item with a target or a cycle error to measure")
+        return metrics.summarize(rows)
+
+    def pick_metric(self, means):
+        """--val_metric, checked against what validation measures (auto: PSNR of the first translation with
+        targets, else the cycle error of A)."""
+        wanted = self.opt.val_metric
+        keys = [k for k in means if not k.startswith("baseline_")]
+        if wanted == "auto":
+            return next((k for k in keys if k.startswith("PSNR_")), next((k for k in keys if "cycle" in k), keys[0]))
+        match = {k.lower(): k for k in keys}.get(wanted.lower())
+        if match is None:
+            raise UserError(f"--val_metric {wanted}: validation measures {', '.join(keys)}")
+        return match
+
+    def improved(self, means):
+        """Whether ``means`` beat the best so far on --val_metric (and remember it)."""
+        self.metric = self.metric or self.pick_metric(means)
+        value = means[self.metric]
+        lower = self.metric.startswith(LOWER_IS_BETTER)
+        better = self.best is None or (value < self.best if lower else value > self.best)
+        if better:
+            self.best = value
+        return better
+
+    def state(self):
+        return {"metric": self.metric, "best": self.best}
+
+    def load(self, state):
+        if state and state.get("metric"):
+            self.metric, self.best = state["metric"], state["best"]
+
+
+def format_metrics(means):
+    """"PSNR_fake_B 24.10 (copy 22.00) SSIM_fake_B 0.8123 (copy 0.8000) ..." for a log line."""
+    parts = []
+    for key, value in means.items():
+        if key.startswith("baseline_"):
+            continue
+        base = means.get("baseline_" + key)
+        parts.append(f"{key}: {value:.4f}" + (f" (copy {base:.4f})" if base is not None else ""))
+    return " ".join(parts)

@@ -1,0 +1,178 @@
+"""Translation quality (issue 18): generators that start from their input (a global residual), no seams in
+whole-volume 3D outputs, and validation while training."""
+import json
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import test as test_script
+import train as train_script
+from models.config import GeneratorConfig, ModelSpec
+from models.networks import define_G
+from tests.conftest import logged_rows, tiny_flags, vol_flags
+from util.checkpoint import load_checkpoint
+
+GENERATORS = [("resnet_6blocks", 2), ("unet_128", 2), ("revgan", 2), ("resnet_6blocks", 3), ("revgan", 3)]
+
+
+def zero_last_layers(net):
+    """Sets the correction of every output layer to 0 (the last convolution of each decoder / the U-Net)."""
+    convs = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.ConvTranspose2d,
+                                                         torch.nn.ConvTranspose3d))]
+    lasts = [convs[-1]] if not hasattr(net, "dec_A") else [net.dec_A[-1], net.dec_B[-1]]
+    with torch.no_grad():
+        for conv in lasts:
+            conv.weight.zero_()
+            if conv.bias is not None:
+                conv.bias.zero_()
+
+
+@pytest.mark.parametrize("netG,dims", GENERATORS)
+def test_residual_generators_start_from_their_input(netG, dims):
+    torch.manual_seed(0)
+    net = define_G(1, 1, GeneratorConfig(netG=netG, ngf=4, dims=dims, n_blocks=1, residual=True)).double()
+    size = (128, 128) if netG == "unet_128" else (12, 10) if dims == 2 else (8, 12, 6)
+    x = torch.rand((2, 1) + size, dtype=torch.float64) * 1.9 - 0.95
+    directions = ["AtoB", "BtoA"] if netG == "revgan" else ["AtoB"]
+    for direction in directions:
+        y = net(x, direction)
+        assert y.shape == x.shape and y.abs().max() < 1  # in range
+        assert (y - x).abs().max() > 1e-4  # a trained-looking correction, not the identity
+    zero_last_layers(net)
+    for direction in directions:  # no correction: exactly the input
+        assert torch.allclose(net(x, direction), x, atol=1e-12)
+    # with other channel counts there is no residual path (and outputs keep their tanh range)
+    other = define_G(1, 3, GeneratorConfig(netG=netG, ngf=4, dims=dims, n_blocks=1, residual=True))
+    assert not other.residual and other(x.float()).abs().max() <= 1
+
+
+def test_old_checkpoints_without_residual_load_as_trained(demo_root, tmp_path):
+    """A checkpoint written before the residual existed (no "residual" in its architecture) is rebuilt without
+    it: test.py's outputs equal the generator run as trained."""
+    flags = tiny_flags(demo_root, tmp_path, "old", "paired_revgan", ["--n_blocks", "1", "--no_residual",
+                                                                    "--max_dataset_size", "1", "--n_epochs_decay", "0"])
+    train_script.main(flags)
+    path = tmp_path / "ckpt" / "old" / "latest.pth"
+    state = load_checkpoint(str(path))
+    del state["architecture"]["residual"]  # as an older version wrote it
+    torch.save(state, path)
+    spec = ModelSpec.from_architecture(state["architecture"])
+    assert spec.generator.residual is False
+    test_script.main(["--dataroot", demo_root, "--name", "old", "--model", "paired_revgan", "--checkpoints_dir",
+                      str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "res"), "--gpu_ids", "-1",
+                      "--load_size", "32", "--crop_size", "32"])
+    # and --continue_train takes the checkpoint's architecture for flags not typed (here: no residual)
+    train_script.main(tiny_flags(demo_root, tmp_path, "old", "paired_revgan", ["--n_blocks", "1", "--max_dataset_size",
+                                                                            "1", "--continue_train"]))
+    assert load_checkpoint(str(path))["architecture"]["residual"] is False
+
+
+def test_short_paired_training_beats_the_copy_baseline(demo_root, tmp_path, capsys):
+    """A near-identity task (the demo's badly exposed photos): a few epochs with default flags (tiny sizes) already
+    beat copying the input."""
+    flags = tiny_flags(demo_root, tmp_path, "near", "paired_revgan", ["--ngf", "16", "--ndf", "16",
+                                                                     "--max_dataset_size", "16", "--n_epochs", "3",
+                                                                     "--n_epochs_decay", "1"])
+    train_script.main(flags)
+    capsys.readouterr()
+    test_script.main(["--dataroot", demo_root, "--name", "near", "--model", "paired_revgan", "--checkpoints_dir",
+                      str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "res"), "--gpu_ids", "-1",
+                      "--load_size", "32", "--crop_size", "32"])
+    mean = json.load(open(tmp_path / "res" / "near" / "test_latest" / "metrics.json"))["mean"]
+    assert mean["PSNR_fake_B"] > mean["baseline_PSNR_fake_B"] + 1, mean
+    assert mean["PSNR_fake_A"] > mean["baseline_PSNR_fake_A"], mean
+
+
+def test_sliding_window_has_no_seams_on_a_flat_background(tmp_path):
+    """A 3D generator (the 3D default norm) on a volume with a flat background and an object in the middle,
+    translated in overlapping windows: the flat background comes out flat (no blocks at window borders), and the
+    whole equals one pass over the volume."""
+    from util.volume import sliding_window
+    torch.manual_seed(0)
+    from options.train_options import TrainOptions
+    opt = TrainOptions().parse(["--model", "paired_revgan3d", "--gpu_ids", "-1", "--ngf", "4", "--n_blocks", "1"])
+    spec = ModelSpec.from_options(opt, 3)
+    net = define_G(1, 1, spec.generator).eval()
+    vol = -torch.ones(1, 40, 40, 40)
+    vol[:, 15:25, 15:25, 15:25] = 0.5
+    with torch.no_grad():
+        whole = net(vol[None])[0]
+        tiled = sliding_window(lambda x: net(x), vol, (16, 16, 16), overlap=0.5)
+    background = vol[0] == -1
+    assert float(tiled[0][background].max() - tiled[0][background].min()) < 1e-3
+    assert float((tiled - whole)[0][~background].abs().max()) < 0.05
+
+
+def val_rows(path):
+    return [line for line in open(path) if line.startswith("validation (epoch")]
+
+
+def test_validation_logs_keeps_best_and_does_not_change_training(demo_root, tmp_path, capsys):
+    root = tmp_path / "data"
+    shutil.copytree(demo_root, root)
+    for side in "AB":  # a validation folder: preferred over --val_fraction
+        shutil.copytree(root / f"test{side}", root / f"val{side}")
+    common = ["--n_blocks", "1", "--max_dataset_size", "4", "--n_epochs", "2", "--n_epochs_decay", "1",
+              "--dataset_mode", "aligned"]
+    train_script.main(tiny_flags(str(root), tmp_path, "plain", "paired_revgan", common))
+    flags = tiny_flags(str(root), tmp_path, "val", "paired_revgan", common + ["--val_freq", "2", "--val_fraction",
+                                                                            "0.5"])
+    train_script.main(flags)
+    out = capsys.readouterr().out
+    assert "validation every 2 epoch(s) on" in out and "/val*" in out  # the folder wins over the fraction
+    folder = tmp_path / "ckpt" / "val"
+    # validation does not change training: the same losses as without it
+    assert logged_rows(folder / "loss_log.txt") == logged_rows(tmp_path / "ckpt" / "plain" / "loss_log.txt")
+    rows = val_rows(folder / "loss_log.txt")
+    assert [r.split(")")[0] for r in rows] == ["validation (epoch 2", "validation (epoch 3"]  # every 2, and the last
+    assert re.search(r"PSNR_fake_B: [\d.]+ \(copy [\d.]+\)", rows[0]) and "best.pth" in rows[0]
+    history = [json.loads(line) for line in open(folder / "loss_history.jsonl")]
+    vals = [p for p in history if "val" in p]
+    assert [p["x"] for p in vals] == [2.0, 3.0] and "baseline_PSNR_fake_B" in vals[0]["val"]
+    best = load_checkpoint(str(folder / "best.pth"))
+    best_psnr = max(p["val"]["PSNR_fake_B"] for p in vals)
+    assert best["validation"] == {"metric": "PSNR_fake_B", "best": pytest.approx(best_psnr)}
+    assert "Validation" in open(folder / "web" / "index.html").read()
+    test_script.main(["--dataroot", str(root), "--name", "val", "--model", "paired_revgan", "--checkpoints_dir",
+                      str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "res"), "--gpu_ids", "-1",
+                      "--load_size", "32", "--crop_size", "32", "--epoch", "best"])
+    assert (tmp_path / "res" / "val" / "test_best" / "metrics.json").exists()
+
+
+def test_validation_resume_is_exact(demo_root, tmp_path):
+    common = ["--n_blocks", "1", "--max_dataset_size", "6", "--n_epochs", "2", "--n_epochs_decay", "1",
+              "--val_freq", "1", "--val_fraction", "0.3", "--val_metric", "mae_fake_a"]
+    train_script.main(tiny_flags(demo_root, tmp_path, "ref", "paired_revgan", common))
+    split = tiny_flags(demo_root, tmp_path, "split", "paired_revgan", common)
+    train_script.main(split[:-len(common)] + ["--n_blocks", "1", "--max_dataset_size", "6", "--n_epochs", "1",
+                                              "--n_epochs_decay", "0", "--val_freq", "1", "--val_fraction", "0.3",
+                                              "--val_metric", "mae_fake_a"])
+    train_script.main(split + ["--continue_train"])
+    ref, resumed = (tmp_path / "ckpt" / n / "loss_log.txt" for n in ("ref", "split"))
+    assert logged_rows(ref) == logged_rows(resumed)
+    assert val_rows(ref) == val_rows(resumed)
+    assert load_checkpoint(str(tmp_path / "ckpt" / "split" / "best.pth"))["validation"]["metric"] == "MAE_fake_A"
+
+
+def test_validation_on_unpaired_data_reports_the_cycle_error(demo_root, tmp_path, capsys):
+    root = tmp_path / "unpaired"
+    for side in "AB":
+        shutil.copytree(os.path.join(demo_root, "train" + side), root / ("train" + side))
+    for k, f in enumerate(sorted((root / "trainB").iterdir())):  # no names in common: no real pairs
+        f.rename(root / "trainB" / f"b{k}.png")
+    train_script.main(tiny_flags(str(root), tmp_path, "cyc", "unpaired_revgan", ["--n_blocks", "1", "--val_freq",
+                                                                                "1", "--val_fraction", "0.3"]))
+    rows = val_rows(tmp_path / "ckpt" / "cyc" / "loss_log.txt")
+    assert rows and "cycle_MAE_A" in rows[0] and "PSNR" not in rows[0]
+
+
+def test_3d_validation_and_test(vol_root, tmp_path):
+    flags = vol_flags(vol_root, tmp_path, "v3", "paired_revgan3d", ["--val_freq", "1", "--val_fraction", "0.4"])
+    train_script.main(flags)
+    rows = val_rows(tmp_path / "ckpt" / "v3" / "loss_log.txt")
+    assert len(rows) == 2 and "PSNR_fake_B" in rows[0]
+    assert np.isfinite(float(re.search(r"PSNR_fake_B: ([-\d.]+)", rows[0]).group(1)))
