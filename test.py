@@ -14,7 +14,7 @@ from cli import user_facing
 from data import resolve_dataroot
 from evaluation import evaluate, summary_lines
 from models import create_model, options_spec, upstream
-from models.config import HARD_KEYS, SOFT_KEYS, ModelSpec
+from models.config import HARD_KEYS, SOFT_KEYS, ModelSpec, flag_value
 from options.test_options import TestOptions
 from util.checkpoint import checkpoint_path, load_checkpoint
 
@@ -26,15 +26,20 @@ def checkpoint_spec(opt, checkpoint, typed=None):
     spec = ModelSpec.from_architecture(checkpoint["architecture"])
     arch = spec.to_architecture()
     for key in HARD_KEYS + SOFT_KEYS:
-        mine = vars(opt).get(key)
-        if key in ("model", "use_naive") or arch[key] is None or mine is None or (typed is not None and
-                                                                                  key not in typed):
+        if key in ("model", "use_naive") or arch[key] is None:
             continue
-        if mine != arch[key]:
-            print(f"note: --{key} {mine} ignored: the checkpoint was trained with {arch[key]}")
+        flag, theirs = flag_value(key, arch[key])
+        mine = vars(opt).get(flag)
+        if mine is not None and (typed is None or flag in typed) and mine != theirs:
+            print(f"note: --{flag} {mine} ignored: the checkpoint was trained with {theirs}")
     if opt.model != "test" and opt.model != spec.model:
         print(f"note: --model {opt.model} ignored: the checkpoint holds a {spec.model} model")
         opt.model = spec.model
+    trained = (checkpoint.get("options") or {}).get("direction")
+    if opt.model != "test" and trained and trained != opt.direction and "direction" not in (typed or ()):
+        print(f"note: the model was trained with --direction {trained}: testing it that way (give --direction to "
+              f"choose)")
+        opt.direction = trained
     return spec
 
 

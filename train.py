@@ -17,6 +17,8 @@ from cli import user_facing
 from data import create_dataset, resolve_dataroot, share_intensity, validation_source
 from evaluation.validation import Validation, format_metrics
 from models import create_model, options_spec
+from models.config import flag_value
+from models.schedule import SCHEDULE_KEYS
 from options.train_options import TrainOptions
 from util import distributed
 from util.checkpoint import checkpoint_path, load_checkpoint, megabytes, remove_stale_temporaries, writable_folder
@@ -58,9 +60,25 @@ def prepare_folder(opt):
         print(f"note: removed {count} temporary file(s) of an interrupted save from {folder} ({megabytes(freed)})")
 
 
+# options that belong to one process or one invocation; --continue_train takes every other untyped option from the
+# checkpoint (the schedule flags and the architecture are resolved by models.schedule and ModelSpec.resumed)
+RUN_LOCAL = ("gpu_ids", "num_threads", "display_freq", "display_ncols", "display_id", "display_server", "display_env",
+             "display_port", "update_html_freq", "print_freq", "no_html", "save_latest_freq", "save_epoch_freq",
+             "continue_train", "epoch", "checkpoints_dir", "name", "verbose", "suffix", "compile", "recon_warn",
+             "is_train") + SCHEDULE_KEYS + ("epoch_count",)
+
+
+def run_options(opt):
+    """The options a checkpoint records (plain values only)."""
+    plain = (str, int, float, bool, type(None))
+    return {k: v for k, v in vars(opt).items()
+            if isinstance(v, plain) or (isinstance(v, list) and all(isinstance(x, plain) for x in v))}
+
+
 def resume(opt, typed, say):
-    """--continue_train: the checkpoint (read once) and the spec to rebuild: its architecture, except for the flags
-    the user typed (a typed flag that contradicts it is refused when the state loads)."""
+    """--continue_train: the checkpoint (read once) and the spec to rebuild. Flags the user did not type take the
+    checkpoint's values (its architecture, its data and loss options); typed flags that contradict its
+    architecture are refused when the state loads."""
     path = checkpoint_path(opt, opt.epoch)
     if not os.path.isfile(path):
         raise UserError(f"--continue_train: no checkpoint {path} (drop --continue_train to start fresh, or pick an "
@@ -68,17 +86,20 @@ def resume(opt, typed, say):
     checkpoint = load_checkpoint(path)
     spec, taken = options_spec(opt).resumed(checkpoint["architecture"], typed)
     for key, value in taken.items():  # the options record what is in effect (train_opt.txt)
-        if key == "residual":
-            opt.no_residual = not value
-        elif key in vars(opt):
+        flag, value = flag_value(key, value)
+        if flag in vars(opt):
+            setattr(opt, flag, value)
+    for key, value in (checkpoint.get("options") or {}).items():
+        if key not in typed and key not in RUN_LOCAL and key in vars(opt) and getattr(opt, key) != value:
             setattr(opt, key, value)
+            taken[key] = value
     if taken:
         say("note: resuming with the checkpoint's " + ", ".join(f"{k} {v}" for k, v in taken.items())
             + " (flags not given)")
     return checkpoint, spec
 
 
-def validate(validation, model, visualizer, epoch, n_last):
+def validate(validation, model, visualizer, epoch):
     """Runs validation after ``epoch``; logs and plots it; returns whether --val_metric improved (best.pth)."""
     means = validation.run(model)
     better = validation.improved(means)
@@ -95,6 +116,7 @@ def train(options, opt):
     say = print if main_rank else (lambda *a, **k: None)
     if main_rank:
         prepare_folder(opt)
+    checkpoint, spec = resume(opt, options.typed, say) if opt.continue_train else (None, None)
     opt.dataroot = resolve_dataroot(opt, volumes=opt.dataset_mode == "volume")
     set_precision(opt)
     set_seed(opt.seed)
@@ -103,20 +125,22 @@ def train(options, opt):
     say(f"the number of training images = {len(dataset)}" + (
         f"; effective batch size = {opt.batch_size} per process x {world} processes = {opt.batch_size * world}"
         if world > 1 else ""))
-    checkpoint, spec = resume(opt, options.typed, say) if opt.continue_train else (None, None)
     model = create_model(opt, spec)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
     if distributed.rank():
         set_seed(opt.seed + distributed.rank())  # each process its own dropout masks and image-pool draws
     model.setup(opt, checkpoint, typed=options.typed)
     share_intensity(dataset, model)
     validation = Validation(opt, model)
-    validation.load((checkpoint or {}).get("validation"))
+    validation.load((checkpoint or {}).get("validation"), options.typed, say)
     if main_rank:
         options.save_options(opt, model.save_dir, "train_opt.txt")
     if validation.enabled:
         say(validation.describe())
     visualizer = Visualizer(opt, enabled=main_rank)
-    progress = model.progress  # epoch, epoch_iter, total_iters: saved with every checkpoint
+    progress = model.progress  # epoch, epoch_iter, total_iters, the epoch's loss so far: saved with every checkpoint
+
+    def save(tag):  # the full state, with validation's best and the options of this run
+        model.save(tag, validation=validation.state(), options=run_options(opt))
     steps_per_epoch = dataset.epoch_samples
     visualizer.start(progress.epoch - 1 + progress.epoch_iter / steps_per_epoch, resumed=opt.continue_train)
 
@@ -139,7 +163,7 @@ def train(options, opt):
     for epoch in progress_bar(range(progress.epoch, n_last + 1), "epochs", initial=progress.epoch - opt.epoch_count,
                               total=n_last - opt.epoch_count + 1, disable=not main_rank, quiet_in_logs=True):
         dataset.set_epoch(epoch, progress.epoch_iter)
-        epoch_losses, t_data0, shown, plotted = [], time.time(), False, False
+        trained, t_data0, shown, plotted = False, time.time(), False, False
         bar = progress_bar(dataset, f"epoch {epoch}", leave=False, position=1, total=dataset.batches_left(),
                            disable=not main_rank)
         for data in bar:
@@ -150,7 +174,8 @@ def train(options, opt):
             model.set_input(data)
             model.optimize_parameters()
             losses = model.get_current_losses()
-            epoch_losses.append(model.generator_loss())
+            progress.add_loss(model.generator_loss())
+            trained = True
             if crossed(progress.total_iters, n, opt.print_freq):
                 losses = distributed.mean(losses)
                 recon = monitor()
@@ -166,25 +191,25 @@ def train(options, opt):
                                                    crossed(progress.total_iters, n, opt.update_html_freq))
                 shown = True
             if crossed(progress.total_iters, n, opt.save_latest_freq):
-                model.save("latest")
+                save("latest")
             t_data0 = time.time()
-        if epoch_losses and not plotted:  # at least one point and one row of images per epoch
+        if trained and not plotted:  # at least one point and one row of images per epoch
             plot(epoch, distributed.mean(losses), monitor())
-        if epoch_losses and (not shown or (visualizer.use_html and not visualizer.has_epoch(epoch))):
+        if trained and (not shown or (visualizer.use_html and not visualizer.has_epoch(epoch))):
             model.compute_visuals()
             visualizer.display_current_results(model.get_current_visuals(), epoch, True)
-        mean_loss = distributed.mean(sum(epoch_losses) / max(1, len(epoch_losses)))  # schedulers agree across ranks
+        mean_loss = distributed.mean(progress.mean_loss())  # of the whole epoch, resumed or not; ranks agree
         lr = model.update_learning_rate(mean_loss)
-        best = validate(validation, model, visualizer, epoch, n_last) if validation.due(epoch, n_last) else False
         progress.finish_epoch()
-        model.save("latest", validation=validation.state())
+        save("latest")  # before validation: an error there costs no training
         if epoch % opt.save_epoch_freq == 0 or epoch == n_last:
-            model.save(epoch, validation=validation.state())
-        if best:
-            model.save("best", validation=validation.state())
+            save(epoch)
+        if validation.due(epoch, n_last):
+            if validate(validation, model, visualizer, epoch):
+                save("best")
+            save("latest")  # again, with validation's best
         if main_rank:
-            write(f"end of epoch {epoch} / {n_last}: mean generator loss {mean_loss:.4f}, learning rate "
-                       f"{lr:.7f}")
+            write(f"end of epoch {epoch} / {n_last}: mean generator loss {mean_loss:.4f}, learning rate {lr:.7f}")
     say(f"checkpoints are in {model.save_dir}" + ("" if opt.no_html else
                                                   f"; training page: {visualizer.web_dir}/index.html"))
 

@@ -76,12 +76,12 @@ def collate(batch):
 class DataLoader:
     """Wraps a dataset with an epoch-aware sampler (sharded over torchrun's processes) and a torch DataLoader."""
 
-    def __init__(self, opt, domains=None, split=None):
+    def __init__(self, opt, domains=None, split=None, shard=True):
         self.opt = opt
         self.dataset = find_dataset_using_name(opt.dataset_mode)(opt, domains or DomainMap.of(opt), split)
         shuffle = opt.is_train and not opt.serial_batches
-        self.sampler = EpochSampler(len(self.dataset), opt.seed, shuffle, distributed.rank(),
-                                    distributed.world_size())
+        rank, world = (distributed.rank(), distributed.world_size()) if shard else (0, 1)
+        self.sampler = EpochSampler(len(self.dataset), opt.seed, shuffle, rank, world)
         self.loader = torch.utils.data.DataLoader(
             self.dataset, batch_size=opt.batch_size, sampler=self.sampler, num_workers=int(opt.num_threads),
             drop_last=False, persistent_workers=False, collate_fn=collate,
@@ -109,12 +109,17 @@ class DataLoader:
         return iter(self.loader)
 
 
-def create_dataset(opt, domains=None, split=None):
+def create_dataset(opt, domains=None, split=None, shard=True):
     """The --dataset_mode dataset of --dataroot in a DataLoader; ``domains`` (a DomainMap) says which folders and
-    channel counts feed each side (default: the options', as for training); ``split``: see BaseDataset."""
+    channel counts feed each side (default: the options', as for training); ``split``: see BaseDataset;
+    ``shard=False``: every torchrun process reads all of it (validation)."""
+    check_dataroot(opt)
+    return DataLoader(opt, domains, split, shard)
+
+
+def check_dataroot(opt):
     if not os.path.isdir(opt.dataroot):
         raise UserError(f"--dataroot {opt.dataroot} does not exist (or is not a folder)")
-    return DataLoader(opt, domains, split)
 
 
 def validation_source(opt):
@@ -123,6 +128,7 @@ def validation_source(opt):
     validation)."""
     if not opt.is_train or not opt.val_freq:
         return None
+    check_dataroot(opt)
     root = opt.dataroot
     if os.path.isdir(os.path.join(root, "val")) or all(os.path.isdir(os.path.join(root, "val" + s)) for s in "AB"):
         return "folder"

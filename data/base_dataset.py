@@ -66,6 +66,11 @@ def held_out(paths, fraction, key=None):
     return held
 
 
+def split_paths(paths, fraction, part, key=None):
+    """The ``paths`` that --val_fraction ``fraction`` keeps for training (``part`` "train") or holds out ("val")."""
+    return [p for p, h in zip(paths, held_out(paths, fraction, key)) if h == (part == "val")]
+
+
 class BaseDataset(torch.utils.data.Dataset):
     """A dataset of items {"A": tensor, "B": tensor, "A_paths": path, ...} keyed by the model's domains
     (see DomainMap)."""
@@ -92,8 +97,12 @@ class BaseDataset(torch.utils.data.Dataset):
         """``paths`` of this dataset's split (all, or those --val_fraction keeps or holds out), at most
         --max_dataset_size of them. ``key``: the name a file is held out by (default its stem)."""
         if self.split is not None:
-            held = held_out(paths, self.opt.val_fraction, key)
-            paths = [p for p, h in zip(paths, held) if h == (self.split == "val")]
+            kept = split_paths(paths, self.opt.val_fraction, self.split, key)
+            if not kept:
+                raise UserError(f"--val_fraction {self.opt.val_fraction:g}: {len(paths)} file(s) are too few to hold "
+                                f"some out for validation and train on the rest: add files, or a "
+                                f"{os.path.join(self.opt.dataroot, 'valA')} and valB")
+            paths = kept
         return paths[: int(min(self.opt.max_dataset_size, len(paths)))]
 
     def folder(self, side: str) -> str:

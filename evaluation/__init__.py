@@ -15,9 +15,10 @@ def domain_map(opt, model):
 
 
 def results_folder(opt, model):
-    """results/NAME/PHASE_EPOCH for a model's full test; the folder name says what differs otherwise: _BtoA for a
-    full test with the domains swapped, _AtoB_only / _BtoA_only for one direction (--model test)."""
-    suffix = "" if opt.direction == "AtoB" else "_BtoA"
+    """results/NAME/PHASE_EPOCH for a model's full test (in the direction it was trained); the folder name says what
+    differs otherwise: _AtoB / _BtoA for a full test with the domains the other way round, _AtoB_only / _BtoA_only
+    for one direction (--model test)."""
+    suffix = "" if opt.direction == model.trained_direction else f"_{opt.direction}"
     if not model.direction_swaps_data:
         suffix = f"_{opt.direction}_only"
     return os.path.join(opt.results_dir, opt.name, f"{opt.phase}_{opt.epoch}{suffix}")

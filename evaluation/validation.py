@@ -6,20 +6,24 @@ The held-out data (data.validation_source): DATAROOT/val (or valA and valB) when
 else --val_fraction of the training files, held out from training by file name. Paired data gives PSNR, SSIM and
 MAE of every translation with the copy-the-input baseline; unpaired data without pairs of the same name has no true
 target, so two-way models report their cycle error instead (and say so). 3D models translate whole held-out volumes
-with test.py's sliding window.
+with test.py's sliding window and need targets of the same names (checked before training starts). Under torchrun
+every process validates all of the held-out data and the means are averaged, so all take the same decisions.
 
 Validation does not touch training: it runs in eval mode without gradients, on its own data loader, and restores
 every random state it could draw from, so a run with validation trains exactly as one without (and resumes exactly).
 """
 import copy
+import os
 import random
 
 import torch
 
 from data import create_dataset, validation_source
-from data.base_dataset import DomainMap, held_out
-from evaluation import images, metrics, volumes
+from data.base_dataset import split_paths
+from evaluation import domain_map, images, metrics, volumes
+from util import distributed
 from util.errors import UserError
+from util.volume import is_volume_file, list_volumes, volume_shape, volume_stem
 
 LOWER_IS_BETTER = ("MAE", "cycle_MAE")
 
@@ -42,9 +46,35 @@ class Validation:
         val.load_size = opt.crop_size
         val.phase = "val" if self.source == "folder" else opt.phase
         self.val_opt = val
-        self.domains = DomainMap.of(opt)
+        self.domains = domain_map(opt, model)
         self.split = "val" if self.source == "fraction" else None
-        self.dataset = None if model.dims == 3 else create_dataset(val, self.domains, self.split)
+        self.dataset = None
+        if model.dims == 3:
+            self.check_volumes(model)
+        else:  # every torchrun process validates on all of it: the same numbers and decisions everywhere
+            self.dataset = create_dataset(val, self.domains, self.split, shard=False)
+            if self.dataset.dataset.pairing is None and "rec_A" not in model.visual_names:
+                raise UserError(f"--val_freq: the validation images of --model {opt.model} need targets: A and B "
+                                f"files of the same names (a {opt.model} model has no cycle error to measure)")
+
+    def keep(self, paths):
+        return split_paths(paths, self.opt.val_fraction, "val") if self.split else paths
+
+    def check_volumes(self, model):
+        """Before any training: the held-out volumes exist and at least one has a target of its name and shape
+        (3D validation measures against targets only; volumes have no cycle error here)."""
+        folders = {d: os.path.join(self.opt.dataroot, self.val_opt.phase + letter)
+                   for d, letter in self.domains.folder.items()}
+        for label, (src, dst, _) in model.translators().items():
+            sources = self.keep(list_volumes(folders[src], what=f"validation {src}"))
+            if not sources:
+                raise UserError(f"--val_fraction {self.opt.val_fraction:g} holds out no volume of {folders[src]}")
+            targets = {volume_stem(f): os.path.join(folders[dst], f) for f in os.listdir(folders[dst])
+                       if is_volume_file(f)} if os.path.isdir(folders[dst]) else {}
+            if not any(volume_stem(p) in targets and volume_shape(p) == volume_shape(targets[volume_stem(p)])
+                       for p in sources):
+                raise UserError(f"--val_freq: 3D validation needs target volumes of the same names and shapes for "
+                                f"the held-out volumes of {folders[src]} in {folders[dst]}")
 
     @property
     def enabled(self):
@@ -59,18 +89,17 @@ class Validation:
     def due(self, epoch, last_epoch):
         return self.enabled and (epoch % self.opt.val_freq == 0 or epoch == last_epoch)
 
-    def run(self, model, say=print):
-        """The mean metrics on the held-out data ({name: value}); training's random states and modes untouched."""
+    def run(self, model):
+        """The mean metrics on the held-out data ({name: value}, averaged over torchrun's processes so that they
+        agree exactly); training's random states and modes untouched."""
         cuda = [model.device] if model.device.type == "cuda" else []
         python_state = random.getstate()
         with torch.random.fork_rng(devices=cuda):
             model.eval()
             try:
                 if model.dims == 3:
-                    keep = (lambda paths: [p for p, h in zip(paths, held_out(paths, self.opt.val_fraction)) if h]) \
-                        if self.split else None
                     _, rows = volumes.run(self.val_opt, model, self.domains, None, self.val_opt.phase,
-                                          self.opt.val_max, keep, say=lambda *a: None)
+                                          self.opt.val_max, self.keep, say=lambda *a: None)
                 else:
                     _, rows = images.run(self.val_opt, model, self.dataset, None, self.opt.val_max,
                                          say=lambda *a: None, desc="validation")
@@ -79,7 +108,7 @@ class Validation:
         random.setstate(python_state)
         if not rows:
             raise UserError("validation found no held-out item with a target or a cycle error to measure")
-        return metrics.summarize(rows)
+        return distributed.mean(metrics.summarize(rows))
 
     def pick_metric(self, means):
         """--val_metric, checked against what validation measures (auto: PSNR of the first translation with
@@ -106,9 +135,15 @@ class Validation:
     def state(self):
         return {"metric": self.metric, "best": self.best}
 
-    def load(self, state):
-        if state and state.get("metric"):
-            self.metric, self.best = state["metric"], state["best"]
+    def load(self, state, typed=(), say=print):
+        """The best so far from a checkpoint; a --val_metric typed now that differs starts the search anew."""
+        if not state or not state.get("metric"):
+            return
+        if "val_metric" in typed and self.opt.val_metric.lower() not in ("auto", state["metric"].lower()):
+            say(f"--val_metric {self.opt.val_metric}: the checkpoint kept best.pth by {state['metric']}; best.pth is "
+                f"chosen anew by {self.opt.val_metric}")
+            return
+        self.metric, self.best = state["metric"], state["best"]
 
 
 def format_metrics(means):

@@ -73,6 +73,7 @@ class BaseModel:
         self.image_paths = []
         self.real_A = None
         self.loaded_from = None  # the checkpoint the networks came from, as the results page names it
+        self.trained_direction = "AtoB"  # the --direction the checkpoint was trained with
 
     def _nan_hint(self) -> str:
         if not self.is_train:
@@ -304,6 +305,7 @@ class BaseModel:
             self.precision.load_state_dicts(self.optimizers, state.get("scalers", []))
             self.progress.load(state["counters"])
             load_rank_state(state, self.pools, self.device, path)
-        self.loaded_from = f"{path} ({TrainingProgress(**state['counters']).describe()})"
+        self.loaded_from = f"{path} ({TrainingProgress.of(state['counters']).describe()})"
+        self.trained_direction = (state.get("options") or {}).get("direction", "AtoB")
         if distributed.is_main():
             print(f"loaded {self.loaded_from}")

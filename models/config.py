@@ -85,6 +85,11 @@ class DiscriminatorConfig:
 
 # The checkpoint's "architecture" dict: flag names as keys (old checkpoints hold exactly these). HARD keys decide the
 # parameters' shapes (--continue_train refuses a checkpoint that differs in one); the others only change behaviour.
+def flag_value(key: str, value):
+    """The command-line flag of architecture entry ``key`` and its value (``residual`` is ``--no_residual``)."""
+    return ("no_residual", not value) if key == "residual" else (key, value)
+
+
 HARD_KEYS = ("model", "netG", "netD", "ngf", "ndf", "n_layers_D", "input_nc", "output_nc", "norm", "n_blocks",
              "n_downsampling", "coupling", "no_output_tanh", "residual", "dims", "iunet_architecture")
 SOFT_KEYS = ("no_dropout", "use_naive")
@@ -169,7 +174,7 @@ class ModelSpec:
         mine, theirs = self.to_architecture(), ModelSpec.from_architecture(arch).to_architecture()
         taken = {}
         for key in HARD_KEYS + SOFT_KEYS:
-            flag = "no_residual" if key == "residual" else key
+            flag = flag_value(key, None)[0]
             if key != "model" and flag not in typed and theirs[key] is not None and mine[key] != theirs[key]:
                 mine[key] = taken[key] = theirs[key]
         return ModelSpec.from_architecture(mine), taken

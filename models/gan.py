@@ -75,9 +75,15 @@ class GANModel(BaseModel):
             self.guards.check_discriminator(disc_name, self.net(disc_name), self.spec.input_nc + self.spec.output_nc,
                                             self.real_A.shape[2:])
 
+    def discriminator_terms(self, netD, real: torch.Tensor, fake: torch.Tensor) -> tuple:
+        """``netD``'s loss on a real batch, on a (detached) fake batch, and the gradient penalty (0 but under
+        wgangp)."""
+        loss_real, loss_fake = self.criterionGAN(netD(real), True), self.criterionGAN(netD(fake.detach()), False)
+        penalty = networks.gradient_penalty(netD, real, fake, lambda_gp=self.opt.lambda_gp) \
+            if self.opt.gan_mode == "wgangp" else 0.0
+        return loss_real, loss_fake, penalty
+
     def discriminator_loss(self, netD, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        """``netD``'s loss on a real and a (detached) fake batch, plus the gradient penalty under wgangp."""
-        loss = 0.5 * (self.criterionGAN(netD(real), True) + self.criterionGAN(netD(fake.detach()), False))
-        if self.opt.gan_mode == "wgangp":
-            loss = loss + networks.gradient_penalty(netD, real, fake, lambda_gp=self.opt.lambda_gp)
-        return loss
+        """``netD``'s loss: the mean of its real and fake terms, plus the gradient penalty under wgangp."""
+        loss_real, loss_fake, penalty = self.discriminator_terms(netD, real, fake)
+        return 0.5 * (loss_real + loss_fake) + penalty

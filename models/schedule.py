@@ -80,7 +80,9 @@ def restore(scheduler, state, changed, opt) -> None:
                 group["lr"] = opt.lr
         return
     scheduler.last_epoch = last_epoch
-    scheduler.base_lrs = [opt.lr if "lr" in changed else group["initial_lr"] for group in optimizer.param_groups]
+    for group in optimizer.param_groups:  # a plateau run's groups have no initial_lr: its --lr is the base then
+        group["initial_lr"] = opt.lr if "lr" in changed or "initial_lr" not in group else group["initial_lr"]
+    scheduler.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
     for group, base, rule in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
         group["lr"] = base * rule(last_epoch)
     scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]

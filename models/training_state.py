@@ -20,13 +20,27 @@ class TrainingProgress:
     epoch: int = 1
     epoch_iter: int = 0
     total_iters: int = 0
+    loss_sum: float = 0.0  # the epoch's generator loss so far (its mean steps --lr_policy plateau)
+    loss_count: int = 0
 
     def advance(self, samples: int) -> None:
         self.epoch_iter += samples
         self.total_iters += samples
 
+    def add_loss(self, value: float) -> None:
+        self.loss_sum, self.loss_count = self.loss_sum + value, self.loss_count + 1
+
+    def mean_loss(self) -> float:
+        return self.loss_sum / max(1, self.loss_count)
+
     def finish_epoch(self) -> None:
-        self.epoch, self.epoch_iter = self.epoch + 1, 0
+        self.epoch, self.epoch_iter, self.loss_sum, self.loss_count = self.epoch + 1, 0, 0.0, 0
+
+    @classmethod
+    def of(cls, counters: dict) -> "TrainingProgress":
+        progress = cls()
+        progress.load(counters)
+        return progress
 
     def describe(self) -> str:
         """What was trained, as a user counts it: "trained 15 epochs (4500 images)"."""
@@ -41,6 +55,7 @@ class TrainingProgress:
     def load(self, counters: dict) -> None:
         """From a checkpoint's ``counters`` (in place: train.py holds this object)."""
         self.epoch, self.epoch_iter, self.total_iters = (counters[k] for k in ("epoch", "epoch_iter", "total_iters"))
+        self.loss_sum, self.loss_count = counters.get("loss_sum", 0.0), counters.get("loss_count", 0)
 
 
 def rank_state(pools: dict) -> dict:

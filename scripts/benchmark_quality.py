@@ -86,14 +86,15 @@ MODES = {
                "--patch_size", "16", "--samples_per_volume", "2"],
     },
 }
-# The same for every mode: equal structure for the pair (norm, dropout, depth 6: the RevGAN's core of 6 coupling
-# blocks against the ResNet generator of 6 residual blocks); each model keeps its own losses and GAN mode.
-COMMON = ["--norm", "instance", "--no_dropout"]
+# The same for every mode: equal structure for the pair (dropout, depth 6: the RevGAN's core of 6 coupling blocks
+# against the ResNet generator of 6 residual blocks; 2D: instance norm for both, pix2pix's default being batch norm;
+# 3D: the 3D models' default, no normalization); each model keeps its own losses and GAN mode.
+COMMON = ["--no_dropout"]
 # No data-loading worker processes, no visdom, no training page, no intermediate checkpoints or loss lines: the
 # same for both models, and nothing that competes with training for the CPU.
 HOUSEKEEPING = ["--num_threads", "0", "--display_id", "0", "--no_html", "--print_freq", "1000000000",
                 "--save_latest_freq", "1000000000", "--save_epoch_freq", "1000000000"]
-FLAGS_2D = ["--preprocess", "none"]
+FLAGS_2D = ["--preprocess", "none", "--norm", "instance"]
 FLAGS_3D = ["--intensity_A", "window:0,255", "--intensity_B", "window:0,255"]
 REVGAN_FLAGS = ["--n_blocks", "6"]
 LUT_BINS = 32
@@ -580,7 +581,8 @@ volume (data range 255, the window 0–255). Training time is the wall time of t
 
 {task_lines(results)}
 
-Flags: the two models of a pair get the same width, downsampling, normalisation and depth: the baseline models
+Flags: the two models of a pair get the same width, downsampling, normalisation (2D: instance norm; 3D: none, the
+3D models' default) and depth: the baseline models
 use their ResNet generator with 6 residual blocks against the RevGAN core's 6 coupling blocks (pix2pix's default
 U-Nets need sides that are multiples of 128 or 256 and would pad small tiles; `--baseline_netG` changes it). Each
 model keeps its own losses and GAN mode (pix2pix: vanilla GAN, the others lsgan; λ_L1 100 for the paired models,

@@ -63,8 +63,9 @@ def losses_by_iteration(path):
 @pytest.mark.timeout(600)
 def test_torchrun_one_writer_and_exact_resume(demo_root, tmp_path):
     # randomness on: a small image pool whose draws come from each process's own random state
+    # validation on: every process validates all of the held-out data, so they agree on best.pth
     common = ["--model", "unpaired_revgan", "--n_blocks", "2", "--max_dataset_size", "6", "--pool_size", "2",
-              "--n_epochs_decay", "0", "--save_latest_freq", "100"]
+              "--n_epochs_decay", "0", "--save_latest_freq", "100", "--val_freq", "1", "--val_fraction", "0.3"]
     straight = tiny_flags(demo_root, tmp_path, "straight", "unpaired_revgan", common + ["--n_epochs", "2"])
     out = run(["train", str(tmp_path / "straight")] + straight, nproc=2)
     assert "effective batch size = 1 per process x 2 processes = 2" in out
@@ -77,7 +78,8 @@ def test_torchrun_one_writer_and_exact_resume(demo_root, tmp_path):
         assert open(tmp_path / f"{prefix}.1.txt").read() == ""
     a = load_checkpoint(str(tmp_path / "ckpt" / "straight" / "latest.pth"))
     b = load_checkpoint(str(tmp_path / "ckpt" / "split" / "latest.pth"))
-    assert a["counters"] == b["counters"] == {"epoch": 3, "epoch_iter": 0, "total_iters": 12}
+    assert a["counters"] == b["counters"] and (a["counters"]["epoch"], a["counters"]["total_iters"]) == (3, 12)
+    assert a["validation"] == b["validation"] and a["validation"]["metric"] == "PSNR_fake_B"
     assert len(a["ranks"]) == 2 and not torch.equal(a["ranks"][0]["rng"]["torch"], a["ranks"][1]["rng"]["torch"])
     for net in a["networks"]:
         for key, value in a["networks"][net].items():
@@ -88,6 +90,9 @@ def test_torchrun_one_writer_and_exact_resume(demo_root, tmp_path):
     logged_a = losses_by_iteration(tmp_path / "ckpt" / "straight" / "loss_log.txt")
     logged_b = losses_by_iteration(tmp_path / "ckpt" / "split" / "loss_log.txt")
     assert sorted(logged_a) == list(range(2, 13, 2)) and logged_a == logged_b
+    validated = [[line for line in open(tmp_path / "ckpt" / n / "loss_log.txt") if line.startswith("validation")]
+                 for n in ("straight", "split")]
+    assert len(validated[0]) == 2 and validated[0] == validated[1]
 
 
 def test_sampler_shards_cover_each_epoch_and_resume_mid_epoch():

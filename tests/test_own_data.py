@@ -156,3 +156,36 @@ def test_reference_metrics_only_for_real_pairs(demo_root, tmp_path, capsys):
     assert "no reference metrics" in out and "PSNR" not in out and "cycle error A -> B -> A: MAE" in out
     mean = json.load(open(tmp_path / "unnamed" / "pairs" / "test_latest" / "metrics.json"))["mean"]
     assert set(mean) == {"cycle_MAE_A", "cycle_MAE_B"}  # what can be measured honestly without pairs
+
+
+def test_resume_takes_untyped_options_from_the_checkpoint(demo_root, tmp_path, capsys):
+    """--continue_train without the data and architecture flags: the checkpoint's (1-channel images, its lambda,
+    its dataroot) are used, said in one line, and recorded in train_opt.txt."""
+    flags = tiny_flags(demo_root, tmp_path, "gray", "cycle_gan", ["--netG", "resnet_6blocks", "--input_nc", "1",
+                                                                "--output_nc", "1", "--lambda_A", "3",
+                                                                "--max_dataset_size", "2", "--n_epochs_decay", "0"])
+    train_script.main(flags)
+    capsys.readouterr()
+    train_script.main(["--name", "gray", "--model", "cycle_gan", "--checkpoints_dir", str(tmp_path / "ckpt"),
+                       "--gpu_ids", "-1", "--num_threads", "0", "--display_id", "0", "--continue_train",
+                       "--n_epochs", "2"])
+    out = capsys.readouterr().out
+    note = next(line for line in out.splitlines() if line.startswith("note: resuming with the checkpoint's"))
+    for part in ("input_nc 1", "netG resnet_6blocks", "lambda_A 3.0", f"dataroot {demo_root}"):
+        assert part in note, note
+    saved = open(tmp_path / "ckpt" / "gray" / "train_opt.txt").read()
+    assert re.search(r"input_nc: 1\s", saved) and re.search(r"lambda_A: 3.0\s", saved)
+    assert load_checkpoint(str(tmp_path / "ckpt" / "gray" / "latest.pth"))["counters"]["epoch"] == 3
+
+
+def test_plateau_run_continued_with_another_policy(demo_root, tmp_path, capsys):
+    flags = tiny_flags(demo_root, tmp_path, "plat", "cycle_gan", ["--netG", "resnet_6blocks", "--lr_policy",
+                                                                "plateau", "--lr", "0.001", "--max_dataset_size", "1",
+                                                                "--n_epochs", "1", "--n_epochs_decay", "0"])
+    train_script.main(flags)
+    capsys.readouterr()
+    train_script.main(drop(flags, "--lr_policy", "--n_epochs_decay") + ["--continue_train", "--lr_policy", "linear",
+                                                                        "--n_epochs_decay", "2"])
+    out = capsys.readouterr().out
+    assert "--lr_policy linear: the checkpoint had plateau; using linear from epoch 2" in out
+    assert rates(out) == pytest.approx([0.001 / 3, 0.0], abs=1e-7)  # after epochs 2 and 3 (trained at 2/3, 1/3)

@@ -64,7 +64,17 @@ def test_old_checkpoints_without_residual_load_as_trained(demo_root, tmp_path):
     assert spec.generator.residual is False
     test_script.main(["--dataroot", demo_root, "--name", "old", "--model", "paired_revgan", "--checkpoints_dir",
                       str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "res"), "--gpu_ids", "-1",
-                      "--load_size", "32", "--crop_size", "32"])
+                      "--load_size", "32", "--crop_size", "32", "--eval"])
+    net = define_G(3, 3, spec.generator).eval()  # the network as trained: no residual
+    net.load_state_dict(state["networks"]["G"])
+    images = tmp_path / "res" / "old" / "test_latest" / "images"
+    name = sorted(os.listdir(images / "real_A"))[0]
+    from PIL import Image
+    real = torch.from_numpy(np.asarray(Image.open(images / "real_A" / name), np.float32) / 127.5 - 1)
+    with torch.no_grad():
+        expected = net(real.permute(2, 0, 1)[None], "AtoB")[0].permute(1, 2, 0).numpy()
+    fake = np.asarray(Image.open(images / "fake_B" / name), np.float32) / 127.5 - 1
+    assert np.abs(fake - expected).max() <= 2 / 255 + 1e-6  # the rounding of the two saved images
     # and --continue_train takes the checkpoint's architecture for flags not typed (here: no residual)
     train_script.main(tiny_flags(demo_root, tmp_path, "old", "paired_revgan", ["--n_blocks", "1", "--max_dataset_size",
                                                                             "1", "--continue_train"]))
@@ -176,3 +186,24 @@ def test_3d_validation_and_test(vol_root, tmp_path):
     rows = val_rows(tmp_path / "ckpt" / "v3" / "loss_log.txt")
     assert len(rows) == 2 and "PSNR_fake_B" in rows[0]
     assert np.isfinite(float(re.search(r"PSNR_fake_B: ([-\d.]+)", rows[0]).group(1)))
+
+
+def test_every_save_keeps_validations_best(demo_root, tmp_path, monkeypatch):
+    """Mid-epoch saves (--save_latest_freq) carry validation's best too, so a run resumed from one keeps best.pth's
+    standard."""
+    import models.base_model
+    import util.checkpoint
+    saved = []
+    original = util.checkpoint.save_checkpoint
+
+    def recording(state, path):
+        saved.append((os.path.basename(path), (state["counters"]["epoch"], state["counters"]["epoch_iter"]),
+                      state["validation"]))
+        return original(state, path)
+    monkeypatch.setattr(models.base_model, "save_checkpoint", recording)
+    train_script.main(tiny_flags(demo_root, tmp_path, "mid", "paired_revgan", [
+        "--n_blocks", "1", "--max_dataset_size", "6", "--n_epochs", "2", "--n_epochs_decay", "0", "--val_freq", "1",
+        "--val_fraction", "0.3", "--save_latest_freq", "2"]))
+    mid_epoch_2 = [v for name, (epoch, within), v in saved if name == "latest.pth" and epoch == 2 and within]
+    assert mid_epoch_2 and all(v["best"] is not None and v["metric"] == "PSNR_fake_B" for v in mid_epoch_2)
+    assert [name for name, _, _ in saved][-2:] in (["best.pth", "latest.pth"], ["2.pth", "latest.pth"])

@@ -29,11 +29,14 @@ COMPARE_THUMB = 80  # a row holds the input, every run's output and the target
 
 # -- reading result folders --------------------------------------------------------------------------------------------
 def _load_json(path):
+    """The JSON object in ``path``; None when it is missing, unreadable or not an object (a damaged file in a
+    results folder must not stop test.py, which rewrites the runs index after every run)."""
     try:
         with open(path) as f:
-            return json.load(f)
+            value = json.load(f)
     except (OSError, ValueError):
         return None
+    return value if isinstance(value, dict) else None
 
 
 def read_result(folder, rows=True):
@@ -57,7 +60,13 @@ def read_result(folder, rows=True):
     summary = dict(summary)
     summary["folder"] = folder
     summary.setdefault("mean", metrics.get("mean", {}))
-    summary["rows"] = {r["name"]: r for r in metrics.get("items", []) if isinstance(r, dict) and "name" in r}
+    if not isinstance(summary["mean"], dict):
+        summary["mean"] = {}
+    for key in ("name", "phase", "epoch", "model", "direction", "date"):  # shown as text
+        summary[key] = str(summary.get(key) or "")
+    items = metrics.get("items", [])
+    summary["rows"] = {r["name"]: r for r in (items if isinstance(items, list) else [])
+                       if isinstance(r, dict) and "name" in r}
     return summary
 
 
@@ -415,6 +424,9 @@ def main(argv=None):
             print(f"comparison: {write_comparison(args.folders, args.out)}")
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: cannot read or write {e.filename or 'a file'}: {e.strerror or e}", file=sys.stderr)
         return 2
     return 0
 

@@ -328,9 +328,13 @@ def loss_figure(history, name):
             line(ax["val"], [(p["x"], p["val"][f"baseline_PSNR_{out}"]) for p in val
                              if f"baseline_PSNR_{out}" in p["val"]], color=color, ls="--", lw=1,
                  label=f"{out}: copy of input")
-        ax["val"].set_ylabel("validation\nPSNR (dB)")
-        ax["val"].set_title("validation (dashed: the copy-the-input baseline)", fontsize=8)
-        if outs:
+        cycles = [k for k in dict.fromkeys(k for p in val for k in p["val"]) if k.startswith("cycle_MAE_")]
+        for i, key in enumerate(cycles):  # unpaired data: the cycle error is what can be measured
+            line(ax["val"], [(p["x"], p["val"][key]) for p in val if key in p["val"]], color=f"C{i}", label=key)
+        ax["val"].set_ylabel("validation\nPSNR (dB)" if outs else "validation\ncycle error (MAE)")
+        ax["val"].set_title("validation (dashed: the copy-the-input baseline)" if outs else
+                            "validation: cycle error (unpaired data: no true targets)", fontsize=8)
+        if outs or cycles:
             ax["val"].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
         plain(ax["val"])
     for a in ax.values():
