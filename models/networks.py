@@ -131,7 +131,8 @@ class Generator(nn.Module):
 
     With ``residual`` (and as many input as output channels) the output starts from the input: the network's last
     layer gives a correction h, and the output is ``tanh(atanh(x) + h)`` (``x + h`` without the output tanh), so a
-    network whose correction is 0 returns its input exactly, and outputs stay in (-1, 1)."""
+    network whose correction is 0 returns its input (inputs beyond +-(1 - 1e-3) enter as +-(1 - 1e-3)), and outputs
+    stay in (-1, 1). Measured better than ``x + h`` with no tanh (docs/benchmarks.md, residual ablation)."""
     size_multiple = 1
     bidirectional = False
     residual = False
