@@ -4,10 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_FLAGS := --name demo --model paired_revgan --gpu_ids -1 --ngf 32 --ndf 32 --n_downsampling 1 --n_blocks 4 \
 	--load_size 64 --crop_size 64 --n_epochs 10 --n_epochs_decay 5 --lr 0.0002 --no_dropout --num_threads 0 \
-	--print_freq 240 --display_id 0
+	--print_freq 240 --display_id 0 --val_freq 5 --val_fraction 0.15
 DEMO3D_FLAGS := --name demo3d --model paired_revgan3d --gpu_ids -1 --ngf 8 --ndf 8 --n_blocks 4 --n_downsampling 1 \
 	--netD n_layers --n_layers_D 2 --patch_size 32 --samples_per_volume 8 --n_epochs 15 --n_epochs_decay 5 \
-	--lr 0.0005 --no_dropout --num_threads 0 --print_freq 960 --display_id 0
+	--lr 0.0005 --no_dropout --num_threads 0 --print_freq 960 --display_id 0 --val_freq 5 --val_fraction 0.2
 
 .PHONY: setup demo demo3d test test-fast bench clean
 
