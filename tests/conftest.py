@@ -43,6 +43,17 @@ def folder_hashes(folder):
     return out
 
 
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium for the page tests (tests/browser.py); skipped where none is installed, except in CI
+    (REVGAN_REQUIRE_BROWSER=1: .ci/run installs it)."""
+    from tests.browser import Chromium, find_chromium
+    if find_chromium() is None and not os.environ.get("REVGAN_REQUIRE_BROWSER"):
+        pytest.skip("no Chromium on this machine (apt-get install -y chromium); CI installs it and requires it")
+    with Chromium() as b:
+        yield b
+
+
 NIB_DATA = os.path.join(os.path.dirname(nib.__file__), "tests", "data")
 
 

@@ -16,7 +16,6 @@ from PIL import Image
 
 import test as test_script
 import train as train_script
-from tests.browser import Chromium, find_chromium
 from tests.conftest import ROOT, logged_rows, tiny_flags, vol_flags
 
 MARKUP = '<img src=x onerror="window.pwned=1">&amp;'
@@ -175,14 +174,6 @@ def test_server_going_away_during_training_costs_one_warning(tmp_path, capsys):
 
 
 # -- pages in a real browser ----------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def browser():
-    if find_chromium() is None and not os.environ.get("REVGAN_REQUIRE_BROWSER"):
-        pytest.skip("no Chromium on this machine (apt-get install -y chromium); CI installs it and requires it")
-    with Chromium() as b:
-        yield b
-
-
 def _all_loaded(page):
     assert page["images"], "the page shows no images"
     broken = [i["src"] for i in page["images"] if not (i["complete"] and i["naturalWidth"] > 0)]

@@ -20,20 +20,11 @@ import test as test_script
 import train as train_script
 from evaluation import metrics, slices
 from evaluation.report import write_results_page
-from tests.browser import Chromium, find_chromium
 from tests.conftest import tiny_flags, vol_flags
 from util import compare
 from util.html import script_json
 
 MARKUP = '<img src=x onerror="window.pwned=1">&amp;'
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if find_chromium() is None and not os.environ.get("REVGAN_REQUIRE_BROWSER"):
-        pytest.skip("no Chromium on this machine (apt-get install -y chromium); CI installs it and requires it")
-    with Chromium() as b:
-        yield b
 
 
 def shot(browser, name, tmp_path, full_page=True):

@@ -59,3 +59,14 @@ def pair(kind, dims, channels, depth, seed=0, dtype=torch.float64, **kw):
 def rel(a, b):
     a, b = a.detach(), b.detach()
     return float((a - b).norm() / b.norm()) if b.norm() > 0 else float((a - b).norm())
+
+
+class Direction(nn.Module):
+    """``net`` or ``net.inverse`` as a module, for torch.func.functional_call."""
+
+    def __init__(self, net, direction):
+        super().__init__()
+        self.net, self.direction = net, direction
+
+    def forward(self, x):
+        return self.net.inverse(x) if self.direction == "inverse" else self.net(x)

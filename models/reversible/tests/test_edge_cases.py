@@ -7,7 +7,7 @@ from torch import nn
 from models.reversible import (AdditiveCoupling, AffineCoupling, InvertibleUNet, ReversibleBlock, ReversibleError,
                                ReversibleSequence, is_recomputing)
 
-from .helpers import rel
+from .helpers import Direction, rel
 
 TOL = 1e-8  # the issue's bar; most of these match to ~1e-14
 COUPLINGS = {"additive": AdditiveCoupling, "affine": AffineCoupling}
@@ -51,17 +51,6 @@ def assert_matches_plain(make, x, direction):
         assert rel(a, b) <= TOL
     for a, b in zip(bs, bp):  # running statistics and spectral-norm vectors end as plain autograd leaves them
         assert rel(a, b) <= TOL if b.is_floating_point() else torch.equal(a, b)
-
-
-class Direction(nn.Module):
-    """``net`` or ``net.inverse`` as a module, for torch.func.functional_call."""
-
-    def __init__(self, net, direction):
-        super().__init__()
-        self.net, self.direction = net, direction
-
-    def forward(self, x):
-        return self.net.inverse(x) if self.direction == "inverse" else self.net(x)
 
 
 # -- F(x) = x + b, b shaped like x: autograd returns one tensor as the gradient of both ---------------------------

@@ -20,7 +20,7 @@ from torch import nn
 from models.reversible import (AdditiveCoupling, AffineCoupling, CustomCoupling, OrthogonalChannelMixing,
                                ReversibleBlock, ReversibleError, ReversibleSequence)
 
-from .helpers import rel
+from .helpers import Direction, rel
 
 C, H, W = 4, 4, 5  # channels (halves of 2), height, width
 HALF = C // 2
@@ -290,7 +290,7 @@ def attempt(case, net, xs, pattern, seed):
             new = {n: nn.Parameter(p.detach() * 1.01) for n, p in net.named_parameters()}
         else:
             new = {n: b + 0.25 for n, b in net.named_buffers() if "running_mean" in n}
-        module = Call(net, direction)
+        module = Direction(net, direction)
         y = torch.func.functional_call(module, {"net." + n: v for n, v in new.items()}, (a,))
         return torch.autograd.grad(y.square().sum(), a)
     if case == "create_graph":
@@ -299,15 +299,6 @@ def attempt(case, net, xs, pattern, seed):
     if case == "hvp":
         return torch.autograd.functional.hvp(lambda t: call(t).square().sum(), xs[0], torch.ones_like(xs[0]))
     return torch.autograd.grad(call(a).square().sum(), [a] + [p for p in net.parameters() if p.requires_grad])
-
-
-class Call(nn.Module):
-    def __init__(self, net, direction):
-        super().__init__()
-        self.net, self.direction = net, direction
-
-    def forward(self, x):
-        return self.net.inverse(x) if self.direction == "inverse" else self.net(x)
 
 
 @settings(max_examples=80, **BUDGET)
