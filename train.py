@@ -62,7 +62,7 @@ def prepare_folder(opt):
 
 # options that belong to one process or one invocation; --continue_train takes every other untyped option from the
 # checkpoint (the schedule flags and the architecture are resolved by models.schedule and ModelSpec.resumed)
-RUN_LOCAL = ("gpu_ids", "num_threads", "display_freq", "display_ncols", "display_id", "display_server", "display_env",
+RUN_LOCAL = ("model", "gpu_ids", "num_threads", "display_freq", "display_ncols", "display_id", "display_server", "display_env",
              "display_port", "update_html_freq", "print_freq", "no_html", "save_latest_freq", "save_epoch_freq",
              "continue_train", "epoch", "checkpoints_dir", "name", "verbose", "suffix", "compile", "recon_warn",
              "is_train") + SCHEDULE_KEYS + ("epoch_count",)
@@ -141,6 +141,7 @@ def train(options, opt):
 
     def save(tag):  # the full state, with validation's best and the options of this run
         model.save(tag, validation=validation.state(), options=run_options(opt))
+
     steps_per_epoch = dataset.epoch_samples
     visualizer.start(progress.epoch - 1 + progress.epoch_iter / steps_per_epoch, resumed=opt.continue_train)
 
@@ -151,9 +152,9 @@ def train(options, opt):
     def monitor():  # the reversible core's reconstruction error (rank 0), with a warning above --recon_warn
         recon = model.reconstruction_error() if main_rank else None
         if recon is not None and not recon <= opt.recon_warn:
-            write(f"warning: the reversible core's relative reconstruction error {recon:.3e} exceeds "
-                       f"--recon_warn {opt.recon_warn:g}: its recomputed activations, and so the gradients, drift "
-                       f"(use --amp bf16 or none instead of fp16, or a lower --lr)", file=sys.stderr)
+            write(f"warning: the reversible core's relative reconstruction error {recon:.3e} exceeds --recon_warn "
+                  f"{opt.recon_warn:g}: its recomputed activations, and so the gradients, drift (use --amp bf16 or "
+                  f"none instead of fp16, or a lower --lr)", file=sys.stderr)
         return recon
 
     n_last = opt.n_epochs + opt.n_epochs_decay + opt.epoch_count - 1
