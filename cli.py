@@ -4,13 +4,13 @@ A mistake the user can make (util.errors.UserError, or the reversible library's 
 configurations it cannot run) ends in one line on stderr and exit status 2, and so do the failures of the machine a
 user meets: a file that cannot be written (disk full, read-only), and running out of memory. Ctrl-C ends in one
 line and status 130. Saved checkpoints are untouched in all cases (they are written atomically)."""
-import errno
 import functools
 import sys
 
 import torch
 
 from models.reversible import ReversibleError
+from util.checkpoint import NO_SPACE
 from util.errors import UserError, message
 
 OOM_HINT = ("lower --batch_size, --crop_size (3D: --patch_size), --ngf or --load_size; on a GPU also try --amp bf16; "
@@ -27,7 +27,7 @@ def out_of_memory(e):
 
 def io_error_line(e):
     where = f" ({e.filename})" if getattr(e, "filename", None) else ""
-    hint = ": free some space, then resume with --continue_train" if e.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+    hint = ": free some space, then resume with --continue_train" if e.errno in NO_SPACE else ""
     return f"cannot read or write a file{where}: {e.strerror or e}{hint}"
 
 

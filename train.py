@@ -62,10 +62,10 @@ def prepare_folder(opt):
 
 # options that belong to one process or one invocation; --continue_train takes every other untyped option from the
 # checkpoint (the schedule flags and the architecture are resolved by models.schedule and ModelSpec.resumed)
-RUN_LOCAL = ("model", "gpu_ids", "num_threads", "display_freq", "display_ncols", "display_id", "display_server", "display_env",
-             "display_port", "update_html_freq", "print_freq", "no_html", "save_latest_freq", "save_epoch_freq",
-             "continue_train", "epoch", "checkpoints_dir", "name", "verbose", "suffix", "compile", "recon_warn",
-             "is_train") + SCHEDULE_KEYS + ("epoch_count",)
+RUN_LOCAL = ("model", "gpu_ids", "num_threads", "display_freq", "display_ncols", "display_id", "display_server",
+             "display_env", "display_port", "update_html_freq", "print_freq", "no_html", "save_latest_freq",
+             "save_epoch_freq", "continue_train", "epoch", "checkpoints_dir", "name", "verbose", "suffix", "compile",
+             "recon_warn", "is_train") + SCHEDULE_KEYS + ("epoch_count",)
 
 
 def run_options(opt):

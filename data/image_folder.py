@@ -74,7 +74,7 @@ def load_image(path, channels):
         with Image.open(path) as img:
             img.load()
             mode = img.mode
-            if mode in ("I;16", "I;16B", "I;16L", "I"):
+            if mode in SIXTEEN_BIT_MODES:
                 arr = np.asarray(img, dtype=np.float64)
                 bits = 16
                 arr = arr / 65535.0

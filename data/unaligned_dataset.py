@@ -1,10 +1,9 @@
 """Unpaired images: ``dataroot/PHASEA`` and ``dataroot/PHASEB``; B is drawn at random unless --serial_batches."""
-import os
-
 import torch
 
 from data.base_dataset import BaseDataset, get_params, transform
 from data.image_folder import load_image, make_dataset
+from util.volume import volume_stem
 
 
 class UnalignedDataset(BaseDataset):
@@ -12,7 +11,7 @@ class UnalignedDataset(BaseDataset):
         super().__init__(opt, domains, split)
         self.paths_a = self.listing(make_dataset(self.folder("A"), what="A"))
         self.paths_b = self.listing(make_dataset(self.folder("B"), what="B"))
-        stems = [[os.path.splitext(os.path.basename(p))[0] for p in paths] for paths in (self.paths_a, self.paths_b)]
+        stems = [[volume_stem(p) for p in paths] for paths in (self.paths_a, self.paths_b)]
         self.pairing = "by name" if stems[0] == stems[1] else None  # testA/x.png and testB/x.png: a real pair
         self.note_conversions(self.paths_a, "A", self.folder("A"))
         self.note_conversions(self.paths_b, "B", self.folder("B"))

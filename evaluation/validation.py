@@ -23,7 +23,7 @@ from data.base_dataset import split_paths
 from evaluation import domain_map, images, metrics, volumes
 from util import distributed
 from util.errors import UserError
-from util.volume import is_volume_file, list_volumes, volume_shape, volume_stem
+from util.volume import list_volumes, volume_shape, volume_stem, volumes_by_name
 
 LOWER_IS_BETTER = ("MAE", "cycle_MAE")
 
@@ -69,8 +69,7 @@ class Validation:
             sources = self.keep(list_volumes(folders[src], what=f"validation {src}"))
             if not sources:
                 raise UserError(f"--val_fraction {self.opt.val_fraction:g} holds out no volume of {folders[src]}")
-            targets = {volume_stem(f): os.path.join(folders[dst], f) for f in os.listdir(folders[dst])
-                       if is_volume_file(f)} if os.path.isdir(folders[dst]) else {}
+            targets = volumes_by_name(folders[dst])
             if not any(volume_stem(p) in targets and volume_shape(p) == volume_shape(targets[volume_stem(p)])
                        for p in sources):
                 raise UserError(f"--val_freq: 3D validation needs target volumes of the same names and shapes for "

@@ -18,8 +18,8 @@ from models.reversible import padding_for
 from util.errors import UserError
 from util.progress import progress
 from util.util import save_image, size_text, tensor2im
-from util.volume import (from_unit, is_volume_file, list_volumes, load_volume, mid_slices, parse_patch_size,
-                         save_volume, sliding_window, to_unit, volume_stem)
+from util.volume import (from_unit, list_volumes, load_volume, mid_slices, parse_patch_size, save_volume,
+                         sliding_window, to_unit, volume_stem, volumes_by_name)
 
 
 def window_patch(opt, model, say=print):
@@ -50,10 +50,7 @@ def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, sa
     for label, (src, dst, fn) in model.translators().items():
         paths = list_volumes(os.path.join(opt.dataroot, folders[src]), what=f"{phase} {src}")
         paths = (keep(paths) if keep else paths)[:limit]
-        targets = {}
-        tdir = os.path.join(opt.dataroot, folders[dst])
-        if os.path.isdir(tdir):
-            targets = {volume_stem(p): p for p in os.listdir(tdir) if is_volume_file(p)}
+        targets = volumes_by_name(os.path.join(opt.dataroot, folders[dst]))
         (slo, shi), (dlo, dhi) = intensity[src], intensity[dst]
         for path in progress(paths, f"{'test' if out_dir else 'validation'} {label}"):
             name = volume_stem(path)
@@ -63,7 +60,7 @@ def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, sa
             fake = from_unit(out, dlo, dhi).astype(np.float32)
             pictures = {"real_" + src: x[0].numpy(), label: out}
             if name in targets:
-                target = load_volume(os.path.join(tdir, targets[name]))[0]
+                target = load_volume(targets[name])[0]
                 if target.shape == arr.shape:
                     pictures["real_" + dst] = to_unit(target, dlo, dhi)
                     row = rows.setdefault(name, {"name": name})

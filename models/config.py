@@ -4,7 +4,7 @@
 The defaults written here are the only ones: the command-line flags take theirs from these classes (a model may set
 its own with ``parser.set_defaults``, as pix2pix does for ``--netG`` and ``--norm``).
 """
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Optional
 
 REVERSIBLE_NETG = ("revgan", "iunet")
@@ -178,9 +178,3 @@ class ModelSpec:
             if key != "model" and flag not in typed and theirs[key] is not None and mine[key] != theirs[key]:
                 mine[key] = taken[key] = theirs[key]
         return ModelSpec.from_architecture(mine), taken
-
-    def with_generator(self, **changes) -> "ModelSpec":
-        return replace(self, generator=replace(self.generator, **changes))
-
-    def as_dict(self) -> dict:
-        return asdict(self)

@@ -40,7 +40,8 @@ class InputGuards:
 
     def __init__(self, dims: int, netG: str, netD: str, nan_hint: str = "try a lower --lr"):
         self.dims, self.netG, self.netD, self.nan_hint = dims, netG, netD, nan_hint
-        self._checked = set()
+        self._checked = set()  # (discriminator, channels, size) checked
+        self._ran = {}  # (generator, direction, channels): the sizes its dry runs passed
         self._padding_noted = False
 
     def note_padding(self, generator, x: torch.Tensor) -> None:
@@ -60,9 +61,10 @@ class InputGuards:
     def check_generator(self, generator, direction: str, channels: int, spatial) -> None:
         """Refuses an input size that ``generator`` cannot translate (e.g. its downsamplings would leave a norm layer
         a single element), found by a dry run on the meta device before any compute; says the smallest size that
-        works."""
-        key = ("G", id(generator), direction, channels, tuple(spatial))
-        if key in self._checked:
+        works. A size at least as large on every axis as one that ran needs no dry run: inputs of varying sizes
+        (--preprocess none) cost one probe for the smallest, not one per image."""
+        ran = self._ran.setdefault((id(generator), direction, channels), [])
+        if any(all(n >= m for n, m in zip(spatial, size)) for size in ran):
             return
         probe = meta_copy(generator)
         runs = lambda size: _dry_run(probe, (1, channels) + tuple(size), direction)  # noqa: E731
@@ -78,7 +80,7 @@ class InputGuards:
                             f"and --crop_size)" if self.dims == 2 else
                             f"{what} of {size_text(spatial)} are too small for --netG {self.netG}{need}: use a larger "
                             f"--patch_size")
-        self._checked.add(key)
+        ran.append(tuple(spatial))
 
     def check_discriminator(self, name: str, netD: torch.nn.Module, channels: int, spatial) -> None:
         """Refuses an input size that ``netD`` would shrink to nothing (a dry run on the meta device: no compute)."""

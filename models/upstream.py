@@ -111,15 +111,14 @@ def infer_flags(state):
 
 def load(net, path, netG, n_blocks):
     """Their state dict in ``path`` into our generator ``net`` (--netG ``netG``, ``n_blocks`` ResNet blocks)."""
-    state = read(path)
-    if netG.startswith("resnet"):
-        state = resnet_keys(state, n_blocks)
+    theirs = read(path)
+    state = resnet_keys(theirs, n_blocks) if netG.startswith("resnet") else theirs
     mine = net.state_dict()
     missing = [k for k in mine if k not in state]
     unexpected = [k for k in state if k not in mine]
     wrong = [k for k in mine if k in state and state[k].shape != mine[k].shape]
     if missing or unexpected or wrong:
-        guess = infer_flags(read(path))
+        guess = infer_flags(theirs)
         if guess is None:
             raise UserError(f"{path} holds a discriminator (PatchGAN), not a generator: use its net_G file")
         problem = (f"{len(missing)} weight(s) missing" if missing else "") or \

@@ -51,7 +51,9 @@ class ArgumentParser(argparse.ArgumentParser):
     belongs to), and where to find the flags; no usage dump. Exit status 2, as argparse's."""
 
     def __init__(self, *args, is_train=False, model=None, **kwargs):
-        super().__init__(*args, **kwargs)
+        self.script = "train.py" if is_train else "test.py"
+        super().__init__(*args, usage=f"python {self.script} --dataroot DIR --name NAME --model MODEL [flags]",
+                         **kwargs)
         self.is_train, self.model = is_train, model
 
     def flags(self):
@@ -61,11 +63,11 @@ class ArgumentParser(argparse.ArgumentParser):
         """One line: what is wrong, a did-you-mean (or which models own a flag), and where all flags are listed."""
         hints = []
         unknown = re.match(r"unrecognized arguments: (.*)", message)
+        others = model_flags(self.is_train) if unknown else {}
         for token in (unknown.group(1).split() if unknown else []):
             if not token.startswith("--"):
                 continue
             flag = token.split("=", 1)[0]
-            others = model_flags(self.is_train)
             owners = [m for m, flags in others.items() if flag in flags]
             close = _closest(flag, self.flags())
             elsewhere = _closest(flag, {f for flags in others.values() for f in flags})
@@ -76,9 +78,8 @@ class ArgumentParser(argparse.ArgumentParser):
             elif elsewhere:
                 hints.append(f"did you mean {elsewhere} (a flag of --model "
                              f"{', '.join(m for m, flags in others.items() if elsewhere in flags)})?")
-        script = "train.py" if self.is_train else "test.py"
         model = self.model if self.model in models.available_models() else "MODEL"
-        hints.append(f"all flags: python {script} --model {model} --help")
+        hints.append(f"all flags: python {self.script} --model {model} --help")
         print(f"error: {message}; " + "; ".join(hints), file=sys.stderr)
         sys.exit(2)
 
@@ -191,9 +192,7 @@ class BaseOptions:
         shows them all once --model (and --dataset_mode) are known. Records which flags were typed in
         ``self.typed``."""
         argv = translate_deprecated(list(sys.argv[1:] if argv is None else argv))
-        script = "train.py" if self.is_train else "test.py"
         parser = ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter, add_help=False,
-                                usage=f"python {script} --dataroot DIR --name NAME --model MODEL [flags]",
                                 description="RevGAN " + ("training" if self.is_train else "testing")
                                 + ": the flags below depend on --model and --dataset_mode",
                                 is_train=self.is_train, model=_given(argv, "--model"))

@@ -76,8 +76,8 @@ class TrainOptions(BaseOptions):
     def parse(self, argv=None):
         opt = super().parse(argv)
         if not VAL_METRIC.match(opt.val_metric):
-            raise UserError(f"--val_metric {opt.val_metric}: use auto, MAE_fake_B, PSNR_fake_B, SSIM_fake_B (or _fake_A), "
-                            f"or cycle_MAE_A / cycle_MAE_B for unpaired data")
+            raise UserError(f"--val_metric {opt.val_metric}: use auto, MAE_fake_B, PSNR_fake_B, SSIM_fake_B (or "
+                            f"_fake_A), or cycle_MAE_A / cycle_MAE_B for unpaired data")
         if opt.n_epochs + opt.n_epochs_decay < 1:
             raise UserError("--n_epochs + --n_epochs_decay must be at least 1")
         return opt

@@ -31,6 +31,13 @@ def list_volumes(folder, max_size=float("inf"), what="volumes"):
     return paths[: int(min(max_size, len(paths)))]
 
 
+def volumes_by_name(folder):
+    """{stem: path} of the volumes in ``folder`` ({} when there is no such folder): where a volume's target is."""
+    if not os.path.isdir(folder):
+        return {}
+    return {volume_stem(f): os.path.join(folder, f) for f in os.listdir(folder) if is_volume_file(f)}
+
+
 def volume_shape(path):
     """The 3D shape of a volume from its header alone (no voxel data read); clear errors for unusable files."""
     try:
