@@ -88,9 +88,10 @@ class GANModel(BaseModel):
 
     def discriminator_terms(self, netD, real: torch.Tensor, fake: torch.Tensor) -> tuple:
         """``netD``'s loss on a real batch, on a (detached) fake batch, and the gradient penalty (0 but under
-        wgangp)."""
+        wgangp; taken inside the fp16 gradient scaler of ``self.optimizer_D``, the discriminators' optimizer)."""
         loss_real, loss_fake = self.criterionGAN(netD(real), True), self.criterionGAN(netD(fake.detach()), False)
-        penalty = networks.gradient_penalty(netD, real, fake, lambda_gp=self.opt.lambda_gp) \
+        penalty = networks.gradient_penalty(netD, real, fake, lambda_gp=self.opt.lambda_gp,
+                                            scale=self.precision.loss_scale(self.optimizer_D)) \
             if self.opt.gan_mode == "wgangp" else 0.0
         return loss_real, loss_fake, penalty
 

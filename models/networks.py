@@ -430,11 +430,20 @@ class GANLoss(nn.Module):
         return self.loss(prediction, target.expand_as(prediction))
 
 
-def gradient_penalty(netD, real, fake, constant=1.0, lambda_gp=10.0):
-    """WGAN-GP: lambda * E[(||grad_x D(x)|| - constant)^2] at random interpolates x of real and fake."""
+def gradient_penalty(netD, real, fake, constant=1.0, lambda_gp=10.0, scale=1.0):
+    """WGAN-GP: lambda * E[(||grad_x D(x)|| - constant)^2] at random interpolates x of real and fake.
+
+    ``scale``: under --amp fp16 the gradient scaler's current scale. The input gradient is then taken of D's mean
+    output times ``scale`` (torch.amp's recipe for gradient penalties), so that it does not underflow in float16, and
+    unscaled in float32; a scale that overflows is halved until the gradient is finite."""
     alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
     interp = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
     out = netD(interp)
-    grads = torch.autograd.grad(out, interp, grad_outputs=torch.ones_like(out), create_graph=True)[0]
-    grads = grads.flatten(1)
+    wide = torch.promote_types(out.dtype, torch.float32)  # float16 -> float32 (float64 stays)
+    while True:
+        grads = torch.autograd.grad(out.to(wide).mean() * scale, interp, create_graph=True)[0]
+        if scale <= 1 or torch.isfinite(grads).all():
+            break
+        scale /= 2
+    grads = grads.to(wide).flatten(1) * (out.numel() / scale)  # the gradient of D's summed output, as in the paper
     return lambda_gp * ((grads.norm(2, dim=1) - constant) ** 2).mean()
