@@ -2,7 +2,7 @@
 
 Every flag says, in its ``add_argument`` call, what happens to it when a checkpoint is read (``policy=``)::
 
-    g.add_argument("--n_blocks", type=NONNEG_INT, default=REVGAN_DEPTH, policy=ARCH, help="...")
+    parser.add_argument("--lr", policy=SCHEDULE, type=POSITIVE, default=0.0002, help="...")
 
 options.resolution applies the policies, once, for --continue_train and test.py (and validation reads the result):
 
@@ -21,6 +21,9 @@ RUN         the command line (belongs to this run)         -                    
 
 A flag defined without a policy is refused when the parser is built, so none is taken from a checkpoint by default.
 A model may change the policy of a shared flag (``parser.set_policies(direction=RUN)``), as it changes defaults.
+ARCH and ARCH_SOFT flags are read from the checkpoint's "architecture" (models.config.ModelSpec.flags: a new one is
+a field of GeneratorConfig or DiscriminatorConfig that ModelSpec records); where it holds None the flag does not
+shape those networks (``--n_blocks`` of ``--netG iunet``) and is not compared.
 """
 import argparse
 import enum
