@@ -137,8 +137,8 @@ class BaseOptions:
         parser.add_argument("--dataroot", policy=RESUMED, default=None,
                             help="path to images (trainA/trainB, train/ of A|B pairs, or volumes); "
                                  "default: a small demo dataset built on first use under ./datasets/demo")
-        parser.add_argument("--name", policy=RUN, default="experiment_name", help="name of the experiment: folder under "
-                            "checkpoints_dir and results_dir")
+        parser.add_argument("--name", policy=RUN, default="experiment_name",
+                            help="name of the experiment: folder under checkpoints_dir and results_dir")
         parser.add_argument("--gpu_ids", policy=RUN, default="0", help="e.g. 0  0,1,2  or -1 for the CPU")
         parser.add_argument("--checkpoints_dir", policy=RUN, default="./checkpoints", help="models are saved here")
         parser.add_argument("--seed", policy=RESUMED, type=NONNEG_INT, default=0,
