@@ -14,11 +14,11 @@ import time
 import torch
 
 from cli import user_facing
-from data import create_dataset, resolve_dataroot, share_intensity, validation_source
+from data import create_dataset, validation_source
 from evaluation.validation import Validation, format_metrics
-from models import create_model, options_spec
-from models.config import flag_value
-from models.schedule import SCHEDULE_KEYS
+from models import create_model
+from models.volume import match_data
+from options.resolution import resolve
 from options.train_options import TrainOptions
 from util import distributed
 from util.checkpoint import checkpoint_path, load_checkpoint, megabytes, remove_stale_temporaries, writable_folder
@@ -29,26 +29,33 @@ from util.util import set_seed
 from util.visualizer import Visualizer, peak_memory_mib
 
 
-def crossed(total, step, freq):
-    """True when ``total`` passed a multiple of ``freq`` in the last ``step`` samples."""
-    return freq > 0 and total // freq > (total - step) // freq
-
-
-def set_precision(opt):
-    """--tf32 on GPUs: TF32 tensor cores for float32 matmuls and convolutions (otherwise full float32)."""
-    if opt.tf32 and not opt.gpu_ids and distributed.is_main():
-        print("note: --tf32 only changes GPU arithmetic; it has no effect on the CPU")
-    torch.backends.cuda.matmul.allow_tf32 = opt.tf32
-    torch.backends.cudnn.allow_tf32 = opt.tf32
-
-
 @user_facing
 def main(argv=None):
     options = TrainOptions()
-    opt = options.parse(argv)
-    distributed.setup(opt)
-    train(options, opt)
+    command = options.parse(argv)
+    distributed.setup(command)
+    train(options, *configure(options, command))
     distributed.cleanup()
+
+
+def say(*args, **kwargs):
+    """print, on rank 0 only."""
+    if distributed.is_main():
+        print(*args, **kwargs)
+
+
+def configure(options, command):
+    """The run configuration, the networks to build and, for --continue_train, the checkpoint (read once)."""
+    if distributed.is_main():
+        prepare_folder(command)
+    checkpoint, path = None, checkpoint_path(command, command.epoch)
+    if command.continue_train:
+        if not os.path.isfile(path):
+            raise UserError(f"--continue_train: no checkpoint {path} (drop --continue_train to start fresh, or pick "
+                            f"an existing --epoch)")
+        checkpoint = load_checkpoint(path)
+    opt, spec = resolve(command, options.typed, checkpoint, path, say)
+    return opt, spec, checkpoint
 
 
 def prepare_folder(opt):
@@ -60,43 +67,205 @@ def prepare_folder(opt):
         print(f"note: removed {count} temporary file(s) of an interrupted save from {folder} ({megabytes(freed)})")
 
 
-# options that belong to one process or one invocation; --continue_train takes every other untyped option from the
-# checkpoint (the schedule flags and the architecture are resolved by models.schedule and ModelSpec.resumed)
-RUN_LOCAL = ("model", "gpu_ids", "num_threads", "display_freq", "display_ncols", "display_id", "display_server",
-             "display_env", "display_port", "update_html_freq", "print_freq", "no_html", "save_latest_freq",
-             "save_epoch_freq", "continue_train", "epoch", "checkpoints_dir", "name", "verbose", "suffix", "compile",
-             "recon_warn", "is_train") + SCHEDULE_KEYS + ("epoch_count",)
+def train(options, opt, spec, checkpoint):
+    """Builds the run, then trains epoch after epoch: each batch one step, then the steps logging, display and
+    saving take; after each epoch the learning-rate step, saving and validation."""
+    dataset, model, validation = build(options, opt, spec, checkpoint)
+    visualizer, progress, last = Visualizer(opt, enabled=distributed.is_main()), model.progress, last_epoch(opt)
+    visualizer.start(progress.epoch - 1 + progress.epoch_iter / dataset.epoch_samples, resumed=opt.continue_train)
+    if progress.epoch > last:
+        say(f"already trained to epoch {progress.epoch - 1}; raise --n_epochs/--n_epochs_decay to go on")
+        return
+    log, display = LossLog(opt, model, visualizer, dataset.epoch_samples), Display(opt, model, visualizer)
+    saver = Checkpoints(opt, model, validation)
+    for epoch in progress_bar(range(progress.epoch, last + 1), "epochs", initial=progress.epoch - opt.epoch_count,
+                              total=last - opt.epoch_count + 1, disable=not distributed.is_main(), quiet_in_logs=True):
+        dataset.set_epoch(epoch, progress.epoch_iter)
+        for batch, t_data in timed(progress_bar(dataset, f"epoch {epoch}", leave=False, position=1,
+                                                total=dataset.batches_left(), disable=not distributed.is_main())):
+            t_start = time.time()
+            n, losses = train_step(model, batch)
+            log.step(epoch, n, losses, t_start, t_data)
+            display.step(epoch, n)
+            saver.step(n)
+        log.end_epoch(epoch)
+        display.end_epoch(epoch)
+        mean_loss = distributed.mean(progress.mean_loss())  # of the whole epoch, resumed or not; ranks agree
+        lr = model.update_learning_rate(mean_loss)
+        progress.finish_epoch()
+        saver.end_epoch(epoch, last)
+        if validation.due(epoch, last):
+            saver.validated(validate(validation, model, visualizer, epoch))
+        if distributed.is_main():
+            write(f"end of epoch {epoch} / {last}: mean generator loss {mean_loss:.4f}, learning rate {lr:.7f}")
+    say(f"checkpoints are in {model.save_dir}" + ("" if opt.no_html else
+                                                  f"; training page: {visualizer.web_dir}/index.html"))
 
 
-def run_options(opt):
-    """The options a checkpoint records (plain values only)."""
-    plain = (str, int, float, bool, type(None))
-    return {k: v for k, v in vars(opt).items()
-            if isinstance(v, plain) or (isinstance(v, list) and all(isinstance(x, plain) for x in v))}
+def build(options, opt, spec, checkpoint):
+    """The training data, the model (set up from the checkpoint when resuming) and the validation of this run;
+    train_opt.txt records the configuration."""
+    set_precision(opt)
+    set_seed(opt.seed)
+    dataset = create_dataset(opt, split="train" if validation_source(opt) == "fraction" else None)
+    world = distributed.world_size()
+    say(f"the number of training images = {len(dataset)}" + (
+        f"; effective batch size = {opt.batch_size} per process x {world} processes = {opt.batch_size * world}"
+        if world > 1 else ""))
+    model = create_model(opt, spec)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
+    if distributed.rank():
+        set_seed(opt.seed + distributed.rank())  # each process its own dropout masks and image-pool draws
+    model.setup(opt, checkpoint)
+    match_data(model, dataset.dataset)
+    validation = Validation(opt, model)
+    validation.load((checkpoint or {}).get("validation"), options.typed, say)
+    if distributed.is_main():
+        options.save_options(opt, model.save_dir, "train_opt.txt")
+    if validation.enabled:
+        say(validation.describe())
+    return dataset, model, validation
 
 
-def resume(opt, typed, say):
-    """--continue_train: the checkpoint (read once) and the spec to rebuild. Flags the user did not type take the
-    checkpoint's values (its architecture, its data and loss options); typed flags that contradict its
-    architecture are refused when the state loads."""
-    path = checkpoint_path(opt, opt.epoch)
-    if not os.path.isfile(path):
-        raise UserError(f"--continue_train: no checkpoint {path} (drop --continue_train to start fresh, or pick an "
-                        f"existing --epoch)")
-    checkpoint = load_checkpoint(path)
-    spec, taken = options_spec(opt).resumed(checkpoint["architecture"], typed)
-    for key, value in taken.items():  # the options record what is in effect (train_opt.txt)
-        flag, value = flag_value(key, value)
-        if flag in vars(opt):
-            setattr(opt, flag, value)
-    for key, value in (checkpoint.get("options") or {}).items():
-        if key not in typed and key not in RUN_LOCAL and key in vars(opt) and getattr(opt, key) != value:
-            setattr(opt, key, value)
-            taken[key] = value
-    if taken:
-        say("note: resuming with the checkpoint's " + ", ".join(f"{k} {v}" for k, v in taken.items())
-            + " (flags not given)")
-    return checkpoint, spec
+def set_precision(opt):
+    """--tf32 on GPUs: TF32 tensor cores for float32 matmuls and convolutions (otherwise full float32)."""
+    if opt.tf32 and not opt.gpu_ids:
+        say("note: --tf32 only changes GPU arithmetic; it has no effect on the CPU")
+    torch.backends.cuda.matmul.allow_tf32 = opt.tf32
+    torch.backends.cudnn.allow_tf32 = opt.tf32
+
+
+def last_epoch(opt):
+    return opt.n_epochs + opt.n_epochs_decay + opt.epoch_count - 1
+
+
+def crossed(total, step, freq):
+    """True when ``total`` passed a multiple of ``freq`` in the last ``step`` samples."""
+    return freq > 0 and total // freq > (total - step) // freq
+
+
+def timed(batches):
+    """(batch, seconds spent waiting for it) for each of ``batches``."""
+    start = time.time()
+    for batch in batches:
+        yield batch, time.time() - start
+        start = time.time()
+
+
+def train_step(model, batch):
+    """One optimization step on ``batch``; returns the samples it took (over all processes) and the losses."""
+    n = batch["A"].shape[0] * distributed.world_size()  # every process takes a batch of the same size
+    model.progress.advance(n)
+    model.set_input(batch)
+    model.optimize_parameters()
+    losses = model.get_current_losses()
+    model.progress.add_loss(model.generator_loss())
+    return n, losses
+
+
+class LossLog:
+    """Every --print_freq samples: the losses (the mean over processes) in loss_log.txt and on the console, and a
+    point of the curves (losses, learning rate, peak memory, the reversible core's reconstruction error); at least
+    one point per epoch."""
+
+    def __init__(self, opt, model, visualizer, epoch_samples):
+        self.opt, self.model, self.visualizer, self.epoch_samples = opt, model, visualizer, epoch_samples
+        self.losses, self.plotted = None, False  # this epoch's last losses; whether it has a point
+
+    def step(self, epoch, n, losses, t_start, t_data):
+        self.losses, progress = losses, self.model.progress
+        if not crossed(progress.total_iters, n, self.opt.print_freq):
+            return
+        losses, recon = distributed.mean(losses), self.monitor()
+        line = self.visualizer.print_current_losses(epoch, progress.epoch_iter, progress.total_iters, losses,
+                                                    (time.time() - t_start) / n, t_data, recon)
+        if distributed.is_main():
+            write(line)
+        self.plot(epoch - 1 + progress.epoch_iter / self.epoch_samples, losses, recon)
+        self.plotted = True
+
+    def end_epoch(self, epoch):
+        if self.losses is not None and not self.plotted:
+            self.plot(epoch, distributed.mean(self.losses), self.monitor())
+        self.losses, self.plotted = None, False
+
+    def plot(self, at, losses, recon):
+        self.visualizer.plot_current_losses(at, losses, self.model.optimizers[0].param_groups[0]["lr"],
+                                            peak_memory_mib(self.model.device), recon)
+
+    def monitor(self):
+        """The reversible core's reconstruction error (rank 0), with a warning above --recon_warn."""
+        recon = reconstruction_error(self.model) if distributed.is_main() else None
+        if recon is not None and not recon <= self.opt.recon_warn:
+            write(f"warning: the reversible core's relative reconstruction error {recon:.3e} exceeds --recon_warn "
+                  f"{self.opt.recon_warn:g}: its recomputed activations, and so the gradients, drift (use --amp bf16 "
+                  f"or none instead of fp16, or a lower --lr)", file=sys.stderr)
+        return recon
+
+
+def reconstruction_error(model):
+    """``||h - core^-1(core(h))|| / ||h||`` of the A->B generator's reversible core on the current batch (h: the
+    core's input), in eval mode under the training's autocast; None without a core or an input."""
+    if getattr(model, "real_A", None) is None or "AtoB" not in model.directions:
+        return None
+    net = model.net(model.directions["AtoB"][0])
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad(), model.precision.autocast():
+            error = net.roundtrip_error(model.real_A)
+    finally:
+        net.train(was_training)
+    return None if error is None else float(error)
+
+
+class Display:
+    """Every --display_freq samples the current images to visdom and, every --update_html_freq, to the training
+    page; at least one row of images per epoch."""
+
+    def __init__(self, opt, model, visualizer):
+        self.opt, self.model, self.visualizer = opt, model, visualizer
+        self.trained, self.shown = False, False  # this epoch: a step taken, images shown
+
+    def step(self, epoch, n):
+        total, self.trained = self.model.progress.total_iters, True
+        if crossed(total, n, self.opt.display_freq):
+            self.show(epoch, crossed(total, n, self.opt.update_html_freq))
+
+    def end_epoch(self, epoch):
+        page = self.visualizer.use_html and not self.visualizer.has_epoch(epoch)
+        if self.trained and (not self.shown or page):
+            self.show(epoch, True)
+        self.trained, self.shown = False, False
+
+    def show(self, epoch, save):
+        self.model.compute_visuals()
+        self.visualizer.display_current_results(self.model.get_current_visuals(), epoch, save)
+        self.shown = True
+
+
+class Checkpoints:
+    """latest.pth every --save_latest_freq samples and after every epoch, EPOCH.pth every --save_epoch_freq epochs
+    and after the last, best.pth when validation improves; each with validation's best and this run's options."""
+
+    def __init__(self, opt, model, validation):
+        self.opt, self.model, self.validation = opt, model, validation
+
+    def save(self, tag):
+        self.model.save(tag, validation=self.validation.state(), options=self.opt.record())
+
+    def step(self, n):
+        if crossed(self.model.progress.total_iters, n, self.opt.save_latest_freq):
+            self.save("latest")
+
+    def end_epoch(self, epoch, last):
+        self.save("latest")  # before validation: an error there costs no training
+        if epoch % self.opt.save_epoch_freq == 0 or epoch == last:
+            self.save(epoch)
+
+    def validated(self, better):
+        if better:
+            self.save("best")
+        self.save("latest")  # again, with validation's best
 
 
 def validate(validation, model, visualizer, epoch):
@@ -109,110 +278,6 @@ def validate(validation, model, visualizer, epoch):
         write(line)
     visualizer.plot_validation(epoch, means, line)
     return better
-
-
-def train(options, opt):
-    main_rank = distributed.is_main()
-    say = print if main_rank else (lambda *a, **k: None)
-    if main_rank:
-        prepare_folder(opt)
-    checkpoint, spec = resume(opt, options.typed, say) if opt.continue_train else (None, None)
-    opt.dataroot = resolve_dataroot(opt, volumes=opt.dataset_mode == "volume")
-    set_precision(opt)
-    set_seed(opt.seed)
-    dataset = create_dataset(opt, split="train" if validation_source(opt) == "fraction" else None)
-    world = distributed.world_size()
-    say(f"the number of training images = {len(dataset)}" + (
-        f"; effective batch size = {opt.batch_size} per process x {world} processes = {opt.batch_size * world}"
-        if world > 1 else ""))
-    model = create_model(opt, spec)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
-    if distributed.rank():
-        set_seed(opt.seed + distributed.rank())  # each process its own dropout masks and image-pool draws
-    model.setup(opt, checkpoint, typed=options.typed)
-    share_intensity(dataset, model)
-    validation = Validation(opt, model)
-    validation.load((checkpoint or {}).get("validation"), options.typed, say)
-    if main_rank:
-        options.save_options(opt, model.save_dir, "train_opt.txt")
-    if validation.enabled:
-        say(validation.describe())
-    visualizer = Visualizer(opt, enabled=main_rank)
-    progress = model.progress  # epoch, epoch_iter, total_iters, the epoch's loss so far: saved with every checkpoint
-
-    def save(tag):  # the full state, with validation's best and the options of this run
-        model.save(tag, validation=validation.state(), options=run_options(opt))
-
-    steps_per_epoch = dataset.epoch_samples
-    visualizer.start(progress.epoch - 1 + progress.epoch_iter / steps_per_epoch, resumed=opt.continue_train)
-
-    def plot(progress, losses, recon=None):  # one point of the curves: losses, learning rate, peak memory
-        visualizer.plot_current_losses(progress, losses, model.optimizers[0].param_groups[0]["lr"],
-                                       peak_memory_mib(model.device), recon)
-
-    def monitor():  # the reversible core's reconstruction error (rank 0), with a warning above --recon_warn
-        recon = model.reconstruction_error() if main_rank else None
-        if recon is not None and not recon <= opt.recon_warn:
-            write(f"warning: the reversible core's relative reconstruction error {recon:.3e} exceeds --recon_warn "
-                  f"{opt.recon_warn:g}: its recomputed activations, and so the gradients, drift (use --amp bf16 or "
-                  f"none instead of fp16, or a lower --lr)", file=sys.stderr)
-        return recon
-
-    n_last = opt.n_epochs + opt.n_epochs_decay + opt.epoch_count - 1
-    if progress.epoch > n_last:
-        say(f"already trained to epoch {progress.epoch - 1}; raise --n_epochs/--n_epochs_decay to go on")
-        return
-    for epoch in progress_bar(range(progress.epoch, n_last + 1), "epochs", initial=progress.epoch - opt.epoch_count,
-                              total=n_last - opt.epoch_count + 1, disable=not main_rank, quiet_in_logs=True):
-        dataset.set_epoch(epoch, progress.epoch_iter)
-        trained, t_data0, shown, plotted = False, time.time(), False, False
-        bar = progress_bar(dataset, f"epoch {epoch}", leave=False, position=1, total=dataset.batches_left(),
-                           disable=not main_rank)
-        for data in bar:
-            t_data = time.time() - t_data0
-            t0 = time.time()
-            n = data["A"].shape[0] * world  # every process takes a batch of the same size
-            progress.advance(n)
-            model.set_input(data)
-            model.optimize_parameters()
-            losses = model.get_current_losses()
-            progress.add_loss(model.generator_loss())
-            trained = True
-            if crossed(progress.total_iters, n, opt.print_freq):
-                losses = distributed.mean(losses)
-                recon = monitor()
-                msg = visualizer.print_current_losses(epoch, progress.epoch_iter, progress.total_iters, losses,
-                                                      (time.time() - t0) / n, t_data, recon)
-                if main_rank:
-                    write(msg)
-                plot(epoch - 1 + progress.epoch_iter / steps_per_epoch, losses, recon)
-                plotted = True
-            if crossed(progress.total_iters, n, opt.display_freq):
-                model.compute_visuals()
-                visualizer.display_current_results(model.get_current_visuals(), epoch,
-                                                   crossed(progress.total_iters, n, opt.update_html_freq))
-                shown = True
-            if crossed(progress.total_iters, n, opt.save_latest_freq):
-                save("latest")
-            t_data0 = time.time()
-        if trained and not plotted:  # at least one point and one row of images per epoch
-            plot(epoch, distributed.mean(losses), monitor())
-        if trained and (not shown or (visualizer.use_html and not visualizer.has_epoch(epoch))):
-            model.compute_visuals()
-            visualizer.display_current_results(model.get_current_visuals(), epoch, True)
-        mean_loss = distributed.mean(progress.mean_loss())  # of the whole epoch, resumed or not; ranks agree
-        lr = model.update_learning_rate(mean_loss)
-        progress.finish_epoch()
-        save("latest")  # before validation: an error there costs no training
-        if epoch % opt.save_epoch_freq == 0 or epoch == n_last:
-            save(epoch)
-        if validation.due(epoch, n_last):
-            if validate(validation, model, visualizer, epoch):
-                save("best")
-            save("latest")  # again, with validation's best
-        if main_rank:
-            write(f"end of epoch {epoch} / {n_last}: mean generator loss {mean_loss:.4f}, learning rate {lr:.7f}")
-    say(f"checkpoints are in {model.save_dir}" + ("" if opt.no_html else
-                                                  f"; training page: {visualizer.web_dir}/index.html"))
 
 
 if __name__ == "__main__":

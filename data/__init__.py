@@ -10,6 +10,8 @@ from util.util import size_text
 from util.registry import available, find_class
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
+# How test.py and validation read data: whole items in order, no flips, one at a time, in this process
+TEST_READING = {"serial_batches": True, "no_flip": True, "batch_size": 1, "num_threads": 0}
 
 
 def available_datasets():
@@ -152,21 +154,3 @@ def resolve_dataroot(opt, volumes):
         print(f"no --dataroot given: using the demo dataset at {root}")
     distributed.barrier()
     return root if distributed.is_main() else ensure()
-
-
-def share_intensity(dataset, model):
-    """Gives a volume dataset and a 3D model the same intensity ranges: the checkpoint's when resuming, else the
-    ones the dataset computes from the training volumes. Refuses 2D models on volumes and 3D models on images."""
-    volumes = dataset.dataset.volumes
-    if volumes != (model.dims == 3):
-        fix = "a 3D model (paired_revgan3d, unpaired_revgan3d, pix2pix3d, cycle_gan3d)" if volumes else \
-            "--dataset_mode volume"
-        raise UserError(f"--model {model.opt.model} is a {model.dims}D model but --dataset_mode "
-                        f"{model.opt.dataset_mode} gives {'3D volumes' if volumes else '2D images'}: use {fix}")
-    if not volumes:
-        return
-    if model.volume.intensity is None:
-        model.volume.intensity = dataset.dataset.compute_intensity()
-    dataset.dataset.intensity = model.volume.intensity
-    for side, (lo, hi) in model.volume.intensity.items():
-        print(f"intensity {side}: [{lo:.6g}, {hi:.6g}] -> [-1, 1]")

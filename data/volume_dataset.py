@@ -1,7 +1,7 @@
 """3D volumes: ``dataroot/PHASEA`` and ``dataroot/PHASEB`` of NIfTI (.nii, .nii.gz) or .npy files.
 
-Paired models (``paired_revgan3d``, ``pix2pix3d``) pair A and B files by name and cut both at the same place;
-unpaired ones draw B independently. Each domain's intensities are mapped to [-1, 1] by ``--intensity_A`` /
+Paired data (``paired``, a default the paired models set) pairs A and B files by name and cuts both at the same
+place; unpaired data draws B independently. Each domain's intensities are mapped to [-1, 1] by ``--intensity_A`` /
 ``--intensity_B`` (a fixed window, or percentiles or min-max over the training set); the ranges travel in the
 checkpoint, so test.py maps outputs back to original units. Every item is a random patch of ``--patch_size``;
 volumes smaller than a patch are padded, and ``--foreground_sampling`` centres that share of patches on voxels
@@ -13,25 +13,28 @@ import torch
 from data.base_dataset import BaseDataset
 from util.argtypes import BELOW_ONE, COUNT, FRACTION
 from util.errors import UserError
+from util.flags import RESUMED
 from util.util import size_text
 from util.volume import (intensity_range, list_volumes, load_volume, pad_to, parse_intensity, parse_patch_size,
                          to_unit, volume_shape, volume_stem)
 
 
 def add_volume_options(parser, is_train=True):
-    parser.add_argument("--patch_size", type=COUNT, nargs="+", default=[64] if is_train else None,
+    parser.add_argument("--patch_size", policy=RESUMED, type=COUNT, nargs="+", default=[64] if is_train else None,
                         help="patch: one size (cube) or three (depth height width); test.py defaults to the "
                              "training patch")
-    parser.add_argument("--intensity_A", default="percentile:0.5,99.5",
+    parser.add_argument("--intensity_A", policy=RESUMED, default="percentile:0.5,99.5",
                         help="domain A intensities to [-1, 1]: window:LO,HI (e.g. window:-1150,350 for CT in HU), "
                              "percentile:P1,P2 or minmax over the training set")
-    parser.add_argument("--intensity_B", default="percentile:0.5,99.5", help="the same for domain B")
-    parser.add_argument("--foreground_sampling", type=FRACTION, default=0.5,
+    parser.add_argument("--intensity_B", policy=RESUMED, default="percentile:0.5,99.5", help="the same for domain B")
+    parser.add_argument("--foreground_sampling", policy=RESUMED, type=FRACTION, default=0.5,
                         help="share of patches centred on a foreground voxel (0 to 1)")
-    parser.add_argument("--samples_per_volume", type=COUNT, default=4, help="patches per volume in one epoch")
-    parser.add_argument("--no_pad", action="store_true",
+    parser.add_argument("--samples_per_volume", policy=RESUMED, type=COUNT, default=4,
+                        help="patches per volume in one epoch")
+    parser.add_argument("--no_pad", policy=RESUMED, action="store_true",
                         help="do not pad volumes smaller than a patch (an error instead)")
-    parser.add_argument("--overlap", type=BELOW_ONE, default=0.5, help="test: sliding-window overlap (0 to <1)")
+    parser.add_argument("--overlap", policy=RESUMED, type=BELOW_ONE, default=0.5,
+                        help="test: sliding-window overlap (0 to <1)")
     return parser
 
 

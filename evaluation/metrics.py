@@ -6,8 +6,6 @@ import math
 import numpy as np
 from skimage.metrics import structural_similarity
 
-NAMES = ("MAE", "PSNR", "SSIM")
-
 
 def compare(output, target, data_range=1.0):
     """Metrics of ``output`` against ``target``: float arrays (C, H, W) or (C, D, H, W) on the same scale."""

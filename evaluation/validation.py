@@ -12,13 +12,12 @@ every process validates all of the held-out data and the means are averaged, so 
 Validation does not touch training: it runs in eval mode without gradients, on its own data loader, and restores
 every random state it could draw from, so a run with validation trains exactly as one without (and resumes exactly).
 """
-import copy
 import os
 import random
 
 import torch
 
-from data import create_dataset, validation_source
+from data import TEST_READING, create_dataset, validation_source
 from data.base_dataset import split_paths
 from evaluation import domain_map, images, metrics, volumes
 from util import distributed
@@ -32,7 +31,7 @@ class Validation:
     """The validation of one training run.
 
     Args:
-        opt: the training options (--val_freq, --val_fraction, --val_metric, --val_max).
+        opt: the run configuration (--val_freq, --val_fraction, --val_metric, --val_max).
         model: the model being trained (its spec says which channels each domain has).
     """
 
@@ -41,18 +40,15 @@ class Validation:
         self.opt, self.metric, self.best = opt, None, None
         if self.source is None:
             return
-        val = copy.copy(opt)  # test-time reading: whole images at --crop_size, in order, no flips
-        val.is_train, val.serial_batches, val.no_flip, val.num_threads, val.batch_size = False, True, True, 0, 1
-        val.load_size = opt.crop_size
-        val.phase = "val" if self.source == "folder" else opt.phase
-        self.val_opt = val
+        self.val_opt = opt.replace(is_train=False, load_size=opt.crop_size,  # test-time reading at --crop_size
+                                   phase="val" if self.source == "folder" else opt.phase, **TEST_READING)
         self.domains = domain_map(opt, model)
         self.split = "val" if self.source == "fraction" else None
         self.dataset = None
         if model.dims == 3:
             self.check_volumes(model)
         else:  # every torchrun process validates on all of it: the same numbers and decisions everywhere
-            self.dataset = create_dataset(val, self.domains, self.split, shard=False)
+            self.dataset = create_dataset(self.val_opt, self.domains, self.split, shard=False)
             if self.dataset.dataset.pairing is None and "rec_A" not in model.visual_names:
                 raise UserError(f"--val_freq: the validation images of --model {opt.model} need targets: A and B "
                                 f"files of the same names (a {opt.model} model has no cycle error to measure)")

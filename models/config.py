@@ -83,16 +83,9 @@ class DiscriminatorConfig:
     dims: int = 2
 
 
-# The checkpoint's "architecture" dict: flag names as keys (old checkpoints hold exactly these). HARD keys decide the
-# parameters' shapes (--continue_train refuses a checkpoint that differs in one); the others only change behaviour.
 def flag_value(key: str, value):
-    """The command-line flag of architecture entry ``key`` and its value (``residual`` is ``--no_residual``)."""
-    return ("no_residual", not value) if key == "residual" else (key, value)
-
-
-HARD_KEYS = ("model", "netG", "netD", "ngf", "ndf", "n_layers_D", "input_nc", "output_nc", "norm", "n_blocks",
-             "n_downsampling", "coupling", "no_output_tanh", "residual", "dims", "iunet_architecture")
-SOFT_KEYS = ("no_dropout", "use_naive")
+    """The command-line flag of "architecture" entry ``key`` and its value (``residual`` is ``--no_residual``)."""
+    return ("no_residual", None if value is None else not value) if key == "residual" else (key, value)
 
 
 @dataclass(frozen=True)
@@ -135,7 +128,8 @@ class ModelSpec:
         g, d = self.generator, self.discriminator
         return {
             "model": self.model, "netG": g.netG, "netD": d.netD, "ngf": g.ngf, "ndf": d.ndf, "n_layers_D": d.n_layers,
-            "input_nc": self.input_nc, "output_nc": self.output_nc, "norm": g.norm, "n_blocks": g.n_blocks,
+            "input_nc": self.input_nc, "output_nc": self.output_nc, "norm": g.norm,
+            "n_blocks": g.n_blocks if g.netG != "iunet" else None,
             "n_downsampling": g.n_downsampling, "coupling": g.coupling if g.reversible else None,
             "no_output_tanh": not g.tanh, "residual": g.residual if g.netG != "iunet" else None, "dims": g.dims,
             "iunet_architecture": g.iunet_architecture if g.netG == "iunet" else None,
@@ -163,18 +157,7 @@ class ModelSpec:
                                             norm=norm, dims=dims)
         return cls(arch["model"], given("input_nc", 3), given("output_nc", 3), generator, discriminator)
 
-    def differences(self, other: "ModelSpec", keys=HARD_KEYS) -> list:
-        """``(flag, mine, theirs)`` for every architecture entry in ``keys`` where the two specs differ."""
-        mine, theirs = self.to_architecture(), other.to_architecture()
-        return [(k, mine[k], theirs[k]) for k in keys if mine[k] != theirs[k]]
-
-    def resumed(self, arch: dict, typed) -> tuple:
-        """This spec (from the flags) with the checkpoint's architecture ``arch`` where the user did not type the
-        flag: --continue_train need not repeat the architecture. Returns (spec, {flag: value} taken over)."""
-        mine, theirs = self.to_architecture(), ModelSpec.from_architecture(arch).to_architecture()
-        taken = {}
-        for key in HARD_KEYS + SOFT_KEYS:
-            flag = flag_value(key, None)[0]
-            if key != "model" and flag not in typed and theirs[key] is not None and mine[key] != theirs[key]:
-                mine[key] = taken[key] = theirs[key]
-        return ModelSpec.from_architecture(mine), taken
+    def flags(self) -> dict:
+        """The architecture as command-line flags, {flag: value}; None where a flag does not shape these networks
+        (what --continue_train and test.py take from a checkpoint; see options.resolution)."""
+        return dict(flag_value(k, v) for k, v in self.to_architecture().items() if k != "dims")

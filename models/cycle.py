@@ -3,6 +3,7 @@ directions, cycle-consistency (A -> B -> A and B -> A -> B) and identity losses.
 and unpaired_revgan (one reversible generator)."""
 from models.gan import GANModel, add_generator_options
 from util.argtypes import WEIGHT, model_group
+from util.flags import RESUMED
 
 
 def add_cycle_options(parser, is_train: bool, reversible: bool):
@@ -11,9 +12,9 @@ def add_cycle_options(parser, is_train: bool, reversible: bool):
     parser.set_defaults(no_dropout=True, dataset_mode="unaligned")
     if is_train:
         g = model_group(parser)
-        g.add_argument("--lambda_A", type=WEIGHT, default=10.0, help="weight of cycle loss A -> B -> A")
-        g.add_argument("--lambda_B", type=WEIGHT, default=10.0, help="weight of cycle loss B -> A -> B")
-        g.add_argument("--lambda_identity", type=WEIGHT, default=0.5,
+        g.add_argument("--lambda_A", policy=RESUMED, type=WEIGHT, default=10.0, help="weight of cycle loss A -> B -> A")
+        g.add_argument("--lambda_B", policy=RESUMED, type=WEIGHT, default=10.0, help="weight of cycle loss B -> A -> B")
+        g.add_argument("--lambda_identity", policy=RESUMED, type=WEIGHT, default=0.5,
                        help="identity loss weight, relative to lambda_A/lambda_B; 0 turns it off")
     return parser
 

@@ -6,6 +6,7 @@ from models.base_model import BaseModel
 from models.config import COUPLINGS, REVERSIBLE_NETG, REVGAN_DEPTH, GeneratorConfig
 from util.argtypes import NONNEG_INT, model_group
 from util.errors import UserError
+from util.flags import ARCH, ARCH_SOFT
 from util.image_pool import ImagePool
 
 
@@ -13,20 +14,20 @@ def add_generator_options(parser, reversible: bool):
     """The generator flags every GAN model has, and with ``reversible`` those of the RevGAN generators (whose
     --netG then defaults to revgan). Defaults come from models.config.GeneratorConfig."""
     g = model_group(parser)
-    g.add_argument("--n_downsampling", type=NONNEG_INT, default=GeneratorConfig.n_downsampling,
+    g.add_argument("--n_downsampling", policy=ARCH, type=NONNEG_INT, default=GeneratorConfig.n_downsampling,
                    help="stride-2 levels in the encoder/decoder (ResNet and RevGAN generators)")
-    g.add_argument("--no_output_tanh", action="store_true", help="no tanh on the generator output")
-    g.add_argument("--no_residual", action="store_true",
+    g.add_argument("--no_output_tanh", policy=ARCH, action="store_true", help="no tanh on the generator output")
+    g.add_argument("--no_residual", policy=ARCH, action="store_true",
                    help="no global residual: the generator's output does not start from its input (as in CycleGAN); "
                         "the residual applies only where input and output have as many channels")
     if reversible:
-        g.add_argument("--n_blocks", type=NONNEG_INT, default=REVGAN_DEPTH,
+        g.add_argument("--n_blocks", policy=ARCH, type=NONNEG_INT, default=REVGAN_DEPTH,
                        help="depth of the reversible core (coupling blocks)")
-        g.add_argument("--coupling", default=GeneratorConfig.coupling, choices=COUPLINGS,
+        g.add_argument("--coupling", policy=ARCH, default=GeneratorConfig.coupling, choices=COUPLINGS,
                        help="coupling blocks of the core: additive (y1 = x1 + F(x2)) or affine (bounded scale)")
-        g.add_argument("--use_naive", action="store_true",
+        g.add_argument("--use_naive", policy=ARCH_SOFT, action="store_true",
                        help="run the core on plain autograd (stores activations; the memory reference)")
-        g.add_argument("--iunet_architecture", default=GeneratorConfig.iunet_architecture,
+        g.add_argument("--iunet_architecture", policy=ARCH, default=GeneratorConfig.iunet_architecture,
                        help="--netG iunet: coupling blocks per resolution level, comma-separated")
         parser.set_defaults(netG="revgan")
     return parser
@@ -54,6 +55,16 @@ class GANModel(BaseModel):
             self.criterionGAN = networks.GANLoss(opt.gan_mode).to(self.device)
             self.criterionL1 = torch.nn.L1Loss()
 
+    @staticmethod
+    def set_requires_grad(nets, requires_grad=False):
+        for net in nets if isinstance(nets, (list, tuple)) else [nets]:
+            for p in net.parameters():
+                p.requires_grad = requires_grad
+
+    def check_losses_finite(self, names) -> None:
+        """Stops training on the first loss ``self.loss_<name>`` of ``names`` that is not finite."""
+        self.guards.check_finite({n: getattr(self, "loss_" + n) for n in names}, self.progress)
+
     def make_G(self, input_nc: int, output_nc: int):
         return networks.define_G(input_nc, output_nc, self.spec.generator)
 
@@ -77,9 +88,10 @@ class GANModel(BaseModel):
 
     def discriminator_terms(self, netD, real: torch.Tensor, fake: torch.Tensor) -> tuple:
         """``netD``'s loss on a real batch, on a (detached) fake batch, and the gradient penalty (0 but under
-        wgangp)."""
+        wgangp; taken inside the fp16 gradient scaler of ``self.optimizer_D``, the discriminators' optimizer)."""
         loss_real, loss_fake = self.criterionGAN(netD(real), True), self.criterionGAN(netD(fake.detach()), False)
-        penalty = networks.gradient_penalty(netD, real, fake, lambda_gp=self.opt.lambda_gp) \
+        penalty = networks.gradient_penalty(netD, real, fake, lambda_gp=self.opt.lambda_gp,
+                                            scale=self.precision.loss_scale(self.optimizer_D)) \
             if self.opt.gan_mode == "wgangp" else 0.0
         return loss_real, loss_fake, penalty
 

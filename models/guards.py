@@ -28,6 +28,18 @@ def _dry_run(net, shape, direction) -> bool:
         return False
 
 
+def nan_hint(opt) -> str:
+    """What to try when a training loss is not finite (nothing when testing)."""
+    if not opt.is_train:
+        return ""
+    hints = [f"try a lower --lr than {opt.lr:g}"]
+    if opt.amp == "fp16":
+        hints.append("--amp bf16 (float16's range is narrow)")
+    if opt.gan_mode != "lsgan":
+        hints.append("--gan_mode lsgan")
+    return ", or ".join(hints)
+
+
 class InputGuards:
     """Per model: says once when inputs get padded, checks that a discriminator can judge an input size (once per
     size), and stops training on a loss that is not finite.

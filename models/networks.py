@@ -26,7 +26,7 @@ def reflection_pad(dims):
     return {1: nn.ReflectionPad1d, 2: nn.ReflectionPad2d, 3: nn.ReflectionPad3d}[dims]
 
 
-def get_norm_layer(norm_type="instance", dims=2):
+def get_norm_layer(norm_type, dims):
     """A constructor ``norm(channels)``; ``none`` gives Identity."""
     if norm_type == "batch":
         return functools.partial({1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[dims],
@@ -49,7 +49,7 @@ def _uses_bias(norm_layer):
 
 # ------------------------------------------------------------------------------------------------------------------
 # initialization
-def init_weights(net, init_type="normal", init_gain=0.02):
+def init_weights(net, init_type, init_gain):
     def init_func(m):
         name = m.__class__.__name__
         if hasattr(m, "weight") and m.weight is not None and ("Conv" in name or "Linear" in name):
@@ -75,15 +75,16 @@ def init_weights(net, init_type="normal", init_gain=0.02):
 # ------------------------------------------------------------------------------------------------------------------
 # generators
 class ResnetBlock(nn.Module):
-    def __init__(self, dim, norm_layer, use_dropout, use_bias, dims):
+    def __init__(self, dim, *, norm_layer, use_dropout, use_bias, dims):
         super().__init__()
-        self.conv_block = residual_body(dim, dim, norm_layer, use_dropout, use_bias, dims)
+        self.conv_block = residual_body(dim, dim, norm_layer=norm_layer, use_dropout=use_dropout, use_bias=use_bias,
+                                        dims=dims)
 
     def forward(self, x):
         return x + self.conv_block(x)
 
 
-def residual_body(cin, cout, norm_layer, use_dropout, use_bias, dims):
+def residual_body(cin, cout, *, norm_layer, use_dropout, use_bias, dims):
     """pad-conv-norm-ReLU-[dropout]-pad-conv-norm: the body of a ResNet block, and F/G of a coupling."""
     layers = [reflection_pad(dims)(1), conv(dims)(cin, cout, 3, bias=use_bias), norm_layer(cout), nn.ReLU(True)]
     if use_dropout:
@@ -92,7 +93,7 @@ def residual_body(cin, cout, norm_layer, use_dropout, use_bias, dims):
     return nn.Sequential(*layers)
 
 
-def encoder(input_nc, ngf, norm_layer, n_downsampling, dims):
+def encoder(input_nc, *, ngf, norm_layer, n_downsampling, dims):
     """7x7 conv then ``n_downsampling`` stride-2 convs: ngf -> ngf * 2**n_downsampling channels."""
     use_bias = _uses_bias(norm_layer)
     layers = [reflection_pad(dims)(3), conv(dims)(input_nc, ngf, 7, bias=use_bias), norm_layer(ngf), nn.ReLU(True)]
@@ -103,7 +104,7 @@ def encoder(input_nc, ngf, norm_layer, n_downsampling, dims):
     return nn.Sequential(*layers)
 
 
-def decoder(output_nc, ngf, norm_layer, n_downsampling, dims, tanh=True):
+def decoder(output_nc, *, ngf, norm_layer, n_downsampling, dims, tanh):
     """``n_downsampling`` stride-2 transposed convs then a 7x7 conv to output_nc (and tanh)."""
     use_bias = _uses_bias(norm_layer)
     layers = []
@@ -167,16 +168,17 @@ class Generator(nn.Module):
 class ResnetGenerator(Generator):
     """Encoder, ``n_blocks`` ResNet blocks, decoder (Johnson et al.; CycleGAN's resnet_6blocks/resnet_9blocks)."""
 
-    def __init__(self, input_nc, output_nc, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False, n_blocks=6,
-                 n_downsampling=2, dims=2, tanh=True, residual=False):
+    def __init__(self, input_nc, output_nc, *, ngf, norm_layer, use_dropout, n_blocks, n_downsampling, dims, tanh,
+                 residual):
         super().__init__()
         self.size_multiple = 2 ** n_downsampling
         self.tanh, self.residual = tanh, residual and input_nc == output_nc
         core_nc = ngf * 2 ** n_downsampling
-        blocks = [ResnetBlock(core_nc, norm_layer, use_dropout, _uses_bias(norm_layer), dims) for _ in range(n_blocks)]
-        self.model = nn.Sequential(encoder(input_nc, ngf, norm_layer, n_downsampling, dims), *blocks,
-                                   decoder(output_nc, ngf, norm_layer, n_downsampling, dims,
-                                           tanh and not self.residual))
+        blocks = [ResnetBlock(core_nc, norm_layer=norm_layer, use_dropout=use_dropout, use_bias=_uses_bias(norm_layer),
+                              dims=dims) for _ in range(n_blocks)]
+        sides = dict(ngf=ngf, norm_layer=norm_layer, n_downsampling=n_downsampling, dims=dims)
+        self.model = nn.Sequential(encoder(input_nc, **sides), *blocks,
+                                   decoder(output_nc, tanh=tanh and not self.residual, **sides))
 
     def forward(self, x, direction="AtoB"):
         self._check_direction(direction)
@@ -184,8 +186,8 @@ class ResnetGenerator(Generator):
 
 
 class UnetSkipConnectionBlock(nn.Module):
-    def __init__(self, outer_nc, inner_nc, input_nc=None, submodule=None, outermost=False, innermost=False,
-                 norm_layer=nn.BatchNorm2d, use_dropout=False, dims=2, tanh=True):
+    def __init__(self, outer_nc, inner_nc, input_nc=None, submodule=None, outermost=False, innermost=False, *,
+                 norm_layer, dims, use_dropout=False, tanh=False):
         super().__init__()
         self.outermost = outermost
         use_bias = _uses_bias(norm_layer)
@@ -212,8 +214,7 @@ class UnetSkipConnectionBlock(nn.Module):
 class UnetGenerator(Generator):
     """U-Net with ``num_downs`` stride-2 levels (unet_128: 7, unet_256: 8)."""
 
-    def __init__(self, input_nc, output_nc, num_downs, ngf=64, norm_layer=nn.BatchNorm2d, use_dropout=False,
-                 dims=2, tanh=True, residual=False):
+    def __init__(self, input_nc, output_nc, *, num_downs, ngf, norm_layer, use_dropout, dims, tanh, residual):
         super().__init__()
         self.size_multiple = 2 ** num_downs
         self.tanh, self.residual = tanh, residual and input_nc == output_nc
@@ -240,8 +241,8 @@ class RevGANGenerator(Generator):
     core's channels; with ``use_naive`` the same core runs on plain autograd (stores activations)."""
     bidirectional = True
 
-    def __init__(self, input_nc, output_nc, ngf=64, norm_layer=nn.InstanceNorm2d, use_dropout=False, n_blocks=6,
-                 n_downsampling=2, coupling="additive", use_naive=False, dims=2, tanh=True, residual=False):
+    def __init__(self, input_nc, output_nc, *, ngf, norm_layer, use_dropout, n_blocks, n_downsampling, coupling,
+                 use_naive, dims, tanh, residual):
         super().__init__()
         self.size_multiple = 2 ** n_downsampling
         self.tanh, self.residual = tanh, residual and input_nc == output_nc
@@ -254,13 +255,15 @@ class RevGANGenerator(Generator):
         coupling_cls = {"additive": AdditiveCoupling, "affine": AffineCoupling}[coupling]
 
         def body():
-            return residual_body(half, half, norm_layer, use_dropout, use_bias, dims)
-        self.enc_A = encoder(input_nc, ngf, norm_layer, n_downsampling, dims)
-        self.enc_B = encoder(output_nc, ngf, norm_layer, n_downsampling, dims)
+            return residual_body(half, half, norm_layer=norm_layer, use_dropout=use_dropout, use_bias=use_bias,
+                                 dims=dims)
+        sides = dict(ngf=ngf, norm_layer=norm_layer, n_downsampling=n_downsampling, dims=dims)
+        self.enc_A = encoder(input_nc, **sides)
+        self.enc_B = encoder(output_nc, **sides)
         self.core = ReversibleSequence([coupling_cls(body(), body()) for _ in range(n_blocks)],
                                        memory_saving=not use_naive)
-        self.dec_A = decoder(input_nc, ngf, norm_layer, n_downsampling, dims, tanh and not self.residual)
-        self.dec_B = decoder(output_nc, ngf, norm_layer, n_downsampling, dims, tanh and not self.residual)
+        self.dec_A = decoder(input_nc, tanh=tanh and not self.residual, **sides)
+        self.dec_B = decoder(output_nc, tanh=tanh and not self.residual, **sides)
 
     def forward(self, x, direction="AtoB"):
         if direction == "AtoB":
@@ -295,8 +298,7 @@ class IUNetGenerator(Generator):
     iUNet's and a 3x3 conv head (tanh unless --no_output_tanh) maps back: then only the iUNet between them is
     invertible, and the cycle loss trains the stems and heads to agree."""
 
-    def __init__(self, input_nc, output_nc, ngf=64, architecture=(2, 2, 2, 2), dims=2, use_naive=False,
-                 coupling="additive", tanh=True):
+    def __init__(self, input_nc, output_nc, *, ngf, architecture, dims, use_naive, coupling, tanh):
         super().__init__()
         self.exact = input_nc == output_nc
         channels = input_nc if self.exact else 2 ** dims * max(input_nc, output_nc)
@@ -330,21 +332,24 @@ def define_G(input_nc, output_nc, config: GeneratorConfig) -> Generator:
     initialized."""
     c = config
     norm_layer = get_norm_layer(c.norm, c.dims)
+    common = dict(ngf=c.ngf, dims=c.dims, tanh=c.tanh)
     if c.netG in ("resnet_9blocks", "resnet_6blocks"):
-        net = ResnetGenerator(input_nc, output_nc, c.ngf, norm_layer, c.dropout, c.depth(), c.n_downsampling, c.dims,
-                              c.tanh, c.residual)
+        net = ResnetGenerator(input_nc, output_nc, norm_layer=norm_layer, use_dropout=c.dropout, n_blocks=c.depth(),
+                              n_downsampling=c.n_downsampling, residual=c.residual, **common)
     elif c.netG in ("unet_128", "unet_256"):
-        net = UnetGenerator(input_nc, output_nc, 7 if c.netG == "unet_128" else 8, c.ngf, norm_layer, c.dropout,
-                            c.dims, c.tanh, c.residual)
+        net = UnetGenerator(input_nc, output_nc, num_downs=7 if c.netG == "unet_128" else 8, norm_layer=norm_layer,
+                            use_dropout=c.dropout, residual=c.residual, **common)
     elif c.netG == "revgan":
-        net = RevGANGenerator(input_nc, output_nc, c.ngf, norm_layer, c.dropout, c.depth(), c.n_downsampling,
-                              c.coupling, c.use_naive, c.dims, c.tanh, c.residual)
+        net = RevGANGenerator(input_nc, output_nc, norm_layer=norm_layer, use_dropout=c.dropout, n_blocks=c.depth(),
+                              n_downsampling=c.n_downsampling, coupling=c.coupling, use_naive=c.use_naive,
+                              residual=c.residual, **common)
     elif c.netG == "iunet":
         try:
             architecture = parse_architecture(c.iunet_architecture)
         except ValueError as e:
             raise UserError(str(e)) from None
-        net = IUNetGenerator(input_nc, output_nc, c.ngf, architecture, c.dims, c.use_naive, c.coupling, c.tanh)
+        net = IUNetGenerator(input_nc, output_nc, architecture=architecture, use_naive=c.use_naive,
+                             coupling=c.coupling, **common)
     else:
         raise UserError(f"unknown --netG {c.netG!r}; valid: resnet_9blocks, resnet_6blocks, unet_128, unet_256, "
                         f"revgan, iunet")
@@ -356,7 +361,7 @@ def define_G(input_nc, output_nc, config: GeneratorConfig) -> Generator:
 class NLayerDiscriminator(nn.Module):
     """PatchGAN: ``n_layers`` stride-2 convs (basic = 3 layers, 70x70 receptive field in 2D)."""
 
-    def __init__(self, input_nc, ndf=64, n_layers=3, norm_layer=nn.BatchNorm2d, dims=2):
+    def __init__(self, input_nc, *, ndf, n_layers, norm_layer, dims):
         super().__init__()
         use_bias = _uses_bias(norm_layer)
         C = conv(dims)
@@ -378,7 +383,7 @@ class NLayerDiscriminator(nn.Module):
 class PixelDiscriminator(nn.Module):
     """1x1 PatchGAN: classifies each pixel."""
 
-    def __init__(self, input_nc, ndf=64, norm_layer=nn.BatchNorm2d, dims=2):
+    def __init__(self, input_nc, *, ndf, norm_layer, dims):
         super().__init__()
         C = conv(dims)
         self.net = nn.Sequential(C(input_nc, ndf, 1), nn.LeakyReLU(0.2, True),
@@ -392,13 +397,13 @@ class PixelDiscriminator(nn.Module):
 def define_D(input_nc, config: DiscriminatorConfig) -> nn.Module:
     """The discriminator ``config`` describes, judging ``input_nc`` channels, initialized."""
     c = config
-    norm_layer = get_norm_layer(c.norm, c.dims)
+    common = dict(ndf=c.ndf, norm_layer=get_norm_layer(c.norm, c.dims), dims=c.dims)
     if c.netD == "basic":
-        net = NLayerDiscriminator(input_nc, c.ndf, 3, norm_layer, c.dims)
+        net = NLayerDiscriminator(input_nc, n_layers=3, **common)
     elif c.netD == "n_layers":
-        net = NLayerDiscriminator(input_nc, c.ndf, c.n_layers, norm_layer, c.dims)
+        net = NLayerDiscriminator(input_nc, n_layers=c.n_layers, **common)
     elif c.netD == "pixel":
-        net = PixelDiscriminator(input_nc, c.ndf, norm_layer, c.dims)
+        net = PixelDiscriminator(input_nc, **common)
     else:
         raise UserError(f"unknown --netD {c.netD!r}; valid: basic, n_layers, pixel")
     return init_weights(net, c.init_type, c.init_gain)
@@ -430,11 +435,20 @@ class GANLoss(nn.Module):
         return self.loss(prediction, target.expand_as(prediction))
 
 
-def gradient_penalty(netD, real, fake, constant=1.0, lambda_gp=10.0):
-    """WGAN-GP: lambda * E[(||grad_x D(x)|| - constant)^2] at random interpolates x of real and fake."""
+def gradient_penalty(netD, real, fake, *, lambda_gp, constant=1.0, scale=1.0):
+    """WGAN-GP: lambda * E[(||grad_x D(x)|| - constant)^2] at random interpolates x of real and fake.
+
+    ``scale``: under --amp fp16 the gradient scaler's current scale. The input gradient is then taken of D's mean
+    output times ``scale`` (torch.amp's recipe for gradient penalties), so that it does not underflow in float16, and
+    unscaled in float32; a scale that overflows is halved until the gradient is finite."""
     alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
     interp = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
     out = netD(interp)
-    grads = torch.autograd.grad(out, interp, grad_outputs=torch.ones_like(out), create_graph=True)[0]
-    grads = grads.flatten(1)
+    wide = torch.promote_types(out.dtype, torch.float32)  # float16 -> float32 (float64 stays)
+    while True:
+        grads = torch.autograd.grad(out.to(wide).mean() * scale, interp, create_graph=True)[0]
+        if scale <= 1 or torch.isfinite(grads).all():
+            break
+        scale /= 2
+    grads = grads.to(wide).flatten(1) * (out.numel() / scale)  # the gradient of D's summed output, as in the paper
     return lambda_gp * ((grads.norm(2, dim=1) - constant) ** 2).mean()

@@ -4,6 +4,7 @@ import torch
 
 from models.gan import GANModel, add_generator_options, check_netG
 from util.argtypes import WEIGHT, model_group
+from util.flags import RESUMED
 
 
 class PairedRevGANModel(GANModel):
@@ -18,7 +19,7 @@ class PairedRevGANModel(GANModel):
         if is_train:
             parser.set_defaults(pool_size=0)
             model_group(parser).add_argument(
-                "--lambda_L1", type=WEIGHT, default=100.0, help="weight of the L1 losses")
+                "--lambda_L1", policy=RESUMED, type=WEIGHT, default=100.0, help="weight of the L1 losses")
         return parser
 
     def __init__(self, opt, spec):

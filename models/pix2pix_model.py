@@ -6,6 +6,7 @@ import torch
 
 from models.gan import GANModel, add_generator_options, check_netG
 from util.argtypes import WEIGHT, model_group
+from util.flags import RESUMED
 
 
 class Pix2PixModel(GANModel):
@@ -19,7 +20,8 @@ class Pix2PixModel(GANModel):
         add_generator_options(parser, reversible=False)
         if is_train:
             parser.set_defaults(pool_size=0, gan_mode="vanilla")
-            model_group(parser).add_argument("--lambda_L1", type=WEIGHT, default=100.0, help="weight of the L1 loss")
+            model_group(parser).add_argument("--lambda_L1", policy=RESUMED, type=WEIGHT, default=100.0,
+                                             help="weight of the L1 loss")
         return parser
 
     def __init__(self, opt, spec):

@@ -41,6 +41,12 @@ class Precision:
         else:
             optimizer.step()
 
+    def loss_scale(self, optimizer: torch.optim.Optimizer) -> float:
+        """The current scale of ``optimizer``'s fp16 gradient scaler (1 without one), for gradients a loss takes
+        itself (the WGAN-GP penalty)."""
+        scaler = self.scalers.get(id(optimizer))
+        return scaler.get_scale() if scaler is not None and scaler.is_enabled() else 1.0
+
     def state_dicts(self, optimizers) -> list:
         return [self.scalers[id(o)].state_dict() for o in optimizers if id(o) in self.scalers]
 

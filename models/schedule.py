@@ -5,15 +5,17 @@ the first epoch) is ``--lr * factor(e)``. Built from the current flags, a rule n
 to 0, so a new --lr_policy or --n_epochs on resume takes effect from the epoch it resumes at.
 
 On --continue_train, the schedule flags the user did not type take the values the checkpoint was trained with (an
-exact resume); those typed take effect, each said in one line. The checkpoint records them (``schedule``).
+exact resume); those typed take effect, each said in one line (options.resolution). The checkpoint records them
+(``schedule``).
 """
 import math
+import re
+import warnings
 
 from torch.optim import lr_scheduler
 
 from util.errors import UserError
-
-SCHEDULE_KEYS = ("lr", "beta1", "lr_policy", "lr_decay_iters", "n_epochs", "n_epochs_decay")
+from util.flags import FIXED, SCHEDULE
 
 
 def lr_factor(opt):
@@ -35,29 +37,29 @@ def make_scheduler(optimizer, opt):
     return lr_scheduler.LambdaLR(optimizer, lr_lambda=lr_factor(opt))
 
 
-def saved_schedule(opt) -> dict:
-    """What a checkpoint records of the schedule."""
-    return {k: getattr(opt, k) for k in SCHEDULE_KEYS + ("epoch_count",)}
+def saved_schedule(config) -> dict:
+    """What a checkpoint records of the schedule: the flags of policy SCHEDULE and FIXED (util.flags)."""
+    return {k: getattr(config, k) for k in config.flags(SCHEDULE, FIXED)}
 
 
-def resolve_on_resume(opt, typed, saved, epoch, say=print) -> dict:
-    """Sets the schedule flags for a resumed run: the checkpoint's ``saved`` values unless the user ``typed`` the
-    flag. Returns {flag: (old, new)} for the typed flags that change the schedule, each said by ``say``; ``epoch``
-    is the epoch training resumes at."""
-    if saved is None:
-        say("note: the checkpoint does not record its schedule (an older version wrote it): the schedule flags are "
-            "used as given")
-        return {}
-    changed = {}
-    for key in SCHEDULE_KEYS:
-        if key in typed and getattr(opt, key) != saved[key]:
-            changed[key] = (saved[key], getattr(opt, key))
+def changes(saved, config) -> dict:
+    """{flag: (checkpoint's, this run's)} of the schedule flags that differ from a checkpoint's ``saved`` schedule
+    (options.resolution takes the checkpoint's unless the user typed another value)."""
+    return {k: (saved[k], getattr(config, k)) for k in config.flags(SCHEDULE)
+            if saved and k in saved and saved[k] != getattr(config, k)}
+
+
+def step(schedulers, metric=None) -> None:
+    """Steps every scheduler once per epoch; plateau schedulers step on ``metric`` (the epoch's mean generator loss)."""
+    for scheduler in schedulers:
+        if isinstance(scheduler, lr_scheduler.ReduceLROnPlateau):
+            if metric is None or not math.isfinite(metric):
+                raise UserError("--lr_policy plateau needs a finite epoch loss to step on")
+            scheduler.step(metric)
         else:
-            setattr(opt, key, saved[key])
-    opt.epoch_count = saved["epoch_count"]
-    for key, (old, new) in changed.items():
-        say(f"--{key} {new}: the checkpoint had {old}; using {new} from epoch {epoch}")
-    return changed
+            with warnings.catch_warnings():  # fp16: the gradient scaler skipped the first steps (inf/NaN)
+                warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()` before"))
+                scheduler.step()
 
 
 def restore(scheduler, state, changed, opt) -> None:

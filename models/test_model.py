@@ -7,11 +7,15 @@ from models import find_model_using_name, upstream
 from models.base_model import BaseModel
 from models.gan import add_generator_options
 from models.networks import define_G
+from models.volume import VolumeMeta
 from util.argtypes import BELOW_ONE, COUNT, model_group
 from util.errors import UserError
+from util.flags import RUN
 
 
 class TestModel(BaseModel):
+    # --direction picks the generator's direction (it does not swap the data folders, as training's does), and the
+    # translations name the true domains
     direction_swaps_data = False
 
     @staticmethod
@@ -22,13 +26,14 @@ class TestModel(BaseModel):
         parser.set_defaults(dataset_mode="single")
         add_generator_options(parser, reversible=True)
         parser.set_defaults(netG="resnet_9blocks")
+        parser.set_policies(model=RUN, direction=RUN)  # --model test and the direction to run: not the checkpoint's
         group = model_group(parser)
-        group.add_argument("--model_suffix", default="", choices=["", "_A", "_B"],
+        group.add_argument("--model_suffix", policy=RUN, default="", choices=["", "_A", "_B"],
                            help="CycleGAN's name for the direction: _A runs G_A (A->B, --direction AtoB), _B runs "
                                 "G_B (B->A, --direction BtoA)")
-        group.add_argument("--patch_size", type=COUNT, nargs="+", default=None,
+        group.add_argument("--patch_size", policy=RUN, type=COUNT, nargs="+", default=None,
                            help="3D checkpoints: sliding-window patch (None: the training patch)")
-        group.add_argument("--overlap", type=BELOW_ONE, default=0.5,
+        group.add_argument("--overlap", policy=RUN, type=BELOW_ONE, default=0.5,
                            help="3D checkpoints: sliding-window overlap (0 to <1)")
         return parser
 
@@ -47,6 +52,11 @@ class TestModel(BaseModel):
         self.direction = direction
         self.loss_names = ()
         self.visual_names = ["real", "fake"]
+        self.volume = VolumeMeta() if spec.dims == 3 else None  # a 3D checkpoint's intensity ranges and patch
+
+    def load_extra(self, extra):
+        if self.volume:
+            self.volume.load(extra, keep_patch=False)
 
     def set_input(self, data):
         self.real = data["A"].to(self.device)

@@ -3,14 +3,18 @@
 One checkpoint (``checkpoints/NAME/latest.pth`` or ``EPOCH.pth``, written by util.checkpoint) is a dict of:
 ``architecture`` (models.config.ModelSpec as flag names), ``networks`` ({name: state_dict}), ``optimizers``,
 ``schedulers``, ``scalers`` (fp16), ``counters`` (TrainingProgress), ``ranks`` (every torchrun process's random states
-and image pools) and ``extra`` (3D: the intensity ranges and training patch size).
+and image pools), ``extra`` (the model's own facts; 3D: the intensity ranges and training patch size) and
+``schedule`` (the schedule flags); train.py adds ``options`` (every plain value of its run configuration) and
+``validation`` (the best so far).
 """
 import random
 from dataclasses import asdict, dataclass
 
 import torch
 
+from models import schedule
 from util import distributed
+from util.errors import UserError
 
 
 @dataclass
@@ -56,6 +60,43 @@ class TrainingProgress:
         """From a checkpoint's ``counters`` (in place: train.py holds this object)."""
         self.epoch, self.epoch_iter, self.total_iters = (counters[k] for k in ("epoch", "epoch_iter", "total_iters"))
         self.loss_sum, self.loss_count = counters.get("loss_sum", 0.0), counters.get("loss_count", 0)
+
+
+def full_state(model, **extra) -> dict:
+    """``model``'s full training state plus ``extra`` entries; every torchrun rank's random states and image pools go
+    into ``ranks`` (gathered on every rank)."""
+    return {**extra, "architecture": model.spec.to_architecture(),
+            "networks": {n: model.net(n).state_dict() for n in model.model_names},
+            "optimizers": [o.state_dict() for o in model.optimizers],
+            "schedulers": [s.state_dict() for s in model.schedulers],
+            "scalers": model.precision.state_dicts(model.optimizers), "counters": model.progress.as_dict(),
+            "ranks": distributed.gather(rank_state(model.pools)), "extra": model.extra_state(),
+            "schedule": schedule.saved_schedule(model.opt) if model.is_train else None}
+
+
+def load_full_state(model, state: dict, path: str) -> None:
+    """Restores ``model``'s networks from checkpoint ``state`` (read from ``path``); for training also the
+    optimizers, schedulers (built from the resolved schedule flags), scalers, progress, random states and pools."""
+    for name in model.model_names:
+        if name not in state["networks"]:
+            raise UserError(f"checkpoint {path} has no network {name} (it holds {', '.join(state['networks'])})")
+        try:
+            model.net(name).load_state_dict(state["networks"][name])
+        except RuntimeError as e:
+            raise UserError(f"checkpoint {path} does not fit network {name}: {str(e).splitlines()[0][:200]}") from None
+    model.load_extra(state.get("extra", {}))
+    if model.is_train:
+        for o, s in zip(model.optimizers, state["optimizers"]):
+            o.load_state_dict(s)
+        for sch, s in zip(model.schedulers, state["schedulers"]):
+            schedule.restore(sch, s, schedule.changes(state.get("schedule"), model.opt), model.opt)
+        model.precision.load_state_dicts(model.optimizers, state.get("scalers", []))
+        model.progress.load(state["counters"])
+        load_rank_state(state, model.pools, model.device, path)
+    model.loaded_from = f"{path} ({TrainingProgress.of(state['counters']).describe()})"
+    model.trained_direction = (state.get("options") or {}).get("direction", "AtoB")
+    if distributed.is_main():
+        print(f"loaded {model.loaded_from}")
 
 
 def rank_state(pools: dict) -> dict:

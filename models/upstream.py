@@ -61,8 +61,8 @@ def _old_instance_norm_entry(key, state):
     return leaf in ("running_mean", "running_var", "num_batches_tracked") and stem + ".weight" not in state
 
 
-def resnet_keys(state, n_blocks):
-    """Their flat ResNet keys -> ours (encoder model.0, blocks model.1..n, decoder model.n+1)."""
+def resnet_keys(state, blocks):
+    """Their flat ResNet keys -> ours (encoder model.0, ``blocks`` blocks model.1..n, decoder model.n+1)."""
     out = {}
     for key, value in state.items():
         m = re.match(r"model\.(\d+)\.(.*)", key)
@@ -72,10 +72,10 @@ def resnet_keys(state, n_blocks):
         k, rest = int(m.group(1)), m.group(2)
         if k < FLAT_ENCODER:
             out[f"model.0.{k}.{rest}"] = value
-        elif k < FLAT_ENCODER + n_blocks:
+        elif k < FLAT_ENCODER + blocks:
             out[f"model.{k - FLAT_ENCODER + 1}.{rest}"] = value
         else:
-            out[f"model.{n_blocks + 1}.{k - FLAT_ENCODER - n_blocks}.{rest}"] = value
+            out[f"model.{blocks + 1}.{k - FLAT_ENCODER - blocks}.{rest}"] = value
     return out
 
 
@@ -109,10 +109,10 @@ def infer_flags(state):
     return flags
 
 
-def load(net, path, netG, n_blocks):
-    """Their state dict in ``path`` into our generator ``net`` (--netG ``netG``, ``n_blocks`` ResNet blocks)."""
+def load(net, path, netG, blocks):
+    """Their state dict in ``path`` into our generator ``net`` (--netG ``netG``, ``blocks`` ResNet blocks)."""
     theirs = read(path)
-    state = resnet_keys(theirs, n_blocks) if netG.startswith("resnet") else theirs
+    state = resnet_keys(theirs, blocks) if netG.startswith("resnet") else theirs
     mine = net.state_dict()
     missing = [k for k in mine if k not in state]
     unexpected = [k for k in state if k not in mine]
@@ -126,6 +126,17 @@ def load(net, path, netG, n_blocks):
         hint = f"; its shapes fit {' '.join(guess)}" if guess else ""
         raise UserError(f"{path} does not fit --netG {netG} with these flags ({problem}){hint}")
     net.load_state_dict(state)
+
+
+def load_networks(model, folder, epoch) -> None:
+    """Their files in ``folder`` (EPOCH_net_NAME.pth) into ``model``'s networks, as the flags built them."""
+    g = model.spec.generator
+    for name in model.model_names:
+        load(model.net(name), file_for(folder, epoch, name), g.netG, g.depth())
+    files = ", ".join(os.path.basename(file_for(folder, epoch, n)) for n in model.model_names)
+    model.loaded_from = f"{folder}: {files} (pytorch-CycleGAN-and-pix2pix)"
+    print(f"loaded pytorch-CycleGAN-and-pix2pix generator(s) {files} from {folder} (architecture from the flags: "
+          f"--netG {g.netG}, --norm {g.norm}, --ngf {g.ngf})")
 
 
 def spec_for(opt, spec):

@@ -10,8 +10,10 @@ import torch
 import data
 import models
 from models.config import INIT_TYPES, NETD, NETG, NORMS, DiscriminatorConfig, GeneratorConfig
+from util import distributed
 from util.argtypes import COUNT, NONNEG_INT, POSITIVE
 from util.errors import UserError
+from util.flags import ARCH, ARCH_SOFT, RESUMED, RUN, TRAINED, FlagParser, RunConfig
 
 # The original RevGAN (2018) flag names, accepted with a notice.
 DEPRECATED = {
@@ -46,7 +48,7 @@ def _given(argv, flag):
     return None
 
 
-class ArgumentParser(argparse.ArgumentParser):
+class ArgumentParser(FlagParser):
     """argparse with short errors: the message first, a did-you-mean for a mistyped flag (or the models a flag
     belongs to), and where to find the flags; no usage dump. Exit status 2, as argparse's."""
 
@@ -95,7 +97,7 @@ def model_flags(is_train):
     """{model: the flags it adds}, for the error of a flag given to the wrong model."""
     out = {}
     for name in models.available_models():
-        probe = argparse.ArgumentParser(add_help=False)
+        probe = FlagParser(add_help=False)
         try:
             models.get_option_setter(name)(probe, is_train)
         except UserError:  # --model test refuses training
@@ -132,59 +134,68 @@ class BaseOptions:
     is_train = False
 
     def initialize(self, parser):
-        parser.add_argument("--dataroot", default=None,
+        parser.add_argument("--dataroot", policy=RESUMED, default=None,
                             help="path to images (trainA/trainB, train/ of A|B pairs, or volumes); "
                                  "default: a small demo dataset built on first use under ./datasets/demo")
-        parser.add_argument("--name", default="experiment_name", help="name of the experiment: folder under "
-                            "checkpoints_dir and results_dir")
-        parser.add_argument("--gpu_ids", default="0", help="e.g. 0  0,1,2  or -1 for the CPU")
-        parser.add_argument("--checkpoints_dir", default="./checkpoints", help="models are saved here")
-        parser.add_argument("--seed", type=NONNEG_INT, default=0, help="random seed (data order, augmentation, init)")
+        parser.add_argument("--name", policy=RUN, default="experiment_name",
+                            help="name of the experiment: folder under checkpoints_dir and results_dir")
+        parser.add_argument("--gpu_ids", policy=RUN, default="0", help="e.g. 0  0,1,2  or -1 for the CPU")
+        parser.add_argument("--checkpoints_dir", policy=RUN, default="./checkpoints", help="models are saved here")
+        parser.add_argument("--seed", policy=RESUMED, type=NONNEG_INT, default=0,
+                            help="random seed (data order, augmentation, init)")
         # model
-        parser.add_argument("--model", default="cycle_gan", choices=models.available_models(),
+        parser.add_argument("--model", policy=ARCH, default="cycle_gan", choices=models.available_models(),
                             help="which model to train or test")
-        parser.add_argument("--input_nc", type=int, default=3, choices=[1, 3], help="channels of domain A images")
-        parser.add_argument("--output_nc", type=int, default=3, choices=[1, 3], help="channels of domain B images")
-        parser.add_argument("--ngf", type=COUNT, default=GeneratorConfig.ngf,
+        parser.add_argument("--input_nc", policy=ARCH, type=int, default=3, choices=[1, 3],
+                            help="channels of domain A images")
+        parser.add_argument("--output_nc", policy=ARCH, type=int, default=3, choices=[1, 3],
+                            help="channels of domain B images")
+        parser.add_argument("--ngf", policy=ARCH, type=COUNT, default=GeneratorConfig.ngf,
                             help="generator filters in the first conv layer")
-        parser.add_argument("--ndf", type=COUNT, default=DiscriminatorConfig.ndf,
+        parser.add_argument("--ndf", policy=ARCH, type=COUNT, default=DiscriminatorConfig.ndf,
                             help="discriminator filters in the first conv layer")
-        parser.add_argument("--netD", default=DiscriminatorConfig.netD, choices=NETD,
+        parser.add_argument("--netD", policy=ARCH, default=DiscriminatorConfig.netD, choices=NETD,
                             help="basic: 70x70 PatchGAN; n_layers: PatchGAN of --n_layers_D; pixel: 1x1 PatchGAN")
-        parser.add_argument("--netG", default=GeneratorConfig.netG, choices=NETG, help="generator architecture")
-        parser.add_argument("--n_layers_D", type=COUNT, default=DiscriminatorConfig.n_layers,
+        parser.add_argument("--netG", policy=ARCH, default=GeneratorConfig.netG, choices=NETG,
+                            help="generator architecture")
+        parser.add_argument("--n_layers_D", policy=ARCH, type=COUNT, default=DiscriminatorConfig.n_layers,
                             help="layers of the n_layers discriminator")
-        parser.add_argument("--norm", default=GeneratorConfig.norm, choices=NORMS,
+        parser.add_argument("--norm", policy=ARCH, default=GeneratorConfig.norm, choices=NORMS,
                             help="normalization layer; syncbatch: batch norm with statistics over all GPUs of a "
                                  "torchrun job (plain batch norm in a single process)")
-        parser.add_argument("--init_type", default=GeneratorConfig.init_type, choices=INIT_TYPES,
+        parser.add_argument("--init_type", policy=RESUMED, default=GeneratorConfig.init_type, choices=INIT_TYPES,
                             help="weight initialization")
-        parser.add_argument("--init_gain", type=POSITIVE, default=GeneratorConfig.init_gain,
+        parser.add_argument("--init_gain", policy=RESUMED, type=POSITIVE, default=GeneratorConfig.init_gain,
                             help="scale for normal, xavier and orthogonal")
-        parser.add_argument("--no_dropout", action="store_true", help="no dropout in the generator")
+        parser.add_argument("--no_dropout", policy=ARCH_SOFT, action="store_true", help="no dropout in the generator")
         # data
-        parser.add_argument("--dataset_mode", default="unaligned", choices=data.available_datasets(),
+        parser.add_argument("--dataset_mode", policy=RESUMED, default="unaligned", choices=data.available_datasets(),
                             help="how datasets are loaded")
-        parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
+        parser.add_argument("--direction", policy=TRAINED, default="AtoB", choices=["AtoB", "BtoA"],
                             help="BtoA swaps the domains (the model's A reads the B images); for --model test: the "
                                  "direction to run")
-        parser.add_argument("--serial_batches", action="store_true",
+        parser.add_argument("--serial_batches", policy=RESUMED, action="store_true",
                             help="take images in order (otherwise shuffled, and B drawn at random if unaligned)")
-        parser.add_argument("--num_threads", type=NONNEG_INT, default=4, help="data-loading worker processes")
-        parser.add_argument("--batch_size", type=COUNT, default=1, help="images (or patches) per step and process")
-        parser.add_argument("--load_size", type=COUNT, default=286, help="scale images to this size")
-        parser.add_argument("--crop_size", type=COUNT, default=256, help="then crop to this size")
-        parser.add_argument("--max_dataset_size", type=COUNT, default=float("inf"),
+        parser.add_argument("--num_threads", policy=RUN, type=NONNEG_INT, default=4,
+                            help="data-loading worker processes")
+        parser.add_argument("--batch_size", policy=RESUMED, type=COUNT, default=1,
+                            help="images (or patches) per step and process")
+        parser.add_argument("--load_size", policy=RESUMED, type=COUNT, default=286, help="scale images to this size")
+        parser.add_argument("--crop_size", policy=RESUMED, type=COUNT, default=256, help="then crop to this size")
+        parser.add_argument("--max_dataset_size", policy=RESUMED, type=COUNT, default=float("inf"),
                             help="use at most this many samples")
-        parser.add_argument("--preprocess", default="resize_and_crop",
+        parser.add_argument("--preprocess", policy=RESUMED, default="resize_and_crop",
                             choices=["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"],
                             help="resize to --load_size and/or crop to --crop_size; none keeps every image's size")
-        parser.add_argument("--no_flip", action="store_true", help="no random horizontal flips")
-        parser.add_argument("--display_winsize", type=COUNT, default=256, help="image size shown in HTML pages")
+        parser.add_argument("--no_flip", policy=RESUMED, action="store_true", help="no random horizontal flips")
+        parser.add_argument("--display_winsize", policy=RESUMED, type=COUNT, default=256,
+                            help="image size shown in HTML pages")
         # misc
-        parser.add_argument("--epoch", default="latest", help="which checkpoint to load: latest or an epoch number")
-        parser.add_argument("--verbose", action="store_true", help="print more")
-        parser.add_argument("--suffix", default="", help="appended to --name, e.g. {model}_{netG}_size{load_size}")
+        parser.add_argument("--epoch", policy=RUN, default="latest",
+                            help="which checkpoint to load: latest or an epoch number")
+        parser.add_argument("--verbose", policy=RUN, action="store_true", help="print more")
+        parser.add_argument("--suffix", policy=RUN, default="",
+                            help="appended to --name, e.g. {model}_{netG}_size{load_size}")
         return parser
 
     def gather_options(self, argv=None):
@@ -209,32 +220,40 @@ class BaseOptions:
         self.typed = {k for k, v in vars(parser.parse_args(argv, namespace=unset)).items() if v is not _UNSET}
         return parser.parse_args(argv)
 
-    def parse(self, argv=None):
-        opt = self.gather_options(argv)
-        opt.is_train = self.is_train
-        if opt.suffix:
-            opt.name = opt.name + "_" + opt.suffix.format(**vars(opt))
+    def parse(self, argv=None) -> RunConfig:
+        """The command line as a frozen RunConfig: a fresh run's configuration (options.resolution.resolve adds what
+        a checkpoint decides)."""
+        values = vars(self.gather_options(argv))
+        values["is_train"] = self.is_train
+        self.adjust(values)
+        self.opt = RunConfig(values, self.parser.policies())
+        check_resize_memory(self.opt)
+        return self.opt
+
+    def adjust(self, values: dict) -> None:
+        """The values made concrete before they are frozen: --suffix into --name, --gpu_ids as a list (this
+        process's GPU under torchrun; none without a GPU), --num_threads at most the cores."""
+        if values["suffix"]:
+            values["name"] = values["name"] + "_" + values["suffix"].format(**values)
         try:
-            ids = [int(s) for s in str(opt.gpu_ids).split(",") if s.strip() != ""]
+            ids = [int(s) for s in str(values["gpu_ids"]).split(",") if s.strip() != ""]
         except ValueError:
-            raise UserError(f"--gpu_ids {opt.gpu_ids}: give GPU numbers separated by commas (0  or  0,1), or -1 for "
-                            f"the CPU") from None
-        opt.gpu_ids = [i for i in ids if i >= 0]
+            raise UserError(f"--gpu_ids {values['gpu_ids']}: give GPU numbers separated by commas (0  or  0,1), or -1 "
+                            f"for the CPU") from None
+        ids = [i for i in ids if i >= 0]
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        if opt.num_threads > cores:  # more loader processes than cores only slows down (and torch warns)
+        if values["num_threads"] > cores:  # more loader processes than cores only slows down (and torch warns)
             if "num_threads" in self.typed:
-                print(f"note: --num_threads {opt.num_threads}: this machine has {cores} cores; using {cores}",
+                print(f"note: --num_threads {values['num_threads']}: this machine has {cores} cores; using {cores}",
                       file=sys.stderr)
-            opt.num_threads = cores
-        if opt.gpu_ids and not torch.cuda.is_available():
+            values["num_threads"] = cores
+        if ids and not torch.cuda.is_available():
             print("note: no GPU found; running on the CPU (pass --gpu_ids -1 to silence this)", file=sys.stderr)
-            opt.gpu_ids = []
-        elif opt.gpu_ids and max(opt.gpu_ids) >= torch.cuda.device_count():
-            raise UserError(f"--gpu_ids {','.join(map(str, opt.gpu_ids))}: only {torch.cuda.device_count()} GPU(s) "
+            ids = []
+        elif ids and max(ids) >= torch.cuda.device_count():
+            raise UserError(f"--gpu_ids {','.join(map(str, ids))}: only {torch.cuda.device_count()} GPU(s) "
                             f"visible (use ids 0..{torch.cuda.device_count() - 1})")
-        check_resize_memory(opt)
-        self.opt = opt
-        return opt
+        values["gpu_ids"] = distributed.process_gpu_ids(ids)
 
     def format_options(self, opt):
         lines = ["----------------- Options ---------------"]

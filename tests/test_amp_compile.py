@@ -80,3 +80,58 @@ def test_compile_trains_and_matches_eager(demo_root, tmp_path):
         for key in a:
             assert b[key] == pytest.approx(a[key], rel=tol, abs=1e-6), key
     torch._dynamo.reset()
+
+
+def small_gradient_discriminator(shrink=1e-5):
+    """A PatchGAN-like critic whose input gradients are tiny (weights shrunk), as early in training: in float16 they
+    underflow unless taken scaled."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 4, 2, 1), torch.nn.LeakyReLU(0.2), torch.nn.Conv2d(8, 8, 4, 2, 1),
+                              torch.nn.LeakyReLU(0.2), torch.nn.Conv2d(8, 1, 4, 1, 1))
+    for m in net:
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.normal_(m.weight, 0, 0.02 * shrink ** (1 / 3))
+            torch.nn.init.zeros_(m.bias)
+    return net
+
+
+@pytest.mark.skipif("fp16" not in AMPS, reason="this torch build has no float16 autocast on the CPU")
+def test_gradient_penalty_inside_the_fp16_scaler():
+    """WGAN-GP under fp16 autocast: the penalty's gradient for the critic matches float32's when its input gradient
+    is taken scaled (the gradient scaler's scale); taken unscaled, it underflows and the critic gets no signal."""
+    from models.networks import gradient_penalty
+    net = small_gradient_discriminator()
+    real, fake = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+
+    def weight_gradient(amp, scale):
+        torch.manual_seed(1)  # the same interpolates
+        net.zero_grad()
+        with torch.autocast("cpu", dtype=torch.float16, enabled=amp):
+            penalty = gradient_penalty(net, real, fake, lambda_gp=10.0, scale=scale)
+        penalty.backward()
+        return net[0].weight.grad.clone()
+    reference = weight_gradient(False, 1.0)
+    error = lambda g: float((g - reference).norm() / reference.norm())  # noqa: E731
+    assert error(weight_gradient(True, 65536.0)) < 0.05  # GradScaler's initial scale
+    assert error(weight_gradient(True, 1.0)) > 0.5  # what an unscaled penalty gives the critic: nothing
+    assert error(weight_gradient(True, 2.0 ** 40)) < 0.05  # a scale that overflows float16 is lowered
+
+
+@pytest.mark.skipif("fp16" not in AMPS, reason="this torch build has no float16 autocast on the CPU")
+def test_wgangp_training_takes_the_penalty_at_the_scalers_scale(demo_root, tmp_path, monkeypatch):
+    from models import networks
+    scales, original = [], networks.gradient_penalty
+
+    def recording(*args, **kwargs):
+        scales.append(kwargs["scale"])
+        return original(*args, **kwargs)
+    monkeypatch.setattr(networks, "gradient_penalty", recording)
+    train_script.main(tiny_flags(demo_root, tmp_path, "gp16", "paired_revgan", [
+        "--n_blocks", "1", "--amp", "fp16", "--gan_mode", "wgangp", "--n_epochs_decay", "0", "--max_dataset_size",
+        "2"]))
+    state = load_checkpoint(str(tmp_path / "ckpt" / "gp16" / "latest.pth"))
+    assert scales and scales[0] == 65536.0 and all(s > 1 for s in scales)
+    saved = state["scalers"][1]["scale"]  # the discriminators' scaler after the last step (halved if it overflowed)
+    assert scales[-1] in (saved, 2 * saved)
+    assert all(math.isfinite(v) for row in logged_rows(tmp_path / "ckpt" / "gp16" / "loss_log.txt")
+               for v in row.values())

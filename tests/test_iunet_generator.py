@@ -9,6 +9,7 @@ from PIL import Image
 import test as test_script
 import train as train_script
 from models import create_model
+from models.config import ModelSpec
 from options.test_options import TestOptions
 from tests.conftest import tiny_flags, vol_flags
 from tests.test_bad_input import copy_root, fails
@@ -21,7 +22,7 @@ def load_generator(tmp_path, name, model):
     opt = TestOptions().parse(["--name", name, "--model", model, "--checkpoints_dir", str(tmp_path / "ckpt"),
                                "--gpu_ids", "-1", "--netG", "iunet"])
     checkpoint = load_checkpoint(checkpoint_path(opt, opt.epoch))
-    m = create_model(opt, test_script.checkpoint_spec(opt, checkpoint))
+    m = create_model(opt, ModelSpec.from_architecture(checkpoint["architecture"]))
     m.setup(opt, checkpoint)
     return m.netG.double().eval()
 

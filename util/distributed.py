@@ -38,30 +38,45 @@ def is_main():
     return rank() == 0
 
 
+def process_gpu_ids(gpu_ids):
+    """The GPU of this process: under torchrun, process k (LOCAL_RANK) takes the k-th of ``gpu_ids``, or the first
+    plus k when one is given; otherwise ``gpu_ids`` as they are."""
+    if not under_torchrun() or not gpu_ids:
+        return gpu_ids
+    local = int(os.environ["LOCAL_RANK"])
+    if len(gpu_ids) > 1 and local >= len(gpu_ids):
+        raise UserError(f"torchrun started more processes per node than --gpu_ids lists "
+                        f"({','.join(map(str, gpu_ids))}): list one GPU per process, or lower --nproc_per_node")
+    gpu = gpu_ids[local] if len(gpu_ids) > 1 else gpu_ids[0] + local
+    if gpu >= torch.cuda.device_count():
+        raise UserError(f"process {local} of this node needs GPU {gpu}, but only {torch.cuda.device_count()} "
+                        f"are visible: lower --nproc_per_node, or use --gpu_ids -1 for CPU processes")
+    return [gpu]
+
+
 def setup(opt):
-    """Joins the process group when launched by torchrun and sets the process's GPU in ``opt.gpu_ids``; afterwards
-    ``rank()`` and ``world_size()`` say where this process stands (0 and 1 in a plain run)."""
+    """Joins the process group when launched by torchrun, on this process's GPU (``opt.gpu_ids``, set by
+    process_gpu_ids); afterwards ``rank()`` and ``world_size()`` say where this process stands (0 and 1 in a plain
+    run)."""
     if not under_torchrun() or active():
         return
-    local = int(os.environ["LOCAL_RANK"])
-    if opt.gpu_ids:
-        if len(opt.gpu_ids) > 1 and local >= len(opt.gpu_ids):
-            raise UserError(f"torchrun started more processes per node than --gpu_ids lists "
-                            f"({','.join(map(str, opt.gpu_ids))}): list one GPU per process, or lower --nproc_per_node")
-        gpu = opt.gpu_ids[local] if len(opt.gpu_ids) > 1 else opt.gpu_ids[0] + local
-        if gpu >= torch.cuda.device_count():
-            raise UserError(f"process {local} of this node needs GPU {gpu}, but only {torch.cuda.device_count()} "
-                            f"are visible: lower --nproc_per_node, or use --gpu_ids -1 for CPU processes")
-        torch.cuda.set_device(gpu)
-        opt.gpu_ids = [gpu]
-        backend = "nccl"
-    else:
-        backend = "gloo"
+    backend = "nccl" if opt.gpu_ids else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(opt.gpu_ids[0])
     if opt.norm == "syncbatch" and backend != "nccl":
         raise UserError("--norm syncbatch synchronizes batch statistics between GPUs (NCCL); CPU processes cannot: "
                         "use --norm batch (each process normalizes its own batch) or --norm instance")
     kwargs = {"device_id": torch.device("cuda", opt.gpu_ids[0])} if backend == "nccl" else {}
     dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30), **kwargs)
+
+
+def wrap(net, device):
+    """``net`` in DistributedDataParallel under torchrun, itself otherwise. No unused-parameter search: every parameter
+    is used in every backward that reaches the network (and the search misfires on a network called twice a step)."""
+    if not active() or world_size() == 1:
+        return net
+    from torch.nn.parallel import DistributedDataParallel
+    return DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def cleanup():

@@ -55,11 +55,6 @@ def to01(tensor):
     return ((tensor.detach().double().cpu().clamp(-1, 1) + 1) / 2).numpy()
 
 
-def mkdirs(*paths):
-    for p in paths:
-        os.makedirs(p, exist_ok=True)
-
-
 def set_seed(seed):
     import random
     random.seed(seed)
