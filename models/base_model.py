@@ -47,6 +47,7 @@ class BaseModel:
     loss_names: tuple = ()
     generator_losses: tuple = ()
     directions: dict = {}
+    has_cycle_error = False  # True: visuals rec_A, rec_B are A -> B -> A and B -> A -> B (CycleModel)
 
     @staticmethod
     def modify_commandline_options(parser, is_train):
