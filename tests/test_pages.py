@@ -5,6 +5,7 @@ on screen. Screenshots go to $REVGAN_SCREENS (or the test's temporary folder).""
 import json
 import math
 import os
+import re
 import shutil
 import time
 import zlib
@@ -510,3 +511,33 @@ def test_page_helpers_escape_and_format():
     assert url("images/a b/<x>&.png") == "images/a%20b/%3Cx%3E%26.png"
     assert js_number(math.inf) == "Infinity" and js_number(float("nan")) == "" and js_number(None) == ""
     assert fmt(PSNR, 23.456) == "23.46" and fmt(MAE, 0.19) == "0.1900" and fmt(MAE, 45.27) == "45.3"
+
+
+# -- pages as web files ------------------------------------------------------------------------------------------------
+JS = re.compile(r"\bconst \w+\s*=|\bfunction\b[^(]*\([^)]*\)\s*\{|=>|addEventListener|querySelector|\bdocument\.\w+\(|"
+                r"\bwindow\.\w+\s*=")
+CSS = re.compile(r"\{[^{}]*[a-z-]+\s*:\s*[^;{}]+;[^{}]*\}")  # a rule: { property: value; ... }
+
+
+def test_style_and_scripts_are_files_inlined_into_each_page(tmp_path):
+    """CSS and JavaScript live in util/pages/static (no Python string holds any), every file there is used, and a
+    written page carries them inline, so it opens from disk with nothing beside it but its images."""
+    import ast
+
+    from util.pages.html import STATIC, asset, document, write_page
+    root = Path(__file__).resolve().parent.parent
+    sources = [p for p in root.rglob("*.py") if not {"tests", ".venv"} & set(p.relative_to(root).parts)]
+    found = []
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                found += [f"{path.relative_to(root)}:{node.lineno}" for p in (JS, CSS) if p.search(node.value)]
+    assert not found, f"CSS or JavaScript in Python strings: {found}"
+    pages_code = "".join(p.read_text() for p in (root / "util" / "pages").glob("*.py"))
+    assets = sorted(os.listdir(STATIC))
+    assert {"page.css", "page.js", "slices.css", "slices.js", "runs.js"} <= set(assets)
+    assert [a for a in assets if f'"{a}"' not in pages_code] == []
+    doc = document("t", styles=("slices.css",))
+    html = Path(write_page(doc, str(tmp_path), scripts=("runs.js",))).read_text()
+    assert all(asset(a) in html for a in ("page.css", "slices.css", "page.js", "runs.js"))
+    assert html.index(asset("page.js")) < html.index(asset("runs.js"))  # shared first, then the page's own

@@ -14,6 +14,7 @@ of earlier versions: ``PSNR_fake_B``, ``baseline_PSNR_fake_B``, ``cycle_MAE_A``;
 are the only code that writes or reads these names; ``Results.to_json``/``from_json`` add the fields a flat name
 cannot hold (the data range) for files that keep them.
 """
+import functools
 import re
 from dataclasses import asdict, dataclass, replace
 from typing import Optional
@@ -63,7 +64,10 @@ SHOWN = (PSNR, SSIM, MAE)  # the order of the pages' metric columns
 CYCLE_METRICS = (MAE,)  # what evaluation measures of a cycle A -> B -> A (against A)
 REGIONS = ("foreground",)  # named regions of masked metrics (none is measured yet); no region: every pixel or voxel
 DOMAINS = ("A", "B")
-OUTPUTS = ("fake_B", "fake_A")  # what a trained model's translations are called (--val_metric)
+# a trained model's translations: output label -> (source, target) domains (--val_metric's outputs; pages of results
+# that do not describe their translations)
+TRANSLATIONS = {"fake_B": ("A", "B"), "fake_A": ("B", "A")}
+OUTPUTS = tuple(TRANSLATIONS)
 
 
 @dataclass(frozen=True)
@@ -127,18 +131,25 @@ class Result:
         return f" {arrow} ".join((self.output, other, self.output))
 
     def to_json(self) -> dict:
+        """The record as metrics.json and summary.json keep it beside the flat names (the metric's direction and
+        unit included, for scripts that read it without this code)."""
         out = {k: v for k, v in asdict(self).items() if v is not None and v is not False and k != "metric"}
-        return {"metric": self.metric.name, "key": self.key, **out}
+        return {"metric": self.metric.name, "key": self.key, **out, "higher_is_better": self.metric.higher_is_better,
+                **({"unit": self.metric.unit} if self.metric.unit else {})}
 
 
-def _key_pattern():
-    names = "|".join(sorted((re.escape(n) for n in METRICS), key=len, reverse=True))
-    regions = "|".join(re.escape(r) for r in REGIONS)
+@functools.lru_cache(maxsize=8)
+def _key_pattern(names, regions):
+    names = "|".join(sorted((re.escape(n) for n in names), key=len, reverse=True))
+    regions = "|".join(re.escape(r) for r in regions)
     return re.compile(rf"(?P<baseline>baseline_)?(?P<cycle>cycle_)?(?P<metric>{names})(?:_(?P<region>{regions}))?"
                       rf"_(?P<output>.+?)(?P<std>_std)?")
 
 
-KEY = _key_pattern()
+def parse_key(key):
+    """The parts of a name on disk: a match with groups baseline, cycle, metric, region, output, std; None for a
+    name that is no result (the grammar of ``Result.key``, over the metrics and regions registered now)."""
+    return _key_pattern(tuple(METRICS), REGIONS).fullmatch(str(key))
 
 
 def _number(v):
@@ -208,7 +219,7 @@ class Results(tuple):
         values that are not numbers are skipped."""
         found, extra = {}, []
         for key, v in (flat or {}).items():
-            m = KEY.fullmatch(str(key))
+            m = parse_key(key)
             v = _number(v)
             if m is None or v is None:
                 continue
@@ -269,9 +280,9 @@ def _mean(values):
 
 # -- --val_metric ------------------------------------------------------------------------------------------------------
 def val_metric_names():
-    """The names --val_metric takes besides auto: a metric of each output a training run has, and its cycle error."""
-    per_item = [m for m in METRICS.values() if m.per_item]
-    return [Result(m, o, 0).key for o in OUTPUTS for m in per_item] + \
+    """The names --val_metric takes besides auto: each metric of each output a training run has, and its cycle
+    error."""
+    return [Result(m, o, 0).key for o in OUTPUTS for m in METRICS.values()] + \
         [Result(m, d, 0, cycle=True).key for d in DOMAINS for m in CYCLE_METRICS]
 
 
@@ -279,7 +290,7 @@ def check_val_metric(name: str) -> str:
     """``name`` if --val_metric can name it (any case), else a UserError that lists what it takes."""
     if name.lower() == "auto" or name.lower() in {n.lower() for n in val_metric_names()}:
         return name
-    translations = ", ".join(Result(m, OUTPUTS[0], 0).key for m in METRICS.values() if m.per_item)
+    translations = ", ".join(Result(m, OUTPUTS[0], 0).key for m in METRICS.values())
     cycles = " / ".join(Result(m, d, 0, cycle=True).key for m in CYCLE_METRICS for d in DOMAINS)
     raise UserError(f"--val_metric {name}: use auto, {translations} (or _{OUTPUTS[1]}), or {cycles} for unpaired "
                     f"data")

@@ -15,7 +15,7 @@ from util.pages import slices
 from util.pages.html import document, image_size, name_filter, page_header, thumb_slider, url, viewer, write_page
 from util.pages.runs import write_summary
 from util.pages.table import Column, data_table, delta_td, metric_td, row_summary, summary_table, thumb_td
-from util.results import PSNR, SHOWN, Results
+from util.results import PSNR, SHOWN, TRANSLATIONS, Results
 
 
 def outputs_of_run(run, mean):
@@ -23,9 +23,8 @@ def outputs_of_run(run, mean):
     other output its results name."""
     outs = {k: (v["source"], v["target"]) for k, v in (run.get("outputs") or {}).items()}
     for o in mean.outputs:  # results of an output the run description does not name
-        if o not in outs and o.startswith("fake_"):
-            d = o[len("fake_"):]
-            outs[o] = ({"A": "B", "B": "A"}.get(d, "?"), d)
+        if o not in outs and o in TRANSLATIONS:
+            outs[o] = TRANSLATIONS[o]
     return outs
 
 

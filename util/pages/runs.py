@@ -18,7 +18,7 @@ from util.errors import UserError
 from util.pages.html import (delta_class, document, fmt, fmt_delta, image_size, name_filter, number, page_header,
                              thumb_slider, url, viewer, write_page)
 from util.pages.table import Column, data_table, delta_td, metric_td, row_summary, thumb_td
-from util.results import PSNR, SHOWN, Results
+from util.results import PSNR, SHOWN, TRANSLATIONS, Results
 
 SUMMARY = "summary.json"
 COMPARE_DIR = "_compare"
@@ -121,14 +121,13 @@ def _output_labels(result, images):
     outs = {}
     for label, t in (result.get("outputs") or {}).items():
         outs[label] = ("real_" + t["source"], "real_" + t["target"])
-    for label in list(images) + result["results"].outputs:
-        if label in outs or not label.startswith("fake"):
+    for label in list(images) + result["results"].outputs:  # folders of earlier versions name no outputs
+        if label in outs:
             continue
-        if label == "fake":
+        if label == "fake":  # --model test
             outs[label] = ("real", None)
-        else:
-            d = label.rpartition("_")[2]
-            outs[label] = ("real_" + {"A": "B", "B": "A"}.get(d, d), "real_" + d)
+        elif label in TRANSLATIONS:
+            outs[label] = tuple("real_" + d for d in TRANSLATIONS[label])
     return outs
 
 
