@@ -7,12 +7,12 @@ import math
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from util.results import MAE, PSNR, SSIM, Result, Results, summarize
+from util.results import MAE, METRICS, PSNR, SSIM, Result, Results, summarize
 
 
 def compare(output, target, data_range=1.0):
     """Metrics of ``output`` against ``target``: float arrays (C, H, W) or (C, D, H, W) on the same scale.
-    Returns {Metric: value} (MAE, PSNR, SSIM)."""
+    Returns {metric name: value} (MAE, PSNR, SSIM)."""
     output, target = np.asarray(output, np.float64), np.asarray(target, np.float64)
     err = output - target
     mae = float(np.abs(err).mean())
@@ -22,7 +22,7 @@ def compare(output, target, data_range=1.0):
     win = win if win % 2 == 1 else win - 1
     ssim = float(structural_similarity(target, output, data_range=data_range, channel_axis=0,
                                        win_size=max(win, 3)))
-    return {MAE: mae, PSNR: psnr, SSIM: ssim}
+    return {MAE.name: mae, PSNR.name: psnr, SSIM.name: ssim}
 
 
 def translation(label, output, target, source=None, data_range=1.0):
@@ -30,7 +30,7 @@ def translation(label, output, target, source=None, data_range=1.0):
     target) where the source has the target's shape."""
     values = compare(output, target, data_range)
     base = compare(source, target, data_range) if source is not None and source.shape == target.shape else {}
-    return [Result(m, label, v, base.get(m), data_range=float(data_range)) for m, v in values.items()]
+    return [Result(METRICS[m], label, v, base.get(m), data_range=float(data_range)) for m, v in values.items()]
 
 
 def cycle_error(domain, reconstruction, real):

@@ -147,3 +147,24 @@ def test_result_folders_of_the_previous_version_make_their_pages(tmp_path):
     assert page.count(f'data-v="{ssim!r}"') == 2 and 'data-v="0.0"' in page
     index = open(runs.write_runs_index(str(tmp_path))).read()
     assert f'data-v="{OLD_MEAN["PSNR_fake_B"]!r}"' in index and "(+8.41)" in index  # PSNR and its gain over copy
+
+
+def test_visdom_and_the_training_page_read_validation_records(tmp_path):
+    """plot_validation writes the names of earlier versions to loss_history.jsonl; visdom gets PSNR beside its
+    baseline per translation (or the cycle errors), from new and earlier points alike."""
+    from util.visualizer import Visualizer
+    opt = SimpleNamespace(checkpoints_dir=str(tmp_path), name="v", display_id=0, no_html=False, model="paired_revgan")
+    vis = Visualizer(opt)
+    sent = []
+    vis.vis = SimpleNamespace(line=lambda **kw: sent.append(kw))
+    vis.history.append({"x": 1.0, "val": dict(OLD_MEAN)})  # a point of the previous version
+    later = Results.from_flat({**OLD_MEAN, "PSNR_fake_B": 22.5})
+    vis.plot_validation(2, later, "validation (epoch 2): ...")
+    saved = [json.loads(line) for line in open(tmp_path / "v" / "loss_history.jsonl")]
+    assert saved == [{"x": 2.0, "val": later.flat()}] and list(saved[0]["val"]) == list(OLD_MEAN)
+    (call,) = sent
+    assert call["opts"]["legend"] == ["PSNR_fake_B", "baseline_PSNR_fake_B", "PSNR_fake_A", "baseline_PSNR_fake_A"]
+    assert call["Y"].tolist() == [[21.51, 13.10, 23.45, 13.10], [22.5, 13.10, 23.45, 13.10]]
+    assert call["X"][:, 0].tolist() == [1.0, 2.0]
+    page = (tmp_path / "v" / "web" / "index.html").read_text()
+    assert 'id="validation-summary"' in page and ">22.50<" in page and ">+9.40<" in page
