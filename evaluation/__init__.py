@@ -1,12 +1,14 @@
 """Evaluation: what test.py runs on a loaded model. ``evaluate`` translates the test set (2D images in
 evaluation.images, 3D volumes by sliding windows in evaluation.volumes), writes the images or volumes, the metrics
-(evaluation.metrics: metrics.csv/json) and the results page (evaluation.report), and returns the mean metrics."""
+(evaluation.metrics: metrics.csv/json) and the results page (util.pages.results), and returns the mean results
+(util.results.Results)."""
 import os
 import shutil
 
 from data import create_dataset
 from data.base_dataset import DomainMap
 from util.checkpoint import writable_folder
+from util.results import PSNR, SHOWN, Results
 
 
 def domain_map(opt, model):
@@ -33,10 +35,10 @@ def clear_results(out_dir):
 
 def evaluate(opt, model, options=None):
     """Runs ``model`` (set up, in the mode test.py wants) on --dataroot's test data into
-    results/NAME/PHASE_EPOCH/. Returns (out_dir, page path, mean metrics)."""
+    results/NAME/PHASE_EPOCH/. Returns (out_dir, page path, mean results)."""
     from evaluation import images, metrics, volumes
-    from evaluation.report import describe_run, write_results_page
-    from util.compare import write_runs_index
+    from util.pages.results import write_results_page
+    from util.pages.runs import write_runs_index
     out_dir = results_folder(opt, model)
     clear_results(out_dir)
     writable_folder(out_dir, "--results_dir")
@@ -46,22 +48,36 @@ def evaluate(opt, model, options=None):
         items, rows = volumes.run(opt, model, domain_map(opt, model), out_dir)
     else:
         items, rows = images.run(opt, model, create_dataset(opt, domain_map(opt, model)), out_dir)
-    mean = metrics.write(rows, out_dir) if rows else {}
+    mean = metrics.write(rows, out_dir) if rows else Results()
     page = write_results_page(out_dir, opt, items, rows, mean, describe_run(opt, model))
     write_runs_index(opt.results_dir)  # results/index.html lists every run, this one included
     return out_dir, page, mean
 
 
-def summary_lines(mean, labels=("fake_B", "fake_A")):
-    """One line per translation with mean PSNR (and the copy-the-input baseline), SSIM and MAE."""
+def describe_run(opt, model):
+    """What the results page says about the run beyond ``opt``: the checkpoint's architecture, 2D or 3D, the
+    translations ({output label: {"source", "target"}}) and, for volumes, the intensity windows and the patch."""
+    run = {"architecture": model.spec.to_architecture(), "dims": model.dims, "checkpoint": model.loaded_from,
+           "outputs": {label: {"source": t.source, "target": t.target} for label, t in model.translators().items()}}
+    if getattr(model, "volume", None):
+        run["intensity"] = {d: list(w) for d, w in (model.volume.intensity or {}).items()}
+        run["patch_size"] = getattr(opt, "patch_size", None) or model.volume.patch_size
+    return run
+
+
+def summary_lines(mean):
+    """One line per translation with mean PSNR (and the copy-the-input baseline), SSIM and MAE, and one per cycle
+    error (``mean``: util.results.Results)."""
     lines = []
-    for out in labels:
-        if f"PSNR_{out}" in mean:
-            base = mean.get(f"baseline_PSNR_{out}")
-            extra = f" (copy-the-input baseline {base:.2f} dB)" if base is not None else ""
-            lines.append(f"{out}: PSNR {mean[f'PSNR_{out}']:.2f} dB{extra}, SSIM {mean[f'SSIM_{out}']:.4f}, "
-                         f"MAE {mean[f'MAE_{out}']:.4f}")
-    for side, path in (("A", "A -> B -> A"), ("B", "B -> A -> B")):
-        if f"cycle_MAE_{side}" in mean:
-            lines.append(f"cycle error {path}: MAE {mean[f'cycle_MAE_{side}']:.4f} (no true targets: unpaired data)")
+    for out in mean.outputs:
+        psnr = mean.find(PSNR, out)
+        if psnr is None:
+            continue
+        extra = f" (copy-the-input baseline {psnr.baseline:.2f} dB)" if psnr.baseline is not None else ""
+        rest = "".join(f", {m.name} {mean.value(m, out):.{m.decimals}f}" for m in SHOWN
+                       if m is not PSNR and mean.find(m, out))
+        lines.append(f"{out}: PSNR {psnr.value:.2f} dB{extra}{rest}")
+    for r in mean.cycles:
+        lines.append(f"cycle error {r.path('->')}: {r.metric.name} {r.value:.4f} (no true targets: "
+                     f"unpaired data)")
     return lines

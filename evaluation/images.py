@@ -6,15 +6,14 @@ import os
 
 from evaluation import metrics
 from util.progress import progress
+from util.results import Results
 from util.util import save_image, tensor2im, to01
-
-CYCLES = {"cycle_MAE_A": ("rec_A", "real_A"), "cycle_MAE_B": ("rec_B", "real_B")}
 
 
 def run(opt, model, dataset, out_dir=None, limit=None, say=print, desc="test"):
-    """Returns (items, rows): per item its name and saved images (``out_dir``; None saves nothing), and its metrics.
-    At most ``limit`` items (default --num_test)."""
-    rows, items = [], []
+    """Returns (items, rows): per item its name and saved images (``out_dir``; None saves nothing), and its results
+    ({item name: util.results.Results}). At most ``limit`` items (default --num_test)."""
+    rows, items = {}, []
     limit = limit or opt.num_test
     pairing = dataset.dataset.pairing
     translators = model.translators() if pairing else {}
@@ -22,8 +21,7 @@ def run(opt, model, dataset, out_dir=None, limit=None, say=print, desc="test"):
         say(f"metrics: {desc} A and B images are paired by file name")
     elif dataset.dataset.two_domains:
         say(f"no reference metrics: the {desc} A and B images are not paired by file name (unpaired data), so no "
-            f"output has a true target" + ("; the cycle error is reported instead" if "rec_A" in model.visual_names
-                                           else ""))
+            f"output has a true target" + ("; the cycle error is reported instead" if model.has_cycle_error else ""))
     total = min(len(dataset), limit)
     for i, data in enumerate(progress(dataset, desc, total=total)):
         if i >= limit:
@@ -34,23 +32,21 @@ def run(opt, model, dataset, out_dir=None, limit=None, say=print, desc="test"):
         name = os.path.splitext(os.path.basename(model.get_image_paths()[0]))[0]
         if out_dir is not None:
             items.append({"name": name, "images": save_visuals(opt, visuals, data, name, out_dir)})
-        row = {"name": name}
+        row = []
         for label, translation in translators.items():
             out, target = visuals.get(label), visuals.get("real_" + translation.target)
             if out is None or target is None:
                 continue
-            for k, v in metrics.compare(to01(out[0]), to01(target[0])).items():
-                row[f"{k}_{label}"] = v
             source = visuals.get("real_" + translation.source)
-            if source is not None and source.shape == target.shape:
-                for k, v in metrics.compare(to01(source[0]), to01(target[0])).items():
-                    row[f"baseline_{k}_{label}"] = v
-        if not pairing:
-            for key, (rec, real) in CYCLES.items():
-                if visuals.get(rec) is not None and visuals.get(real) is not None:
-                    row[key] = float(abs(to01(visuals[rec][0]) - to01(visuals[real][0])).mean())
-        if len(row) > 1:
-            rows.append(row)
+            row += metrics.translation(label, to01(out[0]), to01(target[0]),
+                                       None if source is None else to01(source[0]))
+        if not pairing and model.has_cycle_error:
+            for domain in ("A", "B"):
+                rec, real = visuals.get("rec_" + domain), visuals.get("real_" + domain)
+                if rec is not None and real is not None:
+                    row.append(metrics.cycle_error(domain, to01(rec[0]), to01(real[0])))
+        if row:
+            rows[name] = Results(row)
     return items, rows
 
 

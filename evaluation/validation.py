@@ -19,12 +19,11 @@ import torch
 
 from data import TEST_READING, create_dataset, validation_source
 from data.base_dataset import split_paths
-from evaluation import domain_map, images, metrics, volumes
+from evaluation import domain_map, images, volumes
 from util import distributed
 from util.errors import UserError
+from util.results import PSNR, summarize
 from util.volume import list_volumes, volume_shape, volume_stem, volumes_by_name
-
-LOWER_IS_BETTER = ("MAE", "cycle_MAE")
 
 
 class Validation:
@@ -49,7 +48,7 @@ class Validation:
             self.check_volumes(model)
         else:  # every torchrun process validates on all of it: the same numbers and decisions everywhere
             self.dataset = create_dataset(self.val_opt, self.domains, self.split, shard=False)
-            if self.dataset.dataset.pairing is None and "rec_A" not in model.visual_names:
+            if self.dataset.dataset.pairing is None and not model.has_cycle_error:
                 raise UserError(f"--val_freq: the validation images of --model {opt.model} need targets: A and B "
                                 f"files of the same names (a {opt.model} model has no cycle error to measure)")
 
@@ -85,8 +84,8 @@ class Validation:
         return self.enabled and (epoch % self.opt.val_freq == 0 or epoch == last_epoch)
 
     def run(self, model):
-        """The mean metrics on the held-out data ({name: value}, averaged over torchrun's processes so that they
-        agree exactly); training's random states and modes untouched."""
+        """The mean results on the held-out data (util.results.Results, averaged over torchrun's processes so that
+        they agree exactly); training's random states and modes untouched."""
         cuda = [model.device] if model.device.type == "cuda" else []
         python_state = random.getstate()
         with torch.random.fork_rng(devices=cuda):
@@ -103,28 +102,30 @@ class Validation:
         random.setstate(python_state)
         if not rows:
             raise UserError("validation found no held-out item with a target or a cycle error to measure")
-        return distributed.mean(metrics.summarize(rows))
+        means = summarize(rows)
+        return means.with_flat_values(distributed.mean(means.flat()))
 
     def pick_metric(self, means):
-        """--val_metric, checked against what validation measures (auto: PSNR of the first translation with
-        targets, else the cycle error of A)."""
+        """The name of the result --val_metric means, checked against what validation measures (auto: PSNR of the
+        first translation with targets, else the first cycle error)."""
         wanted = self.opt.val_metric
-        keys = [k for k in means if not k.startswith("baseline_")]
         if wanted == "auto":
-            return next((k for k in keys if k.startswith("PSNR_")), next((k for k in keys if "cycle" in k), keys[0]))
-        match = {k.lower(): k for k in keys}.get(wanted.lower())
+            auto = next((r for r in means.translations if r.metric is PSNR), next(iter(means.cycles), means[0]))
+            return auto.key
+        match = {r.key.lower(): r.key for r in means}.get(wanted.lower())
         if match is None:
-            raise UserError(f"--val_metric {wanted}: validation measures {', '.join(keys)}")
+            raise UserError(f"--val_metric {wanted}: validation measures {', '.join(r.key for r in means)}")
         return match
 
     def improved(self, means):
         """Whether ``means`` beat the best so far on --val_metric (and remember it)."""
         self.metric = self.metric or self.pick_metric(means)
-        value = means[self.metric]
-        lower = self.metric.startswith(LOWER_IS_BETTER)
-        better = self.best is None or (value < self.best if lower else value > self.best)
+        result = means.get(self.metric)
+        if result is None:
+            raise UserError(f"--val_metric {self.metric}: validation measures {', '.join(r.key for r in means)}")
+        better = self.best is None or result.metric.better(result.value, self.best)
         if better:
-            self.best = value
+            self.best = result.value
         return better
 
     def state(self):
@@ -142,11 +143,7 @@ class Validation:
 
 
 def format_metrics(means):
-    """"PSNR_fake_B 24.10 (copy 22.00) SSIM_fake_B 0.8123 (copy 0.8000) ..." for a log line."""
-    parts = []
-    for key, value in means.items():
-        if key.startswith("baseline_"):
-            continue
-        base = means.get("baseline_" + key)
-        parts.append(f"{key}: {value:.4f}" + (f" (copy {base:.4f})" if base is not None else ""))
-    return " ".join(parts)
+    """"PSNR_fake_B: 24.1000 (copy 22.0000) SSIM_fake_B: 0.8123 (copy 0.8000) ..." for a log line (``means``:
+    util.results.Results)."""
+    return " ".join(f"{r.key}: {r.value:.4f}" + (f" (copy {r.baseline:.4f})" if r.baseline is not None else "")
+                    + (f" (± {r.std:.4f})" if r.std is not None else "") for r in means)

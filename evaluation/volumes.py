@@ -13,10 +13,12 @@ import os
 import numpy as np
 import torch
 
-from evaluation import metrics, slices
+from evaluation import metrics
 from models.reversible import padding_for
 from util.errors import UserError
+from util.pages import slices
 from util.progress import progress
+from util.results import Results
 from util.util import save_image, size_text, tensor2im
 from util.volume import (from_unit, list_volumes, load_volume, mid_slices, parse_patch_size, save_volume,
                          sliding_window, to_unit, volume_stem, volumes_by_name)
@@ -37,7 +39,8 @@ def window_patch(opt, model, say=print):
 
 
 def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, say=print):
-    """Returns (items, rows) for the results page and metrics files; ``domains`` (a DomainMap) names the folders.
+    """Returns (items, rows) for the results page and metrics files (rows: {volume name: util.results.Results});
+    ``domains`` (a DomainMap) names the folders.
     ``out_dir`` None writes nothing (validation); ``phase`` (default --phase) picks the folders, ``limit`` (default
     --num_test) caps the volumes per direction, ``keep`` filters their paths (validation's held-out files)."""
     intensity = model.volume.intensity if model.volume else None
@@ -63,11 +66,8 @@ def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, sa
                 target = load_volume(targets[name])[0]
                 if target.shape == arr.shape:
                     pictures["real_" + dst] = to_unit(target, dlo, dhi)
-                    row = rows.setdefault(name, {"name": name})
-                    for k, v in metrics.compare(fake[None], target[None], data_range=dhi - dlo).items():
-                        row[f"{k}_{label}"] = v
-                    for k, v in metrics.compare(arr[None], target[None], data_range=dhi - dlo).items():
-                        row[f"baseline_{k}_{label}"] = v
+                    rows.setdefault(name, []).extend(metrics.translation(label, fake[None], target[None], arr[None],
+                                                                         data_range=dhi - dlo))
             if out_dir is None:
                 continue
             ext = ".npy" if path.endswith(".npy") else ".nii.gz"
@@ -80,4 +80,4 @@ def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, sa
                 item["images"][pic_label] = rel
                 window = (slo, shi) if pic_label == "real_" + src else (dlo, dhi)  # every slice, for the page
                 item.setdefault("volumes", {})[pic_label] = slices.write(out_dir, name, pic_label, vol, window, img)
-    return list(items.values()), list(rows.values())
+    return list(items.values()), {name: Results(row) for name, row in rows.items()}

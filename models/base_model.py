@@ -31,6 +31,7 @@ class BaseModel:
     generator_losses: tuple = ()
     directions: dict = {}
     volume = None  # 3D models: models.volume.VolumeMeta
+    has_cycle_error = False  # True: visuals rec_A, rec_B are A -> B -> A and B -> A -> B (CycleModel)
 
     @staticmethod
     def modify_commandline_options(parser, is_train):  # the model's own flags, each with its policy (util.flags)

@@ -26,6 +26,7 @@ class CycleModel(GANModel):
     Discriminator D_A judges domain B (the output of A -> B), D_B judges domain A."""
     loss_names = ("D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B")
     generator_losses = ("G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B")
+    has_cycle_error = True  # evaluation measures rec_A against real_A and rec_B against real_B
 
     def build_cycle_training(self, generators) -> None:
         """Visuals; for training the discriminators, pools and the two optimizers (generators, discriminators)."""

@@ -1,12 +1,9 @@
-import re
-
 from util.argtypes import BELOW_ONE, COUNT, NONNEG_INT, POSITIVE, WEIGHT, number
 from util.errors import UserError
 from util.flags import FIXED, RESUMED, RUN, SCHEDULE
+from util.results import check_val_metric
 
 from .base_options import BaseOptions
-
-VAL_METRIC = re.compile(r"^(auto|(mae|psnr|ssim)_fake_[ab]|cycle_mae_[ab])$", re.IGNORECASE)  # --val_metric
 
 
 class TrainOptions(BaseOptions):
@@ -90,9 +87,7 @@ class TrainOptions(BaseOptions):
 
     def parse(self, argv=None):
         opt = super().parse(argv)
-        if not VAL_METRIC.match(opt.val_metric):
-            raise UserError(f"--val_metric {opt.val_metric}: use auto, MAE_fake_B, PSNR_fake_B, SSIM_fake_B (or "
-                            f"_fake_A), or cycle_MAE_A / cycle_MAE_B for unpaired data")
+        check_val_metric(opt.val_metric)
         if opt.n_epochs + opt.n_epochs_decay < 1:
             raise UserError("--n_epochs + --n_epochs_decay must be at least 1")
         return opt

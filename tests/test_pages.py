@@ -5,6 +5,7 @@ on screen. Screenshots go to $REVGAN_SCREENS (or the test's temporary folder).""
 import json
 import math
 import os
+import re
 import shutil
 import time
 import zlib
@@ -18,11 +19,12 @@ from PIL import Image
 
 import test as test_script
 import train as train_script
-from evaluation import metrics, slices
-from evaluation.report import write_results_page
 from tests.conftest import tiny_flags, vol_flags
 from util import compare
-from util.html import script_json
+from util.pages import slices
+from util.pages.html import script_json
+from util.pages.results import write_results_page
+from util.results import MAE, PSNR, Results, summarize
 
 MARKUP = '<img src=x onerror="window.pwned=1">&amp;'
 
@@ -232,22 +234,23 @@ def test_page_of_2000_images_loads_only_what_is_on_screen(tmp_path, browser):
     for label in labels:
         os.makedirs(out / "images" / label)
         Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(tmp_path / f"{label}.png")
-    items, rows = [], []
+    items, flat = [], []
     for i in range(2000):
         name = f"img{i:04d}"
         for label in labels:
             os.link(tmp_path / f"{label}.png", out / "images" / label / f"{name}.png")
         items.append({"name": name, "images": {lbl: f"images/{lbl}/{name}.png" for lbl in labels}})
         psnr = float(rng.uniform(15, 30))
-        rows.append({"name": name, "MAE_fake_B": 1 / psnr, "PSNR_fake_B": psnr, "SSIM_fake_B": psnr / 40,
+        flat.append({"name": name, "MAE_fake_B": 1 / psnr, "PSNR_fake_B": psnr, "SSIM_fake_B": psnr / 40,
                      "baseline_MAE_fake_B": 0.1, "baseline_PSNR_fake_B": 20.0, "baseline_SSIM_fake_B": 0.5})
+    rows = {r["name"]: Results.from_flat(r) for r in flat}
     opt = SimpleNamespace(name="big", phase="test", epoch="latest", model="pix2pix", direction="AtoB",
                           checkpoints_dir="ckpt", results_dir=str(tmp_path), num_test=2000, eval=False,
                           preprocess="resize_and_crop", load_size=24, crop_size=24, gpu_ids=[])
     run = {"dims": 2, "outputs": {"fake_B": {"source": "A", "target": "B"}},
            "architecture": {"model": "pix2pix", "netG": "unet_256", "ngf": 64, "input_nc": 3, "output_nc": 3}}
     started = time.time()
-    write_results_page(str(out), opt, items, rows, metrics.summarize(rows), run)
+    write_results_page(str(out), opt, items, rows, summarize(rows), run)
     written = time.time() - started
 
     started = time.time()
@@ -266,7 +269,7 @@ def test_page_of_2000_images_loads_only_what_is_on_screen(tmp_path, browser):
     browser.click(f'#items th[data-col="{col}"]')
     assert time.time() - started < 5
     first = rows_of(browser, "items")[0][1]
-    assert first == min(rows, key=lambda r: r["PSNR_fake_B"])["name"]
+    assert first == min(flat, key=lambda r: r["PSNR_fake_B"])["name"]
     # scrolling to the end loads the images there, still not all of them
     browser.evaluate("window.scrollTo(0, document.body.scrollHeight)", settle=True)
     assert all(w > 0 for w in browser.evaluate(last))
@@ -298,8 +301,8 @@ def _volumes_page(tmp_path, name="vol"):
                           checkpoints_dir="ckpt", num_test=50, eval=True, overlap=0.5, gpu_ids=[], crop_size=256)
     run = {"dims": 3, "outputs": {"fake_B": {"source": "A", "target": "B"}}, "patch_size": [16, 16, 16],
            "intensity": {"A": [lo, hi], "B": [lo, hi]}, "architecture": {"model": "paired_revgan3d", "netG": "revgan"}}
-    rows = [{"name": name, "MAE_fake_B": 1.0, "PSNR_fake_B": 20.0, "SSIM_fake_B": 0.5}]
-    write_results_page(str(out), opt, [item], rows, metrics.summarize(rows), run)
+    rows = {name: Results.from_flat({"MAE_fake_B": 1.0, "PSNR_fake_B": 20.0, "SSIM_fake_B": 0.5})}
+    write_results_page(str(out), opt, [item], rows, summarize(rows), run)
     return out, units, item["volumes"], (lo, hi)
 
 
@@ -504,7 +507,37 @@ def test_training_curves_one_point_plain_axes_and_validation(tmp_path, browser):
 def test_page_helpers_escape_and_format():
     assert "<" not in script_json({"a": "</script>"}) and json.loads(script_json({"a": "</script>"})) == {
         "a": "</script>"}
-    from util.html import fmt, number as js_number, url
+    from util.pages.html import fmt, number as js_number, url
     assert url("images/a b/<x>&.png") == "images/a%20b/%3Cx%3E%26.png"
     assert js_number(math.inf) == "Infinity" and js_number(float("nan")) == "" and js_number(None) == ""
-    assert fmt("PSNR", 23.456) == "23.46" and fmt("MAE", 0.19) == "0.1900" and fmt("MAE", 45.27) == "45.3"
+    assert fmt(PSNR, 23.456) == "23.46" and fmt(MAE, 0.19) == "0.1900" and fmt(MAE, 45.27) == "45.3"
+
+
+# -- pages as web files ------------------------------------------------------------------------------------------------
+JS = re.compile(r"\bconst \w+\s*=|\bfunction\b[^(]*\([^)]*\)\s*\{|=>|addEventListener|querySelector|\bdocument\.\w+\(|"
+                r"\bwindow\.\w+\s*=")
+CSS = re.compile(r"\{[^{}]*[a-z-]+\s*:\s*[^;{}]+;[^{}]*\}")  # a rule: { property: value; ... }
+
+
+def test_style_and_scripts_are_files_inlined_into_each_page(tmp_path):
+    """CSS and JavaScript live in util/pages/static (no Python string holds any), every file there is used, and a
+    written page carries them inline, so it opens from disk with nothing beside it but its images."""
+    import ast
+
+    from util.pages.html import STATIC, asset, document, write_page
+    root = Path(__file__).resolve().parent.parent
+    sources = [p for p in root.rglob("*.py") if not {"tests", ".venv"} & set(p.relative_to(root).parts)]
+    found = []
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                found += [f"{path.relative_to(root)}:{node.lineno}" for p in (JS, CSS) if p.search(node.value)]
+    assert not found, f"CSS or JavaScript in Python strings: {found}"
+    pages_code = "".join(p.read_text() for p in (root / "util" / "pages").glob("*.py"))
+    assets = sorted(os.listdir(STATIC))
+    assert {"page.css", "page.js", "slices.css", "slices.js", "runs.js"} <= set(assets)
+    assert [a for a in assets if f'"{a}"' not in pages_code] == []
+    doc = document("t", styles=("slices.css",))
+    html = Path(write_page(doc, str(tmp_path), scripts=("runs.js",))).read_text()
+    assert all(asset(a) in html for a in ("page.css", "slices.css", "page.js", "runs.js"))
+    assert html.index(asset("page.js")) < html.index(asset("runs.js"))  # shared first, then the page's own

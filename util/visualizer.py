@@ -17,13 +17,13 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
+from util.pages.training import RECON_FLOOR, RECON_TITLE, loss_figure, write_training_page
+from util.results import PSNR, Results
 from util.util import save_image, visual_to_rgb
 
 # visdom window ids, counted from --display_id
 WIN_LOSSES, WIN_LR, WIN_MEMORY, WIN_RECON, WIN_IMAGES = 0, 1, 2, 3, 4
 WIN_VALIDATION = 99  # after any number of one-window-per-image windows
-RECON_FLOOR = 1e-16  # an exact round trip (0) is drawn here on the log axes
-RECON_TITLE = "core reconstruction error (relative; exact 0 drawn at 1e-16)"
 
 
 def start_server_hint(port):
@@ -179,11 +179,12 @@ class Visualizer:
                                                      "ylabel": title, "ytype": scale})
 
     def plot_validation(self, epoch, means, line):
-        """Adds the validation metrics ``means`` of ``epoch`` to the curves (on disk, the page and visdom: PSNR of
-        each translation beside its copy-the-input baseline) and ``line`` to loss_log.txt."""
+        """Adds the validation results ``means`` (util.results.Results) of ``epoch`` to the curves (on disk, the page
+        and visdom: PSNR of each translation beside its copy-the-input baseline, or the cycle errors) and ``line`` to
+        loss_log.txt."""
         if not self.enabled:
             return
-        point = {"x": float(epoch), "val": dict(means)}
+        point = {"x": float(epoch), "val": means.flat()}
         self.history.append(point)
         with open(self.history_path, "a") as f:
             f.write(json.dumps(point) + "\n")
@@ -193,12 +194,21 @@ class Visualizer:
             self.write_page()
         if self.vis is None:
             return
-        names = [k for k in means if k.startswith(("PSNR_", "baseline_PSNR_", "cycle_"))]
-        points = [p for p in self.history if "val" in p and all(n in p["val"] for n in names)]
-        if names and points:
-            self._send("line", X=np.tile(np.array([p["x"] for p in points])[:, None], (1, len(names))),
-                       Y=np.array([[p["val"][n] for n in names] for p in points]), win=self._win(WIN_VALIDATION),
-                       opts={"title": f"{self.opt.name} validation", "legend": names, "xlabel": "epoch"})
+        series = []  # (legend, the result's name, its baseline?)
+        for r in means:
+            if r.cycle or (r.metric is PSNR and r.region is None):
+                series += [(r.key, r.key, False)] + ([(r.baseline_key, r.key, True)] if r.baseline is not None else [])
+
+        def values(results):  # of each series; None where a point lacks it
+            found = [(results.get(key), base) for _, key, base in series]
+            return [None if r is None else r.baseline if base else r.value for r, base in found]
+        points = [(p["x"], values(Results.from_flat(p["val"]))) for p in self.history if "val" in p]
+        points = [(x, ys) for x, ys in points if None not in ys]
+        if series and points:
+            self._send("line", X=np.tile(np.array([x for x, _ in points])[:, None], (1, len(series))),
+                       Y=np.array([ys for _, ys in points]), win=self._win(WIN_VALIDATION),
+                       opts={"title": f"{self.opt.name} validation", "legend": [s[0] for s in series],
+                             "xlabel": "epoch"})
 
     # -- images -----------------------------------------------------------------------------------------------------
     def display_current_results(self, visuals, epoch, save_result):
@@ -233,7 +243,6 @@ class Visualizer:
     def write_page(self):
         """checkpoints/NAME/web/index.html: the latest validation metrics, the curves, then every epoch's images,
         newest first."""
-        from util.html import write_training_page
         validation = next((p for p in reversed(self.history) if p.get("val")), None)
         return write_training_page(self.web_dir, self.opt, self.page_images(), self.save_loss_curve(), self.order,
                                    validation=validation)
@@ -259,86 +268,3 @@ class Visualizer:
             with open(self.log_name, "a") as f:
                 f.write(message + "\n")
         return message
-
-
-def loss_figure(history, name):
-    """The training page's curves as a matplotlib figure: losses; learning rate and peak memory; the reversible
-    core's reconstruction error (when logged); validation PSNR beside the copy-the-input baseline (points
-    {"x", "val": {...}} without "losses", when validation ran). Curves with few points have markers (a single point
-    shows as a dot), and tick labels are plain numbers (no offset or scientific notation)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, ScalarFormatter
-
-    def plain(axis):
-        f = ScalarFormatter(useOffset=False)
-        f.set_scientific(False)
-        axis.yaxis.set_major_formatter(f)
-
-    def line(axis, pts, **kw):
-        if pts:
-            axis.plot(*zip(*pts), **({"marker": "o", "ms": 3} if len(pts) <= 30 else {}), **kw)
-
-    points = [p for p in history if "x" in p]
-    train = [p for p in points if p.get("losses")]
-    val = [p for p in points if p.get("val")]
-    recon = [(p["x"], max(p["recon"], RECON_FLOOR)) for p in points if p.get("recon") is not None]
-    panels = ["losses", "lr"] + (["recon"] if recon else []) + (["val"] if val else [])
-    ratios = {"losses": 2.2, "lr": 1, "recon": 1, "val": 1.6}
-    fig, axes = plt.subplots(len(panels), 1, figsize=(9.5, 1.2 + 2 * sum(ratios[k] for k in panels)), sharex=True,
-                             gridspec_kw={"height_ratios": [ratios[k] for k in panels]}, squeeze=False)
-    ax = dict(zip(panels, axes[:, 0]))
-    names = list(dict.fromkeys(n for p in train for n in p["losses"]))
-    for loss in names:
-        line(ax["losses"], [(p["x"], p["losses"][loss]) for p in train if loss in p["losses"]], label=loss, lw=1)
-    values = [v for p in train for v in p["losses"].values() if v is not None]
-    wide = bool(values) and min(values) > 0 and max(values) / min(values) > 50
-    if wide:  # losses of very different sizes (L1 x lambda beside GAN terms): each readable on a log axis
-        ax["losses"].set_yscale("log")
-        ax["losses"].yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax["losses"].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.5 1 2 5 10, not 10^0
-        ax["losses"].yaxis.set_minor_formatter(NullFormatter())
-    ax["losses"].set_ylabel("loss" + (" (log scale)" if wide else ""))
-    ax["losses"].set_title(f"{name}: training losses")
-    if names:
-        ax["losses"].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
-    if not wide:
-        plain(ax["losses"])
-    line(ax["lr"], [(p["x"], p["lr"]) for p in points if p.get("lr") is not None], color="tab:blue")
-    ax["lr"].set_ylabel("learning rate", color="tab:blue")
-    ax["lr"].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    mem = [(p["x"], p["memory_mib"]) for p in points if p.get("memory_mib") is not None]
-    if mem:
-        ax_mem = ax["lr"].twinx()
-        line(ax_mem, mem, color="tab:red")
-        ax_mem.set_ylabel("peak memory (MiB)", color="tab:red")
-        plain(ax_mem)
-    if recon:
-        line(ax["recon"], recon, color="tab:green")
-        ax["recon"].set_yscale("log")
-        ax["recon"].set_ylabel("core reconstruction\nerror (relative)")
-        ax["recon"].set_title(RECON_TITLE, fontsize=8)
-    if val:
-        outs = list(dict.fromkeys(k[len("PSNR_"):] for p in val for k in p["val"] if k.startswith("PSNR_")))
-        for i, out in enumerate(outs):
-            color = f"C{i}"
-            line(ax["val"], [(p["x"], p["val"][f"PSNR_{out}"]) for p in val if f"PSNR_{out}" in p["val"]],
-                 color=color, label=out)
-            line(ax["val"], [(p["x"], p["val"][f"baseline_PSNR_{out}"]) for p in val
-                             if f"baseline_PSNR_{out}" in p["val"]], color=color, ls="--", lw=1,
-                 label=f"{out}: copy of input")
-        cycles = [k for k in dict.fromkeys(k for p in val for k in p["val"]) if k.startswith("cycle_MAE_")]
-        for i, key in enumerate(cycles):  # unpaired data: the cycle error is what can be measured
-            line(ax["val"], [(p["x"], p["val"][key]) for p in val if key in p["val"]], color=f"C{i}", label=key)
-        ax["val"].set_ylabel("validation\nPSNR (dB)" if outs else "validation\ncycle error (MAE)")
-        ax["val"].set_title("validation (dashed: the copy-the-input baseline)" if outs else
-                            "validation: cycle error (unpaired data: no true targets)", fontsize=8)
-        if outs or cycles:
-            ax["val"].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
-        plain(ax["val"])
-    for a in ax.values():
-        a.grid(alpha=0.3)
-    axes[-1, 0].set_xlabel("epoch")
-    fig.tight_layout()
-    return fig

@@ -1,0 +1,170 @@
+"""The data table every page uses (results, comparison, runs, training images): columns declared once with their
+header, group, sorting and how a row fills its cell; page.js sorts any column with a ``data-col`` header (numbers
+from the cells' data-v, worst first for metrics), filters rows by their data-name and opens the thumbnails of a
+``viewable`` table in the image viewer.
+
+Also the cells tables share (a metric, a difference, a thumbnail) and the summary of metrics at a glance."""
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from dominate import tags
+
+from util.pages.html import delta_class, fmt, fmt_delta, number, url
+
+
+@dataclass
+class Column:
+    """One column.
+
+    Attributes:
+        head: the header text.
+        cell: ``cell(row)`` writes the row's <td> (called inside the row's <tr>).
+        group: the header above it, shared by consecutive columns of the same group ("" for none).
+        sort: None (not sortable), "text", "number", or a util.results.Metric: numbers, worst first on the first
+            click.
+        tip: the header's tooltip (sortable headers have a default).
+        cls: the header cell's classes ("first": the first column of a group, with a line on its left).
+        span: with groups, the header fills both header rows.
+        group_tip: the group header's tooltip.
+    """
+    head: str
+    cell: Callable[[Any], Any]
+    group: str = ""
+    sort: Any = None
+    tip: Optional[str] = None
+    cls: str = ""
+    span: bool = False
+    group_tip: Optional[str] = None
+
+
+def _head(column, col):
+    if column.sort is None:
+        attrs = {"cls": column.cls} if column.cls else {}
+        if column.tip:
+            attrs["title"] = column.tip
+        return tags.th(column.head, **attrs)
+    text = column.sort == "text"
+    metric = None if isinstance(column.sort, str) else column.sort
+    th = tags.th(column.head, data_col=str(col), cls=(column.cls + ("" if text else " num")).strip(),
+                 title=column.tip or ("click: sort (worst first), again: reverse" if metric else "click: sort"))
+    if text:
+        th["data-type"] = "text"
+    th["data-first"] = metric.worst_first if metric else "asc"
+    return th
+
+
+def data_table(columns, rows, row_attrs=None, cls="data", **attrs):
+    """A <table class="data ..."> of ``rows`` (any objects; each column's ``cell`` writes its cell). With groups, a
+    first header row names them; ``row_attrs(row)`` gives each <tr>'s attributes ({"data-name": ...})."""
+    with tags.table(cls=cls, **attrs) as table:
+        with tags.thead():
+            if any(c.group for c in columns):
+                with tags.tr():
+                    i = 0
+                    while i < len(columns):
+                        c = columns[i]
+                        if c.span:
+                            _head(c, i)["rowspan"] = "2"
+                            i += 1
+                            continue
+                        n = 1
+                        while i + n < len(columns) and not columns[i + n].span and columns[i + n].group == c.group:
+                            n += 1
+                        if c.group:
+                            th = tags.th(c.group, colspan=n, cls="group")
+                            if c.group_tip:
+                                th["title"] = c.group_tip
+                        else:
+                            tags.th("", colspan=n)
+                        i += n
+            with tags.tr():
+                for i, c in enumerate(columns):
+                    if not c.span:
+                        _head(c, i)
+        with tags.tbody():
+            for row in rows:
+                with tags.tr() as tr:
+                    for k, v in (row_attrs(row) if row_attrs else {}).items():
+                        if v is not None:
+                            tr[k] = v
+                    for c in columns:
+                        c.cell(row)
+    return table
+
+
+# -- cells -------------------------------------------------------------------------------------------------------------
+def metric_td(metric, v, cls=""):
+    return tags.td(fmt(metric, v), cls=("num " + cls).strip(), data_v=number(v))
+
+
+def delta_td(metric, d, cls=""):
+    return tags.td(fmt_delta(metric, d), cls=f"num {delta_class(metric, d)} {cls}".strip(), data_v=number(d))
+
+
+def thumb_td(src, label, size=None, caption=None, full=None):
+    """A cell with a lazily loaded thumbnail (width and height given, so rows keep their place before it loads)
+    that the viewer opens large; ``src`` is a relative path."""
+    with tags.td(cls="thumb") as td:
+        with tags.a(href=url(full or src)):
+            img = tags.img(src=url(src), alt=label, loading="lazy", decoding="async", data_label=label)
+            if full:
+                img["data-full"] = url(full)
+            if size:
+                img["width"], img["height"] = str(size[0]), str(size[1])
+                if size[0] > 1.5 * size[1]:
+                    img["class"] = "wide"
+        if caption is not None:
+            tags.div(caption, cls="lbl")
+    return td
+
+
+# -- metrics at a glance -----------------------------------------------------------------------------------------------
+def row_summary(results, outputs):
+    """One line of an item's results (util.results.Results) for the viewer's title bar."""
+    parts = []
+    for out in outputs:
+        got = [f"{m.name} {fmt(m, r.value, unit=True)}" for m in results.metrics
+               for r in [results.find(m, out)] if r is not None]
+        if got:
+            parts.append(f"{out}: " + ", ".join(got))
+    return " · ".join(parts)
+
+
+def summary_table(mean, outputs=None, titles=None, table_id="summary"):
+    """The results at a glance (``mean``: util.results.Results): a row per output (fake_B, fake_A), per metric the
+    output's value, the copy-the-input baseline and the difference (green where the output is better). None when
+    ``mean`` has no result of a translation."""
+    found = mean.translations
+    outputs = [o for o in (outputs or found.outputs) if o in found.outputs]
+    if not outputs:
+        return None
+    columns = [Column("output", lambda o: _output_td(o, titles), span=True)]
+    for m in found.metrics:
+        group = f"{m.name} ({m.unit})" if m.unit else m.name
+        tip = ("higher" if m.higher_is_better else "lower") + " is better"
+        columns += [
+            Column("output", lambda o, m=m: metric_td(m, found.value(m, o), cls="first"), group, cls="num first",
+                   group_tip=tip),
+            Column("copy of input", lambda o, m=m: metric_td(m, _baseline(found, m, o)), group, cls="num",
+                   tip="the baseline that returns the input unchanged", group_tip=tip),
+            Column("Δ", lambda o, m=m: delta_td(m, _delta(found, m, o)), group, cls="num",
+                   tip="output minus copy of input (green: the output is better)", group_tip=tip)]
+    return data_table(columns, outputs, cls="data summary", id=table_id)
+
+
+def _output_td(output, titles):
+    with tags.td() as td:
+        tags.b(output)
+        if titles and titles.get(output):
+            tags.span(" " + titles[output], cls="muted")
+    return td
+
+
+def _baseline(results, metric, output):
+    r = results.find(metric, output)
+    return None if r is None else r.baseline
+
+
+def _delta(results, metric, output):
+    r = results.find(metric, output)
+    return None if r is None else r.delta
