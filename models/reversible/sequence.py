@@ -4,7 +4,7 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from .couplings import Coupling, ReversibleError
+from .couplings import Coupling, ReversibleError, _note_forward
 from .engine import run
 
 
@@ -78,7 +78,9 @@ class ReversibleSequence(_Reversible):
         Args:
             x: input shaped (N, C, ...).
         """
-        return self._run_blocks(x, inverse=False, memory_saving=self.memory_saving)
+        y = self._run_blocks(x, inverse=False, memory_saving=self.memory_saving)
+        _note_forward(self, x, y)
+        return y
 
     def inverse(self, y: Tensor) -> Tensor:
         """Undoes the blocks in reverse order (with memory saving too).
@@ -123,7 +125,9 @@ class ReversibleBlock(_Reversible):
         Args:
             x: its input.
         """
-        return self._run_blocks(x, inverse=False, memory_saving=self.memory_saving, keep_input=self.keep_input)
+        y = self._run_blocks(x, inverse=False, memory_saving=self.memory_saving, keep_input=self.keep_input)
+        _note_forward(self, x, y)
+        return y
 
     def inverse(self, y: Tensor) -> Tensor:
         """Undoes the module.
