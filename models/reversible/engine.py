@@ -52,7 +52,7 @@ backward of each block runs with them switched off. ``ReversibleFunction`` is th
 """
 import contextlib
 import threading
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -91,6 +91,8 @@ def _substituted_parameter(what, module, name):
 _BATCH_STATISTICS_FORWARDS = frozenset((nn.modules.batchnorm._BatchNorm.forward, nn.SyncBatchNorm.forward,
                                         nn.modules.instancenorm._InstanceNorm.forward))
 _TORCH_CLASSES = {}  # module class -> whether torch defines it (torch's modules hold no generators of their own)
+_UninitializedParameter = getattr(nn.parameter, "UninitializedParameter", None)
+_UninitializedBuffer = getattr(nn.parameter, "UninitializedBuffer", None)
 
 
 def _reads_running_statistics(m):
@@ -148,12 +150,12 @@ class FnState:
     """
 
     __slots__ = ("params", "frozen", "param_ids", "all_param_ids", "idx", "train_buffers", "watched", "reads",
-                 "fixed", "generators", "merge_params", "modes", "inner_hooks")
+                 "fixed", "generators", "merge_params", "modes", "inner_hooks", "uninitialised")
 
     def __init__(self, fn: Any, what: Any, block: Any = None) -> None:
         params, frozen, all_ids = [], [], set()
         train, watched, reads, modes, generators = [], [], [], [], []
-        inner_hooks = False
+        inner_hooks = uninitialised = False
         if isinstance(fn, nn.Module):
             caching = _parametrize._cache_enabled
             for m in _modules(fn):
@@ -164,6 +166,7 @@ class FnState:
                     if not isinstance(p, nn.Parameter):
                         raise ReversibleError(_substituted_parameter(_text(what), type(m).__name__, name))
                     reads.append(("parameter", m, name))
+                    uninitialised = uninitialised or type(p) is _UninitializedParameter
                     if id(p) not in all_ids:
                         all_ids.add(id(p))
                         (params if p.requires_grad else frozen).append(p)
@@ -173,6 +176,7 @@ class FnState:
                     for name, b in m._buffers.items():
                         if b is None:
                             continue
+                        uninitialised = uninitialised or type(b) is _UninitializedBuffer
                         if training:
                             train.append((m, name))
                             if not stateful:
@@ -187,7 +191,7 @@ class FnState:
         self.params, self.frozen, self.all_param_ids = params, frozen, all_ids
         self.param_ids = {id(p) for p in params}
         self.train_buffers, self.watched, self.reads, self.modes = train, watched, reads, modes
-        self.generators, self.inner_hooks = generators, inner_hooks
+        self.generators, self.inner_hooks, self.uninitialised = generators, inner_hooks, uninitialised
         self.idx, self.merge_params, self.fixed = None, False, ()
 
     def add_params(self, trainable, frozen):
@@ -458,18 +462,25 @@ class _NestedRecorder:
 
 
 class _NestedReplayer:
-    """Hands each F/G call of a generic block's inverse the record of its forward call, last in first out (an
-    inverse undoes the forward's calls in reverse order)."""
+    """Hands each F/G call of a generic block the record of its forward call: last in first out while the block's
+    input is rebuilt (an inverse undoes the forward's calls in reverse order), first in first out while the block is
+    recomputed (each call then draws as it drew in the forward, even where something before it drew differently,
+    e.g. a lazy module that initialised itself in the forward)."""
 
-    def __init__(self, recorder):
-        self.tape, self.calls, self.cursor = recorder.tape, recorder.calls, {}
+    def __init__(self, recorder, forward=False):
+        self.tape, self.calls, self.cursor, self.forward = recorder.tape, recorder.calls, {}, forward
 
     def call(self, coupling, step, x):
         key = (id(coupling), step.name)
         entries = self.calls.get(key, ())
-        n = self.cursor.get(key, len(entries)) - 1
+        if self.forward:
+            n = self.cursor.get(key, -1) + 1
+            ok = n < len(entries)
+        else:
+            n = self.cursor.get(key, len(entries)) - 1
+            ok = n >= 0
         entry = None
-        if n >= 0:
+        if ok:
             self.cursor[key] = n
             entry = entries[n]
         if entry is None:
@@ -478,6 +489,11 @@ class _NestedReplayer:
         rng, kept = entry
         if kept:
             _put_back(kept)
+        if self.forward:  # set the generators and draw on: the stream goes on as in the forward
+            if rng is not None:
+                self.tape.set_rng_state(rng)
+            with _scoped(None):
+                return step.fn(x)
         with self.tape.replaying(rng), _scoped(None):
             return step.fn(x)
 
@@ -520,32 +536,36 @@ class RNGTape:
                 or (cuda is not None and not torch.equal(cuda, torch.cuda.get_rng_state(self.cuda_device)))
                 or any(not torch.equal(state, g.get_state()) for g, state in generators))
 
+    def set_rng_state(self, state):
+        cpu, cuda, generators = state
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state(cuda, self.cuda_device)
+        for g, s in generators:
+            g.set_state(s)
+
     @contextlib.contextmanager
     def replaying(self, state):
+        """Runs the block inside with the generators set to ``state``, and leaves them as it found them."""
         if state is None:
             yield
             return
-        cpu, cuda, generators = state
-        now = [(g, g.get_state()) for g, _ in generators]
+        now = [(g, g.get_state()) for g, _ in state[2]]
         cuda_devices = [self.cuda_device] if self.cuda_device is not None else []
         with torch.random.fork_rng(devices=cuda_devices):
-            torch.set_rng_state(cpu)
-            if cuda is not None:
-                torch.cuda.set_rng_state(cuda, self.cuda_device)
-            for g, s in generators:
-                g.set_state(s)
+            self.set_rng_state(state)
             try:
                 yield
             finally:
                 for g, s in now:  # the recomputation does not advance private generators either
                     g.set_state(s)
 
-    def record(self, key, fn, x, state=None, nested=False, probe=None, what=None):
+    def record(self, key, fn, x, state=None, nested=False, probe=None, what=None, rebuilt=True):
         """Runs ``fn(x)`` in the forward, keeping what its recomputation will need; seals ``state`` after.
 
-        ``nested``: ``fn`` is a generic block, rebuilt by its inverse in backward: its inner coupling calls are
-        recorded, and its input is kept instead when ``state.inner_hooks`` or, for ``probe`` (the block, when calling
-        it runs module hooks), when its hooks changed what it computed."""
+        ``nested``: ``fn`` is a generic block: its inner coupling calls are recorded. ``rebuilt``: backward rebuilds
+        its input by its inverse; its input is kept instead when ``state.inner_hooks`` or, for ``probe`` (the block,
+        when calling it runs module hooks), when its hooks changed what it computed."""
         snapshot = _snapshot(state.watched) if state is not None and state.watched else None
         before = self.rng_state(state.generators if state is not None else ())
         recorder = _NestedRecorder(self, probe) if nested else None
@@ -559,9 +579,9 @@ class RNGTape:
         rng = before if self.rng_changed(before) else None
         kept = _to_restore(snapshot) if snapshot else None
         kept_input = None
-        if nested and (state.inner_hooks or (probe is not None and recorder.hooks_changed(probe, x, out))):
+        if nested and rebuilt and (state.inner_hooks or (probe is not None and recorder.hooks_changed(probe, x, out))):
             kept_input = (x, version)
-        nested_used = recorder if recorder is not None and recorder.used and kept_input is None else None
+        nested_used = recorder if recorder is not None and recorder.used else None
         if rng is not None or kept or nested_used is not None or kept_input is not None:
             self.states[key] = (rng, kept or None, nested_used, kept_input)
         if state is not None:
@@ -569,13 +589,16 @@ class RNGTape:
         return out
 
     def replay(self, key, fn, x):
+        """Recomputes the call ``key`` (``fn(x)``) as the forward ran it; a generic block's coupling calls each
+        replay their own record."""
         record = self.states.get(key)
         if record is None:
             with _scoped(None):
                 return fn(x)
         if record[1]:
             _put_back(record[1])
-        with self.replaying(record[0]), _scoped(None):
+        nested = _NestedReplayer(record[2], forward=True) if record[2] is not None else None
+        with self.replaying(record[0]), _scoped(nested):
             return fn(x)
 
 
@@ -736,8 +759,8 @@ class Chain:
         self.blocks = list(reversed(blocks)) if inverse else list(blocks)
         self.inverse = inverse
         self.preserve_rng_state = preserve_rng_state
-        self.nested = not keep_input  # generic blocks are rebuilt with their inverse (not when the input is kept)
-        self.block_params, self.steps, self.hooked = [], [], []
+        self.rebuilt = not keep_input  # generic blocks are rebuilt with their inverse (not when the input is kept)
+        self.block_params, self.steps, self.hooked, self.uninitialised = [], [], [], False
         seen, self.params = set(), []
         for i, block in enumerate(self.blocks):
             if getattr(block, "_is_replica", False):
@@ -765,6 +788,7 @@ class Chain:
             self.block_params.append(params)
             self.steps.append(steps)
             self.hooked.append(hooked)
+            self.uninitialised = self.uninitialised or any(s.uninitialised for s in steps.values())
             for p in params:
                 if id(p) not in seen:
                     seen.add(id(p))
@@ -799,8 +823,8 @@ class Chain:
                 h = tape.record((i, step.name), step.fn, parts[step.src], steps[step.name])
                 parts[step.dst] = block.apply_step(step, parts, h, self.inverse)
             return parts
-        return [tape.record((i, None), self._block_fn(block), _join(parts), steps[None], nested=self.nested,
-                            probe=block if self.hooked[i] else None, what=self.where(i))]
+        return [tape.record((i, None), self._block_fn(block), _join(parts), steps[None], nested=True,
+                            probe=block if self.hooked[i] else None, what=self.where(i), rebuilt=self.rebuilt)]
 
     def run(self, x, tape):
         parts = [x]
@@ -933,7 +957,7 @@ class _ReplayTape:
     def __init__(self, tape):
         self.tape = tape
 
-    def record(self, key, fn, x, state=None, nested=False, probe=None, what=None):
+    def record(self, key, fn, x, state=None, nested=False, probe=None, what=None, rebuilt=True):
         return self.tape.replay(key, fn, x)
 
 
@@ -1023,8 +1047,12 @@ class _Call:
 
 
 def run(x: Tensor, blocks: Sequence[nn.Module], inverse: bool, preserve_rng_state: bool,
-        keep_input: bool = False) -> Tensor:
+        keep_input: bool = False) -> Optional[Tensor]:
     """Runs ``blocks`` (in reverse order and inverted when ``inverse``) on ``x`` with memory-saving backprop.
+
+    Returns ``None`` when the call must run on plain autograd instead: a lazy module among the blocks has not
+    materialised its parameters yet. Its first call creates and initialises them (drawing random numbers, which no
+    recomputation would draw again), so that call runs as plain autograd runs it; later calls save memory.
 
     ``torch.compile`` does not trace into the engine (a graph break): its recomputation replays the forward's
     randomness from the recorded generator state, which compiled random ops do not draw the same way. The core then
@@ -1043,10 +1071,9 @@ def _is_compiling():
 def _run(x, blocks, inverse, preserve_rng_state, keep_input):
     _check_not_transformed(x)
     chain = Chain(blocks, inverse, preserve_rng_state, keep_input)
+    if chain.uninitialised:
+        return None
     if keep_input:
-        tape = RNGTape(x.device, enabled=chain.preserve_rng_state)
-        with torch.no_grad():  # first run the blocks, then make the node (see run_chain)
-            chain.ran = (chain.run(x, tape), tape)
         return ReversibleFunction.apply(x, chain, *chain.params)
     return run_chain(x, chain)
 
@@ -1058,23 +1085,16 @@ def _run_eagerly(x, blocks, inverse, preserve_rng_state, keep_input):
 
 def run_chain(x, chain):
     """Runs ``chain`` on ``x`` with memory-saving backprop: one autograd node per block, so each block's parameter
-    gradients are handed to autograd (and its buffers freed) as soon as that block is done.
-
-    Each block runs before its node is made, so that the node's inputs are the parameters as the block's forward
-    left them: a lazy module materialises its parameters in its first call (their shapes become known then), a
-    first-call initialisation writes them."""
+    gradients are handed to autograd (and its buffers freed) as soon as that block is done."""
     call = _Call(chain, RNGTape(x.device, enabled=chain.preserve_rng_state))
     parts = [x]
     for i in range(len(chain.blocks)):
-        with torch.no_grad():
-            out = chain.run_block(i, list(parts), call.tape)
-        parts = list(_BlockFunction.apply(call, i, out, *parts, *chain.block_params[i]))
+        parts = list(_BlockFunction.apply(call, i, len(parts), *parts, *chain.block_params[i]))
     return parts[0]
 
 
 class _BlockFunction(torch.autograd.Function):
-    """``apply(call, i, out, *parts, *params)``: the node of block ``i`` of ``call.chain``, which computed ``out``
-    (its output's parts, without a graph) from ``parts``.
+    """``apply(call, i, n_parts, *parts, *params)``: block ``i`` of ``call.chain`` on ``parts``, no graph inside.
 
     Only the last block keeps anything: the chain's output, as a detached alias on the context (no reference cycle)
     rather than through ``save_for_backward``, so that backward can let go of it as soon as the last block has been
@@ -1083,12 +1103,13 @@ class _BlockFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, call, i, out, *args):
-        chain = call.chain
-        parts = args[:len(args) - len(chain.block_params[i])]
-        last = i == len(chain.blocks) - 1
-        if last:
-            out = [_join(out)]
+    def forward(ctx, call, i, n_parts, *args):
+        parts, chain = list(args[:n_parts]), call.chain
+        with torch.no_grad():
+            out = chain.run_block(i, list(parts), call.tape)
+            last = i == len(chain.blocks) - 1
+            if last:
+                out = [_join(out)]
         inputs = {p.untyped_storage().data_ptr() for p in parts}
         out = [o.clone() if o.untyped_storage().data_ptr() in inputs else o for o in out]  # never hand back a view
         ctx.call, ctx.i, ctx.in_sizes = call, i, [p.shape[1] if p.dim() > 1 else None for p in parts]
@@ -1122,8 +1143,6 @@ class _BlockFunction(torch.autograd.Function):
 class ReversibleFunction(torch.autograd.Function):
     """``ReversibleFunction.apply(x, chain, *params)``: runs ``chain`` on ``x``, keeping ``x`` and recomputing from it
     in backward (``ReversibleBlock(keep_input=True)``); parameters are inputs and their gradients are returned.
-    ``run`` first runs the chain (``chain.ran``: the output and the tape), so that lazy modules have materialised
-    their parameters when the node is made.
 
     Args:
         x: the input tensor.
@@ -1133,12 +1152,9 @@ class ReversibleFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, chain, *params):
-        ran = chain.__dict__.pop("ran", None)
-        if ran is None:
-            tape = RNGTape(x.device, enabled=chain.preserve_rng_state)
-            with torch.no_grad():
-                ran = (chain.run(x, tape), tape)
-        y, tape = ran
+        tape = RNGTape(x.device, enabled=chain.preserve_rng_state)
+        with torch.no_grad():
+            y = chain.run(x, tape)
         if y.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
             y = y.clone()  # never hand back a view of the caller's tensor
         ctx.chain, ctx.tape = chain, tape

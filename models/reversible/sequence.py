@@ -40,12 +40,15 @@ class _Reversible(nn.Module):
             x = x.float()
         needs_graph = torch.is_grad_enabled() and (
             x.requires_grad or any(p.requires_grad for p in self.parameters()))
-        if not memory_saving or not needs_graph:
-            # Plain autograd (the reference, RevGAN's --use_naive), and inference: no extra cost.
-            for block in (reversed(self.blocks) if inverse else self.blocks):
-                x = block.inverse(x) if inverse else block(x)
-            return x
-        return run(x, list(self.blocks), inverse, self.preserve_rng_state, keep_input)
+        if memory_saving and needs_graph:
+            y = run(x, list(self.blocks), inverse, self.preserve_rng_state, keep_input)
+            if y is not None:
+                return y
+            # (a lazy module's first call, which materialises its parameters, runs on plain autograd)
+        # Plain autograd (the reference, RevGAN's --use_naive), and inference: no extra cost.
+        for block in (reversed(self.blocks) if inverse else self.blocks):
+            x = block.inverse(x) if inverse else block(x)
+        return x
 
 
 class ReversibleSequence(_Reversible):

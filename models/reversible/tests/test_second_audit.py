@@ -356,6 +356,15 @@ def test_first_call_initialisation(kind, direction):
         assert rel(a, b) <= (0 if kind != "actnorm_through_data" else 1e-12)
 
 
+def test_lazy_modules_run_their_first_call_on_plain_autograd_then_save_memory():
+    torch.manual_seed(0)
+    body = lambda: nn.Sequential(nn.LazyConv2d(4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 4, 3, padding=1))
+    net = ReversibleSequence([AdditiveCoupling(body(), body()) for _ in range(6)]).double()
+    x = torch.randn(2, 8, 16, 16, dtype=torch.float64, requires_grad=True)
+    first, second = (graph_saved_bytes(net(x), exclude=list(net.parameters()) + [x]) for _ in range(2))
+    assert first > 6 * x.numel() * 8 >= 6 * second  # activations of every block, then only the output
+
+
 # -- 7. freezing or unfreezing parameters between forward and backward -------------------------------------------------
 @pytest.mark.parametrize("direction", DIRECTIONS)
 @pytest.mark.parametrize("change", ["freeze", "unfreeze"])
