@@ -11,9 +11,8 @@ autograd as soon as that block is done, so nothing grows with depth.
 Parameters are explicit inputs of each node and their gradients are its return values (nothing is written to
 ``.grad`` by the engine); the forward's autocast state is re-entered for the recomputation. What each function of a
 call needs is gathered once when the call starts (``FnState``: its parameters, its buffers by role, its generators)
-and sealed when its forward call is done (the parameters and buffers as that call left them). Each block runs
-before its node is made, so the node's inputs are the parameters as the block left them (lazy modules materialise
-theirs in their first call).
+and sealed when its forward call is done (the parameters and buffers as that call left them). A call in which a
+lazy module has not materialised its parameters yet runs on plain autograd (``run`` returns ``None``).
 
 The recomputation must see what the forward saw. The tape (``RNGTape``) keeps, per function call, only what that
 call changed and read:
@@ -207,8 +206,8 @@ class FnState:
 
     def seal(self, kept):
         """Records the parameters and read buffers as the forward's call left them (after a first-call
-        initialisation or a lazy module's materialisation, which write parameters before using them). Buffers the
-        call changed (``kept``) are put back from their copy before the recomputation, so they are not checked."""
+        initialisation, which writes parameters before using them). Buffers the call changed (``kept``) are put back
+        from their copy before the recomputation, so they are not checked."""
         skip = {(id(m), name) for m, name, _ in kept} if kept else ()
         fixed = []
         for kind, m, name in self.reads:
