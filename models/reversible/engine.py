@@ -692,6 +692,9 @@ _TRANSFORMED = (
     "functorch transforms (torch.func.grad, vmap, jacrev, jacfwd, jvp, functionalize) cannot run through a "
     "memory-saving core, whose backward recomputes with side effects (recorded RNG states, restored buffers) that "
     "these transforms do not support: " + _memory_saving_off_hint() + " for this computation")
+_FORWARD_AD = (
+    "forward-mode AD (a dual tensor of torch.autograd.forward_ad) cannot run through a memory-saving core, which has "
+    "no forward derivative: " + _memory_saving_off_hint() + " for this computation")
 _BATCHED_BACKWARD = (
     "a batched backward (torch.autograd.functional.jacobian(vectorize=True), gradcheck(check_batched_grad=True), "
     "torch.autograd.grad(is_grads_batched=True)) cannot run through a memory-saving core, whose backward "
@@ -707,7 +710,7 @@ def _check_not_transformed(x):
             _functorch is not None and _functorch.is_functorch_wrapped_tensor(x)):
         raise ReversibleError(_TRANSFORMED)
     if torch.autograd.forward_ad._current_level >= 0 and torch.autograd.forward_ad.unpack_dual(x).tangent is not None:
-        raise ReversibleError(_TRANSFORMED.replace("functorch transforms (", "Forward-mode AD (forward_ad, "))
+        raise ReversibleError(_FORWARD_AD)
 
 
 def _check_not_batched(grads):

@@ -134,6 +134,30 @@ def test_read_only_hooks_keep_memory_flat_and_changing_hooks_keep_one_input():
     assert growth == block  # each hooked block keeps its input, nothing else
 
 
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_global_module_hooks(direction):
+    """Global hooks (profilers, module trackers) make every coupling hooked: still plain autograd's values, and
+    read-only ones keep the memory flat."""
+    seen = {True: [], False: []}
+    mode = {"saving": True}
+
+    def hook(module, args, output):
+        if isinstance(module, AffineCoupling) and not is_recomputing():
+            seen[mode["saving"]].append(float(output.detach().norm()))
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    try:
+        def make(ms):
+            mode["saving"] = ms
+            inner = ReversibleSequence([AffineCoupling(conv_body(dropout=0.2), conv_body())], memory_saving=ms)
+            return ReversibleSequence([AffineCoupling(conv_body(), conv_body()), inner], memory_saving=ms).double(), ()
+        assert_matches_plain(make, make_input(), direction)
+        assert hooked_saved_bytes(10, "reads") == hooked_saved_bytes(2, "reads")
+    finally:
+        handle.remove()
+    assert seen[True] == pytest.approx(seen[False], rel=TOL)
+    assert len(seen[False]) == (2 if direction == "forward" else 0)
+
+
 def test_a_hook_that_modifies_the_input_in_place_is_refused():
     coupling = AdditiveCoupling(conv_body(), conv_body()).double()
     coupling.register_forward_pre_hook(lambda m, args: args[0].mul_(2.0))
@@ -408,7 +432,15 @@ TRANSFORMS = {
     "jacobian(vectorize=True)": lambda f, x: torch.autograd.functional.jacobian(f, x, vectorize=True),
     "gradcheck(check_batched_grad=True)": lambda f, x: torch.autograd.gradcheck(
         f, (x.requires_grad_(True),), check_batched_grad=True),
+    "grad(is_grads_batched=True)": lambda f, x: torch.autograd.grad(
+        f(x.requires_grad_(True)), x, torch.randn((3,) + x.shape, dtype=x.dtype), is_grads_batched=True),
+    "forward_ad": lambda f, x: forward_ad(f, x),
 }
+
+
+def forward_ad(f, x):
+    with torch.autograd.forward_ad.dual_level():
+        return torch.autograd.forward_ad.unpack_dual(f(torch.autograd.forward_ad.make_dual(x, torch.ones_like(x))))
 
 
 @pytest.mark.parametrize("direction", DIRECTIONS)
@@ -417,7 +449,7 @@ def test_functorch_transforms_are_refused(transform, direction):
     x = make_input((1, 4, 3, 3))
     plain, saving = small_net(False), small_net(True)
     TRANSFORMS[transform](lambda t: call(plain, t, direction), x.clone())  # plain autograd runs it
-    with pytest.raises(Exception, match="functorch|batched") as info:
+    with pytest.raises(Exception, match="functorch|batched|forward-mode") as info:
         TRANSFORMS[transform](lambda t: call(saving, t, direction), x.clone())
     error = info.value
     while not isinstance(error, ReversibleError) and error.__cause__ is not None:
