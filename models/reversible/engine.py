@@ -99,7 +99,8 @@ def _reads_running_statistics(m):
 
 
 def _generators(m, out):
-    """Appends the ``torch.Generator`` attributes of ``m`` to ``out`` (a module's private randomness)."""
+    """Appends the ``torch.Generator`` attributes of ``m`` to ``out`` (a module's private randomness; as
+    ``FnState`` finds them)."""
     cls = type(m)
     torch_class = _TORCH_CLASSES.get(cls)
     if torch_class is None:
@@ -148,15 +149,17 @@ class FnState:
     would not undo what those hooks did: its input is kept instead.
     """
 
-    __slots__ = ("params", "frozen", "param_ids", "all_param_ids", "idx", "train_buffers", "watched", "reads",
-                 "fixed", "generators", "merge_params", "modes", "inner_hooks", "uninitialised")
+    __slots__ = ("params", "frozen", "param_ids", "all_param_ids", "idx", "train_buffers", "watched",
+                 "param_reads", "buffer_reads", "fixed", "generators", "merge_params", "modes", "inner_hooks",
+                 "uninitialised")
 
     def __init__(self, fn: Any, what: Any, block: Any = None) -> None:
-        params, frozen, all_ids = [], [], set()
-        train, watched, reads, modes, generators = [], [], [], [], []
+        params, frozen, all_ids, param_reads = [], [], set(), []
+        train, watched, buffer_reads, modes, generators = [], [], [], [], []
         inner_hooks = uninitialised = False
         if isinstance(fn, nn.Module):
             caching = _parametrize._cache_enabled
+            global_hooks = _module_hooks._global_forward_hooks or _module_hooks._global_forward_pre_hooks
             for m in _modules(fn):
                 modes.append((m, m.training))
                 for name, p in m._parameters.items():
@@ -164,7 +167,7 @@ class FnState:
                         continue
                     if not isinstance(p, nn.Parameter):
                         raise ReversibleError(_substituted_parameter(_text(what), type(m).__name__, name))
-                    reads.append(("parameter", m, name))
+                    param_reads.append((m, name, p))
                     uninitialised = uninitialised or type(p) is _UninitializedParameter
                     if id(p) not in all_ids:
                         all_ids.add(id(p))
@@ -181,15 +184,22 @@ class FnState:
                             if not stateful:
                                 continue  # updated, not read: nothing to check or keep
                             watched.append((m, name))
-                        reads.append(("buffer", m, name))
-                _generators(m, generators)
+                        buffer_reads.append((m, name))
+                cls = type(m)
+                torch_class = _TORCH_CLASSES.get(cls)
+                if torch_class is None:
+                    torch_class = _TORCH_CLASSES[cls] = cls.__module__.split(".", 1)[0] == "torch"
+                if not torch_class:  # torch's own modules hold no generators
+                    generators.extend(v for v in m.__dict__.values() if type(v) is torch.Generator)
                 if caching and "parametrizations" in m._modules:
-                    raise ReversibleError(_PARAMETRIZE_CACHED.format(what=_text(what), module=type(m).__name__))
-                if block is not None and m is not block and _has_forward_hooks(m) and _invertible(m):
+                    raise ReversibleError(_PARAMETRIZE_CACHED.format(what=_text(what), module=cls.__name__))
+                if (block is not None and m is not block and (m._forward_hooks or m._forward_pre_hooks or global_hooks)
+                        and _invertible(m)):
                     inner_hooks = True
         self.params, self.frozen, self.all_param_ids = params, frozen, all_ids
         self.param_ids = {id(p) for p in params}
-        self.train_buffers, self.watched, self.reads, self.modes = train, watched, reads, modes
+        self.train_buffers, self.watched, self.modes = train, watched, modes
+        self.param_reads, self.buffer_reads = param_reads, buffer_reads
         self.generators, self.inner_hooks, self.uninitialised = generators, inner_hooks, uninitialised
         self.idx, self.merge_params, self.fixed = None, False, ()
 
@@ -205,20 +215,16 @@ class FnState:
                 self.frozen.append(p)
 
     def seal(self, kept):
-        """Records the parameters and read buffers as the forward's call left them (after a first-call
-        initialisation, which writes parameters before using them). Buffers the call changed (``kept``) are put back
-        from their copy before the recomputation, so they are not checked."""
-        skip = {(id(m), name) for m, name, _ in kept} if kept else ()
-        fixed = []
-        for kind, m, name in self.reads:
-            if kind == "buffer":
-                if skip and (id(m), name) in skip:
-                    continue
-                t = m._buffers.get(name)
-            else:
-                t = m._parameters.get(name)
-            if t is not None:
-                fixed.append((kind, m, name, t, t._version))
+        """Records the versions of the parameters and the read buffers as the forward's call left them (after a
+        first-call initialisation, which writes parameters before using them). Buffers the call changed (``kept``)
+        are put back from their copy before the recomputation, so they are not checked."""
+        fixed = [("parameter", m, name, p, p._version) for m, name, p in self.param_reads]
+        if self.buffer_reads:
+            skip = {(id(m), name) for m, name, _ in kept} if kept else ()
+            for m, name in self.buffer_reads:
+                b = m._buffers.get(name)
+                if b is not None and (id(m), name) not in skip:
+                    fixed.append(("buffer", m, name, b, b._version))
         self.fixed = fixed
 
     def check_unchanged(self, what):
