@@ -469,8 +469,8 @@ class _NestedRecorder:
 class _NestedReplayer:
     """Hands each F/G call of a generic block the record of its forward call: last in first out while the block's
     input is rebuilt (an inverse undoes the forward's calls in reverse order), first in first out while the block is
-    recomputed (each call then draws as it drew in the forward, even where something before it drew differently,
-    e.g. a lazy module that initialised itself in the forward)."""
+    recomputed (each call then draws as it drew in the forward, even where something before it drew differently in
+    the forward, e.g. a module hook on the block that samples activations to log unless ``is_recomputing()``)."""
 
     def __init__(self, recorder, forward=False):
         self.tape, self.calls, self.cursor, self.forward = recorder.tape, recorder.calls, {}, forward

@@ -158,6 +158,23 @@ def test_global_module_hooks(direction):
     assert len(seen[False]) == (2 if direction == "forward" else 0)
 
 
+@pytest.mark.parametrize("direction", DIRECTIONS)
+def test_a_hook_that_draws_random_numbers_only_in_the_forward(direction):
+    """A logging hook on a coupling that samples activations (torch's RNG) but skips the recomputation: F and G's
+    dropout after it still draws the forward's masks (each coupling call replays its own record)."""
+    picked = {True: [], False: []}
+
+    def make(ms):
+        def pre_hook(module, args):
+            if not is_recomputing():
+                picked[ms].append(float(args[0].detach().flatten()[torch.randint(args[0].numel(), (1,))]))
+        blocks = [AffineCoupling(conv_body(dropout=0.3), conv_body(dropout=0.3)) for _ in range(2)]
+        blocks[1].register_forward_pre_hook(pre_hook)
+        return ReversibleSequence(blocks, memory_saving=ms).double(), ()
+    assert_matches_plain(make, make_input(), direction)
+    assert picked[True] == picked[False]
+
+
 def test_a_hook_that_modifies_the_input_in_place_is_refused():
     coupling = AdditiveCoupling(conv_body(), conv_body()).double()
     coupling.register_forward_pre_hook(lambda m, args: args[0].mul_(2.0))
