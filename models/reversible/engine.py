@@ -174,7 +174,7 @@ class FnState:
                         (params if p.requires_grad else frozen).append(p)
                 if m._buffers:
                     training = m.training
-                    stateful = training and _reads_running_statistics(m)
+                    stateful = training and type(m).forward not in _BATCH_STATISTICS_FORWARDS
                     for name, b in m._buffers.items():
                         if b is None:
                             continue
@@ -377,9 +377,10 @@ def _as_in_forward(states):
     between forward and backward must not change the gradients (plain autograd's graph was built before)."""
     modes, flags = [], []
     for state in states:
-        modes.extend((m, training) for m, training in state.modes if m.training != training)
-        flags.extend(p for p in state.params if not p.requires_grad)
-        flags.extend(p for p in state.frozen if p.requires_grad)
+        modes += [(m, training) for m, training in state.modes if m.training != training]
+        flags += [p for p in state.params if not p.requires_grad]
+        if state.frozen:
+            flags += [p for p in state.frozen if p.requires_grad]
     for m, training in modes:
         m.training = training
     for p in flags:
@@ -531,7 +532,7 @@ class RNGTape:
         if not self.enabled:
             return None
         cuda = torch.cuda.get_rng_state(self.cuda_device) if self.cuda_device is not None else None
-        return torch.get_rng_state(), cuda, tuple((g, g.get_state()) for g in generators)
+        return torch.get_rng_state(), cuda, tuple([(g, g.get_state()) for g in generators]) if generators else ()
 
     def rng_changed(self, before):
         if before is None:
@@ -720,12 +721,12 @@ def _check_not_transformed(x):
 
 
 def _check_not_batched(grads):
-    """Raises when backward is vmapped over its gradients (vectorized Jacobians, batched gradchecks)."""
-    if _functorch is None:
-        return
-    for g in grads:
-        if g is not None and (_functorch.is_batchedtensor(g) or _functorch.is_legacy_batchedtensor(g)):
-            raise ReversibleError(_BATCHED_BACKWARD)
+    """Raises when backward is vmapped over its gradients (vectorized Jacobians, batched gradchecks: all of a node's
+    gradients are batched then, so the first one tells)."""
+    g = next((g for g in grads if g is not None), None)
+    if g is not None and _functorch is not None and (
+            _functorch.is_legacy_batchedtensor(g) or _functorch.is_batchedtensor(g)):
+        raise ReversibleError(_BATCHED_BACKWARD)
 
 
 _SECOND_ORDER = (
