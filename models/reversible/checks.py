@@ -1,5 +1,6 @@
 """Checks and measurements: invertibility, reconstruction error, memory-saving gradients against plain autograd, and
 the memory an autograd graph keeps alive."""
+import contextlib
 import dataclasses
 import math
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -8,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from .couplings import ReversibleError
-from .engine import _modules, _restored_after, frozen_buffers
+from .engine import _generators, _modules, _restored_after, frozen_buffers
 from .sequence import _Reversible
 
 _DEFAULT_RTOL = {torch.float64: 1e-10, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 2e-2}
@@ -35,16 +36,45 @@ def relative_error(a: Tensor, b: Tensor) -> float:
     return float(diff / ref) if ref > 0 else float(diff)
 
 
+def _private_generators(module):
+    generators = []
+    if isinstance(module, nn.Module):
+        for m in _modules(module):
+            _generators(m, generators)
+    return generators
+
+
+def _rng_devices(device):
+    return [device.index or 0] if device.type == "cuda" else []
+
+
+@contextlib.contextmanager
+def _left_as_found(module, device):
+    """Leaves the buffers of ``module``'s training-mode modules (running statistics, ``num_batches_tracked``,
+    spectral-norm vectors), the ``torch.Generator`` attributes of its modules and torch's global RNG (CPU, and
+    ``device``'s CUDA generator) as they were."""
+    generators = [(g, g.get_state()) for g in _private_generators(module)]
+    try:
+        with torch.random.fork_rng(devices=_rng_devices(device)), frozen_buffers(module):
+            yield
+    finally:
+        for g, state in generators:
+            g.set_state(state)
+
+
 def reconstruction_error(module: nn.Module, x: Tensor, inverse: bool = False) -> float:
     """Relative error of ``module.inverse(module(x))`` against ``x`` (``inverse=True``: of
-    ``module(module.inverse(x))``), computed without a graph.
+    ``module(module.inverse(x))``), computed without a graph, in the module's current modes. A monitor: it leaves
+    the module as it found it (the buffers of training-mode modules, such as running statistics and
+    ``num_batches_tracked``, the generators of its modules and torch's global RNG), so it does not change the
+    training it watches.
 
     Args:
         module: an invertible module (with ``forward`` and ``inverse``).
         x: a batch.
         inverse: measure ``forward(inverse(x))`` instead.
     """
-    with torch.no_grad():
+    with torch.no_grad(), _left_as_found(module, x.device):
         if inverse:
             return relative_error(module(module.inverse(x)), x)
         return relative_error(module.inverse(module(x)), x)
@@ -70,7 +100,7 @@ def is_invertible(module: nn.Module, input_shape: Sequence[int], rtol: Optional[
     rtol = _DEFAULT_RTOL.get(dtype, 1e-4) if rtol is None else rtol
     modes = [(m, m.training) for m in module.modules()] if isinstance(module, nn.Module) else []
     try:
-        with torch.random.fork_rng(devices=[]), frozen_buffers(module):
+        with _left_as_found(module, torch.device(device)):
             if eval_mode and isinstance(module, nn.Module):
                 module.eval()
             gen = torch.Generator().manual_seed(seed)
@@ -217,8 +247,9 @@ def check_gradients(module: nn.Module, x: Tensor, inverse: bool = False,
     """Compares the gradients of ``module`` on the batch ``x`` with memory saving (as configured) against plain
     autograd (every memory-saving ``ReversibleSequence``/``ReversibleBlock`` inside it switched off), in one call.
 
-    Both runs start from the same buffers and the same RNG state (dropout draws the same masks) and differentiate
-    the same loss; the module's buffers, flags, ``.grad`` and the global RNG are left as they were. Run it on a real
+    Both runs start from the same buffers and the same RNG state (dropout draws the same masks; ``torch.Generator``
+    attributes of its modules start from the same state too) and differentiate the same loss; the module's buffers,
+    flags, generators, ``.grad`` and the global RNG are left as they were. Run it on a real
     batch, in the mode you train in, when you build or change a core (new F/G, affine or custom couplings, a larger
     ``scale_bound``, more depth, float16/bfloat16), and again after some training, when weights have grown: every
     method that rebuilds inputs from outputs loses precision when the map amplifies strongly.
@@ -248,9 +279,9 @@ def check_gradients(module: nn.Module, x: Tensor, inverse: bool = False,
     rtol = _GRADIENT_RTOL.get(x.dtype, 1e-3) if rtol is None else float(rtol)
     named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
     buffers = [(m, name) for m in _modules(module) for name, b in m._buffers.items() if b is not None]
-    devices = [x.device.index or 0] if x.device.type == "cuda" else []
+    generators = [(g, g.get_state()) for g in _private_generators(module)]
     runs = []
-    with torch.random.fork_rng(devices=devices), _restored_after(buffers):
+    with torch.random.fork_rng(devices=_rng_devices(x.device)), _restored_after(buffers):
         initial = [(m, name, m._buffers[name].clone()) for m, name in buffers]
         try:
             for saving in (True, False):
@@ -259,6 +290,8 @@ def check_gradients(module: nn.Module, x: Tensor, inverse: bool = False,
                 with torch.no_grad():
                     for m, name, value in initial:
                         m._buffers[name].copy_(value)
+                for g, state in generators:
+                    g.set_state(state)
                 torch.manual_seed(seed)
                 xi = x.detach().clone().requires_grad_(True)
                 with torch.enable_grad():
@@ -274,6 +307,8 @@ def check_gradients(module: nn.Module, x: Tensor, inverse: bool = False,
         finally:
             for _, core in cores:
                 core.memory_saving = True
+            for g, state in generators:
+                g.set_state(state)
     (y_saving, g_saving), (y_plain, g_plain) = runs
     norms = [float(g.detach().double().norm()) for g in g_plain if g is not None]
     floor = max(norms, default=0.0) * _SMALL_GRADIENT or 1e-300

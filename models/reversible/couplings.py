@@ -60,6 +60,14 @@ def _call_step(coupling, step, x):
     return scope.call(coupling, step, x)
 
 
+def _note_forward(module, x, y):
+    """Tells the engine's scope what ``module``'s forward received and returned: when calling a block runs module
+    hooks, the engine compares them with what the call passed and got back, to find whether a hook changed them."""
+    scope = getattr(_SCOPE, "current", None)
+    if scope is not None:
+        scope.note(module, x, y)
+
+
 class Coupling(nn.Module):
     """Base class of two-function couplings. Subclasses define ``merge(other, fn_out)`` and
     ``unmerge(output, fn_out)`` with ``unmerge(merge(a, h), h) == a``.
@@ -80,7 +88,7 @@ class Coupling(nn.Module):
         self.F = F
         self.G = G
         self.split = split
-        self._steps = (HalfStep("F", F, src=1, dst=0), HalfStep("G", G, src=0, dst=1))
+        self._steps = None
 
     # -- the two operations a subclass defines ---------------------------------------------------------------
     def merge(self, other: Tensor, fn_out: Tensor) -> Tensor:
@@ -142,12 +150,17 @@ class Coupling(nn.Module):
         return [k, c - k]
 
     def half_steps(self, inverse: bool = False) -> Tuple[HalfStep, ...]:
-        """The half steps in the order they are applied.
+        """The half steps in the order they are applied, with the coupling's current ``F`` and ``G`` (assigning
+        ``coupling.F = new_module`` after construction replaces F everywhere: plain and memory-saving runs,
+        ``parameters()``).
 
         Args:
             inverse: the order of ``inverse`` (G's step first).
         """
-        return tuple(reversed(self._steps)) if inverse else self._steps
+        F, G, steps = self.F, self.G, self._steps
+        if steps is None or steps[0].fn is not F or steps[1].fn is not G:
+            steps = self._steps = (HalfStep("F", F, src=1, dst=0), HalfStep("G", G, src=0, dst=1))
+        return (steps[1], steps[0]) if inverse else steps
 
     def merge_parameters(self) -> List[nn.Parameter]:
         """Parameters the coupling itself uses in merge/unmerge (not those of F or G)."""
@@ -197,7 +210,9 @@ class Coupling(nn.Module):
         Args:
             x: shaped (N, C, ...), split along C.
         """
-        return self._run(x, inverse=False)
+        y = self._run(x, inverse=False)
+        _note_forward(self, x, y)
+        return y
 
     def inverse(self, y: Tensor) -> Tensor:
         """Undoes the coupling.

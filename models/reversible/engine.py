@@ -10,42 +10,54 @@ autograd as soon as that block is done, so nothing grows with depth.
 
 Parameters are explicit inputs of each node and their gradients are its return values (nothing is written to
 ``.grad`` by the engine); the forward's autocast state is re-entered for the recomputation. What each function of a
-call needs is gathered once when the call starts (``FnState``: its parameters, its buffers by role).
+call needs is gathered once when the call starts (``FnState``: its parameters, its buffers by role, its generators)
+and sealed when its forward call is done (the parameters and buffers as that call left them). A call in which a
+lazy module has not materialised its parameters yet runs on plain autograd (``run`` returns ``None``).
 
 The recomputation must see what the forward saw. The tape (``RNGTape``) keeps, per function call, only what that
 call changed and read:
 
-* randomness (dropout): the RNG state before a call that consumed randomness, replayed on recomputation;
+* randomness (dropout): the RNG state before a call that consumed randomness (torch's CPU generator, the input's
+  CUDA generator, and every ``torch.Generator`` attribute of the function's modules), replayed on recomputation;
 * state that a call both updates and reads (the ``u``/``v`` vectors of spectral normalization, in either API; any
-  buffer of a module in training mode other than a BatchNorm/InstanceNorm, whose training output does not read its
-  running statistics): its value before the call, kept only when the call changed it, and put back before the
-  recomputation, so that the recomputation starts from the state the forward started from;
-* all buffers of modules in training mode (running statistics, counters) are restored after each recomputation, so
-  they end exactly as the forward left them;
-* modules are put back in the training mode they had in the forward (``model.eval()`` before backward).
+  buffer of a module in training mode other than a norm whose forward is torch's own BatchNorm/InstanceNorm, which
+  updates its running statistics but does not read them): its value before the call, kept only when the call
+  changed it, and put back before the recomputation, so that the recomputation starts from the state the forward
+  started from. A call that wrote its module's parameters (a first-call initialisation such as Glow's ActNorm)
+  starts its recomputation from the state it left instead, so it does not initialise again;
+* all buffers of modules in training mode (running statistics, counters) are restored after each recomputation
+  (values and version counters), so they end exactly as the forward left them;
+* modules are put back in the training mode, and parameters in the ``requires_grad``, they had in the forward
+  (``model.eval()``, freezing or unfreezing between forward and backward).
 
 A generic invertible block (any module with ``inverse``: a nested ``ReversibleSequence``, an iUNet level) is rebuilt
 with its ``inverse``, which calls its couplings' F and G in the opposite order of the forward. While such a block
 runs forward, a scope (``_NestedRecorder``) records each of those calls (RNG state, changed state), and while its
 input is rebuilt a replaying scope hands each call its record, last in first out. The block is then recomputed
-with a graph from the state it started from.
+with a graph from the state it started from. A coupling whose call runs module hooks (forward, pre-forward or
+backward hooks on the coupling itself, or global ones) runs as such a block in the forward direction, through
+``__call__`` as with plain autograd; when a hook changed its input or output (or a hooked invertible module inside
+a generic block could have), its input is kept and the block is recomputed from it.
 
 What cannot be recomputed is refused with a ``ReversibleError`` rather than given a wrong gradient: tensors that
 require grad but are not parameters of the function (closures over outside tensors; found by a walk of each local
-graph), parameters or buffers swapped between forward and backward (``torch.func.functional_call``), parameters
-modified in place between forward and backward, and second-order gradients (``create_graph=True``).
-``torch.compile`` does not trace into the engine (a graph break): the
-core runs eagerly, F and G may be compiled on their own. Parameter hooks run once, on the gradient autograd
-accumulates: the local backward of each block runs with them switched off. ``ReversibleFunction`` is the keep-input
-variant (``ReversibleBlock(keep_input=True)``): it keeps the input and recomputes from it, like checkpointing.
+graph), parameters or buffers swapped or modified in place between forward and backward
+(``torch.func.functional_call``, an optimizer step, a conditioning buffer set before an earlier call's backward),
+``parametrize.cached()`` around the forward, functorch transforms and batched backward, and second-order gradients
+(``create_graph=True``). ``torch.compile`` does not trace into the engine (a graph break): the core runs eagerly, F
+and G may be compiled on their own. Parameter hooks run once, on the gradient autograd accumulates: the local
+backward of each block runs with them switched off. ``ReversibleFunction`` is the keep-input variant
+(``ReversibleBlock(keep_input=True)``): it keeps the input and recomputes from it, like checkpointing.
 """
 import contextlib
 import threading
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.nn.modules import module as _module_hooks
 from torch.nn.modules.batchnorm import _NormBase
+from torch.nn.utils import parametrize as _parametrize
 
 from .couplings import _SCOPE, Coupling, ReversibleError
 
@@ -72,26 +84,82 @@ def _substituted_parameter(what, module, name):
 
 # ----------------------------------------------------------------------------------------------------------------
 # What the engine needs to know about each function of a call.
-class FnState:
-    """Parameters and buffers of one function (F, G, or a generic block), gathered in one pass over its modules
-    when a call starts.
+# A norm whose training output uses the batch's statistics only: it updates its running statistics but does not read
+# them, so a recomputation need not start from them. Keyed by the forward it runs, so that a subclass with a forward
+# of its own (batch renormalisation reads its running statistics) is watched like any module with state.
+_BATCH_STATISTICS_FORWARDS = frozenset((nn.modules.batchnorm._BatchNorm.forward, nn.SyncBatchNorm.forward,
+                                        nn.modules.instancenorm._InstanceNorm.forward))
+_TORCH_CLASSES = {}  # module class -> whether torch defines it (torch's modules hold no generators of their own)
+_UninitializedParameter = getattr(nn.parameter, "UninitializedParameter", None)
+_UninitializedBuffer = getattr(nn.parameter, "UninitializedBuffer", None)
 
-    ``params``: its distinct trainable parameters (plus, for a coupling's half step, the coupling's own merge
-    parameters). ``train_buffers``: ``(module, name)`` of every buffer of a module in training mode, restored after
-    each recomputation. ``watched``: those a call may both update and read (modules in training mode that are not
-    BatchNorm/InstanceNorm): their value before each call is kept when the call changes them. ``fixed``:
-    ``(kind, module, name, id, version)`` of the tensors the function reads, which must still be the same tensors in
-    backward (its parameters, the buffers of its modules in eval mode, watched buffers; ``torch.func.functional_call``
-    swaps them for the call only) and, for parameters, unmodified since (``version``).
+
+def _reads_running_statistics(m):
+    return type(m).forward not in _BATCH_STATISTICS_FORWARDS
+
+
+def _generators(m, out):
+    """Appends the ``torch.Generator`` attributes of ``m`` to ``out`` (a module's private randomness; as
+    ``FnState`` finds them)."""
+    cls = type(m)
+    torch_class = _TORCH_CLASSES.get(cls)
+    if torch_class is None:
+        torch_class = _TORCH_CLASSES[cls] = cls.__module__.split(".", 1)[0] == "torch"
+    if not torch_class:
+        out.extend(v for v in m.__dict__.values() if type(v) is torch.Generator)
+
+
+def _has_forward_hooks(m):
+    return bool(m._forward_hooks or m._forward_pre_hooks or _module_hooks._global_forward_hooks
+                or _module_hooks._global_forward_pre_hooks)
+
+
+def _runs_hooks(m):
+    """Whether calling ``m`` runs module hooks (its own or global ones): forward, forward pre-, backward hooks."""
+    return bool(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
+                or _module_hooks._global_forward_hooks or _module_hooks._global_forward_pre_hooks
+                or _module_hooks._global_backward_hooks or _module_hooks._global_backward_pre_hooks)
+
+
+def _invertible(m):
+    return isinstance(m, Coupling) or callable(getattr(m, "inverse", None))
+
+
+_PARAMETRIZE_CACHED = (
+    "{what} holds parametrized tensors ({module}) and runs inside torch.nn.utils.parametrize.cached(): the "
+    "memory-saving forward runs without a graph, so the cache would hold weights without one (their parameters "
+    "would get no gradient, here and wherever else the cache is read). Call the core outside parametrize.cached() "
+    "(caching around the backward alone is fine), or " + _memory_saving_off_hint())
+
+
+class FnState:
+    """What the engine knows about one function (F, G, or a generic block) in one call: gathered in one pass over its
+    modules when the call starts, and sealed when the function's forward call is done.
+
+    ``params``: its distinct parameters that required grad in the forward (plus, for a coupling's half step, the
+    coupling's own merge parameters); ``frozen``: those that did not. The recomputation sees these flags as the
+    forward did (freezing or unfreezing between forward and backward changes nothing, as with plain autograd).
+    ``train_buffers``: ``(module, name)`` of every buffer of a module in training mode, restored after each
+    recomputation. ``watched``: those a call may both update and read (training mode, other than a norm that uses
+    batch statistics only); their value before each call is kept when the call changes them. ``generators``: the
+    ``torch.Generator`` attributes of its modules, recorded and replayed with torch's global generators.
+    ``fixed`` (after ``seal``): ``(kind, module, name, tensor, version)`` of each parameter and read buffer as the
+    forward's call left it: backward requires the same tensor, unmodified (``check_unchanged``).
+    ``inner_hooks``: a generic block holds an invertible module with forward hooks, so rebuilding it by its inverse
+    would not undo what those hooks did: its input is kept instead.
     """
 
-    __slots__ = ("params", "param_ids", "all_param_ids", "idx", "train_buffers", "watched", "fixed",
-                 "merge_params", "modes")
+    __slots__ = ("params", "frozen", "param_ids", "all_param_ids", "idx", "train_buffers", "watched",
+                 "param_reads", "buffer_reads", "fixed", "generators", "merge_params", "modes", "inner_hooks",
+                 "uninitialised")
 
-    def __init__(self, fn: Any, what: str) -> None:
-        params, seen, all_ids = [], set(), set()
-        train, watched, fixed, modes = [], [], [], []
+    def __init__(self, fn: Any, what: Any, block: Any = None) -> None:
+        params, frozen, all_ids, param_reads = [], [], set(), []
+        train, watched, buffer_reads, modes, generators = [], [], [], [], []
+        inner_hooks = uninitialised = False
         if isinstance(fn, nn.Module):
+            caching = _parametrize._cache_enabled
+            global_hooks = _module_hooks._global_forward_hooks or _module_hooks._global_forward_pre_hooks
             for m in _modules(fn):
                 modes.append((m, m.training))
                 for name, p in m._parameters.items():
@@ -99,50 +167,92 @@ class FnState:
                         continue
                     if not isinstance(p, nn.Parameter):
                         raise ReversibleError(_substituted_parameter(_text(what), type(m).__name__, name))
-                    all_ids.add(id(p))
-                    fixed.append(("parameter", m, name, id(p), p._version))
-                    if p.requires_grad and id(p) not in seen:
-                        seen.add(id(p))
-                        params.append(p)
-                training, norm = m.training, isinstance(m, _NormBase)
-                for name, b in m._buffers.items():
-                    if b is None:
-                        continue
-                    if training:
-                        train.append((m, name))
-                        if norm:
-                            continue  # a training-mode norm updates its running statistics but does not read them
-                        watched.append((m, name))
-                    fixed.append(("buffer", m, name, id(b), None))  # (DDP re-broadcasts buffers in place)
-        self.params, self.param_ids, self.all_param_ids = params, seen, all_ids
-        self.train_buffers, self.watched, self.fixed, self.modes = train, watched, fixed, modes
-        self.idx, self.merge_params = None, False
+                    param_reads.append((m, name, p))
+                    uninitialised = uninitialised or type(p) is _UninitializedParameter
+                    if id(p) not in all_ids:
+                        all_ids.add(id(p))
+                        (params if p.requires_grad else frozen).append(p)
+                if m._buffers:
+                    training = m.training
+                    stateful = training and type(m).forward not in _BATCH_STATISTICS_FORWARDS
+                    for name, b in m._buffers.items():
+                        if b is None:
+                            continue
+                        uninitialised = uninitialised or type(b) is _UninitializedBuffer
+                        if training:
+                            train.append((m, name))
+                            if not stateful:
+                                continue  # updated, not read: nothing to check or keep
+                            watched.append((m, name))
+                        buffer_reads.append((m, name))
+                cls = type(m)
+                torch_class = _TORCH_CLASSES.get(cls)
+                if torch_class is None:
+                    torch_class = _TORCH_CLASSES[cls] = cls.__module__.split(".", 1)[0] == "torch"
+                if not torch_class:  # torch's own modules hold no generators
+                    generators.extend(v for v in m.__dict__.values() if type(v) is torch.Generator)
+                if caching and "parametrizations" in m._modules:
+                    raise ReversibleError(_PARAMETRIZE_CACHED.format(what=_text(what), module=cls.__name__))
+                if (block is not None and m is not block and (m._forward_hooks or m._forward_pre_hooks or global_hooks)
+                        and _invertible(m)):
+                    inner_hooks = True
+        self.params, self.frozen, self.all_param_ids = params, frozen, all_ids
+        self.param_ids = {id(p) for p in params}
+        self.train_buffers, self.watched, self.modes = train, watched, modes
+        self.param_reads, self.buffer_reads = param_reads, buffer_reads
+        self.generators, self.inner_hooks, self.uninitialised = generators, inner_hooks, uninitialised
+        self.idx, self.merge_params, self.fixed = None, False, ()
 
-    def add_params(self, extra):
-        for p in extra:
+    def add_params(self, trainable, frozen):
+        for p in trainable:
             if id(p) not in self.param_ids:
                 self.param_ids.add(id(p))
+                self.all_param_ids.add(id(p))
                 self.params.append(p)
+        for p in frozen:
+            if id(p) not in self.all_param_ids:
+                self.all_param_ids.add(id(p))
+                self.frozen.append(p)
 
-    def check_unchanged(self, record, what):
+    def seal(self, kept):
+        """Records the versions of the parameters and the read buffers as the forward's call left them (after a
+        first-call initialisation, which writes parameters before using them). Buffers the call changed (``kept``)
+        are put back from their copy before the recomputation, so they are not checked."""
+        fixed = [("parameter", m, name, p, p._version) for m, name, p in self.param_reads]
+        if self.buffer_reads:
+            skip = {(id(m), name) for m, name, _ in kept} if kept else ()
+            for m, name in self.buffer_reads:
+                b = m._buffers.get(name)
+                if b is not None and (id(m), name) not in skip:
+                    fixed.append(("buffer", m, name, b, b._version))
+        self.fixed = fixed
+
+    def check_unchanged(self, what):
         """Raises when a parameter or buffer that the forward read is no longer the same tensor, or was modified in
         place since (the recomputation would read other values)."""
-        for kind, m, name, ident, version in self.fixed:
-            t = (m._parameters if kind == "parameter" else m._buffers).get(name)
-            if id(t) != ident:
-                if kind == "buffer" and record is not None and any(
-                        bm is m and bn == name for bm, bn, _ in record[1] or ()):
-                    continue  # a buffer the forward replaced itself: its snapshot is put back
+        for kind, m, name, t, version in self.fixed:
+            current = (m._parameters if kind == "parameter" else m._buffers).get(name)
+            if current is not t:
                 raise ReversibleError(
                     f"{_text(what)}: the {kind} {type(m).__name__}.{name} is not the tensor the forward used "
-                    f"(torch.func.functional_call with substituted {kind}s, or a {kind} replaced between forward and "
-                    f"backward): backward recomputes with the module's own tensors, so it would give other "
-                    f"gradients; {_memory_saving_off_hint()} for this call")
-            if version is not None and t._version != version:
+                    f"(torch.func.functional_call with substituted {kind}s, or a {kind} reassigned between the "
+                    f"forward and the backward, e.g. a conditioning value set before the backward of an earlier "
+                    f"call): backward recomputes with the module's own tensors, so it would give other gradients; "
+                    f"pass such values through the input, call backward before changing them, or "
+                    f"{_memory_saving_off_hint()} for this call")
+            if t._version != version:
+                if kind == "parameter":
+                    raise ReversibleError(
+                        f"{_text(what)}: the parameter {type(m).__name__}.{name} was modified in place between the "
+                        f"forward and the backward (an optimizer step or load_state_dict before backward?): the "
+                        f"recomputation would read the new values. Call backward first (plain autograd refuses "
+                        f"this too)")
                 raise ReversibleError(
-                    f"{_text(what)}: the {kind} {type(m).__name__}.{name} was modified in place between the forward "
-                    f"and the backward (an optimizer step or load_state_dict before backward?): the recomputation "
-                    f"would read the new values. Call backward first (plain autograd refuses this too)")
+                    f"{_text(what)}: the buffer {type(m).__name__}.{name} was modified in place between the forward "
+                    f"and the backward (e.g. a conditioning value set with copy_ before the backward of an earlier "
+                    f"call): the recomputation would read the new values, not the ones the forward read. Call "
+                    f"backward before changing it, pass such values through the input, or "
+                    f"{_memory_saving_off_hint()}")
 
 
 def _modules(root):
@@ -161,37 +271,56 @@ def _modules(root):
     return out
 
 
-def _trainable(module, what):
-    """Distinct trainable parameters of ``module``."""
-    seen, params = set(), []
+def _parameters(module, what):
+    """Distinct parameters of ``module``: ``(those that require grad, those that do not)``."""
+    seen, trainable, frozen = set(), [], []
     for m in _modules(module):
         for name, p in m._parameters.items():
             if p is None:
                 continue
             if not isinstance(p, nn.Parameter):
                 raise ReversibleError(_substituted_parameter(_text(what), type(m).__name__, name))
-            if p.requires_grad and id(p) not in seen:
+            if id(p) not in seen:
                 seen.add(id(p))
-                params.append(p)
-    return params
+                (trainable if p.requires_grad else frozen).append(p)
+    return trainable, frozen
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Buffers: snapshots of state a call changes, and restoring what a recomputation changes.
 def _snapshot(pairs):
-    """``(module, name, tensor, version, copy)`` of each buffer, before a call."""
-    out = []
+    """Before a call: ``(module, name, tensor, version, copy)`` of each buffer, and the parameter versions of their
+    modules (a call that writes its module's parameters is an initialisation, see ``_to_restore``). The version of a
+    norm's buffer is ``None``: its native kernel updates the running statistics without bumping it, so they count as
+    changed by every call."""
+    buffers, modules = [], {}
     for m, name in pairs:
         b = m._buffers.get(name)
         if b is not None:
-            out.append((m, name, b, b._version, b.detach().clone()))
-    return out
+            buffers.append((m, name, b, None if isinstance(m, _NormBase) else b._version, b.detach().clone()))
+            if id(m) not in modules:
+                modules[id(m)] = [(p, p._version) for p in m._parameters.values() if p is not None]
+    return buffers, modules
 
 
-def _changed(snapshot):
-    """``(module, name, value before)`` of the snapshot's buffers that the call updated or replaced."""
-    return [(m, name, copy) for m, name, b, version, copy in snapshot
-            if m._buffers.get(name) is not b or b._version != version]
+def _to_restore(snapshot):
+    """``(module, name, value)`` for each buffer the call updated or replaced: the value its recomputation must start
+    from. That is the value before the call (spectral normalization's u/v, batch renormalisation's statistics: the
+    call reads what it updates), except for a module whose parameters the call wrote in place: a first-call
+    initialisation (Glow's ActNorm sets its parameters and a flag from the first batch), whose recomputation must
+    start from the state the call left, so that it does not initialise again."""
+    buffers, modules = snapshot
+    kept, initialised = [], {}
+    for m, name, b, version, copy in buffers:
+        current = m._buffers.get(name)
+        if current is b and b._version == version:
+            continue
+        if id(m) not in initialised:
+            initialised[id(m)] = any(p._version != v for p, v in modules[id(m)])
+        if initialised[id(m)] and current is not None:
+            copy = current.detach().clone()
+        kept.append((m, name, copy))
+    return kept
 
 
 def _put_back(kept):
@@ -205,33 +334,64 @@ def _put_back(kept):
                 m._buffers[name] = value.clone()
 
 
+_set_version_counters = getattr(torch._C._autograd, "_unsafe_set_version_counter", None)
+
+
+def _reset_versions(tensors, versions):
+    """Sets the version counters of tensors whose values were restored exactly, so that the engine's own
+    bookkeeping does not look like a modification between forward and backward (``FnState.check_unchanged``,
+    autograd's saved-tensor checks)."""
+    if _set_version_counters is None or not tensors:
+        return
+    try:
+        _set_version_counters(tuple(tensors), tuple(versions))
+    except TypeError:  # older torch: one tensor at a time
+        for t, v in zip(tensors, versions):
+            _set_version_counters(t, v)
+
+
 @contextlib.contextmanager
 def _restored_after(pairs):
-    """Restores the listed buffers (identity and value) on exit."""
-    saved = [(m, name, m._buffers[name], m._buffers[name].clone()) for m, name in pairs
-             if m._buffers.get(name) is not None]
+    """Restores the listed buffers on exit: identity, value and version counter (a norm's native kernel updates its
+    running statistics without a version bump, so every listed buffer is restored)."""
+    saved = []
+    for m, name in pairs:
+        b = m._buffers.get(name)
+        if b is not None:
+            saved.append((m, name, b, b._version, b.clone()))
     try:
         yield
     finally:
         if saved:
             with torch.no_grad():
-                for m, name, buf, value in saved:
-                    m._buffers[name] = buf
-                    buf.copy_(value)
+                for m, name, b, _, value in saved:
+                    m._buffers[name] = b
+                    b.copy_(value)
+            _reset_versions([b for _, _, b, _, _ in saved], [version for _, _, _, version, _ in saved])
 
 
 @contextlib.contextmanager
-def _forward_modes(modes):
-    """Puts modules back in the training mode of the forward for a recomputation (``model.eval()`` between forward
-    and backward must not change the gradients)."""
-    flipped = [(m, training) for m, training in modes if m.training != training]
-    for m, training in flipped:
+def _as_in_forward(states):
+    """Puts the modules of ``states`` back in the training mode of the forward and their parameters back to the
+    ``requires_grad`` of the forward for a recomputation: ``model.eval()``, freezing or unfreezing parameters
+    between forward and backward must not change the gradients (plain autograd's graph was built before)."""
+    modes, flags = [], []
+    for state in states:
+        modes += [(m, training) for m, training in state.modes if m.training != training]
+        flags += [p for p in state.params if not p.requires_grad]
+        if state.frozen:
+            flags += [p for p in state.frozen if p.requires_grad]
+    for m, training in modes:
         m.training = training
+    for p in flags:
+        p.requires_grad_(not p.requires_grad)
     try:
         yield
     finally:
-        for m, training in flipped:
+        for m, training in modes:
             m.training = not training
+        for p in flags:
+            p.requires_grad_(not p.requires_grad)
 
 
 def frozen_buffers(fn):
@@ -244,11 +404,15 @@ def frozen_buffers(fn):
     return _restored_after(pairs)
 
 
-def _watched_buffers(fn):
-    if not isinstance(fn, nn.Module):
-        return []
-    return [(m, name) for m in _modules(fn) if m.training and m._buffers and not isinstance(m, _NormBase)
-            for name, b in m._buffers.items() if b is not None]
+def _watched(fn):
+    """``(watched buffers, generators)`` of ``fn``'s modules, as ``FnState`` finds them."""
+    pairs, generators = [], []
+    if isinstance(fn, nn.Module):
+        for m in _modules(fn):
+            if m.training and m._buffers and _reads_running_statistics(m):
+                pairs.extend((m, name) for name, b in m._buffers.items() if b is not None)
+            _generators(m, generators)
+    return pairs, generators
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -265,37 +429,64 @@ def _scoped(scope):
 
 class _NestedRecorder:
     """Records, while a generic block runs forward, each F/G call of the couplings inside it: per (coupling, step) a
-    list of ``(rng state or None, changed buffers)`` or ``None`` when the call changed nothing."""
+    list of ``(rng state or None, changed buffers)`` or ``None`` when the call changed nothing.
 
-    def __init__(self, tape):
+    It also hears what the forward of ``probe`` (the block, when calling it runs module hooks) received and returned
+    (``couplings._note_forward``): a hook that replaced or modified either means the block's inverse does not undo
+    what was computed.
+    """
+
+    def __init__(self, tape, probe=None):
         self.tape, self.calls, self.used = tape, {}, False
+        self.probe, self.noted = probe, None
 
     def call(self, coupling, step, x):
-        snapshot = _snapshot(_watched_buffers(step.fn))
-        before = self.tape.rng_state()
+        watched, generators = _watched(step.fn)
+        snapshot = _snapshot(watched) if watched else None
+        before = self.tape.rng_state(generators)
         with _scoped(None):  # calls nested inside F are reproduced by replaying F's own RNG state
             out = step.fn(x)
         rng = before if self.tape.rng_changed(before) else None
-        kept = _changed(snapshot)
+        kept = _to_restore(snapshot) if snapshot else None
         entry = (rng, kept) if rng is not None or kept else None
         self.calls.setdefault((id(coupling), step.name), []).append(entry)
         self.used = self.used or entry is not None
         return out
 
+    def note(self, module, x, y):
+        if module is self.probe and self.noted is None:
+            self.noted = (x, y, y._version if torch.is_tensor(y) else None)
+
+    def hooks_changed(self, block, x, out):
+        """Whether module hooks changed what ``block`` computed from ``x``: its forward received another input, or
+        returned another output than the call's ``out`` (or one modified in place since). Without a note (a block
+        whose forward does not report), any forward hook counts as a change."""
+        if self.noted is None:
+            return _has_forward_hooks(block)
+        received, returned, version = self.noted
+        return received is not x or returned is not out or out._version != version
+
 
 class _NestedReplayer:
-    """Hands each F/G call of a generic block's inverse the record of its forward call, last in first out (an
-    inverse undoes the forward's calls in reverse order)."""
+    """Hands each F/G call of a generic block the record of its forward call: last in first out while the block's
+    input is rebuilt (an inverse undoes the forward's calls in reverse order), first in first out while the block is
+    recomputed (each call then draws as it drew in the forward, even where something before it drew differently in
+    the forward, e.g. a module hook on the block that samples activations to log unless ``is_recomputing()``)."""
 
-    def __init__(self, recorder):
-        self.tape, self.calls, self.cursor = recorder.tape, recorder.calls, {}
+    def __init__(self, recorder, forward=False):
+        self.tape, self.calls, self.cursor, self.forward = recorder.tape, recorder.calls, {}, forward
 
     def call(self, coupling, step, x):
         key = (id(coupling), step.name)
         entries = self.calls.get(key, ())
-        n = self.cursor.get(key, len(entries)) - 1
+        if self.forward:
+            n = self.cursor.get(key, -1) + 1
+            ok = n < len(entries)
+        else:
+            n = self.cursor.get(key, len(entries)) - 1
+            ok = n >= 0
         entry = None
-        if n >= 0:
+        if ok:
             self.cursor[key] = n
             entry = entries[n]
         if entry is None:
@@ -304,17 +495,28 @@ class _NestedReplayer:
         rng, kept = entry
         if kept:
             _put_back(kept)
+        if self.forward:  # set the generators and draw on: the stream goes on as in the forward
+            if rng is not None:
+                self.tape.set_rng_state(rng)
+            with _scoped(None):
+                return step.fn(x)
         with self.tape.replaying(rng), _scoped(None):
             return step.fn(x)
+
+    def note(self, module, x, y):
+        pass
 
 
 # ----------------------------------------------------------------------------------------------------------------
 class RNGTape:
     """The tape of one call: per function call (key), what its recomputation needs to see what the forward saw.
 
-    A record ``(rng, kept, nested)`` is kept only for calls that consumed randomness (``rng``: the CPU and, for CUDA
-    inputs, CUDA RNG state before the call), changed state they read (``kept``: the values before the call), or, for
-    generic blocks, whose inner coupling calls did (``nested``). Calls that do neither cost nothing on the tape.
+    A record ``(rng, kept, nested, kept_input)`` is kept only for calls that consumed randomness (``rng``: the CPU
+    and, for CUDA inputs, CUDA RNG state before the call, and the state of each ``torch.Generator`` attribute of the
+    function's modules), changed state they read (``kept``: the values to start from, ``_to_restore``), or, for
+    generic blocks, whose inner coupling calls did (``nested``), or whose module hooks changed what the block
+    computed (``kept_input``: the input and its version; the block is recomputed from it instead of being rebuilt).
+    Calls that do none of these cost nothing on the tape.
 
     Args:
         device: the device of the call's input (its CUDA RNG is recorded too).
@@ -326,52 +528,83 @@ class RNGTape:
         self.cuda_device = device if device.type == "cuda" else None
         self.states = {}
 
-    def _state(self):
+    def rng_state(self, generators=()):
+        if not self.enabled:
+            return None
         cuda = torch.cuda.get_rng_state(self.cuda_device) if self.cuda_device is not None else None
-        return torch.get_rng_state(), cuda
-
-    def rng_state(self):
-        return self._state() if self.enabled else None
+        return torch.get_rng_state(), cuda, tuple([(g, g.get_state()) for g in generators]) if generators else ()
 
     def rng_changed(self, before):
         if before is None:
             return False
-        after = self._state()
-        return not torch.equal(before[0], after[0]) or (before[1] is not None and not torch.equal(before[1], after[1]))
+        cpu, cuda, generators = before
+        return (not torch.equal(cpu, torch.get_rng_state())
+                or (cuda is not None and not torch.equal(cuda, torch.cuda.get_rng_state(self.cuda_device)))
+                or any(not torch.equal(state, g.get_state()) for g, state in generators))
+
+    def set_rng_state(self, state):
+        cpu, cuda, generators = state
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state(cuda, self.cuda_device)
+        for g, s in generators:
+            g.set_state(s)
 
     @contextlib.contextmanager
     def replaying(self, state):
+        """Runs the block inside with the generators set to ``state``, and leaves them as it found them."""
         if state is None:
             yield
             return
+        now = [(g, g.get_state()) for g, _ in state[2]]
         cuda_devices = [self.cuda_device] if self.cuda_device is not None else []
         with torch.random.fork_rng(devices=cuda_devices):
-            torch.set_rng_state(state[0])
-            if state[1] is not None:
-                torch.cuda.set_rng_state(state[1], self.cuda_device)
-            yield
+            self.set_rng_state(state)
+            try:
+                yield
+            finally:
+                for g, s in now:  # the recomputation does not advance private generators either
+                    g.set_state(s)
 
-    def record(self, key, fn, x, state=None, nested=False):
-        snapshot = _snapshot(state.watched) if state is not None and state.watched else ()
-        before = self.rng_state()
-        recorder = _NestedRecorder(self) if nested else None
+    def record(self, key, fn, x, state=None, nested=False, probe=None, what=None, rebuilt=True):
+        """Runs ``fn(x)`` in the forward, keeping what its recomputation will need; seals ``state`` after.
+
+        ``nested``: ``fn`` is a generic block: its inner coupling calls are recorded. ``rebuilt``: backward rebuilds
+        its input by its inverse; its input is kept instead when ``state.inner_hooks`` or, for ``probe`` (the block,
+        when calling it runs module hooks), when its hooks changed what it computed."""
+        snapshot = _snapshot(state.watched) if state is not None and state.watched else None
+        before = self.rng_state(state.generators if state is not None else ())
+        recorder = _NestedRecorder(self, probe) if nested else None
+        version = x._version
         with _scoped(recorder):
             out = fn(x)
+        if probe is not None and x._version != version:
+            raise ReversibleError(
+                f"{_text(what)}: a module hook modified its input in place, which the block cannot be rebuilt to: "
+                f"return a new tensor from the hook instead, or {_memory_saving_off_hint()}")
         rng = before if self.rng_changed(before) else None
-        kept = _changed(snapshot) if snapshot else None
+        kept = _to_restore(snapshot) if snapshot else None
+        kept_input = None
+        if nested and rebuilt and (state.inner_hooks or (probe is not None and recorder.hooks_changed(probe, x, out))):
+            kept_input = (x, version)
         nested_used = recorder if recorder is not None and recorder.used else None
-        if rng is not None or kept or nested_used is not None:
-            self.states[key] = (rng, kept or None, nested_used)
+        if rng is not None or kept or nested_used is not None or kept_input is not None:
+            self.states[key] = (rng, kept or None, nested_used, kept_input)
+        if state is not None:
+            state.seal(kept)
         return out
 
     def replay(self, key, fn, x):
+        """Recomputes the call ``key`` (``fn(x)``) as the forward ran it; a generic block's coupling calls each
+        replay their own record."""
         record = self.states.get(key)
         if record is None:
             with _scoped(None):
                 return fn(x)
         if record[1]:
             _put_back(record[1])
-        with self.replaying(record[0]), _scoped(None):
+        nested = _NestedReplayer(record[2], forward=True) if record[2] is not None else None
+        with self.replaying(record[0]), _scoped(nested):
             return fn(x)
 
 
@@ -450,11 +683,50 @@ def is_recomputing() -> bool:
 
 @contextlib.contextmanager
 def _recomputing():
+    """The scope of a backward's recomputation. ``parametrize.cached()`` is off inside it: the forward ran without
+    the cache (``FnState`` refuses it there), and a recomputation must compute its parametrized weights with a graph
+    as the forward computed them, not read ones cached elsewhere."""
     _RECOMPUTING.depth = getattr(_RECOMPUTING, "depth", 0) + 1
+    caching, _parametrize._cache_enabled = _parametrize._cache_enabled, 0
     try:
         yield
     finally:
+        _parametrize._cache_enabled = caching
         _RECOMPUTING.depth -= 1
+
+
+_TRANSFORMED = (
+    "functorch transforms (torch.func.grad, vmap, jacrev, jacfwd, jvp, functionalize) cannot run through a "
+    "memory-saving core, whose backward recomputes with side effects (recorded RNG states, restored buffers) that "
+    "these transforms do not support: " + _memory_saving_off_hint() + " for this computation")
+_FORWARD_AD = (
+    "forward-mode AD (a dual tensor of torch.autograd.forward_ad) cannot run through a memory-saving core, which has "
+    "no forward derivative: " + _memory_saving_off_hint() + " for this computation")
+_BATCHED_BACKWARD = (
+    "a batched backward (torch.autograd.functional.jacobian(vectorize=True), gradcheck(check_batched_grad=True), "
+    "torch.autograd.grad(is_grads_batched=True)) cannot run through a memory-saving core, whose backward "
+    "recomputes one batch at a time: use vectorize=False / check_batched_grad=False, or "
+    + _memory_saving_off_hint() + " for this computation")
+_functorch = getattr(torch._C, "_functorch", None)
+_transforms_active = getattr(torch._C, "_are_functorch_transforms_active", None)
+
+
+def _check_not_transformed(x):
+    """Raises when the call runs under a functorch transform or forward-mode AD (its input is a dual tensor)."""
+    if (_transforms_active is not None and _transforms_active()) or (
+            _functorch is not None and _functorch.is_functorch_wrapped_tensor(x)):
+        raise ReversibleError(_TRANSFORMED)
+    if torch.autograd.forward_ad._current_level >= 0 and torch.autograd.forward_ad.unpack_dual(x).tangent is not None:
+        raise ReversibleError(_FORWARD_AD)
+
+
+def _check_not_batched(grads):
+    """Raises when backward is vmapped over its gradients (vectorized Jacobians, batched gradchecks: all of a node's
+    gradients are batched then, so the first one tells)."""
+    g = next((g for g in grads if g is not None), None)
+    if g is not None and _functorch is not None and (
+            _functorch.is_legacy_batchedtensor(g) or _functorch.is_batchedtensor(g)):
+        raise ReversibleError(_BATCHED_BACKWARD)
 
 
 _SECOND_ORDER = (
@@ -484,14 +756,20 @@ def _join(parts):
 
 class Chain:
     """The blocks of one call, in the order they are applied, with the direction and what the engine needs to know
-    about each function (``FnState``), gathered once per call."""
+    about each function (``FnState``), gathered once per call.
+
+    A coupling runs as two half steps, except in the forward direction when calling it runs module hooks: then,
+    like any generic block, it runs through ``__call__`` as with plain autograd (hooks included), is rebuilt by its
+    inverse (or recomputed from its kept input, when a hook changed what it computed) and recomputed with its hooks.
+    Plain autograd's ``inverse`` runs no hooks of the block, and neither does the engine in that direction.
+    """
 
     def __init__(self, blocks, inverse, preserve_rng_state, keep_input=False):
         self.blocks = list(reversed(blocks)) if inverse else list(blocks)
         self.inverse = inverse
         self.preserve_rng_state = preserve_rng_state
-        self.nested = not keep_input  # generic blocks are rebuilt with their inverse (not when the input is kept)
-        self.block_params, self.steps = [], []
+        self.rebuilt = not keep_input  # generic blocks are rebuilt with their inverse (not when the input is kept)
+        self.block_params, self.steps, self.hooked, self.uninitialised = [], [], [], False
         seen, self.params = set(), []
         for i, block in enumerate(self.blocks):
             if getattr(block, "_is_replica", False):
@@ -499,16 +777,18 @@ class Chain:
                     f"{self.describe(i)} is an nn.DataParallel replica, whose parameters are copies rather than "
                     f"parameters: the memory-saving engine cannot hand their gradients back. Use "
                     f"DistributedDataParallel (one process per GPU), or {_memory_saving_off_hint()}")
-            if isinstance(block, Coupling):
+            hooked = not inverse and _runs_hooks(block)
+            if isinstance(block, Coupling) and not hooked:
                 steps = {step.name: FnState(step.fn, self.where(i, step.name)) for step in block.half_steps()}
-                params = _trainable(block, self.where(i))
+                params, frozen = _parameters(block, self.where(i))
                 inner = set().union(*(s.all_param_ids for s in steps.values()))
                 merge = [p for p in params if id(p) not in inner]
+                merge_frozen = [p for p in frozen if id(p) not in inner]
                 for s in steps.values():
-                    s.add_params(merge)
+                    s.add_params(merge, merge_frozen)
                     s.merge_params = bool(merge)
             else:
-                state = FnState(block, self.where(i))
+                state = FnState(block, self.where(i), block=block)
                 params = state.params
                 steps = {None: state}
             index = {id(p): j for j, p in enumerate(params)}
@@ -516,6 +796,8 @@ class Chain:
                 s.idx = [index[id(p)] for p in s.params]
             self.block_params.append(params)
             self.steps.append(steps)
+            self.hooked.append(hooked)
+            self.uninitialised = self.uninitialised or any(s.uninitialised for s in steps.values())
             for p in params:
                 if id(p) not in seen:
                     seen.add(id(p))
@@ -531,21 +813,27 @@ class Chain:
         """``describe``, deferred until an error message needs it."""
         return lambda: self.describe(i, step_name)
 
-    def _block_fn(self, block, inverse):
-        return block.inverse if inverse else block
+    def _block_fn(self, block):
+        """What the call computes with a generic block: ``block(x)`` (module hooks included) or ``block.inverse``."""
+        return block.inverse if self.inverse else block
+
+    def _rebuild_fn(self, block):
+        """The map that rebuilds a generic block's input from its output: its inverse, or, for an inverse call, its
+        forward without the block's own module hooks (which plain autograd's ``inverse`` never ran)."""
+        return block.forward if self.inverse else block.inverse
 
     # forward, no graph ------------------------------------------------------------------------------------------
     def run_block(self, i, parts, tape):
         """Applies block ``i`` to ``parts`` (the input as a list of channel groups); returns the output's parts."""
-        block = self.blocks[i]
-        if isinstance(block, Coupling):
+        block, steps = self.blocks[i], self.steps[i]
+        if None not in steps:  # a coupling, by half steps
             parts = _regroup(parts, block.split_sizes(_probe(parts)))
             for step in block.half_steps(self.inverse):
-                h = tape.record((i, step.name), step.fn, parts[step.src], self.steps[i][step.name])
+                h = tape.record((i, step.name), step.fn, parts[step.src], steps[step.name])
                 parts[step.dst] = block.apply_step(step, parts, h, self.inverse)
             return parts
-        return [tape.record((i, None), self._block_fn(block, self.inverse), _join(parts), self.steps[i][None],
-                            nested=self.nested)]
+        return [tape.record((i, None), self._block_fn(block), _join(parts), steps[None], nested=True,
+                            probe=block if self.hooked[i] else None, what=self.where(i), rebuilt=self.rebuilt)]
 
     def run(self, x, tape):
         parts = [x]
@@ -554,28 +842,29 @@ class Chain:
         return _join(parts)
 
     # backward by reconstruction -----------------------------------------------------------------------------------
-    def backward_block(self, i, parts, grads, tape):
+    def backward_block(self, i, parts, grads, tape, needs_input=True):
         """Back-propagates block ``i`` from its output ``parts`` and their ``grads`` (lists, consumed); returns the
-        rebuilt input's parts, their gradients, and the gradients of ``block_params[i]``."""
+        rebuilt input's parts, their gradients (``None`` when ``needs_input`` is False: nothing before the block
+        requires grad), and the gradients of ``block_params[i]``."""
         block = self.blocks[i]
         param_grads = [None] * len(self.block_params[i])
-        if isinstance(block, Coupling):
+        if None not in self.steps[i]:
             sizes = block.split_sizes(_probe(parts))
             parts, grads = _regroup(parts, sizes), _regroup(grads, sizes)
             for step in reversed(block.half_steps(self.inverse)):
                 self._backward_step(i, block, step, parts, grads, tape, param_grads)
             return parts, grads, param_grads
-        parts, grads = self._backward_generic(i, block, _join(parts), _join(grads), tape, param_grads)
+        parts, grads = self._backward_generic(i, block, _join(parts), _join(grads), tape, param_grads, needs_input)
         return parts, grads, param_grads
 
     def _backward_step(self, i, block, step, parts, grads, tape, param_grads):
         state, key, what = self.steps[i][step.name], (i, step.name), self.where(i, step.name)
-        state.check_unchanged(tape.states.get(key), what)
+        state.check_unchanged(what)
         params = state.params
         src = parts[step.src].detach().requires_grad_(True)
         grad_out = grads[step.dst]
         # Running statistics are restored only after the local backward: BatchNorm's backward reads them.
-        with _forward_modes(state.modes), _restored_after(state.train_buffers):
+        with _as_in_forward((state,)), _restored_after(state.train_buffers):
             with torch.enable_grad():
                 h = tape.replay(key, step.fn, src)
             with torch.no_grad():  # rebuild the half this step wrote
@@ -602,51 +891,69 @@ class Chain:
             grads[step.src] = _add_owned(got[1], grads[step.src], (grad_out, grads[step.dst]) + tuple(got[2:]))
         _accumulate(param_grads, state.idx, got[2:])
 
-    def _backward_generic(self, i, block, y, grad_y, tape, param_grads):
+    def _backward_generic(self, i, block, y, grad_y, tape, param_grads, needs_input):
         # A generic invertible module: rebuild its input with the opposite map (its couplings' calls replayed from
-        # their records), then recompute it with a graph from the state its forward started from.
-        state, key = self.steps[i][None], (i, None)
+        # their records), or take the input kept for it, then recompute it with a graph from the state its forward
+        # started from (module hooks run again, backward hooks fire in the local backward).
+        state, key, what = self.steps[i][None], (i, None), self.where(i)
         record = tape.states.get(key)
-        what = self.where(i)
-        state.check_unchanged(record, what)
+        state.check_unchanged(what)
         params = state.params
-        with _forward_modes(state.modes), _restored_after(state.train_buffers):
-            nested = _NestedReplayer(record[2]) if record is not None and record[2] is not None else None
-            with torch.no_grad(), _scoped(nested):
-                x = self._block_fn(block, not self.inverse)(y)
-            leaf = x.detach().requires_grad_(True)
+        with _as_in_forward((state,)), _restored_after(state.train_buffers):
+            if record is not None and record[3] is not None:
+                x = _kept_input(record[3], what)
+            else:
+                nested = _NestedReplayer(record[2]) if record is not None and record[2] is not None else None
+                with torch.no_grad(), _scoped(nested):
+                    x = self._rebuild_fn(block)(y)
+            leaf = x.detach().requires_grad_(needs_input)
             with torch.enable_grad():
-                out = tape.replay(key, self._block_fn(block, self.inverse), leaf)
-            if not out.requires_grad:
-                got = (None,) * (1 + len(params))
+                out = tape.replay(key, self._block_fn(block), leaf)
+            inputs = [leaf] + params if needs_input else params
+            if not out.requires_grad or not inputs:
+                got = (None,) * len(inputs)
             else:
                 _check_graph(out, (leaf,), state, what)
                 with _hooks_suspended(params):
-                    got = torch.autograd.grad(out, [leaf] + params, grad_y, allow_unused=True)
-        _accumulate(param_grads, range(len(params)), got[1:])
-        grad_x = got[0] if got[0] is not None else torch.zeros_like(x)
+                    got = torch.autograd.grad(out, inputs, grad_y, allow_unused=True)
+        grad_x = None
+        if needs_input:
+            grad_x, got = (got[0] if got[0] is not None else torch.zeros_like(x)), got[1:]
+        _accumulate(param_grads, range(len(params)), got)
         return [x], [grad_x]
 
     # backward by recomputation from a kept input (ReversibleBlock(keep_input=True)) ------------------------------
-    def backward_from_input(self, x, grad_y, tape, param_grads):
+    def backward_from_input(self, x, grad_y, tape, param_grads, needs_input=True):
+        states = [state for steps in self.steps for state in steps.values()]
         for i, steps in enumerate(self.steps):
             for name, state in steps.items():
-                state.check_unchanged(tape.states.get((i, name)), self.where(i, name))
-        leaf = x.detach().requires_grad_(True)
+                state.check_unchanged(self.where(i, name))
+        leaf = x.detach().requires_grad_(needs_input)
         with contextlib.ExitStack() as stack:
-            for steps in self.steps:
-                for state in steps.values():
-                    stack.enter_context(_forward_modes(state.modes))
-                    stack.enter_context(_restored_after(state.train_buffers))
+            stack.enter_context(_as_in_forward(states))
+            for state in states:
+                stack.enter_context(_restored_after(state.train_buffers))
             with torch.enable_grad():
                 out = self.run(leaf, _ReplayTape(tape))
-            if not out.requires_grad:
+            inputs = [leaf] + self.params if needs_input else self.params
+            if not out.requires_grad or not inputs:
                 return None
             _check_graph(out, (leaf,), _AllParams(self), "a ReversibleBlock(keep_input=True)")
             with _hooks_suspended(self.params):
-                got = torch.autograd.grad(out, [leaf] + self.params, grad_y, allow_unused=True)
+                got = torch.autograd.grad(out, inputs, grad_y, allow_unused=True)
+        if not needs_input:
+            got = (None,) + tuple(got)
         _accumulate(param_grads, range(len(self.params)), got[1:])
         return got[0]
+
+
+def _kept_input(kept, what):
+    x, version = kept
+    if x._version != version:
+        raise RuntimeError(
+            f"{_text(what)}: its input, kept for backward because a module hook changed what the block computed, "
+            f"was modified by an inplace operation after the forward: modify a clone of it instead")
+    return x
 
 
 class _AllParams:
@@ -659,7 +966,7 @@ class _ReplayTape:
     def __init__(self, tape):
         self.tape = tape
 
-    def record(self, key, fn, x, state=None, nested=False):
+    def record(self, key, fn, x, state=None, nested=False, probe=None, what=None, rebuilt=True):
         return self.tape.replay(key, fn, x)
 
 
@@ -749,8 +1056,12 @@ class _Call:
 
 
 def run(x: Tensor, blocks: Sequence[nn.Module], inverse: bool, preserve_rng_state: bool,
-        keep_input: bool = False) -> Tensor:
+        keep_input: bool = False) -> Optional[Tensor]:
     """Runs ``blocks`` (in reverse order and inverted when ``inverse``) on ``x`` with memory-saving backprop.
+
+    Returns ``None`` when the call must run on plain autograd instead: a lazy module among the blocks has not
+    materialised its parameters yet. Its first call creates and initialises them (drawing random numbers, which no
+    recomputation would draw again), so that call runs as plain autograd runs it; later calls save memory.
 
     ``torch.compile`` does not trace into the engine (a graph break): its recomputation replays the forward's
     randomness from the recorded generator state, which compiled random ops do not draw the same way. The core then
@@ -767,7 +1078,10 @@ def _is_compiling():
 
 
 def _run(x, blocks, inverse, preserve_rng_state, keep_input):
+    _check_not_transformed(x)
     chain = Chain(blocks, inverse, preserve_rng_state, keep_input)
+    if chain.uninitialised:
+        return None
     if keep_input:
         return ReversibleFunction.apply(x, chain, *chain.params)
     return run_chain(x, chain)
@@ -816,16 +1130,19 @@ class _BlockFunction(torch.autograd.Function):
     def backward(ctx, *grad_out):
         if torch.is_grad_enabled():
             raise ReversibleError(_SECOND_ORDER)
-        call, i = ctx.call, ctx.i
+        _check_not_batched(grad_out)
+        call, i, n_in = ctx.call, ctx.i, len(ctx.in_sizes)
         parts = [_take_output(ctx)] if hasattr(ctx, "output_version") else call.baton.pop(i, None)
         if parts is None:
             raise RuntimeError(_SECOND_BACKWARD)
+        needs_input = any(ctx.needs_input_grad[3:3 + n_in])
         with autocast_context(call.autocast), _recomputing():
-            parts, grads, param_grads = call.chain.backward_block(i, parts, list(grad_out), call.tape)
-        if len(ctx.in_sizes) > 1:
-            parts, grads = _regroup(parts, ctx.in_sizes), _regroup(grads, ctx.in_sizes)
+            parts, grads, param_grads = call.chain.backward_block(i, parts, list(grad_out), call.tape, needs_input)
+        if n_in > 1:
+            parts = _regroup(parts, ctx.in_sizes)
+            grads = _regroup(grads, ctx.in_sizes) if needs_input else [None] * n_in
         else:
-            parts, grads = [_join(parts)], [_join(grads)]
+            parts, grads = [_join(parts)], [_join(grads) if needs_input else None]
         if i > 0:
             call.baton[i - 1] = parts
         del parts
@@ -858,10 +1175,12 @@ class ReversibleFunction(torch.autograd.Function):
     def backward(ctx, grad_y):
         if torch.is_grad_enabled():
             raise ReversibleError(_SECOND_ORDER)
+        _check_not_batched((grad_y,))
         chain = ctx.chain
         param_grads = [None] * len(chain.params)
         with autocast_context(ctx.autocast), _recomputing():
-            grad_x = chain.backward_from_input(ctx.saved_tensors[0], grad_y, ctx.tape, param_grads)
+            grad_x = chain.backward_from_input(ctx.saved_tensors[0], grad_y, ctx.tape, param_grads,
+                                               ctx.needs_input_grad[0])
         return (grad_x, None, *param_grads)
 
 

@@ -4,7 +4,7 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from .couplings import Coupling, ReversibleError
+from .couplings import Coupling, ReversibleError, _note_forward
 from .engine import run
 
 
@@ -40,12 +40,15 @@ class _Reversible(nn.Module):
             x = x.float()
         needs_graph = torch.is_grad_enabled() and (
             x.requires_grad or any(p.requires_grad for p in self.parameters()))
-        if not memory_saving or not needs_graph:
-            # Plain autograd (the reference, RevGAN's --use_naive), and inference: no extra cost.
-            for block in (reversed(self.blocks) if inverse else self.blocks):
-                x = block.inverse(x) if inverse else block(x)
-            return x
-        return run(x, list(self.blocks), inverse, self.preserve_rng_state, keep_input)
+        if memory_saving and needs_graph:
+            y = run(x, list(self.blocks), inverse, self.preserve_rng_state, keep_input)
+            if y is not None:
+                return y
+            # (a lazy module's first call, which materialises its parameters, runs on plain autograd)
+        # Plain autograd (the reference, RevGAN's --use_naive), and inference: no extra cost.
+        for block in (reversed(self.blocks) if inverse else self.blocks):
+            x = block.inverse(x) if inverse else block(x)
+        return x
 
 
 class ReversibleSequence(_Reversible):
@@ -78,7 +81,9 @@ class ReversibleSequence(_Reversible):
         Args:
             x: input shaped (N, C, ...).
         """
-        return self._run_blocks(x, inverse=False, memory_saving=self.memory_saving)
+        y = self._run_blocks(x, inverse=False, memory_saving=self.memory_saving)
+        _note_forward(self, x, y)
+        return y
 
     def inverse(self, y: Tensor) -> Tensor:
         """Undoes the blocks in reverse order (with memory saving too).
@@ -123,7 +128,9 @@ class ReversibleBlock(_Reversible):
         Args:
             x: its input.
         """
-        return self._run_blocks(x, inverse=False, memory_saving=self.memory_saving, keep_input=self.keep_input)
+        y = self._run_blocks(x, inverse=False, memory_saving=self.memory_saving, keep_input=self.keep_input)
+        _note_forward(self, x, y)
+        return y
 
     def inverse(self, y: Tensor) -> Tensor:
         """Undoes the module.

@@ -70,3 +70,42 @@ class Direction(nn.Module):
 
     def forward(self, x):
         return self.net.inverse(x) if self.direction == "inverse" else self.net(x)
+
+
+def conv_body(c=2, dropout=0.0):
+    layers = [nn.Conv2d(c, c, 3, padding=1), nn.Tanh()]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers, nn.Conv2d(c, c, 3, padding=1))
+
+
+def make_input(shape=(2, 4, 5, 5), seed=7):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=g, dtype=torch.float64)
+
+
+def grads_of(make, x, direction, seed=0):
+    """Output, gradients (input, parameters, the extra tensors ``make`` returns) and buffers of the memory-saving
+    and the plain network."""
+    results = []
+    for memory_saving in (True, False):
+        torch.manual_seed(seed)
+        net, more = make(memory_saving)
+        xi = x.clone().requires_grad_(True)
+        torch.manual_seed(123)
+        y = net.inverse(xi) if direction == "inverse" else net(xi)
+        w = torch.linspace(-1, 1, y.numel(), dtype=y.dtype).view_as(y)
+        loss = (y * w).sum() + y.square().mean()
+        results.append((y.detach(), torch.autograd.grad(loss, [xi] + list(net.parameters()) + list(more)),
+                        [b.clone() for b in net.buffers()]))
+    return results
+
+
+def assert_matches_plain(make, x, direction, tol=1e-8):
+    (ys, gs, bs), (yp, gp, bp) = grads_of(make, x, direction)
+    assert rel(ys, yp) <= tol
+    assert len(gs) == len(gp)
+    for a, b in zip(gs, gp):
+        assert rel(a, b) <= tol
+    for a, b in zip(bs, bp):  # running statistics and spectral-norm vectors end as plain autograd leaves them
+        assert rel(a, b) <= tol if b.is_floating_point() else torch.equal(a, b)
