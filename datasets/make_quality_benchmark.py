@@ -107,6 +107,53 @@ def fade(rgb, rng):
     return _to_uint8(x)
 
 
+# Map colours (OpenStreetMap-like pastels) of the map tasks' regions, and the rules that pick one per region.
+MAP_PALETTE = np.array([
+    [170, 211, 223],  # water: smooth, mid-dark regions
+    [200, 230, 180],  # park: textured regions
+    [242, 239, 233],  # land: the rest
+    [255, 255, 255],  # road: smooth, bright regions
+    [217, 208, 201],  # building: dark regions
+    [246, 220, 160],  # sand: saturated red-orange regions
+], np.float64)
+
+
+def render_map(rgb, region_px=120):
+    """The map tasks' B: a photo drawn as a map, so that A and B look nothing alike. The photo is cut into SLIC
+    superpixels (about one per ``region_px`` pixels); each region gets one flat colour of MAP_PALETTE by its mean
+    colour (HSV value, saturation, hue) and its texture (the mean local standard deviation of luminance in 5x5
+    windows), in this order of precedence: dark (value < 0.3) building; smooth (texture <= 0.03) and mid-dark
+    (value < 0.45) water; textured (> 0.045) park; smooth and bright (value > 0.75) road; saturated (> 0.3) red-orange
+    sand; otherwise land. Region borders between different classes are drawn darker (x 0.55), one pixel wide. The
+    class of a pixel depends on its region and its texture, not on its colour alone, so a per-colour look-up table
+    cannot reproduce it; as with satellite images and maps, context decides."""
+    from scipy.ndimage import uniform_filter
+    from skimage.color import rgb2hsv
+    from skimage.segmentation import find_boundaries, slic
+    h, w = rgb.shape[:2]
+    x = rgb.astype(np.float64) / 255.0
+    seg = slic(rgb, n_segments=max(4, h * w // region_px), compactness=12, start_label=0).ravel()
+    n = int(seg.max()) + 1
+    count = np.maximum(np.bincount(seg, minlength=n), 1)
+
+    def region_mean(values):
+        return np.bincount(seg, weights=values.ravel(), minlength=n) / count
+    mean = np.stack([region_mean(x[..., c]) for c in range(3)], axis=1)
+    lum = x @ np.array([0.299, 0.587, 0.114])
+    texture = np.sqrt(np.maximum(region_mean(uniform_filter(lum ** 2, 5) - uniform_filter(lum, 5) ** 2), 0))
+    hue, sat, value = rgb2hsv(mean[None])[0].T
+    cls = np.full(n, 2)
+    cls[(sat > 0.3) & ((hue < 0.15) | (hue > 0.92))] = 5
+    cls[texture > 0.045] = 1
+    cls[(texture <= 0.045) & (value > 0.75)] = 3
+    cls[value < 0.3] = 4
+    cls[(texture <= 0.03) & (value < 0.45) & (value >= 0.3)] = 0
+    classes = cls[seg].reshape(h, w)
+    out = MAP_PALETTE[classes]
+    out[find_boundaries(classes, mode="inner")] *= 0.55
+    return out.astype(np.uint8)
+
+
 def random_crops(h, w, size, count, rng, box=None):
     """``count`` top-left corners of ``size`` crops inside ``box`` (y0, x0, y1, x1; default the whole image)."""
     y0, x0, y1, x1 = box or (0, 0, h, w)
@@ -128,12 +175,11 @@ def _stem(package, name):
     return os.path.splitext(name)[0]
 
 
-def _test_tiles(out, degrade, size, photo_side, max_test, rng):
+def _test_tiles(out, make_pair, size, photo_side, max_test, rng):
     """Writes testA/testB: grid tiles of the held-out photos (at most ``max_test`` per photo); returns the count."""
     n = 0
     for package, name in TEST_PHOTOS:
-        b = resize_short_side(load_photo(package, name), photo_side)
-        a = degrade(b, rng)
+        a, b = make_pair(resize_short_side(load_photo(package, name), photo_side), rng)
         corners = grid_tiles(*b.shape[:2], size)
         if len(corners) > max_test:  # evenly spread over the photo
             corners = [corners[i] for i in np.linspace(0, len(corners) - 1, max_test).round().astype(int)]
@@ -145,30 +191,47 @@ def _test_tiles(out, degrade, size, photo_side, max_test, rng):
     return n
 
 
-def build_paired2d(out, size=64, photo_side=256, per_photo=40, max_test=16, seed=0):
+def degraded(degrade):
+    """A pair maker for a restoration task: (degrade(photo), photo)."""
+    return lambda photo, rng: (degrade(photo, rng), photo)
+
+
+def mapped(photo, rng):
+    """The pair maker of the map tasks: (photo, render_map(photo)); ``rng`` unused (the rendering is deterministic)."""
+    return photo, render_map(photo)
+
+
+def photo_pairs(make_pair, photo_side, seed=0):
+    """(A, B) of each whole training photo (for reference baselines that need pairs on the unpaired tasks)."""
+    rng = np.random.default_rng(seed)
+    return [make_pair(resize_short_side(load_photo(package, name), photo_side), rng) for package, name in TRAIN_PHOTOS]
+
+
+def build_paired(out, make_pair, size=64, photo_side=256, per_photo=40, max_test=16, seed=0):
+    """Training pairs: random crops of the training photos; test pairs: grid tiles of the held-out photos."""
     rng = np.random.default_rng(seed)
     n_train = 0
     for package, name in TRAIN_PHOTOS:
-        b = resize_short_side(load_photo(package, name), photo_side)
-        a = camera_degrade(b, rng)
+        a, b = make_pair(resize_short_side(load_photo(package, name), photo_side), rng)
         for k, (y, x) in enumerate(random_crops(*b.shape[:2], size, per_photo, rng)):
             stem = f"{_stem(package, name)}_{k:03d}.png"
             _save_png(a[y:y + size, x:x + size], os.path.join(out, "trainA"), stem)
             _save_png(b[y:y + size, x:x + size], os.path.join(out, "trainB"), stem)
             n_train += 1
-    n_test = _test_tiles(out, camera_degrade, size, photo_side, max_test, rng)
-    return {"task": "paired2d", "title": "camera restoration (2D, paired)", "tile": size, "photo_side": photo_side,
-            "train_pairs": n_train, "test_pairs": n_test, "train_photos": [n for _, n in TRAIN_PHOTOS],
-            "test_photos": [n for _, n in TEST_PHOTOS], "data_range": "1 (8-bit RGB / 255)"}
+    n_test = _test_tiles(out, make_pair, size, photo_side, max_test, rng)
+    return {"tile": size, "photo_side": photo_side, "train_pairs": n_train, "test_pairs": n_test,
+            "train_photos": [n for _, n in TRAIN_PHOTOS], "test_photos": [n for _, n in TEST_PHOTOS],
+            "data_range": "1 (8-bit RGB / 255)"}
 
 
-def build_unpaired2d(out, size=64, photo_side=256, per_photo=40, max_test=16, seed=1):
+def build_unpaired(out, make_pair, size=64, photo_side=256, per_photo=40, max_test=16, seed=1):
+    """Training tiles of A and B from disjoint checkerboard cells of each training photo (no A tile has its B
+    counterpart in trainB); test pairs: grid tiles of the held-out photos."""
     rng = np.random.default_rng(seed)
     counts = {"A": 0, "B": 0}
     cell = 2 * size
     for package, name in TRAIN_PHOTOS:
-        b = resize_short_side(load_photo(package, name), photo_side)
-        a = fade(b, rng)
+        a, b = make_pair(resize_short_side(load_photo(package, name), photo_side), rng)
         h, w = b.shape[:2]
         cells = {"A": [], "B": []}
         for i in range(h // cell):
@@ -184,22 +247,22 @@ def build_unpaired2d(out, size=64, photo_side=256, per_photo=40, max_test=16, se
                 _save_png(img[y:y + size, x:x + size], os.path.join(out, "train" + side),
                           f"{_stem(package, name)}_{k:03d}.png")
                 counts[side] += 1
-    n_test = _test_tiles(out, fade, size, photo_side, max_test, rng)
-    return {"task": "unpaired2d", "title": "faded-photo restoration (2D, unpaired)", "tile": size,
-            "photo_side": photo_side, "train_A": counts["A"], "train_B": counts["B"], "test_pairs": n_test,
-            "train_photos": [n for _, n in TRAIN_PHOTOS], "test_photos": [n for _, n in TEST_PHOTOS],
-            "data_range": "1 (8-bit RGB / 255)"}
+    n_test = _test_tiles(out, make_pair, size, photo_side, max_test, rng)
+    return {"tile": size, "photo_side": photo_side, "train_A": counts["A"], "train_B": counts["B"],
+            "test_pairs": n_test, "train_photos": [n for _, n in TRAIN_PHOTOS],
+            "test_photos": [n for _, n in TEST_PHOTOS], "data_range": "1 (8-bit RGB / 255)"}
 
 
 # -- 3D ----------------------------------------------------------------------------------------------------------------
 TEMPLATE = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
+GREY_MATTER = "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz"  # its grey-matter probability map (0-255)
 
 
-def template_path():
+def template_path(name=TEMPLATE):
     spec = importlib.util.find_spec("nilearn")
     if spec is None:
-        raise SystemExit("the 3D task needs nilearn's bundled MNI152 template: pip install nilearn")
-    return os.path.join(spec.submodule_search_locations[0], "datasets", "data", TEMPLATE)
+        raise SystemExit("the 3D tasks need nilearn's bundled MNI152 template: pip install nilearn")
+    return os.path.join(spec.submodule_search_locations[0], "datasets", "data", name)
 
 
 def acquire_thick(vol, factor):
@@ -218,59 +281,84 @@ def interpolate_thick(thick, nz, factor, order=1):
     return map_coordinates(np.asarray(thick, np.float64), grid, order=order, mode="nearest").astype(np.float32)
 
 
-def load_template(voxel_mm=2):
-    """The MNI152 T1 template at ``voxel_mm`` (1 or 2 mm), cropped to the bounding box of the head (+2 voxels), and
-    its affine."""
+def load_template(voxel_mm=2, names=(TEMPLATE,)):
+    """nilearn's MNI152 volumes ``names`` (the T1 template first) at ``voxel_mm`` (1 or 2 mm), all cropped to the
+    bounding box of the T1's head (+2 voxels), and their affine: ([volumes], affine)."""
     import nibabel as nib
-    img = nib.load(template_path())
-    vol = img.get_fdata(dtype=np.float32)
-    affine = img.affine.copy()
-    if voxel_mm != 1:
-        from scipy.ndimage import zoom
-        vol = zoom(vol, 1.0 / voxel_mm, order=1)
-        affine[:3, :3] *= voxel_mm
-    nz = np.argwhere(vol > 0)
+    vols = []
+    for name in names:
+        img = nib.load(template_path(name))
+        vol = img.get_fdata(dtype=np.float32)
+        affine = img.affine.copy()
+        if voxel_mm != 1:
+            from scipy.ndimage import zoom
+            vol = zoom(vol, 1.0 / voxel_mm, order=1)
+            affine[:3, :3] *= voxel_mm
+        vols.append(vol)
+    nz = np.argwhere(vols[0] > 0)
     lo = np.maximum(nz.min(0) - 2, 0)
-    hi = np.minimum(nz.max(0) + 3, vol.shape)
-    vol = vol[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    hi = np.minimum(nz.max(0) + 3, vols[0].shape)
     affine[:3, 3] = affine[:3, :3] @ lo + affine[:3, 3]
-    return np.ascontiguousarray(vol), affine
+    return [np.ascontiguousarray(v[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]) for v in vols], affine
+
+
+def _save_nifti(vol, affine, path):
+    import nibabel as nib
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    nii = nib.Nifti1Image(np.ascontiguousarray(vol, dtype=np.float32), affine)
+    nii.header.set_xyzt_units("mm")
+    nib.save(nii, path)
+
+
+def _split_y(ny, gap):
+    """The training (posterior) and test (anterior) ranges of y, ``gap`` voxels apart (the template is exactly
+    left/right symmetric, so a split along x would test on mirror images)."""
+    return {"train": (0, ny // 2 - gap // 2), "test": (ny // 2 + gap - gap // 2, ny)}
+
+
+def _shifted(affine, y0):
+    aff = affine.copy()
+    aff[:3, 3] = affine[:3, :3] @ np.array([0, y0, 0]) + affine[:3, 3]
+    return aff
 
 
 def build_thick3d(out, voxel_mm=2, factor=3, gap=6):
     """Writes trainA/B, testA/B (one volume each) and acquired/mni_PHASE.nii.gz (the thick slices themselves, for
     interpolation baselines)."""
-    import nibabel as nib
-    b, affine = load_template(voxel_mm)
+    (b,), affine = load_template(voxel_mm)
     thick = acquire_thick(b, factor)
     a = interpolate_thick(thick, b.shape[2], factor, order=1)
-    ny = b.shape[1]
-    split = {"train": (0, ny // 2 - gap // 2), "test": (ny // 2 + gap - gap // 2, ny)}
     shapes = {}
-
-    def save(vol, aff, folder, name):
-        os.makedirs(os.path.join(out, folder), exist_ok=True)
-        nii = nib.Nifti1Image(np.ascontiguousarray(vol, dtype=np.float32), aff)
-        nii.header.set_xyzt_units("mm")
-        nib.save(nii, os.path.join(out, folder, name))
-
-    for phase, (y0, y1) in split.items():
-        aff = affine.copy()
-        aff[:3, 3] = affine[:3, :3] @ np.array([0, y0, 0]) + affine[:3, 3]
+    for phase, (y0, y1) in _split_y(b.shape[1], gap).items():
+        aff = _shifted(affine, y0)
         for side, vol in (("A", a), ("B", b)):
-            save(vol[:, y0:y1], aff, phase + side, f"mni_{phase}.nii.gz")
+            _save_nifti(vol[:, y0:y1], aff, os.path.join(out, phase + side, f"mni_{phase}.nii.gz"))
         thick_aff = aff.copy()
         thick_aff[:3, 2] *= factor
         thick_aff[:3, 3] = aff[:3, :3] @ np.array([0, 0, (factor - 1) / 2]) + aff[:3, 3]
-        save(thick[:, y0:y1], thick_aff, "acquired", f"mni_{phase}.nii.gz")
+        _save_nifti(thick[:, y0:y1], thick_aff, os.path.join(out, "acquired", f"mni_{phase}.nii.gz"))
         shapes[phase] = list(b[:, y0:y1].shape)
-    return {"task": "thick3d", "title": "thick-slice to thin-slice brain MRI (3D, paired)", "voxel_mm": voxel_mm,
-            "factor": factor, "slice_mm": voxel_mm * factor, "gap": gap, "train_shape": shapes["train"],
-            "test_shape": shapes["test"], "window": [0.0, 255.0], "data_range": "255 (template units, window 0-255)"}
+    return {"voxel_mm": voxel_mm, "factor": factor, "slice_mm": voxel_mm * factor, "gap": gap,
+            "train_shape": shapes["train"], "test_shape": shapes["test"], "window": [0.0, 255.0],
+            "data_range": "255 (template units, window 0-255)"}
+
+
+def build_tissue3d(out, voxel_mm=2, gap=6):
+    """T1 -> grey-matter map (3D, cross-domain): A the MNI152 T1 template, B its grey-matter probability map (0-255:
+    bright in the cortex and deep grey matter, dark in white matter, where the T1 is brightest), split along y as
+    thick3d. Trained unpaired (random patches of A and of B, drawn independently), tested on the held-out pair."""
+    (a, b), affine = load_template(voxel_mm, (TEMPLATE, GREY_MATTER))
+    shapes = {}
+    for phase, (y0, y1) in _split_y(b.shape[1], gap).items():
+        for side, vol in (("A", a), ("B", b)):
+            _save_nifti(vol[:, y0:y1], _shifted(affine, y0), os.path.join(out, phase + side, f"mni_{phase}.nii.gz"))
+        shapes[phase] = list(b[:, y0:y1].shape)
+    return {"voxel_mm": voxel_mm, "gap": gap, "train_shape": shapes["train"], "test_shape": shapes["test"],
+            "window": [0.0, 255.0], "data_range": "255 (template units, window 0-255); also in the brain (T1 > 0)"}
 
 
 # -- all ---------------------------------------------------------------------------------------------------------------
-DATA_VERSION = 2  # raise when the data a setting builds changes: cached tasks are rebuilt
+DATA_VERSION = 3  # raise when the data a setting builds changes: cached tasks are rebuilt
 SIZES = {  # tile, photo_side, per_photo, max_test (2D); voxel_mm, factor (3D): the benchmark's modes
     "quick": {"tile": 64, "photo_side": 256, "per_photo": 32, "max_test": 16, "voxel_mm": 2, "factor": 3},
     "full": {"tile": 128, "photo_side": 512, "per_photo": 100, "max_test": 24, "voxel_mm": 1, "factor": 5},
@@ -278,15 +366,30 @@ SIZES = {  # tile, photo_side, per_photo, max_test (2D); voxel_mm, factor (3D): 
 }
 
 
-def build(out, tasks=("paired2d", "unpaired2d", "thick3d"), tile=64, photo_side=256, per_photo=40, max_test=16,
-          voxel_mm=2, factor=3):
+# The tasks: task -> (title, builder(folder, sizes)).
+TASKS = {
+    "paired2d": ("camera restoration (2D, paired)",
+                 lambda d, z: build_paired(d, degraded(camera_degrade), z["tile"], z["photo_side"], z["per_photo"],
+                                           z["max_test"], seed=0)),
+    "unpaired2d": ("faded-photo restoration (2D, unpaired)",
+                   lambda d, z: build_unpaired(d, degraded(fade), z["tile"], z["photo_side"], z["per_photo"],
+                                               z["max_test"], seed=1)),
+    "thick3d": ("thick-slice to thin-slice brain MRI (3D, paired)",
+                lambda d, z: build_thick3d(d, z["voxel_mm"], z["factor"], gap=max(2, 12 // z["voxel_mm"]))),
+    "map2d": ("photo to map (2D, paired, cross-domain)",
+              lambda d, z: build_paired(d, mapped, z["tile"], z["photo_side"], z["per_photo"], z["max_test"],
+                                        seed=2)),
+    "map2d_unpaired": ("photo to map (2D, unpaired, cross-domain)",
+                       lambda d, z: build_unpaired(d, mapped, z["tile"], z["photo_side"], z["per_photo"],
+                                                   z["max_test"], seed=3)),
+    "tissue3d": ("T1 to grey-matter map (3D, unpaired, cross-domain)",
+                 lambda d, z: build_tissue3d(d, z["voxel_mm"], gap=max(2, 12 // z["voxel_mm"]))),
+}
+
+
+def build(out, tasks=tuple(TASKS), tile=64, photo_side=256, per_photo=40, max_test=16, voxel_mm=2, factor=3):
     """Builds the tasks under ``out/TASK/`` (skipping a task whose task.json holds the same settings); returns
     {task: its task.json contents}."""
-    builders = {
-        "paired2d": lambda d: build_paired2d(d, tile, photo_side, per_photo, max_test),
-        "unpaired2d": lambda d: build_unpaired2d(d, tile, photo_side, per_photo, max_test),
-        "thick3d": lambda d: build_thick3d(d, voxel_mm, factor, gap=max(2, 12 // voxel_mm)),
-    }
     settings = {"version": DATA_VERSION, "tile": tile, "photo_side": photo_side, "per_photo": per_photo,
                 "max_test": max_test, "voxel_mm": voxel_mm, "factor": factor}
     info = {}
@@ -302,7 +405,8 @@ def build(out, tasks=("paired2d", "unpaired2d", "thick3d"), tile=64, photo_side=
         if os.path.isdir(folder):
             import shutil
             shutil.rmtree(folder)
-        meta = builders[task](folder)
+        title, builder = TASKS[task]
+        meta = dict(task=task, title=title, **builder(folder, settings))
         meta["settings"] = settings
         with open(meta_path, "w") as f:
             json.dump(meta, f, indent=1)

@@ -1,14 +1,16 @@
 """Translation quality on held-out real data: each RevGAN model against its baseline model, at equal epochs and at
-an equal time budget, beside the copy-the-input baseline and a simple non-learned baseline per task.
+an equal time budget, beside the copy-the-input baseline and simple non-learned baselines per task, on tasks close
+to the identity and on tasks whose input and target look nothing alike.
 
-    python scripts/benchmark_quality.py --quick                  # CPU: about 20-30 min on 2 cores (make bench)
-    python scripts/benchmark_quality.py --device cuda            # GPU: full sizes
-    python scripts/benchmark_quality.py --quick --tasks paired2d --epochs 12
+    python scripts/benchmark_quality.py --quick --seeds 2        # CPU (make bench): a few hours on 2 cores
+    python scripts/benchmark_quality.py --device cuda --seeds 2  # GPU: full sizes
+    python scripts/benchmark_quality.py --quick --tasks map2d_unpaired --epochs 12
     python scripts/benchmark_quality.py --tiny --docs /tmp/b.md  # smoke configuration (tests): numbers mean nothing
 
 Tasks (built by datasets/make_quality_benchmark.py from real images that ship inside installed packages; nothing is
 downloaded; see that module for every detail):
 
+Near-identity (the output is the input, corrected):
 - ``paired2d``, camera restoration, 2D paired: B a photo, A the same photo through a low-light camera (optical blur,
   white-balance error, underexposure, signal-dependent sensor noise, JPEG quality 40). Training tiles: random crops
   of 6 photos (scikit-image's astronaut, coffee, rocket, motorcycle (left view), immunohistochemistry; scikit-learn's
@@ -19,27 +21,43 @@ downloaded; see that module for every detail):
   training photos (a checkerboard of cells of twice the tile size: A tiles inside one colour of cells of the faded
   photo, B tiles inside the other colour of the clean photo); evaluated on real (A, B) pairs of the held-out photos.
   Models: cycle_gan against unpaired_revgan (A -> B reported).
-- ``thick3d``, thick-slice to thin-slice brain MRI, 3D paired near-identity: B nilearn's MNI152 T1 template (2 mm
-  voxels in --quick, 1 mm in the full sizes), A the same volume acquired with axial slices ``factor`` times thicker
-  (--quick: 3, so 6 mm slices; full: 5, so 5 mm) and linearly interpolated back to the thin grid. The template is exactly left/right
-  symmetric, so the split is along y: train on the posterior part, test on the anterior part, with a gap of 12 mm
-  between them. Models: pix2pix3d against paired_revgan3d, tested on the whole held-out volume by test.py's sliding
-  window.
+- ``thick3d``, thick-slice to thin-slice brain MRI, 3D paired: B nilearn's MNI152 T1 template (2 mm voxels in
+  --quick, 1 mm in the full sizes), A the same volume acquired with axial slices ``factor`` times thicker (--quick:
+  3, so 6 mm slices; full: 5, so 5 mm) and linearly interpolated back to the thin grid. The template is exactly
+  left/right symmetric, so the split is along y: train on the posterior part, test on the anterior part, with a gap
+  of 12 mm between them. Models: pix2pix3d against paired_revgan3d, tested on the whole held-out volume by test.py's
+  sliding window.
+Cross-domain (input and target look different; copying the input is no answer):
+- ``map2d``, photo to map, 2D paired: A the photo, B the photo drawn as a map (superpixel regions in flat map
+  colours chosen by the region's colour and texture, darker borders; make_quality_benchmark.render_map), the photos
+  and split of paired2d. Models: pix2pix against paired_revgan.
+- ``map2d_unpaired``, the same, trained unpaired from disjoint cells as unpaired2d. Models: cycle_gan against
+  unpaired_revgan.
+- ``tissue3d``, T1 to grey-matter map, 3D unpaired: A the MNI152 T1, B its grey-matter probability map (bright in
+  the cortex, dark in white matter, where the T1 is brightest), the split of thick3d; the models draw their A and B
+  patches independently. Models: cycle_gan3d against unpaired_revgan3d.
 
 Reference rows, on the same test data with the same metric code (evaluation.metrics.compare):
-copy the input (A itself), and a simple non-learned method fitted on the training data only: paired2d a per-channel
-affine colour fit (least squares, 3x4) and a per-colour look-up table (32 bins per channel, the mean target colour
-of each bin over the training pairs; bins without training pixels use the affine fit); unpaired2d per-channel
-histogram matching of the A training tiles to the B training tiles (no pairs used, as for the models); thick3d
-cubic-spline interpolation of the acquired thick slices (instead of the input's linear one), clipped to the window.
+copy the input (A itself), and simple non-learned methods fitted on the training data only: paired2d and map2d a
+per-channel affine colour fit (least squares, 3x4) and a per-colour look-up table (32 bins per channel, the mean
+target colour of each bin over the training pairs; bins without training pixels use the affine fit); unpaired2d and
+map2d_unpaired per-channel histogram matching of the A training tiles to the B training tiles (no pairs used, as for
+the models), and for map2d_unpaired also the look-up table fitted on pairs of the training photos, which the models
+never get; thick3d cubic-spline interpolation of the acquired thick slices (instead of the input's linear one),
+clipped to the window; tissue3d intensity histogram matching (unpaired) and a per-intensity look-up table fitted on
+the training pair (which the models never get).
 
 Models are trained and tested through the application's entry points, ``python train.py`` and ``python test.py``
 in subprocesses, with the flags a user would pick (printed in the docs section). Budgets: every baseline model
 trains N epochs (time T); its RevGAN model trains N epochs (equal epochs) and, separately, the number of epochs that
-fits in T by its per-epoch time measured in its own N-epoch run (equal time; reused when that number is N).
+fits in T by its per-epoch time measured in its own N-epoch run (equal time; reused when that number is N; computed
+from the first seed's runs, so every seed gets the same budget). In 2D the baseline model also trains N epochs with
+pytorch-CycleGAN-and-pix2pix's defaults (pix2pix: unet_256, batch norm, dropout; cycle_gan: resnet_9blocks; no
+residual), at the benchmark's width. ``--seeds N`` repeats every model run with ``--seed`` 0 .. N-1.
 Metrics: PSNR, SSIM and MAE, from test.py's metrics.json for the models; 2D on RGB in [0, 1] (data range 1), 3D on
-the template's units in the window 0-255 (data range 255), whole volume. Writes the section
-``benchmark_quality_<cpu|gpu>`` of docs/benchmarks.md (or --docs), a plot beside it, and WORKDIR/results.json.
+the template's units in the window 0-255 (data range 255), whole volume, and PSNR inside the brain (T1 input > 0).
+Writes the section ``benchmark_quality_<cpu|gpu>`` of docs/benchmarks.md (or --docs), a plot beside it, and
+WORKDIR/results.json.
 """
 import argparse
 import json
@@ -60,35 +78,50 @@ TASKS = {  # task -> (baseline model, RevGAN model)
     "paired2d": ("pix2pix", "paired_revgan"),
     "unpaired2d": ("cycle_gan", "unpaired_revgan"),
     "thick3d": ("pix2pix3d", "paired_revgan3d"),
+    "map2d": ("pix2pix", "paired_revgan"),
+    "map2d_unpaired": ("cycle_gan", "unpaired_revgan"),
+    "tissue3d": ("cycle_gan3d", "unpaired_revgan3d"),
 }
+# Near-identity tasks (the output is the input, corrected) and cross-domain tasks (input and target look different).
+CROSS_DOMAIN = ("map2d", "map2d_unpaired", "tissue3d")
+# The baseline models as pytorch-CycleGAN-and-pix2pix configures them (2D only: upstream has no 3D models), at the
+# benchmark's width: pix2pix's U-Net with batch norm and dropout, CycleGAN's 9-block ResNet; neither has a residual.
+UPSTREAM_FLAGS = {"pix2pix": ["--netG", "unet_256", "--norm", "batch", "--no_residual"],
+                  "cycle_gan": ["--netG", "resnet_9blocks", "--no_residual"]}
+
+
+def dims(task):
+    return 3 if task.endswith("3d") else 2
+
 
 # Per mode: the data sizes (datasets/make_quality_benchmark.build) and, per task, the epochs and the flags.
 MODES = {
     "quick": {
         "data": mqb.SIZES["quick"],
-        "epochs": {"paired2d": 6, "unpaired2d": 4, "thick3d": 6},
+        "epochs": {"paired2d": 6, "unpaired2d": 8, "thick3d": 6, "map2d": 8, "map2d_unpaired": 8, "tissue3d": 12},
         "2d": ["--ngf", "32", "--ndf", "32", "--n_downsampling", "1"],
         "3d": ["--ngf", "8", "--ndf", "8", "--n_downsampling", "1", "--netD", "n_layers", "--n_layers_D", "2",
                "--patch_size", "32", "--samples_per_volume", "32", "--lr", "0.0005"],
     },
     "full": {
         "data": mqb.SIZES["full"],
-        "epochs": {"paired2d": 30, "unpaired2d": 20, "thick3d": 40},
+        "epochs": {"paired2d": 30, "unpaired2d": 30, "thick3d": 40, "map2d": 30, "map2d_unpaired": 30,
+                   "tissue3d": 60},
         "2d": ["--ngf", "64", "--ndf", "64", "--n_downsampling", "2"],
         "3d": ["--ngf", "16", "--ndf", "16", "--n_downsampling", "1", "--netD", "n_layers", "--n_layers_D", "3",
                "--patch_size", "64", "--samples_per_volume", "64"],
     },
     "tiny": {  # smoke configuration for tests: seconds per run; its numbers are not results
         "data": mqb.SIZES["tiny"],
-        "epochs": {"paired2d": 1, "unpaired2d": 1, "thick3d": 1},
+        "epochs": {task: 1 for task in TASKS},
         "2d": ["--ngf", "4", "--ndf", "4", "--n_downsampling", "1"],
         "3d": ["--ngf", "4", "--ndf", "4", "--n_downsampling", "1", "--netD", "n_layers", "--n_layers_D", "1",
                "--patch_size", "16", "--samples_per_volume", "2"],
     },
 }
-# The same for every mode: equal structure for the pair (dropout, depth 6: the RevGAN's core of 6 coupling blocks
-# against the ResNet generator of 6 residual blocks; 2D: instance norm for both, pix2pix's default being batch norm;
-# 3D: the 3D models' default, no normalization); each model keeps its own losses and GAN mode.
+# The same for every mode: equal structure for the pair (dropout off, depth 6: the RevGAN's core of 6 coupling
+# blocks against the ResNet generator of 6 residual blocks; 2D: instance norm for both, pix2pix's default being batch
+# norm; 3D: the 3D models' default, no normalization); each model keeps its own losses and GAN mode.
 COMMON = ["--no_dropout"]
 # No data-loading worker processes, no visdom, no training page, no intermediate checkpoints or loss lines: the
 # same for both models, and nothing that competes with training for the CPU.
@@ -178,24 +211,60 @@ def image_scores(test_pairs, fn):
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
 
-def volume_scores(folder, fn, window):
-    """Mean over the test volumes of compare(fn(name, A), B) in original units, data range = the window."""
-    from evaluation.metrics import compare
+def brain_psnr(output, target, inp, data_range):
+    """PSNR inside the brain: the voxels where the input (a T1 volume, 0 outside the brain) is above 0."""
+    mask = np.asarray(inp) > 0
+    mse = float(np.mean((np.asarray(output, np.float64)[mask] - np.asarray(target, np.float64)[mask]) ** 2))
+    return float(10 * np.log10(data_range ** 2 / max(mse, 1e-20)))
+
+
+def test_volumes(folder):
+    """(name, A, B) of the test volumes (original units)."""
     from util.volume import list_volumes, load_volume, volume_stem
+    return [(volume_stem(p), load_volume(p)[0], load_volume(os.path.join(folder, "testB", os.path.basename(p)))[0])
+            for p in list_volumes(os.path.join(folder, "testA"))]
+
+
+def volume_scores(folder, fn, window):
+    """Mean over the test volumes of compare(fn(name, A), B) in original units, data range = the window, and the
+    PSNR inside the brain."""
+    from evaluation.metrics import compare
     rows = []
-    for path in list_volumes(os.path.join(folder, "testA")):
-        name = volume_stem(path)
-        a = load_volume(path)[0]
-        b = load_volume(os.path.join(folder, "testB", os.path.basename(path)))[0]
-        rows.append(compare(np.asarray(fn(name, a), np.float32)[None], b[None], data_range=window[1] - window[0]))
+    for name, a, b in test_volumes(folder):
+        out = np.asarray(fn(name, a), np.float32)
+        row = compare(out[None], b[None], data_range=window[1] - window[0])
+        row["PSNR_brain"] = brain_psnr(out, b, a, window[1] - window[0])
+        rows.append(row)
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+def fit_intensity_lut(a, b, window, bins=256):
+    """Per-intensity look-up table for volumes: the mean target value of each of ``bins`` input-intensity bins over
+    the window (pairs of voxels); empty bins interpolate between their neighbours."""
+    lo, hi = window
+    idx = np.clip(((a - lo) / (hi - lo) * bins).astype(np.int64), 0, bins - 1).ravel()
+    count = np.bincount(idx, minlength=bins)
+    total = np.bincount(idx, weights=b.ravel().astype(np.float64), minlength=bins)
+    filled = count > 0
+    centres = np.arange(bins)
+    table = np.interp(centres, centres[filled], total[filled] / count[filled])
+    return lambda vol: table[np.clip(((vol - lo) / (hi - lo) * bins).astype(np.int64), 0, bins - 1)]
+
+
+def fit_intensity_matching(a, b):
+    """Histogram matching of volume intensities (no pairs needed): the quantile of each A value in A's training
+    voxels mapped to the same quantile of B's."""
+    qs = np.linspace(0, 1, 1025)
+    qa, qb = np.quantile(a, qs), np.quantile(b, qs)
+    return lambda vol: np.interp(vol, qa, qb)
 
 
 def reference_methods(task, folder, meta):
     """[(method, fn)] of the copy baseline and the task's non-learned baseline(s), fitted on the training data:
-    fn(A) -> output for 2D (RGB arrays in [0, 1]), fn(name, A) -> output for 3D (original units)."""
+    fn(A) -> output for 2D (RGB arrays in [0, 1]), fn(name, A) -> output for 3D (original units). Baselines that use
+    training pairs on unpaired tasks (which the models never get) say so."""
+    from util.volume import list_volumes, load_volume
     if task == "thick3d":
-        from util.volume import load_volume
         window = meta["window"]
 
         def cubic(name, a):
@@ -203,20 +272,32 @@ def reference_methods(task, folder, meta):
             return np.clip(mqb.interpolate_thick(thick, a.shape[2], meta["factor"], order=3), *window)
         return [("copy the input (linear interpolation)", lambda name, a: a),
                 ("cubic-spline interpolation of the thick slices", cubic)]
+    if task == "tissue3d":
+        a, b = (np.concatenate([load_volume(p)[0].ravel() for p in list_volumes(os.path.join(folder, "train" + s))])
+                for s in "AB")
+        lut, match = fit_intensity_lut(a, b, meta["window"]), fit_intensity_matching(a, b)
+        return [("copy the input", lambda name, v: v),
+                ("intensity histogram matching (unpaired)", lambda name, v: match(v)),
+                ("per-intensity look-up table (fitted on training pairs the models never see)", lambda name, v: lut(v))]
     methods = [("copy the input", lambda a: a)]
-    if task == "paired2d":
+    if task in ("paired2d", "map2d"):
         a, b = pixels(folder, "trainA"), pixels(folder, "trainB")
         methods.append(("per-channel affine colour fit", fit_affine(a, b)))
         methods.append((f"per-colour look-up table ({LUT_BINS}³ bins)", fit_lut(a, b)))
     else:
         methods.append(("per-channel histogram matching (unpaired)",
                         fit_histogram_matching(pixels(folder, "trainA"), pixels(folder, "trainB"))))
+    if task == "map2d_unpaired":
+        a, b = (np.concatenate([x.reshape(-1, 3) for x in side]) / 255.0
+                for side in zip(*mqb.photo_pairs(mqb.mapped, meta["photo_side"])))
+        methods.append((f"per-colour look-up table ({LUT_BINS}³ bins, fitted on training pairs the models never see)",
+                        fit_lut(a, b)))
     return methods
 
 
 def reference_rows(task, folder, meta, methods):
     """[(method, scores)] of ``methods`` on the task's test data."""
-    if task == "thick3d":
+    if dims(task) == 3:
         return [(m, volume_scores(folder, fn, meta["window"])) for m, fn in methods]
     test = pairs(folder, "test")
     return [(m, image_scores(test, fn)) for m, fn in methods]
@@ -249,10 +330,11 @@ def log_tail(path, n=3):
     return " / ".join(lines[-n:])[-300:]
 
 
-def train_and_test(ctx, task, model, epochs, flags):
-    """Trains ``model`` for ``epochs`` and tests it; returns a result dict (metrics, times) or one with "error"."""
-    name = f"{task}_{model}_{epochs}ep"
-    label = f"[{task}] {model}, {plural(epochs, 'epoch')}"
+def train_and_test(ctx, task, model, epochs, flags, seed=0, tag=""):
+    """Trains ``model`` for ``epochs`` (``--seed seed``) and tests it; returns a result dict (metrics, times) or one
+    with "error"."""
+    name = f"{task}_{model}{tag}_{epochs}ep_seed{seed}"
+    label = f"[{task}] {model}{tag.replace('_', ' ')}, {plural(epochs, 'epoch')}, seed {seed}"
     ckpt, results, logs = (os.path.join(ctx.work, d) for d in ("checkpoints", "results", "logs"))
     os.makedirs(logs, exist_ok=True)
     for d in (os.path.join(ckpt, name), os.path.join(results, name)):
@@ -260,18 +342,19 @@ def train_and_test(ctx, task, model, epochs, flags):
     decay = decay_epochs(epochs)
     base = ["--dataroot", os.path.join(ctx.data, task), "--name", name, "--model", model, "--checkpoints_dir", ckpt,
             "--gpu_ids", "0" if ctx.device == "cuda" else "-1"]
-    argv = base + ["--n_epochs", str(epochs - decay), "--n_epochs_decay", str(decay)] + HOUSEKEEPING + flags
+    argv = base + ["--n_epochs", str(epochs - decay), "--n_epochs_decay", str(decay), "--seed", str(seed)] + \
+        HOUSEKEEPING + flags
     print(f"  {label}: training ... (log: {os.path.join(logs, name + '_train.log')})", flush=True)
     rc, secs, ends = run_entry("train.py", argv, os.path.join(logs, name + "_train.log"), label, ctx.t0)
-    out = {"name": name, "model": model, "epochs": epochs, "n_epochs": epochs - decay, "n_epochs_decay": decay,
-           "train_s": secs, "epoch_ends": ends, "train_argv": argv}
+    out = {"name": name, "model": model, "seed": seed, "epochs": epochs, "n_epochs": epochs - decay,
+           "n_epochs_decay": decay, "train_s": secs, "epoch_ends": ends, "train_argv": argv}
     if rc != 0:
         out["error"] = f"train.py exit {rc}: {log_tail(os.path.join(logs, name + '_train.log'))}"
         print(f"  {label}: FAILED after {secs:.0f} s: {out['error']}", flush=True)
         return out
     print(f"  {label}: trained in {secs:.0f} s; testing ...", flush=True)
     test_argv = base + ["--results_dir", results, "--num_test", "1000000"] + \
-        (FLAGS_2D if task != "thick3d" else [])
+        (FLAGS_2D[:2] if dims(task) == 2 else [])
     rc, tsecs, _ = run_entry("test.py", test_argv, os.path.join(logs, name + "_test.log"), label, ctx.t0)
     out["test_s"] = tsecs
     metrics_path = os.path.join(results, name, "test_latest", "metrics.json")
@@ -288,9 +371,16 @@ def train_and_test(ctx, task, model, epochs, flags):
     out["scores"] = {k: mean[f"{k}_fake_B"] for k in ("PSNR", "SSIM", "MAE")}
     out["copy_scores"] = {k: mean.get(f"baseline_{k}_fake_B") for k in ("PSNR", "SSIM", "MAE")}
     out["results_dir"] = os.path.join(results, name, "test_latest")
+    if dims(task) == 3:
+        from util.volume import load_volume
+        window = ctx.metas[task]["window"]
+        out["scores"]["PSNR_brain"] = float(np.mean([
+            brain_psnr(load_volume(os.path.join(out["results_dir"], "volumes", "fake_B", vol + ".nii.gz"))[0], b, a,
+                       window[1] - window[0]) for vol, a, b in test_volumes(os.path.join(ctx.data, task))]))
     print(f"  {label}: PSNR {out['scores']['PSNR']:.2f} dB, SSIM {out['scores']['SSIM']:.4f}, MAE "
-          f"{out['scores']['MAE']:.4f} (tested in {tsecs:.0f} s; benchmark at {time.perf_counter() - ctx.t0:.0f} s)",
-          flush=True)
+          f"{out['scores']['MAE']:.4f}" + (f", PSNR in the brain {out['scores']['PSNR_brain']:.2f} dB"
+                                          if "PSNR_brain" in out["scores"] else "") +
+          f" (tested in {tsecs:.0f} s; benchmark at {time.perf_counter() - ctx.t0:.0f} s)", flush=True)
     return out
 
 
@@ -306,13 +396,26 @@ def equal_time_epochs(budget_s, run):
     return max(1, int((budget_s - fixed) // per_epoch)), per_epoch, fixed
 
 
-def task_flags(ctx, task):
+def task_flags(ctx, task, upstream=False):
+    """The flags of a task's runs; ``upstream``: the baseline model as pytorch-CycleGAN-and-pix2pix configures it
+    (its generator, norm, dropout and no residual), at the benchmark's width."""
     mode = MODES[ctx.mode]
-    dims = 3 if task == "thick3d" else 2
-    return COMMON + (FLAGS_3D + mode["3d"] if dims == 3 else FLAGS_2D + mode["2d"]) + ctx.train_flags
+    if dims(task) == 3:
+        return COMMON + FLAGS_3D + mode["3d"] + ctx.train_flags
+    if upstream:
+        return FLAGS_2D + mode["2d"] + ctx.train_flags + UPSTREAM_FLAGS[TASKS[task][0]]
+    return COMMON + FLAGS_2D + mode["2d"] + ctx.train_flags
+
+
+RUN_KINDS = ("baseline", "upstream", "revgan_epochs", "revgan_time")
+RUN_LABELS = {"baseline": "", "upstream": ", upstream defaults", "revgan_epochs": ", equal epochs",
+              "revgan_time": ", equal time"}
 
 
 def run_task(ctx, task, meta):
+    """The task's reference rows and, for each seed, its runs: the baseline model (N epochs), the baseline with
+    upstream's defaults (2D), the RevGAN model at N epochs and at the baseline's time (its epochs computed from the
+    first seed's runs, so every seed gets the same budget)."""
     baseline, revgan = TASKS[task]
     folder = os.path.join(ctx.data, task)
     t = time.perf_counter()
@@ -323,24 +426,35 @@ def run_task(ctx, task, meta):
         f"{m}: {s['PSNR']:.2f} dB" for m, s in refs), flush=True)
     n = ctx.epochs or MODES[ctx.mode]["epochs"][task]
     flags = task_flags(ctx, task)
-    base_run = train_and_test(ctx, task, baseline, n, flags + ["--netG", ctx.baseline_netG])
-    rev_run = train_and_test(ctx, task, revgan, n, flags + REVGAN_FLAGS)
-    runs = {"baseline": base_run, "revgan_epochs": rev_run}
-    if "error" not in base_run and "error" not in rev_run:
-        m, per_epoch, fixed = equal_time_epochs(base_run["train_s"], rev_run)
-        print(f"  [{task}] budget: {base_run['train_s']:.0f} s ({baseline}, {plural(n, 'epoch')}); {revgan} takes "
-              f"{per_epoch:.1f} s per epoch + {fixed:.0f} s fixed -> {plural(m, 'epoch')}", flush=True)
-        runs["revgan_time"] = rev_run if m == n else train_and_test(ctx, task, revgan, m, flags + REVGAN_FLAGS)
-        runs["revgan_time"] = dict(runs["revgan_time"], per_epoch_s=per_epoch, fixed_s=fixed)
-    check_copy(task, refs[0][1], runs)
+    runs = {kind: [] for kind in RUN_KINDS}
+    budget = None
+    for seed in ctx.seeds:
+        base_run = train_and_test(ctx, task, baseline, n, flags + ["--netG", ctx.baseline_netG], seed)
+        rev_run = train_and_test(ctx, task, revgan, n, flags + REVGAN_FLAGS, seed)
+        runs["baseline"].append(base_run)
+        runs["revgan_epochs"].append(rev_run)
+        if dims(task) == 2 and baseline in UPSTREAM_FLAGS and not ctx.no_upstream:
+            runs["upstream"].append(train_and_test(ctx, task, baseline, n, task_flags(ctx, task, upstream=True),
+                                                   seed, tag="_upstream"))
+        if budget is None and "error" not in base_run and "error" not in rev_run:
+            m, per_epoch, fixed = equal_time_epochs(base_run["train_s"], rev_run)
+            budget = {"epochs": m, "per_epoch_s": per_epoch, "fixed_s": fixed, "budget_s": base_run["train_s"]}
+            print(f"  [{task}] budget: {base_run['train_s']:.0f} s ({baseline}, {plural(n, 'epoch')}); {revgan} takes "
+                  f"{per_epoch:.1f} s per epoch + {fixed:.0f} s fixed -> {plural(m, 'epoch')}", flush=True)
+        if budget is not None:
+            m = budget["epochs"]
+            runs["revgan_time"].append(rev_run if m == n else
+                                       train_and_test(ctx, task, revgan, m, flags + REVGAN_FLAGS, seed))
+    check_copy(task, refs[0][1], [r for kind in runs.values() for r in kind])
     return {"task": task, "meta": meta, "references": [{"method": m, "scores": s} for m, s in refs],
-            "runs": runs, "epochs": n, "baseline": baseline, "revgan": revgan}
+            "runs": {k: v for k, v in runs.items() if v}, "epochs": n, "baseline": baseline, "revgan": revgan,
+            "budget": budget, "seeds": list(ctx.seeds)}
 
 
 def check_copy(task, copy, runs):
     """The copy baseline computed here must equal test.py's (same data, same metric code): a guard that the
     non-learned rows and the models are scored alike."""
-    for run in runs.values():
+    for run in runs:
         theirs = run.get("copy_scores", {}).get("PSNR")
         if theirs is not None and abs(theirs - copy["PSNR"]) > 1e-3:
             print(f"  [{task}] warning: test.py's copy baseline for {run['name']} is {theirs:.4f} dB, this script's "
@@ -348,80 +462,120 @@ def check_copy(task, copy, runs):
                   flush=True)
 
 
+def mean_scores(runs):
+    """The mean scores of the runs that did not fail, and each run's PSNR (None where it failed)."""
+    ok = [r for r in runs if "error" not in r]
+    if not ok:
+        return None, [None] * len(runs)
+    return ({k: float(np.mean([r["scores"][k] for r in ok])) for k in ok[0]["scores"]},
+            [r["scores"]["PSNR"] if "error" not in r else None for r in runs])
+
+
 # -- report ---------------------------------------------------------------------------------------------------------
-def fmt(scores):
-    return [f"{scores['PSNR']:.2f}", f"{scores['SSIM']:.4f}", f"{scores['MAE']:.4f}"]
+def fmt(scores, psnrs=None):
+    """PSNR (with each seed's in brackets when there are several), SSIM, MAE and the PSNR in the brain (3D)."""
+    psnr = f"{scores['PSNR']:.2f}"
+    if psnrs and len(psnrs) > 1:
+        psnr += " (" + " / ".join("failed" if p is None else f"{p:.2f}" for p in psnrs) + ")"
+    brain = f"{scores['PSNR_brain']:.2f}" if "PSNR_brain" in scores else ""
+    return [psnr, f"{scores['SSIM']:.4f}", f"{scores['MAE']:.4f}", brain]
+
+
+def run_label(result, kind):
+    model = result["baseline"] if kind in ("baseline", "upstream") else result["revgan"]
+    return model + RUN_LABELS[kind]
 
 
 def table_rows(result):
-    """[task, method, epochs, training time, time / budget, PSNR, SSIM, MAE] rows of one task."""
+    """[task, method, epochs, training time, time / budget, PSNR, SSIM, MAE, PSNR in the brain] rows of one task;
+    model rows hold the mean over the seeds (times too)."""
     task, rows = result["task"], []
     for ref in result["references"]:
         rows.append([task, ref["method"], "", "", ""] + fmt(ref["scores"]))
-    budget = result["runs"]["baseline"].get("train_s")
-    labels = {"baseline": "", "revgan_epochs": ", equal epochs", "revgan_time": ", equal time"}
-    for key, suffix in labels.items():
-        run = result["runs"].get(key)
-        if run is None:
+    base = [r["train_s"] for r in result["runs"].get("baseline", []) if "error" not in r]
+    budget = float(np.mean(base)) if base else None
+    for kind in RUN_KINDS:
+        runs = result["runs"].get(kind)
+        if not runs:
             continue
-        method = run["model"] + suffix
-        if "error" in run:
-            rows.append([task, method, str(run["epochs"]), "", "", "failed: " + run["error"].replace("|", "/"),
-                         "", ""])
+        scores, psnrs = mean_scores(runs)
+        if scores is None:
+            rows.append([task, run_label(result, kind), str(runs[0]["epochs"]), "", "",
+                         "failed: " + runs[0]["error"].replace("|", "/"), "", "", ""])
             continue
-        rows.append([task, method, str(run["epochs"]), f"{run['train_s']:.0f}",
-                     f"{run['train_s'] / budget:.2f}" if budget else ""] + fmt(run["scores"]))
+        secs = float(np.mean([r["train_s"] for r in runs if "error" not in r]))
+        rows.append([task, run_label(result, kind), str(runs[0]["epochs"]), f"{secs:.0f}",
+                     f"{secs / budget:.2f}" if budget else ""] + fmt(scores, psnrs))
     return rows
 
 
-HEADER = ["task", "method", "epochs", "training time (s)", "time ÷ baseline model's", "PSNR (dB)", "SSIM", "MAE"]
+HEADER = ["task", "method", "epochs", "training time (s)", "time ÷ baseline model's", "PSNR (dB)", "SSIM", "MAE",
+          "PSNR in the brain (dB)"]
 
 
 def findings(result):
-    """One sentence per task, computed from the numbers: what beats what."""
-    runs, refs = result["runs"], result["references"]
-    ok = {k: r for k, r in runs.items() if "error" not in r}
-    entries = [(ref["method"], ref["scores"]["PSNR"]) for ref in refs]
-    entries += [(r["model"] + {"baseline": "", "revgan_epochs": " (equal epochs)", "revgan_time": " (equal time)"}[k],
-                 r["scores"]["PSNR"]) for k, r in ok.items()]
+    """One sentence per task, computed from the numbers (means over the seeds): what beats what, and the targets
+    of the project (cross-domain unpaired: 5 dB above the copy; cross-domain paired: above the best non-learned
+    baseline; near-identity: nothing learned below the copy; RevGAN at least its baseline at equal time)."""
+    refs, task = result["references"], result["task"]
+    key = "PSNR_brain" if dims(task) == 3 else "PSNR"
+    unit = "PSNR in the brain" if key == "PSNR_brain" else "PSNR"
+    entries = [(ref["method"], ref["scores"][key]) for ref in refs]
+    means = {kind: mean_scores(runs)[0] for kind, runs in result["runs"].items()}
+    entries += [(run_label(result, kind), m[key]) for kind, m in means.items() if m]
     best = max(entries, key=lambda e: e[1])
-    copy = refs[0]["scores"]["PSNR"]
-    parts = [f"best PSNR: {best[0]} ({best[1]:.2f} dB)"]
-    if "baseline" in ok and "revgan_epochs" in ok:
-        d = ok["revgan_epochs"]["scores"]["PSNR"] - ok["baseline"]["scores"]["PSNR"]
-        parts.append(f"{result['revgan']} − {result['baseline']} at equal epochs: {d:+.2f} dB")
-    if "baseline" in ok and "revgan_time" in ok:
-        d = ok["revgan_time"]["scores"]["PSNR"] - ok["baseline"]["scores"]["PSNR"]
-        parts.append(f"at equal time ({ok['revgan_time']['epochs']} against {result['epochs']} epochs): {d:+.2f} dB")
-    below = [e[0] for e in entries[1:] if e[1] < copy]
-    if below:
-        parts.append("below the copy baseline: " + ", ".join(below))
-    return f"- {result['task']}: " + "; ".join(parts) + "."
+    copy = refs[0]["scores"][key]
+    parts = [f"best {unit}: {best[0]} ({best[1]:.2f} dB)"]
+    for kind, what in (("revgan_epochs", "at equal epochs"), ("revgan_time", "at equal time")):
+        if means.get("baseline") and means.get(kind):
+            d = means[kind][key] - means["baseline"][key]
+            parts.append(f"{result['revgan']} − {result['baseline']} {what}: {d:+.2f} dB" +
+                         (f" ({result['budget']['epochs']} against {result['epochs']} epochs)"
+                          if kind == "revgan_time" else ""))
+    learned = [(label, v) for label, v in entries[len(refs):]]
+    if task in CROSS_DOMAIN and TASKS[task][0].startswith("cycle"):
+        short = [label for label, v in learned if v < copy + 5]
+        parts.append("every model at least 5 dB above the copy" if not short else
+                     "less than 5 dB above the copy: " + ", ".join(short))
+    elif task in CROSS_DOMAIN:
+        best_ref = max(entries[1:len(refs)], key=lambda e: e[1])
+        short = [label for label, v in learned if v <= best_ref[1]]
+        parts.append(f"every model above the best non-learned baseline ({best_ref[0]})" if not short else
+                     f"not above {best_ref[0]}: " + ", ".join(short))
+    else:
+        below = [label for label, v in learned if v < copy]
+        parts.append("no model below the copy" if not below else "below the copy baseline: " + ", ".join(below))
+    return f"- {task}: " + "; ".join(parts) + "."
 
 
 def plot(results, path, title):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(2, len(results), figsize=(4.6 * len(results), 6.2), squeeze=False)
-    colours = {"ref": "#b0b0b0", "baseline": "#4c72b0", "revgan_epochs": "#dd8452", "revgan_time": "#f2b88c"}
+    fig, axes = plt.subplots(2, len(results), figsize=(4.6 * len(results), 6.6), squeeze=False)
+    colours = {"ref": "#b0b0b0", "baseline": "#4c72b0", "upstream": "#8fa8d6", "revgan_epochs": "#dd8452",
+               "revgan_time": "#f2b88c"}
+    short = {"baseline": "", "upstream": " (upstream)", "revgan_epochs": " (=epochs)", "revgan_time": " (=time)"}
     for col, result in enumerate(results):
-        names, values, cs = [], {"PSNR": [], "SSIM": []}, []
+        key = "PSNR_brain" if dims(result["task"]) == 3 else "PSNR"
+        names, values, cs = [], {key: [], "SSIM": []}, []
         for ref in result["references"]:
-            names.append(ref["method"])
+            names.append(ref["method"].split(" (")[0])
             cs.append(colours["ref"])
             for k in values:
                 values[k].append(ref["scores"][k])
-        for key in ("baseline", "revgan_epochs", "revgan_time"):
-            run = result["runs"].get(key)
-            if run is None or "error" in run:
+        for kind in RUN_KINDS:
+            scores = mean_scores(result["runs"].get(kind, []))[0]
+            if scores is None:
                 continue
-            names.append(f"{run['model']}, {run['epochs']} ep" +
-                         {"baseline": "", "revgan_epochs": " (=epochs)", "revgan_time": " (=time)"}[key])
-            cs.append(colours[key])
+            runs = result["runs"][kind]
+            model = result["baseline"] if kind in ("baseline", "upstream") else result["revgan"]
+            names.append(f"{model}, {runs[0]['epochs']} ep{short[kind]}")
+            cs.append(colours[kind])
             for k in values:
-                values[k].append(run["scores"][k])
-        for row, (k, unit) in enumerate((("PSNR", "PSNR (dB)"), ("SSIM", "SSIM"))):
+                values[k].append(scores[k])
+        labels = {key: "PSNR in the brain (dB)" if key == "PSNR_brain" else "PSNR (dB)", "SSIM": "SSIM"}
+        for row, k in enumerate(values):
             ax = axes[row][col]
             y = np.arange(len(names))[::-1]
             ax.barh(y, values[k], color=cs)
@@ -431,26 +585,26 @@ def plot(results, path, title):
             ax.axvline(values[k][0], color="k", lw=0.8, ls="--")
             ax.set_yticks(y)
             ax.set_yticklabels(names, fontsize=7)
-            ax.set_xlabel(unit, fontsize=8)
+            ax.set_xlabel(labels[k], fontsize=8)
             ax.tick_params(axis="x", labelsize=7)
             if row == 0:
                 ax.set_title(result["meta"]["title"], fontsize=9)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(title + " (model bars: mean over the seeds)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-RUN_LABELS = {"baseline": "", "revgan_epochs": " (=epochs)", "revgan_time": " (=time)"}
-
-
 def example_panels(ctx, result):
-    """[(title, image)] for one held-out item of a task: the input, the non-learned baselines, each model's output,
-    the target. 2D: the middle test tile; 3D: the coronal slice through the middle of the test volume (z up)."""
+    """[(title, image)] for one held-out item of a task: the input, the non-learned baselines, each model's output
+    (its first seed's run), the target. 2D: the middle test tile; 3D: the coronal slice through the middle of the
+    test volume (z up)."""
     task, folder = result["task"], os.path.join(ctx.data, result["task"])
     methods = ctx.methods.get(task, [])
+    firsts = {kind: runs[0] for kind, runs in result["runs"].items() if runs and "error" not in runs[0]}
+    short = {"baseline": "", "upstream": " (upstream)", "revgan_epochs": " (=epochs)", "revgan_time": " (=time)"}
     panels = []
-    if task == "thick3d":
+    if dims(task) == 3:
         from util.volume import load_volume
         name = sorted(os.listdir(os.path.join(folder, "testA")))[0]
         stem = name[:-len(".nii.gz")]
@@ -460,22 +614,22 @@ def example_panels(ctx, result):
         def cut(vol):
             return np.clip(np.asarray(vol)[:, y, :].T[::-1] / 255.0, 0, 1)
         panels.append(("input A", cut(a)))
-        panels += [(m, cut(fn(stem, a))) for m, fn in methods[1:]]
-        for key, run in result["runs"].items():
-            path = os.path.join(run.get("results_dir", ""), "volumes", "fake_B", name)
-            if "error" not in run and os.path.isfile(path):
-                panels.append((f"{run['model']}, {run['epochs']} ep{RUN_LABELS[key]}", cut(load_volume(path)[0])))
+        panels += [(m.split(" (")[0], cut(fn(stem, a))) for m, fn in methods[1:]]
+        for kind, run in firsts.items():
+            path = os.path.join(run["results_dir"], "volumes", "fake_B", name)
+            if os.path.isfile(path):
+                panels.append((f"{run['model']}, {run['epochs']} ep{short[kind]}", cut(load_volume(path)[0])))
         panels.append(("target B", cut(load_volume(os.path.join(folder, "testB", name))[0])))
         return panels
     names = sorted(os.listdir(os.path.join(folder, "testA")))
     name = names[len(names) // 2]
     a = read_rgb(os.path.join(folder, "testA", name))
     panels.append(("input A", a))
-    panels += [(m, np.clip(fn(a), 0, 1)) for m, fn in methods[1:]]
-    for key, run in result["runs"].items():
-        path = os.path.join(run.get("results_dir", ""), "images", "fake_B", os.path.splitext(name)[0] + ".png")
-        if "error" not in run and os.path.isfile(path):
-            panels.append((f"{run['model']}, {run['epochs']} ep{RUN_LABELS[key]}", read_rgb(path)))
+    panels += [(m.split(" (")[0], np.clip(fn(a), 0, 1)) for m, fn in methods[1:]]
+    for kind, run in firsts.items():
+        path = os.path.join(run["results_dir"], "images", "fake_B", os.path.splitext(name)[0] + ".png")
+        if os.path.isfile(path):
+            panels.append((f"{run['model']}, {run['epochs']} ep{short[kind]}", read_rgb(path)))
     panels.append(("target B", read_rgb(os.path.join(folder, "testB", name))))
     return panels
 
@@ -503,25 +657,35 @@ def plot_examples(ctx, results, path, title):
     plt.close(fig)
 
 
+DEGRADATIONS = {"paired2d": "a low-light camera: blur, white-balance error, underexposure, sensor noise, JPEG 40",
+                "unpaired2d": "a faded print: desaturation, warm cast, compressed contrast, gamma, grain",
+                "map2d": "the photo itself; B: the photo drawn as a map (flat colours by region and texture, borders)",
+                "map2d_unpaired": "the photo itself; B: the photo drawn as a map (flat colours by region and texture, "
+                                  "borders)"}
+
+
 def task_lines(results):
     rows = []
     for r in results:
-        m = r["meta"]
-        if r["task"] == "thick3d":
+        m, task = r["meta"], r["task"]
+        kind = "cross-domain" if task in CROSS_DOMAIN else "near-identity"
+        if dims(task) == 3:
             data = (f"MNI152 T1 at {m['voxel_mm']} mm; A: {m['slice_mm']} mm axial slices (mean of {m['factor']}), "
-                    f"linearly interpolated back")
+                    f"linearly interpolated back" if task == "thick3d" else
+                    f"A: MNI152 T1 at {m['voxel_mm']} mm; B: its grey-matter probability map (trained unpaired: "
+                    f"patches of A and of B drawn independently)")
             split = (f"train: posterior part {'×'.join(map(str, m['train_shape']))}; test: anterior part "
                      f"{'×'.join(map(str, m['test_shape']))} (split along y, {m['gap']}-voxel gap)")
         else:
             src = (f"{m['train_pairs']} training pairs" if "train_pairs" in m else
                    f"{m['train_A']} A and {m['train_B']} B training tiles from disjoint cells")
-            data = ("blur, white-balance error, underexposure, sensor noise, JPEG 40" if r["task"] == "paired2d" else
-                    "faded print: desaturation, warm cast, compressed contrast, gamma, grain")
-            data += f"; {m['tile']}² tiles of photos resized to at most {m['photo_side']} px (short side)"
+            data = DEGRADATIONS[task] + f"; {m['tile']}² tiles of photos resized to at most {m['photo_side']} px " \
+                                        f"(short side)"
             split = (f"train: {src} of {', '.join(m['train_photos'])}; test: {m['test_pairs']} tiles of "
                      f"{', '.join(m['test_photos'])}")
-        rows.append([f"{r['task']}: {m['title']}", data, split, m["data_range"]])
-    return bu.markdown_table(["task", "A (B is the real image)", "split (held out)", "data range"], rows)
+        rows.append([f"{task}: {m['title']}", kind, data, split, m["data_range"]])
+    return bu.markdown_table(["task", "kind", "A (B is the real image unless said)", "split (held out)",
+                              "data range"], rows)
 
 
 def torch_threads():
@@ -545,20 +709,20 @@ def report(ctx, results, args):
     if args.no_docs:
         return
     docs = os.path.abspath(args.docs)
+    os.makedirs(os.path.dirname(docs), exist_ok=True)
     png, examples_png = f"benchmark_quality_{tag}.png", f"benchmark_quality_{tag}_examples.png"
     title = f"{bu.machine_description(ctx.device)}; --{ctx.mode}"
     if ctx.mode == "tiny":
         title += " (smoke configuration, not results)"
     plot(results, os.path.join(os.path.dirname(docs), png), title)
     plot_examples(ctx, results, os.path.join(os.path.dirname(docs), examples_png), title)
-    budgets = []
-    for r in results:
-        b = r["runs"]["baseline"]
-        if "error" not in b:
-            budgets.append(f"{r['task']}: the time {r['baseline']} needs for {plural(r['epochs'], 'epoch')}, "
-                           f"{b['train_s']:.0f} s")
+    budgets = [f"{r['task']}: the time {r['baseline']} needs for {plural(r['epochs'], 'epoch')} (first seed), "
+               f"{r['budget']['budget_s']:.0f} s -> {plural(r['budget']['epochs'], 'epoch')} of {r['revgan']}"
+               for r in results if r.get("budget")]
     flags = "\n".join(f"- {task}: {TASKS[task][0]} `--netG {ctx.baseline_netG}` and {TASKS[task][1]} "
-                      f"`{' '.join(REVGAN_FLAGS)}`, both with `{flags_text(ctx, task)}`"
+                      f"`{' '.join(REVGAN_FLAGS)}`, both with `{flags_text(ctx, task)}`" +
+                      (f"; upstream defaults: `{' '.join(task_flags(ctx, task, upstream=True))}`"
+                       if dims(task) == 2 and TASKS[task][0] in UPSTREAM_FLAGS and not ctx.no_upstream else "")
                       for task in [r["task"] for r in results])
     smoke = ("**Smoke configuration (`--tiny`): tiny data and networks trained for seconds, only to check that the "
              "script runs; these numbers are not results.** The numbers come from `make bench` (`--quick`, CPU) or "
@@ -571,20 +735,28 @@ Command: `{ctx.command}` · machine: {bu.machine_description(ctx.device)} · dat
 
 {smoke}Translation quality on held-out real data (built by `datasets/make_quality_benchmark.py` from images that
 ship inside scikit-image, scikit-learn, matplotlib and nilearn; see `scripts/benchmark_quality.py` for every
-detail). Each RevGAN model against its baseline model, trained and tested through `train.py` and `test.py`, back
-to back on this machine: the baseline model for N epochs, the RevGAN model for N epochs (equal epochs) and for the
-epochs that fit in the baseline's training time by its measured per-epoch time (equal time). Rows above the
+detail): near-identity tasks (restoration, thick to thin slices), where the output is the input corrected, and
+cross-domain tasks (photo to map, T1 to grey-matter map), where input and target look nothing alike. Each RevGAN
+model against its baseline model, with default flags but the width, trained and tested through `train.py` and
+`test.py`, back to back on this machine: the baseline model for N epochs, the RevGAN model for N epochs (equal
+epochs) and for the epochs that fit in the baseline's training time by its measured per-epoch time (equal time),
+and in 2D the baseline model also as pytorch-CycleGAN-and-pix2pix configures it (upstream defaults: its
+generator, normalisation and dropout, no residual), so that no RevGAN row wins by a handicapped baseline. Seeds:
+{", ".join(map(str, ctx.seeds))} (`--seed`): model rows hold the mean, each seed's PSNR in brackets. Rows above the
 models: the copy-the-input baseline and simple non-learned baselines, fitted on the training data only, on the same
 test data with the same metric code (`evaluation.metrics.compare`). PSNR, SSIM (scikit-image, 7-wide window) and
 MAE of A → B against the real B; 2D on RGB in [0, 1] (data range 1), 3D in the template's units over the whole test
-volume (data range 255, the window 0–255). Training time is the wall time of the `train.py` process.
+volume (data range 255, the window 0–255) and, as PSNR, inside the brain (voxels where the T1 input is above 0; the
+background outside the brain is 0 in both domains and would dominate the whole-volume numbers). Training time is
+the wall time of the `train.py` process.
 
 {task_lines(results)}
 
 Flags: the two models of a pair get the same width, downsampling, normalisation (2D: instance norm; 3D: none, the
 3D models' default) and depth: the baseline models
 use their ResNet generator with 6 residual blocks against the RevGAN core's 6 coupling blocks (pix2pix's default
-U-Nets need sides that are multiples of 128 or 256 and would pad small tiles; `--baseline_netG` changes it). Each
+U-Nets need sides that are multiples of 128 or 256 and pad small tiles; the upstream rows use them anyway;
+`--baseline_netG` changes the generator of the others). Each
 model keeps its own losses and GAN mode (pix2pix: vanilla GAN, the others lsgan; λ_L1 100 for the paired models,
 the cycle and identity weights for the unpaired ones). 3D: the same window on both sides (one modality, same
 units). N epochs are `--n_epochs` N − ⌊N/3⌋ plus `--n_epochs_decay` ⌊N/3⌋. Every run also gets
@@ -628,6 +800,9 @@ def main(argv=None):
                         "at the RevGAN's ngf and n_downsampling)")
     p.add_argument("--train_flags", default="",
                    help="more train.py flags for every model, e.g. --train_flags='--lambda_L1 50 --no_flip'")
+    p.add_argument("--seeds", type=int, default=1, help="train every model with --seed 0 .. N-1 (rows: the mean)")
+    p.add_argument("--no_upstream", action="store_true",
+                   help="skip the rows of the baseline models with pytorch-CycleGAN-and-pix2pix's defaults")
     p.add_argument("--workdir", default=os.path.join(bu.ROOT, ".bench", "quality"),
                    help="data, checkpoints, results, logs and results.json")
     p.add_argument("--docs", default=bu.BENCHMARKS_MD, help="the markdown file whose section is written")
@@ -637,6 +812,8 @@ def main(argv=None):
         p.error("--quick and --tiny exclude each other")
     if args.epochs is not None and args.epochs < 1:
         p.error("--epochs must be at least 1")
+    if args.seeds < 1:
+        p.error("--seeds must be at least 1")
     if args.device == "cuda":
         import torch
         if not torch.cuda.is_available():
@@ -645,12 +822,13 @@ def main(argv=None):
     ctx.mode = "tiny" if args.tiny else "quick" if args.quick else "full"
     ctx.device, ctx.epochs, ctx.baseline_netG = args.device, args.epochs, args.baseline_netG
     ctx.train_flags = args.train_flags.split()
+    ctx.seeds, ctx.no_upstream = list(range(args.seeds)), args.no_upstream
     ctx.work = os.path.abspath(args.workdir)
     ctx.data = os.path.join(ctx.work, "data")
     ctx.command = "python scripts/benchmark_quality.py " + " ".join(sys.argv[1:] if argv is None else argv)
     ctx.t0 = time.perf_counter()
     print(f"benchmark_quality ({ctx.mode}, {ctx.device}): building the data in {ctx.data} ...", flush=True)
-    metas = mqb.build(ctx.data, tasks=args.tasks, **MODES[ctx.mode]["data"])
+    metas = ctx.metas = mqb.build(ctx.data, tasks=args.tasks, **MODES[ctx.mode]["data"])
     print(f"  data ready at {time.perf_counter() - ctx.t0:.0f} s", flush=True)
     results = []
     for task in args.tasks:

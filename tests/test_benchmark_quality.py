@@ -1,6 +1,7 @@
 """scripts/benchmark_quality.py: the quality benchmark runs end to end on its tiny smoke configuration (train.py and
-test.py of all six models, the reference baselines, the docs section, the plots); its pieces (data split, baselines,
-equal-time budget) do what they say. The benchmark itself is not a test: its numbers come from `make bench`."""
+test.py of an unpaired 2D and an unpaired 3D task, two seeds, the upstream-default rows, the reference
+baselines, the docs section, the plots); its pieces (data split, baselines, equal-time budget) do what they say.
+The benchmark itself is not a test: its numbers come from `make bench`."""
 import json
 import os
 import re
@@ -25,7 +26,8 @@ def tiny_run(tmp_path_factory):
     docs.write_text("# Benchmarks\n\n<!-- begin other -->\nkept\n<!-- end other -->\n")
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "benchmark_quality.py"), "--tiny",
-                           "--workdir", str(tmp / "work"), "--docs", str(docs)], cwd=ROOT, env=env,
+                           "--workdir", str(tmp / "work"), "--docs", str(docs), "--seeds", "2",
+                           "--tasks", *TINY_TASKS], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=540)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     with open(tmp / "work" / "results.json") as f:
@@ -52,13 +54,15 @@ def table(body, header_start):
     return cells(lines[i]), rows
 
 
-EXPECTED = {  # task -> the methods of its rows, in order
-    "paired2d": ["copy the input", "per-channel affine colour fit", "per-colour look-up table (32³ bins)", "pix2pix",
-                 "paired_revgan, equal epochs", "paired_revgan, equal time"],
-    "unpaired2d": ["copy the input", "per-channel histogram matching (unpaired)", "cycle_gan",
-                   "unpaired_revgan, equal epochs", "unpaired_revgan, equal time"],
-    "thick3d": ["copy the input (linear interpolation)", "cubic-spline interpolation of the thick slices",
-                "pix2pix3d", "paired_revgan3d, equal epochs", "paired_revgan3d, equal time"],
+TINY_TASKS = ["map2d_unpaired", "tissue3d"]
+EXPECTED = {  # task -> the methods of its rows, in order; the last 3 or 4 are models
+    "map2d_unpaired": ["copy the input", "per-channel histogram matching (unpaired)",
+                       "per-colour look-up table (32³ bins, fitted on training pairs the models never see)",
+                       "cycle_gan", "cycle_gan, upstream defaults", "unpaired_revgan, equal epochs",
+                       "unpaired_revgan, equal time"],
+    "tissue3d": ["copy the input", "intensity histogram matching (unpaired)",
+                 "per-intensity look-up table (fitted on training pairs the models never see)",
+                 "cycle_gan3d", "unpaired_revgan3d, equal epochs", "unpaired_revgan3d, equal time"],
 }
 
 
@@ -71,16 +75,21 @@ def test_tiny_run_writes_the_table_and_plots(tiny_run):
     assert "data range" in body
     header, rows = table(body, "| task | method")
     assert header == bq.HEADER
-    assert header[-3:] == ["PSNR (dB)", "SSIM", "MAE"]
+    assert header[-4:] == ["PSNR (dB)", "SSIM", "MAE", "PSNR in the brain (dB)"]
     for task, methods in EXPECTED.items():
         got = [r for r in rows if r[0] == task]
         assert [r[1] for r in got] == methods
+        models = 3 if task.endswith("3d") else 4
         for r in got:
-            psnr, ssim, mae = float(r[5]), float(r[6]), float(r[7])  # no "failed" rows
+            psnr, ssim, mae = float(r[5].split(" (")[0]), float(r[6]), float(r[7])  # no "failed" rows
             assert np.isfinite(psnr) and -1 <= ssim <= 1 and mae >= 0
-        for r in got[-3:]:  # model rows: epochs, time and the time ratio to the baseline model
+            assert (r[8] != "") == task.endswith("3d")  # PSNR in the brain: volumes only
+        for r in got[-models:]:  # model rows: epochs, time, the time ratio, each seed's PSNR
             assert int(r[2]) >= 1 and float(r[3]) > 0 and float(r[4]) > 0
-        assert got[len(methods) - 3][4] == "1.00"  # the baseline model sets the budget
+            seeds = r[5].split(" (")[1].rstrip(")").split(" / ")
+            assert len(seeds) == 2 and np.mean([float(x) for x in seeds]) == pytest.approx(float(r[5].split()[0]),
+                                                                                           abs=0.006)
+        assert got[len(methods) - models][4] == "1.00"  # the baseline model sets the budget
     for png in ("benchmark_quality_cpu.png", "benchmark_quality_cpu_examples.png"):
         assert (tiny_run["docs"].parent / png).stat().st_size > 10000
         assert f"](./{png})" in body
@@ -94,13 +103,34 @@ def test_tiny_run_baselines_are_scored_like_the_models(tiny_run):
         assert len(refs) >= 2
         for method, scores in list(refs.items())[1:]:  # the non-learned baselines really ran
             assert scores["PSNR"] != pytest.approx(copy["PSNR"], abs=1e-6), method
-        for run in result["runs"].values():
-            assert "error" not in run, run.get("error")
-            # test.py's copy baseline equals ours: same test data, same metric code
-            for k in ("PSNR", "SSIM", "MAE"):
-                assert run["copy_scores"][k] == pytest.approx(copy[k], rel=1e-5, abs=1e-6)
-        assert result["runs"]["baseline"]["model"] == bq.TASKS[result["task"]][0]
-        assert result["runs"]["revgan_time"]["model"] == bq.TASKS[result["task"]][1]
+        for runs in result["runs"].values():
+            assert [run["seed"] for run in runs] == [0, 1]
+            for run in runs:
+                assert "error" not in run, run.get("error")
+                # test.py's copy baseline equals ours: same test data, same metric code
+                for k in ("PSNR", "SSIM", "MAE"):
+                    assert run["copy_scores"][k] == pytest.approx(copy[k], rel=1e-5, abs=1e-6)
+        assert result["runs"]["baseline"][0]["model"] == bq.TASKS[result["task"]][0]
+        assert result["runs"]["revgan_time"][0]["model"] == bq.TASKS[result["task"]][1]
+        if result["task"] != "tissue3d":  # upstream's own defaults for the 2D baselines
+            argv = result["runs"]["upstream"][0]["train_argv"]
+            assert last_value(argv, "--netG") == "resnet_9blocks" and "--no_residual" in argv
+
+
+def last_value(argv, flag):
+    """The value argparse takes for ``flag``: the one after its last occurrence."""
+    return argv[len(argv) - argv[::-1].index(flag)]
+
+
+def test_upstream_rows_use_upstream_defaults():
+    ctx = bq.Context()
+    ctx.mode, ctx.train_flags = "quick", []
+    pix = bq.task_flags(ctx, "map2d", upstream=True)  # pix2pix: U-Net, batch norm, dropout, no residual
+    assert last_value(pix, "--netG") == "unet_256" and last_value(pix, "--norm") == "batch"
+    assert "--no_dropout" not in pix and "--no_residual" in pix
+    assert last_value(bq.task_flags(ctx, "unpaired2d", upstream=True), "--netG") == "resnet_9blocks"
+    ours = bq.task_flags(ctx, "map2d")  # the benchmark's own baseline rows: equal structure to the RevGAN model
+    assert "--no_dropout" in ours and last_value(ours, "--norm") == "instance"
 
 
 def test_equal_time_epochs():
@@ -126,13 +156,25 @@ def test_colour_baselines_fit_what_they_should():
 
 def test_data_holds_out_the_test_photos_and_regions(tmp_path):
     meta = mqb.build(str(tmp_path), **dict(mqb.SIZES["tiny"]))
-    for task in ("paired2d", "unpaired2d"):
+    assert sorted(meta) == sorted(bq.TASKS)
+    for task in ("paired2d", "unpaired2d", "map2d", "map2d_unpaired"):
         folder = tmp_path / task
         train = {re.sub(r"_\d+\.png$", "", n) for side in "AB" for n in os.listdir(folder / f"train{side}")}
         test = {re.sub(r"_\d+\.png$", "", n) for side in "AB" for n in os.listdir(folder / f"test{side}")}
         assert train and test and not train & test  # no test photo in training
         assert sorted(os.listdir(folder / "testA")) == sorted(os.listdir(folder / "testB"))  # real pairs
     assert meta["unpaired2d"]["train_A"] > 0 and meta["unpaired2d"]["train_B"] > 0
+    # the map tasks are cross-domain: B is drawn in flat map colours (palette, borders darker) and looks nothing
+    # like the photo A; near-identity tasks stay close to their input
+    from PIL import Image
+    for task in ("map2d", "paired2d"):
+        name = sorted(os.listdir(tmp_path / task / "testA"))[0]
+        a, b = (np.asarray(Image.open(tmp_path / task / f"test{s}" / name), np.float64) / 255 for s in "AB")
+        psnr = 10 * np.log10(1 / np.mean((a - b) ** 2))
+        assert psnr < 12 if task == "map2d" else psnr > 12
+    b = np.asarray(Image.open(tmp_path / "map2d" / "trainB" / sorted(os.listdir(tmp_path / "map2d" / "trainB"))[0]))
+    palette = np.concatenate([mqb.MAP_PALETTE, (mqb.MAP_PALETTE * 0.55).astype(np.uint8)]).astype(np.uint8)
+    assert all((palette == c).all(1).any() for c in np.unique(b.reshape(-1, 3), axis=0))
     import nibabel as nib
     folder = tmp_path / "thick3d"
     train, test = (nib.load(str(folder / f"{p}B" / f"mni_{p}.nii.gz")) for p in ("train", "test"))
@@ -143,3 +185,8 @@ def test_data_holds_out_the_test_photos_and_regions(tmp_path):
     a = nib.load(str(folder / "testA" / "mni_test.nii.gz")).get_fdata()
     b = np.asarray(test.get_fdata())
     assert a.shape == b.shape and 0 < np.abs(a - b).mean() < 0.2 * np.abs(b).mean()  # near-identity
+    folder = tmp_path / "tissue3d"  # T1 -> grey matter: same grid as thick3d's B, a different-looking target
+    t1, gm = (nib.load(str(folder / f"test{s}" / "mni_test.nii.gz")).get_fdata() for s in "AB")
+    assert np.array_equal(t1, b) and gm.shape == t1.shape and 0 < gm.max() <= 255
+    brain = t1 > 0
+    assert np.corrcoef(t1[brain], gm[brain])[0, 1] < 0.5
