@@ -106,6 +106,8 @@ def load_translator(checkpoint, direction=None, epoch=None, mode="eval", device=
     """
     if mode not in MODES:
         raise UserError(f"mode {mode!r}: use eval or train")
+    if direction not in (None, "AtoB", "BtoA"):
+        raise UserError(f"direction {direction!r}: use AtoB or BtoA")
     args, suffix = checkpoint_arguments(checkpoint, epoch)
     if direction is None:
         direction = "BtoA" if suffix == "_B" else "AtoB"
@@ -116,7 +118,10 @@ def load_translator(checkpoint, direction=None, epoch=None, mode="eval", device=
         argv += ["--patch_size"] + [str(p) for p in ([patch_size] if isinstance(patch_size, int) else patch_size)]
     options = TestOptions()
     with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
-        command = options.parse(argv + list(flags))
+        try:
+            command = options.parse(argv + list(flags))
+        except SystemExit:  # argparse's error, already printed: a library raises instead of exiting
+            raise UserError(f"load_translator: flags {list(flags)} are not understood (see the line above)") from None
         opt, model = load_model(options, command)
     if mode == "eval":
         model.eval()

@@ -85,3 +85,48 @@ def test_the_api_reproduces_what_test_py_wrote_volume_for_volume(tmp_path):
                                    atol=1e-5 * window)
         written = t.translate_file(os.path.join(case, source, "t0.nii.gz"), str(tmp_path / f"{label}.nii.gz"))
         np.testing.assert_allclose(nib.load(written).get_fdata(), want.get_fdata(), rtol=0, atol=1e-5 * window)
+
+
+def test_images_of_every_kind_files_folders_and_one_line_errors(tmp_path):
+    folder = run_folder(tmp_path, "unpaired2d")
+    t = load_translator(str(folder / "latest.pth"))
+    src = os.path.join(FIXTURES, "unpaired2d", "real_A")
+    rgb = png(os.path.join(src, "odd.png"))
+    x = torch.from_numpy(rgb.transpose(2, 0, 1).astype(np.float32) / 255 * 2 - 1)
+    out = t(x)  # a tensor in [-1, 1] -> a tensor: the network's own output
+    assert out.shape == x.shape and float(out.abs().max()) <= 1
+    floats = t(rgb.astype(np.float64) / 255)  # floats in [0, 1] -> floats in [0, 1], the same image
+    assert floats.dtype == np.float32 and floats.shape == rgb.shape
+    assert np.abs(np.round(floats * 255) - t(rgb)).max() <= 1
+    gray16 = (rgb.mean(2) * 257).astype(np.uint16)  # 16-bit grayscale: replicated to the model's 3 channels
+    out16 = t(gray16)
+    assert out16.dtype == np.uint16 and out16.shape == rgb.shape
+    written = t.translate_folder(src, str(tmp_path / "out"))
+    assert [os.path.basename(p) for p in written] == names("unpaired2d", "real_A")
+    assert np.array_equal(png(tmp_path / "out" / "odd.png"), png(os.path.join(FIXTURES, "unpaired2d", "fake_B",
+                                                                              "odd.png")))
+    for bad, match in ((lambda: load_translator(str(tmp_path / "nothing")), "no checkpoint or run folder"),
+                       (lambda: load_translator(str(folder), mode="test"), "use eval or train"),
+                       (lambda: load_translator(str(folder), direction="AtoC"), "use AtoB or BtoA"),
+                       (lambda: t(np.zeros((4, 4, 2), np.uint8)), "1, 3 or 4 channels"),
+                       (lambda: t(torch.zeros(1, 1, 8, 8)), "the tensor has 1"),
+                       (lambda: t(str(tmp_path / "missing.png")), "no file"),
+                       (lambda: load_translator(str(folder), flags=["--no_such_flag"]), "not understood")):
+        with pytest.raises(UserError, match=match):
+            bad()
+
+
+def test_pytorch_cyclegan_files_through_the_api(tmp_path):
+    from tests.test_upstream import their_resnet
+    folder = tmp_path / "ckpt" / "theirs"
+    folder.mkdir(parents=True)
+    torch.manual_seed(1)
+    net = their_resnet(3, 3, 8, 6)
+    for p in net.parameters():
+        p.data.normal_(0, 0.2)
+    torch.save(net.state_dict(), folder / "latest_net_G.pth")
+    t = load_translator(str(folder / "latest_net_G.pth"), flags=["--netG", "resnet_6blocks", "--ngf", "8",
+                                                                 "--no_dropout"])
+    x = torch.rand(1, 3, 32, 36) * 2 - 1
+    with torch.no_grad():
+        np.testing.assert_allclose(t(x).numpy(), net(x).numpy(), rtol=0, atol=1e-5)

@@ -20,6 +20,7 @@ goes on without it (as with visdom).
 """
 import os
 import sys
+import uuid
 
 BACKENDS = ("tensorboard", "wandb")
 INSTALL = "it is optional: pip install -r requirements-extras.txt"
@@ -75,7 +76,7 @@ class WandB:
         id_file = os.path.join(folder, "wandb_run_id.txt")
         run_id = open(id_file).read().strip() if resumed and os.path.isfile(id_file) else None
         if run_id is None:
-            run_id = wandb.util.generate_id()
+            run_id = uuid.uuid4().hex[:12]  # W&B ids: lowercase letters and digits
             with open(id_file, "w") as f:
                 f.write(run_id + "\n")
         self.run = wandb.init(project=opt.wandb_project_name, name=opt.name, id=run_id, resume="allow", dir=folder,
