@@ -20,7 +20,7 @@ LOCK ?= constraints.txt
 PIP := $(VENV)/bin/python -m pip
 PIP_LOCK := $(if $(LOCK),-c $(CURDIR)/$(LOCK))
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-visdom.txt $(LOCK)
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-extras.txt requirements-visdom.txt $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	@if [ "$(UPGRADE_PIP)" = 1 ]; then echo "upgrading pip in $(VENV)"; $(PIP) install -q --upgrade pip; fi
 	@$(PIP) --version

@@ -7,32 +7,21 @@ The network is rebuilt from the architecture stored in the checkpoint; flags tha
 Generators trained with pytorch-CycleGAN-and-pix2pix (EPOCH_net_G.pth, ...) run too, built from the flags
 (models/upstream.py).
 Images go to results/NAME/PHASE_EPOCH/images/LABEL/NAME.png, metrics to metrics.csv and metrics.json beside them.
-"""
-import os
 
+The networks run in train mode, as CycleGAN's test.py runs them (dropout on, batch norm on the image's own
+statistics), unless --eval; the translate API (translate.py), validation and exports use eval mode. Every
+translation goes through evaluation.translator.Translator, as the translate API's do.
+"""
 from cli import user_facing
 from evaluation import evaluate, summary_lines
-from models import create_model, upstream
-from options.resolution import resolve
 from options.test_options import TestOptions
-from util.checkpoint import checkpoint_path, load_checkpoint
+from translate import load_model
 
 
 @user_facing
 def main(argv=None):
     options = TestOptions()
-    command = options.parse(argv)
-    path, folder = checkpoint_path(command, command.epoch), os.path.join(command.checkpoints_dir, command.name)
-    if not os.path.isfile(path) and upstream.available(folder, command.epoch, upstream.network_names(command)):
-        opt, spec = resolve(command, options.typed)  # pytorch-CycleGAN-and-pix2pix's files: built from the flags
-        model = create_model(opt, upstream.spec_for(opt, spec))
-        model.setup(opt)
-        upstream.load_networks(model, folder, opt.epoch)
-    else:
-        checkpoint = load_checkpoint(path)
-        opt, spec = resolve(command, options.typed, checkpoint, path)
-        model = create_model(opt, spec)
-        model.setup(opt, checkpoint)
+    opt, model = load_model(options, options.parse(argv))
     if opt.eval:
         model.eval()
     out_dir, page, mean = evaluate(opt, model, options)

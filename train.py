@@ -72,8 +72,10 @@ def train(options, opt, spec, checkpoint):
     saving take; after each epoch the learning-rate step, saving and validation."""
     dataset, model, validation = build(options, opt, spec, checkpoint)
     visualizer, progress, last = Visualizer(opt, enabled=distributed.is_main()), model.progress, last_epoch(opt)
-    visualizer.start(progress.epoch - 1 + progress.epoch_iter / dataset.epoch_samples, resumed=opt.continue_train)
+    visualizer.start(progress.epoch - 1 + progress.epoch_iter / dataset.epoch_samples, resumed=opt.continue_train,
+                     step=progress.total_iters)
     if progress.epoch > last:
+        visualizer.close()
         say(f"already trained to epoch {progress.epoch - 1}; raise --n_epochs/--n_epochs_decay to go on")
         return
     log, display = LossLog(opt, model, visualizer, dataset.epoch_samples), Display(opt, model, visualizer)
@@ -98,6 +100,7 @@ def train(options, opt, spec, checkpoint):
             saver.validated(validate(validation, model, visualizer, epoch))
         if distributed.is_main():
             write(f"end of epoch {epoch} / {last}: mean generator loss {mean_loss:.4f}, learning rate {lr:.7f}")
+    visualizer.close()
     say(f"checkpoints are in {model.save_dir}" + ("" if opt.no_html else
                                                   f"; training page: {visualizer.web_dir}/index.html"))
 
@@ -190,7 +193,8 @@ class LossLog:
 
     def plot(self, at, losses, recon):
         self.visualizer.plot_current_losses(at, losses, self.model.optimizers[0].param_groups[0]["lr"],
-                                            peak_memory_mib(self.model.device), recon)
+                                            peak_memory_mib(self.model.device), recon,
+                                            step=self.model.progress.total_iters)
 
     def monitor(self):
         """The reversible core's reconstruction error (rank 0), with a warning above --recon_warn."""
@@ -239,7 +243,8 @@ class Display:
 
     def show(self, epoch, save):
         self.model.compute_visuals()
-        self.visualizer.display_current_results(self.model.get_current_visuals(), epoch, save)
+        self.visualizer.display_current_results(self.model.get_current_visuals(), epoch, save,
+                                                step=self.model.progress.total_iters)
         self.shown = True
 
 
@@ -276,7 +281,7 @@ def validate(validation, model, visualizer, epoch):
         (f"; best {validation.metric} so far -> best.pth" if better else "")
     if distributed.is_main():
         write(line)
-    visualizer.plot_validation(epoch, means, line)
+    visualizer.plot_validation(epoch, means, line, step=model.progress.total_iters)
     return better
 
 

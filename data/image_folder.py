@@ -73,29 +73,35 @@ def load_image(path, channels):
     try:
         with Image.open(path) as img:
             img.load()
-            mode = img.mode
-            if mode in SIXTEEN_BIT_MODES:
-                arr = np.asarray(img, dtype=np.float64)
-                bits = 16
-                arr = arr / 65535.0
-                arr = arr[None]
-            else:
-                if mode in ("P", "RGBA", "LA", "CMYK", "YCbCr"):
-                    img = img.convert("RGB" if mode != "LA" else "L")
-                elif mode == "1":
-                    img = img.convert("L")
-                elif mode not in ("L", "RGB"):
-                    raise UserError(f"image {path} has unsupported mode {mode}; convert it to PNG (L, RGB or 16-bit)")
-                arr = np.asarray(img, dtype=np.float64) / 255.0
-                bits = 8
-                arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+            arr, bits = image_array(img, f"image {path}")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise UserError(f"cannot read image {path}: it is corrupt, truncated or not an image ({e})") from None
+    return convert_channels(arr, channels, f"image {path}"), bits
+
+
+def image_array(img, what="the image"):
+    """A PIL image as a float64 array (C, H, W) in [0, 1] with C = 1 or 3, and its bit depth (8 or 16)."""
+    mode = img.mode
+    if mode in SIXTEEN_BIT_MODES:
+        return np.asarray(img, dtype=np.float64)[None] / 65535.0, 16
+    if mode in ("P", "RGBA", "LA", "CMYK", "YCbCr"):
+        img = img.convert("RGB" if mode != "LA" else "L")
+    elif mode == "1":
+        img = img.convert("L")
+    elif mode not in ("L", "RGB"):
+        raise UserError(f"{what} has unsupported mode {mode}; convert it to PNG (L, RGB or 16-bit)")
+    arr = np.asarray(img, dtype=np.float64) / 255.0
+    return (arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)), 8
+
+
+def convert_channels(arr, channels, what="the image"):
+    """An array (C, H, W) in [0, 1] with C = 1 or 3 as a float tensor of ``channels`` channels: grayscale replicated
+    to RGB, RGB to grayscale by luminance."""
     if arr.shape[0] == 1 and channels == 3:
         arr = np.repeat(arr, 3, axis=0)
     elif arr.shape[0] == 3 and channels == 1:
         arr = np.tensordot(LUMA, arr, axes=1)[None]
     elif arr.shape[0] != channels:
-        raise UserError(f"image {path} has {arr.shape[0]} channel(s) but {channels} are expected "
+        raise UserError(f"{what} has {arr.shape[0]} channel(s) but {channels} are expected "
                         f"(set --input_nc/--output_nc to 1 or 3)")
-    return torch.from_numpy(np.ascontiguousarray(arr)).float(), bits
+    return torch.from_numpy(np.ascontiguousarray(arr)).float()

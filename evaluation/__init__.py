@@ -8,6 +8,7 @@ import shutil
 from data import create_dataset
 from data.base_dataset import DomainMap
 from util.checkpoint import writable_folder
+from util.errors import UserError
 from util.results import PSNR, SHOWN, Results
 
 
@@ -40,6 +41,13 @@ def evaluate(opt, model, options=None):
     from util.pages.results import write_results_page
     from util.pages.runs import write_runs_index
     out_dir = results_folder(opt, model)
+    dataset, sets = None, None
+    if model.dims == 3 and getattr(opt, "fid", False):
+        raise UserError("--fid: FID and KID are measured on 2D images (InceptionV3); volumes have MAE, PSNR and SSIM")
+    if model.dims == 2:
+        dataset = create_dataset(opt, domain_map(opt, model))
+        if getattr(opt, "fid", False):  # the weights first: a missing file is said before anything is written
+            sets = set_metrics(opt, model, dataset, "--fid")
     clear_results(out_dir)
     writable_folder(out_dir, "--results_dir")
     if options is not None:
@@ -47,11 +55,28 @@ def evaluate(opt, model, options=None):
     if model.dims == 3:
         items, rows = volumes.run(opt, model, domain_map(opt, model), out_dir)
     else:
-        items, rows = images.run(opt, model, create_dataset(opt, domain_map(opt, model)), out_dir)
-    mean = metrics.write(rows, out_dir) if rows else Results()
+        items, rows = images.run(opt, model, dataset, out_dir, sets=sets)
+    extra = sets.results() if sets else []
+    if sets:
+        few = extra and min(sets.counts(r.output)[0] for r in extra) < 50
+        print(sets.describe() + ("; fewer than 50 images: FID is biased upwards, compare runs on the same set only"
+                                 if few else ""))
+    mean = metrics.write(rows, out_dir, extra=extra) if rows or extra else Results()
     page = write_results_page(out_dir, opt, items, rows, mean, describe_run(opt, model))
     write_runs_index(opt.results_dir)  # results/index.html lists every run, this one included
     return out_dir, page, mean
+
+
+def set_metrics(opt, model, dataset, flag):
+    """FID and KID of ``model``'s translations on ``dataset`` (evaluation.fid.SetMetrics), its feature network
+    loaded; one line when the data has no second domain or the network cannot be had."""
+    from evaluation import fid
+    if not dataset.dataset.two_domains:
+        raise UserError(f"{flag}: FID and KID compare the outputs with the real images of the target domain: give a "
+                        f"--dataroot with {opt.phase}A and {opt.phase}B (or A|B pairs)")
+    translations = {label: (t.source, t.target) for label, t in model.translators().items()}
+    return fid.SetMetrics(fid.feature_network(opt.fid_weights), translations,
+                          {"A": model.spec.input_nc, "B": model.spec.output_nc})
 
 
 def describe_run(opt, model):
@@ -70,13 +95,21 @@ def summary_lines(mean):
     error (``mean``: util.results.Results)."""
     lines = []
     for out in mean.outputs:
+        parts = []
         psnr = mean.find(PSNR, out)
-        if psnr is None:
-            continue
-        extra = f" (copy-the-input baseline {psnr.baseline:.2f} dB)" if psnr.baseline is not None else ""
-        rest = "".join(f", {m.name} {mean.value(m, out):.{m.decimals}f}" for m in SHOWN
-                       if m is not PSNR and mean.find(m, out))
-        lines.append(f"{out}: PSNR {psnr.value:.2f} dB{extra}{rest}")
+        if psnr is not None:
+            extra = f" (copy-the-input baseline {psnr.baseline:.2f} dB)" if psnr.baseline is not None else ""
+            parts.append(f"PSNR {psnr.value:.2f} dB{extra}")
+            parts += [f"{m.name} {mean.value(m, out):.{m.decimals}f}" for m in SHOWN
+                      if m is not PSNR and mean.find(m, out)]
+        for r in mean.translations:  # set-level metrics (FID, KID)
+            if r.output == out and not r.metric.per_item:
+                d = r.metric.decimals
+                std = f" ± {r.std:.{d}f}" if r.std is not None else ""
+                base = f" (copy-the-input baseline {r.baseline:.{d}f})" if r.baseline is not None else ""
+                parts.append(f"{r.metric.name} {r.value:.{d}f}{std}{base}")
+        if parts:
+            lines.append(f"{out}: " + ", ".join(parts))
     for r in mean.cycles:
         lines.append(f"cycle error {r.path('->')}: {r.metric.name} {r.value:.4f} (no true targets: "
                      f"unpaired data)")

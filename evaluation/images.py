@@ -1,22 +1,28 @@
 """test.py for 2D models (and validation while training): every test item's visuals saved as images (one folder per
 label, so FID tools can read them), and MAE, PSNR and SSIM of each translation against its target where the dataset
 holds real pairs, beside the copy-the-input baseline. Without real pairs, models that translate both ways report
-their cycle error (MAE of A -> B -> A against A, and B -> A -> B against B): the only honest reference there."""
+their cycle error (MAE of A -> B -> A against A, and B -> A -> B against B): the only honest reference there.
+
+Every translation runs through evaluation.translator.Translator, the path the translate API takes too."""
 import os
+from collections import OrderedDict
 
 from evaluation import metrics
+from evaluation.translator import Translator
 from util.progress import progress
 from util.results import Results
 from util.util import save_image, tensor2im, to01
 
 
-def run(opt, model, dataset, out_dir=None, limit=None, say=print, desc="test"):
+def run(opt, model, dataset, out_dir=None, limit=None, say=print, desc="test", sets=None):
     """Returns (items, rows): per item its name and saved images (``out_dir``; None saves nothing), and its results
-    ({item name: util.results.Results}). At most ``limit`` items (default --num_test)."""
+    ({item name: util.results.Results}). At most ``limit`` items (default --num_test). ``sets``: a collector of
+    set-level metrics (evaluation.fid.SetMetrics) that sees every item's visuals."""
     rows, items = {}, []
     limit = limit or opt.num_test
     pairing = dataset.dataset.pairing
-    translators = model.translators() if pairing else {}
+    runners = translators(model)
+    translators_ = model.translators() if pairing else {}
     if pairing == "by name":
         say(f"metrics: {desc} A and B images are paired by file name")
     elif dataset.dataset.two_domains:
@@ -26,14 +32,14 @@ def run(opt, model, dataset, out_dir=None, limit=None, say=print, desc="test"):
     for i, data in enumerate(progress(dataset, desc, total=total)):
         if i >= limit:
             break
-        model.set_input(data)
-        model.test()
-        visuals = model.get_current_visuals()
-        name = os.path.splitext(os.path.basename(model.get_image_paths()[0]))[0]
+        visuals = item_visuals(model, data, dataset.dataset.domains, runners)
+        name = os.path.splitext(os.path.basename(data["A_paths"][0]))[0]
+        if sets is not None:
+            sets.add(visuals, data, dataset.dataset.domains)
         if out_dir is not None:
             items.append({"name": name, "images": save_visuals(opt, visuals, data, name, out_dir)})
         row = []
-        for label, translation in translators.items():
+        for label, translation in translators_.items():
             out, target = visuals.get(label), visuals.get("real_" + translation.target)
             if out is None or target is None:
                 continue
@@ -48,6 +54,40 @@ def run(opt, model, dataset, out_dir=None, limit=None, say=print, desc="test"):
         if row:
             rows[name] = Results(row)
     return items, rows
+
+
+def translators(model):
+    """{output label: Translator} of each direction ``model`` translates."""
+    return {label: Translator(model, t.source + "to" + t.target) for label, t in model.translators().items()}
+
+
+def item_visuals(model, data, domains, runners):
+    """The images of one dataset item as the model names them (its ``visual_names``): ``real_X`` the item's image of
+    domain X (``domains``: the data.base_dataset.DomainMap of the dataset), ``fake_Y`` the translation of the real
+    image of the other domain, ``rec_X`` the translation of that fake back into X (models with a cycle error); a
+    one-direction model (--model test) names its input ``real`` and its output ``fake``. Computed in that order, as
+    the models' forward() computes them; visuals only training computes (idt_X) are left out. ``runners``: ``translators(model)``."""
+    reals = {domains.side[side]: data[side] for side in ("A", "B") if side in data}
+    into = {r.target: r for r in runners.values()}  # the translation into each domain
+    visuals = OrderedDict()
+    for name in model.visual_names:
+        kind, _, domain = name.partition("_")
+        if not domain:  # "real" and "fake" of the one translation of --model test
+            (one,) = runners.values()
+            domain = one.source if kind == "real" else one.target
+        if kind == "real":
+            value = reals.get(domain)
+        elif kind == "fake":
+            source = reals.get(into[domain].source) if domain in into else None
+            value = None if source is None else into[domain].run(source)
+        elif kind == "rec":
+            other = {"A": "B", "B": "A"}[domain]
+            fake = visuals.get("fake_" + other)
+            value = None if fake is None or domain not in into else into[domain].run(fake)
+        else:  # what only training computes (the identity images idt_X of a cycle model)
+            continue
+        visuals[name] = value
+    return visuals
 
 
 def save_visuals(opt, visuals, data, name, out_dir):

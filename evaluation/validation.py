@@ -5,7 +5,9 @@ checkpoint with the best --val_metric.
 The held-out data (data.validation_source): DATAROOT/val (or valA and valB) when present, read like the test set;
 else --val_fraction of the training files, held out from training by file name. Paired data gives PSNR, SSIM and
 MAE of every translation with the copy-the-input baseline; unpaired data without pairs of the same name has no true
-target, so two-way models report their cycle error instead (and say so). 3D models translate whole held-out volumes
+target, so two-way models report their cycle error instead (and say so). A --val_metric of FID or KID (FID_fake_B,
+KID_fake_A) adds both, for 2D data with at least evaluation.fid.MIN_VALIDATION_IMAGES held-out images per domain
+(checked before training, with the feature network's weights). 3D models translate whole held-out volumes
 with test.py's sliding window and need targets of the same names (checked before training starts). Under torchrun
 every process validates all of the held-out data and the means are averaged, so all take the same decisions.
 
@@ -19,10 +21,11 @@ import torch
 
 from data import TEST_READING, create_dataset, validation_source
 from data.base_dataset import split_paths
-from evaluation import domain_map, images, volumes
+from evaluation import domain_map, images, set_metrics, volumes
+from evaluation.fid import MIN_VALIDATION_IMAGES
 from util import distributed
 from util.errors import UserError
-from util.results import PSNR, summarize
+from util.results import METRICS, PSNR, Results, summarize
 from util.volume import list_volumes, volume_shape, volume_stem, volumes_by_name
 
 
@@ -43,7 +46,7 @@ class Validation:
                                    phase="val" if self.source == "folder" else opt.phase, **TEST_READING)
         self.domains = domain_map(opt, model)
         self.split = "val" if self.source == "fraction" else None
-        self.dataset = None
+        self.dataset, self.sets = None, None
         if model.dims == 3:
             self.check_volumes(model)
         else:  # every torchrun process validates on all of it: the same numbers and decisions everywhere
@@ -51,6 +54,8 @@ class Validation:
             if self.dataset.dataset.pairing is None and not model.has_cycle_error:
                 raise UserError(f"--val_freq: the validation images of --model {opt.model} need targets: A and B "
                                 f"files of the same names (a {opt.model} model has no cycle error to measure)")
+        if set_level(opt.val_metric):
+            self.sets = self.check_set_metrics(model)
 
     def keep(self, paths):
         return split_paths(paths, self.opt.val_fraction, "val") if self.split else paths
@@ -69,6 +74,21 @@ class Validation:
                        for p in sources):
                 raise UserError(f"--val_freq: 3D validation needs target volumes of the same names and shapes for "
                                 f"the held-out volumes of {folders[src]} in {folders[dst]}")
+
+    def check_set_metrics(self, model):
+        """--val_metric FID_... or KID_...: 2D data, enough held-out images per domain, the feature network (its
+        weights) at hand; returns the evaluation.fid.SetMetrics validation fills."""
+        flag = f"--val_metric {self.opt.val_metric}"
+        if model.dims == 3:
+            raise UserError(f"{flag}: FID and KID are measured on 2D images; validate volumes by PSNR_, SSIM_ or MAE_")
+        ds = self.dataset.dataset
+        sizes = [len(getattr(ds, k)) for k in ("paths_a", "paths_b") if hasattr(ds, k)] or [len(ds)]
+        n = min(min(sizes), self.opt.val_max)
+        if n < MIN_VALIDATION_IMAGES:
+            raise UserError(f"{flag}: FID and KID need at least {MIN_VALIDATION_IMAGES} held-out images per domain to "
+                            f"mean something; validation has {n} (raise --val_fraction or --val_max, add valA and "
+                            f"valB, or validate by PSNR_, SSIM_ or cycle_MAE_)")
+        return set_metrics(self.val_opt, model, self.dataset, flag)
 
     @property
     def enabled(self):
@@ -95,14 +115,18 @@ class Validation:
                     _, rows = volumes.run(self.val_opt, model, self.domains, None, self.val_opt.phase,
                                           self.opt.val_max, self.keep, say=lambda *a: None)
                 else:
+                    if self.sets is not None:
+                        self.sets.reset()
                     _, rows = images.run(self.val_opt, model, self.dataset, None, self.opt.val_max,
-                                         say=lambda *a: None, desc="validation")
+                                         say=lambda *a: None, desc="validation", sets=self.sets)
             finally:
                 model.train()
         random.setstate(python_state)
         if not rows:
             raise UserError("validation found no held-out item with a target or a cycle error to measure")
         means = summarize(rows)
+        if self.sets is not None:
+            means = Results(list(means) + self.sets.results())
         return means.with_flat_values(distributed.mean(means.flat()))
 
     def pick_metric(self, means):
@@ -140,6 +164,12 @@ class Validation:
                 f"chosen anew by {self.opt.val_metric}")
             return
         self.metric, self.best = state["metric"], state["best"]
+
+
+def set_level(name):
+    """Whether --val_metric ``name`` is a metric of whole sets (FID, KID)."""
+    metric = METRICS.get(str(name).split("_")[0].upper())
+    return metric is not None and not metric.per_item
 
 
 def format_metrics(means):

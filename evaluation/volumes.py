@@ -14,28 +14,13 @@ import numpy as np
 import torch
 
 from evaluation import metrics
-from models.reversible import padding_for
+from evaluation.translator import Translator
 from util.errors import UserError
 from util.pages import slices
 from util.progress import progress
 from util.results import Results
-from util.util import save_image, size_text, tensor2im
-from util.volume import (from_unit, list_volumes, load_volume, mid_slices, parse_patch_size, save_volume,
-                         sliding_window, to_unit, volume_stem, volumes_by_name)
-
-
-def window_patch(opt, model, say=print):
-    """The sliding window: --patch_size, else the training patch, rounded up to a size the generator takes."""
-    patch = parse_patch_size(opt.patch_size or model.volume.patch_size or [64])
-    first = next(iter(model.directions.values()))[0]
-    multiple = model.net(first).size_multiple
-    extra = padding_for(patch, multiple)
-    if any(extra):  # a larger window beats padding every window inside the generator
-        rounded = tuple(p + e for p, e in zip(patch, extra))
-        say(f"note: --patch_size {size_text(patch)} rounded up to {size_text(rounded)}, the next multiple of "
-            f"{multiple} that --netG {model.spec.generator.netG} needs")
-        patch = rounded
-    return patch
+from util.util import save_image, tensor2im
+from util.volume import list_volumes, load_volume, mid_slices, save_volume, to_unit, volume_stem, volumes_by_name
 
 
 def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, say=print):
@@ -46,11 +31,11 @@ def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, sa
     intensity = model.volume.intensity if model.volume else None
     if not intensity:
         raise UserError(f"the checkpoint of {opt.name} holds no intensity ranges: it was not trained on volumes")
-    patch = window_patch(opt, model, say)
     phase, limit = phase or opt.phase, limit or opt.num_test
     folders = {d: phase + letter for d, letter in domains.folder.items()}
     items, rows = {}, {}
-    for label, (src, dst, fn) in model.translators().items():
+    for label, (src, dst, _) in model.translators().items():
+        translator = Translator(model, src + "to" + dst, opt.patch_size, opt.overlap, opt.batch_size, say)
         paths = list_volumes(os.path.join(opt.dataroot, folders[src]), what=f"{phase} {src}")
         paths = (keep(paths) if keep else paths)[:limit]
         targets = volumes_by_name(os.path.join(opt.dataroot, folders[dst]))
@@ -58,10 +43,9 @@ def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, sa
         for path in progress(paths, f"{'test' if out_dir else 'validation'} {label}"):
             name = volume_stem(path)
             arr, img = load_volume(path)
-            x = torch.from_numpy(to_unit(arr, slo, shi).astype(np.float32))[None]
-            out = sliding_window(fn, x, patch, opt.overlap, opt.batch_size, model.device)[0].numpy()
-            fake = from_unit(out, dlo, dhi).astype(np.float32)
-            pictures = {"real_" + src: x[0].numpy(), label: out}
+            parts = translator.volume_parts(arr)
+            fake, out = parts.output, parts.output_unit
+            pictures = {"real_" + src: parts.source_unit, label: out}
             if name in targets:
                 target = load_volume(targets[name])[0]
                 if target.shape == arr.shape:

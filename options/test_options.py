@@ -17,6 +17,9 @@ class TestOptions(BaseOptions):
         parser.add_argument("--eval", policy=RUN, action="store_true",
                             help="eval mode (BatchNorm running stats, no dropout)")
         parser.add_argument("--num_test", policy=RUN, type=COUNT, default=50, help="how many test images to run")
+        parser.add_argument("--fid", policy=RUN, action="store_true",
+                            help="2D: also FID and KID of each translation against the real images of its target "
+                                 "domain (testA and testB; standard InceptionV3 features, see --fid_weights)")
         parser.set_defaults(load_size=parser.get_default("crop_size"))  # no random crop at test time
         return parser
 

@@ -25,6 +25,13 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--print_freq", policy=RUN, type=COUNT, default=100,
                             help="log losses every N training images")
         parser.add_argument("--no_html", policy=RUN, action="store_true", help="do not write checkpoints/NAME/web/")
+        parser.add_argument("--log", policy=RUN, nargs="+", default=[], choices=["tensorboard", "wandb"],
+                            help="also log the curves and images to TensorBoard (event files in checkpoints/NAME/) "
+                                 "and/or Weights & Biases: --log tensorboard wandb (optional packages: "
+                                 "requirements-extras.txt)")
+        parser.add_argument("--use_wandb", policy=RUN, action="store_true",
+                            help="pytorch-CycleGAN-and-pix2pix's name for --log wandb")
+        parser.add_argument("--wandb_project_name", policy=RUN, default="RevGAN", help="the W&B project of --log wandb")
         # saving and resuming
         parser.add_argument("--save_latest_freq", policy=RUN, type=COUNT, default=5000,
                             help="save latest.pth every N images")

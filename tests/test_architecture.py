@@ -9,7 +9,7 @@ import sys
 from tests.conftest import ROOT
 
 FOLDERS = ("data", "datasets", "evaluation", "models", "options", "scripts", "util")
-ENTRY_POINTS = ("train.py", "test.py", "cli.py")
+ENTRY_POINTS = ("train.py", "test.py", "export.py", "translate.py", "cli.py")
 
 
 def layer_of_module(name):

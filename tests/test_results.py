@@ -39,7 +39,7 @@ def test_old_names_read_back_as_records_and_write_unchanged():
                                                                         (MAE, "B", True, "B → A → B")]
     assert cycles.flat() == {"cycle_MAE_A": 0.03, "cycle_MAE_B": 0.05} and not cycles.outputs
     # what is no result is skipped: an unknown metric, a baseline without its value, a value that is no number
-    assert not Results.from_flat({"FID_fake_B": 3.0, "baseline_PSNR_fake_B": 1.0, "PSNR_fake_B": "n/a",
+    assert not Results.from_flat({"LPIPS_fake_B": 3.0, "baseline_PSNR_fake_B": 1.0, "PSNR_fake_B": "n/a",
                                   "PSNR_fake_A": True})
 
 
@@ -86,9 +86,11 @@ def test_val_metric_takes_the_names_it_took():
     old = [f"{m}_fake_{d}" for m in ("mae", "psnr", "ssim") for d in "ab"] + ["cycle_mae_a", "cycle_mae_b", "auto"]
     for name in old + [n.upper() for n in old] + ["PSNR_fake_B", "cycle_MAE_A"]:
         assert check_val_metric(name) == name
-    assert {n.lower() for n in val_metric_names()} == set(old) - {"auto"}
-    for bad in ("psnr", "psnr_fake_c", "cycle_psnr_a", "fid_fake_b", "PSNR_foreground_fake_B"):
-        with pytest.raises(UserError, match="use auto, MAE_fake_B, PSNR_fake_B, SSIM_fake_B \\(or _fake_A\\), or "
+    sets = {f"{m}_fake_{d}" for m in ("fid", "kid") for d in "ab"}  # FID and KID (evaluation/fid.py)
+    assert {n.lower() for n in val_metric_names()} == set(old) - {"auto"} | sets
+    for bad in ("psnr", "psnr_fake_c", "cycle_psnr_a", "cycle_fid_a", "PSNR_foreground_fake_B"):
+        with pytest.raises(UserError, match="use auto, MAE_fake_B, PSNR_fake_B, SSIM_fake_B, FID_fake_B, KID_fake_B "
+                                            "\\(or _fake_A\\), or "
                                             "cycle_MAE_A / cycle_MAE_B for unpaired data"):
             check_val_metric(bad)
 

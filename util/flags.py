@@ -72,7 +72,8 @@ class FlagParser(_Declaring, argparse.ArgumentParser):
         """Changes the policy of flags already defined (as ``set_defaults`` changes defaults)."""
         actions = {a.dest: a for a in self._actions}
         for dest, policy in policies.items():
-            actions[dest].policy = policy
+            if dest in actions:  # (a probe parser with only a model's own flags lacks the shared ones)
+                actions[dest].policy = policy
 
     def policies(self) -> dict:
         """{destination: Policy} of every flag."""

@@ -59,7 +59,11 @@ class Metric:
 PSNR = Metric("PSNR", True, unit="dB", decimals=2, about="peak signal-to-noise ratio")
 SSIM = Metric("SSIM", True, about="structural similarity")
 MAE = Metric("MAE", False, data_units=True, about="mean absolute error")
-METRICS = {m.name: m for m in (MAE, PSNR, SSIM)}  # every kind a result may have (FID, KID: add them here)
+FID = Metric("FID", False, decimals=2, per_item=False,
+             about="Fréchet Inception distance of the output set to the real target set (standard InceptionV3)")
+KID = Metric("KID", False, decimals=4, per_item=False,
+             about="kernel Inception distance (mean ± standard deviation over subsets)")
+METRICS = {m.name: m for m in (MAE, PSNR, SSIM, FID, KID)}  # every kind a result may have
 SHOWN = (PSNR, SSIM, MAE)  # the order of the pages' metric columns
 CYCLE_METRICS = (MAE,)  # what evaluation measures of a cycle A -> B -> A (against A)
 REGIONS = ("foreground",)  # named regions of masked metrics (none is measured yet); no region: every pixel or voxel

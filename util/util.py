@@ -36,13 +36,17 @@ def visual_to_rgb(tensor):
     return np.repeat(im[:, :, None], 3, axis=2) if im.ndim == 2 else im
 
 
+def to_pil(image_numpy):
+    """An image of ``tensor2im`` as a PIL image: 16-bit grayscale stays 16-bit, 16-bit RGB becomes 8-bit RGB."""
+    if image_numpy.dtype == np.uint16:
+        return Image.fromarray(np.ascontiguousarray(image_numpy, dtype=np.uint16)) if image_numpy.ndim == 2 else \
+            Image.fromarray((image_numpy >> 8).astype(np.uint8))
+    return Image.fromarray(image_numpy)
+
+
 def save_image(image_numpy, path, aspect_ratio=1.0):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    if image_numpy.dtype == np.uint16:
-        img = Image.fromarray(np.ascontiguousarray(image_numpy, dtype=np.uint16)) if image_numpy.ndim == 2 else \
-            Image.fromarray((image_numpy >> 8).astype(np.uint8))
-    else:
-        img = Image.fromarray(image_numpy)
+    img = to_pil(image_numpy)
     if aspect_ratio != 1.0:
         w, h = img.size
         img = img.resize((int(w * aspect_ratio), h) if aspect_ratio > 1 else (w, int(h / aspect_ratio)),

@@ -1,4 +1,5 @@
-"""Training feedback: loss_log.txt, the live visdom dashboard and the HTML pages under checkpoints/NAME/web/.
+"""Training feedback: loss_log.txt, the live visdom dashboard, the HTML pages under checkpoints/NAME/web/ and, with
+--log, TensorBoard and Weights & Biases (util.loggers).
 
 visdom is optional at run time: an unreachable server costs one warning (with the command that starts one) and
 training goes on; so does a server that goes away during training. The HTML page needs no server: it shows the
@@ -17,6 +18,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
+from util.loggers import Loggers
 from util.pages.training import RECON_FLOOR, RECON_TITLE, loss_figure, write_training_page
 from util.results import PSNR, Results
 from util.util import save_image, visual_to_rgb
@@ -53,6 +55,7 @@ class Visualizer:
         self.vis = None
         self.history = []
         self.order = []  # the model's visual labels, in its order (for the page)
+        self.loggers = Loggers(opt, enabled)  # --log tensorboard / wandb
         if not enabled:
             return
         os.makedirs(self.img_dir if self.use_html else self.save_dir, exist_ok=True)
@@ -103,11 +106,13 @@ class Visualizer:
         return str(self.display_id + k)
 
     # -- history: what the loss curves are drawn from (kept on disk, so a resumed run keeps its curves) ---------------
-    def start(self, progress, resumed):
-        """Called once before training, at ``progress`` (epochs done, fractional). A resumed run keeps the curve
-        points and page images up to there; a fresh run under an old name starts both anew."""
+    def start(self, progress, resumed, step=0):
+        """Called once before training, at ``progress`` (epochs done, fractional) and global ``step`` (images seen:
+        TensorBoard's and W&B's x axis). A resumed run keeps the curve points and page images up to there; a fresh
+        run under an old name starts both anew."""
         if not self.enabled:
             return
+        self.loggers.start(step, resumed)
         self.load_history(progress)
         if self.use_html and not resumed:
             for labels in self.page_images().values():
@@ -150,11 +155,14 @@ class Visualizer:
         with open(self.history_path, "w") as f:
             f.writelines(json.dumps(p) + "\n" for p in self.history)
 
-    def plot_current_losses(self, progress, losses, lr=None, memory_mib=None, recon=None):
-        """Adds one point at ``progress`` (epochs, fractional) to the curves, on disk and in visdom; ``recon`` is the
-        reversible core's relative reconstruction error (None for models without one)."""
+    def plot_current_losses(self, progress, losses, lr=None, memory_mib=None, recon=None, step=None):
+        """Adds one point at ``progress`` (epochs, fractional; ``step``: images seen) to the curves, on disk, in visdom
+        and in the --log backends; ``recon`` is the reversible core's relative reconstruction error (None for models
+        without one)."""
         if not self.enabled:
             return
+        self.loggers.scalars(step, {**{f"loss/{k}": v for k, v in losses.items()}, "learning_rate": lr,
+                                    "peak_memory_MiB": memory_mib, "recon_err": recon, "epoch": progress})
         point = {"x": progress, "losses": dict(losses), "lr": lr, "memory_mib": memory_mib, "recon": recon}
         self.history.append(point)
         with open(self.history_path, "a") as f:
@@ -178,12 +186,14 @@ class Visualizer:
                            win=self._win(win), opts={"title": f"{self.opt.name} {title}", "xlabel": "epoch",
                                                      "ylabel": title, "ytype": scale})
 
-    def plot_validation(self, epoch, means, line):
-        """Adds the validation results ``means`` (util.results.Results) of ``epoch`` to the curves (on disk, the page
-        and visdom: PSNR of each translation beside its copy-the-input baseline, or the cycle errors) and ``line`` to
-        loss_log.txt."""
+    def plot_validation(self, epoch, means, line, step=None):
+        """Adds the validation results ``means`` (util.results.Results) of ``epoch`` (at ``step``, images seen) to the
+        curves (on disk, the page and visdom: PSNR of each translation beside its copy-the-input baseline, or the
+        cycle errors; every result in the --log backends) and ``line`` to loss_log.txt."""
         if not self.enabled:
             return
+        self.loggers.scalars(step, {f"validation/{k}": v for k, v in means.flat().items()})
+        self.loggers.flush()
         point = {"x": float(epoch), "val": means.flat()}
         self.history.append(point)
         with open(self.history_path, "a") as f:
@@ -211,12 +221,14 @@ class Visualizer:
                              "xlabel": "epoch"})
 
     # -- images -----------------------------------------------------------------------------------------------------
-    def display_current_results(self, visuals, epoch, save_result):
-        """Shows the current visuals in visdom; with ``save_result`` also writes them as this epoch's row of the
-        HTML page and redraws the page and its loss curve. Volumes show as orthogonal mid-slices."""
+    def display_current_results(self, visuals, epoch, save_result, step=None):
+        """Shows the current visuals in visdom and the --log backends (at ``step``, images seen); with
+        ``save_result`` also writes them as this epoch's row of the HTML page and redraws the page and its loss
+        curve. Volumes show as orthogonal mid-slices."""
         if not self.enabled:
             return
         images = {label: visual_to_rgb(t) for label, t in visuals.items() if t is not None}
+        self.loggers.images(step, images)
         self.order = list(images)
         if self.vis is not None and images:
             self._show_images(images)
@@ -257,6 +269,10 @@ class Visualizer:
         fig.savefig(path, dpi=90)
         plt.close(fig)
         return "loss_curve.png"
+
+    def close(self):
+        """At the end of training: the --log backends written out and closed."""
+        self.loggers.close()
 
     # -- text -------------------------------------------------------------------------------------------------------
     def print_current_losses(self, epoch, iters, total_iters, losses, t_comp, t_data, recon=None):

@@ -93,8 +93,10 @@ def data_table(columns, rows, row_attrs=None, cls="data", **attrs):
 
 
 # -- cells -------------------------------------------------------------------------------------------------------------
-def metric_td(metric, v, cls=""):
-    return tags.td(fmt(metric, v), cls=("num " + cls).strip(), data_v=number(v))
+def metric_td(metric, v, cls="", std=None):
+    """A metric's value (``std``: with the spread of a set-level estimate, KID's "± std")."""
+    text = fmt(metric, v) + ("" if std is None else " ± " + fmt(metric, std))
+    return tags.td(text, cls=("num " + cls).strip(), data_v=number(v))
 
 
 def delta_td(metric, d, cls=""):
@@ -143,8 +145,8 @@ def summary_table(mean, outputs=None, titles=None, table_id="summary"):
         group = f"{m.name} ({m.unit})" if m.unit else m.name
         tip = ("higher" if m.higher_is_better else "lower") + " is better"
         columns += [
-            Column("output", lambda o, m=m: metric_td(m, found.value(m, o), cls="first"), group, cls="num first",
-                   group_tip=tip),
+            Column("output", lambda o, m=m: metric_td(m, found.value(m, o), cls="first", std=_std(found, m, o)), group,
+                   cls="num first", group_tip=tip),
             Column("copy of input", lambda o, m=m: metric_td(m, _baseline(found, m, o)), group, cls="num",
                    tip="the baseline that returns the input unchanged", group_tip=tip),
             Column("Δ", lambda o, m=m: delta_td(m, _delta(found, m, o)), group, cls="num",
@@ -158,6 +160,11 @@ def _output_td(output, titles):
         if titles and titles.get(output):
             tags.span(" " + titles[output], cls="muted")
     return td
+
+
+def _std(results, metric, output):
+    r = results.find(metric, output)
+    return None if r is None else r.std
 
 
 def _baseline(results, metric, output):

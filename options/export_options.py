@@ -1,0 +1,25 @@
+from util.errors import UserError
+from util.flags import RUN
+
+from .test_options import TestOptions
+
+
+class ExportOptions(TestOptions):
+    """export.py's flags: test.py's (which checkpoint, --direction, and for pytorch-CycleGAN-and-pix2pix files their
+    architecture) with --model test, plus the format."""
+
+    def initialize(self, parser):
+        parser = super().initialize(parser)
+        parser.set_defaults(model="test")
+        parser.add_argument("--format", policy=RUN, required=True, choices=["torchscript", "onnx"],
+                            help="torchscript: a traced TorchScript module (torch.jit.load); onnx: an ONNX model "
+                                 "(onnxruntime and others)")
+        parser.add_argument("--opset", policy=RUN, type=int, default=18, help="ONNX opset version")
+        return parser
+
+    def parse(self, argv=None):
+        opt = super().parse(argv)
+        if opt.model != "test":
+            raise UserError(f"--model {opt.model}: export.py exports one generator, as test.py --model test runs it "
+                            f"(the checkpoint says which network); drop --model")
+        return opt
