@@ -21,6 +21,7 @@ from .couplings import AdditiveCoupling, AffineCoupling, Coupling, CustomCouplin
 from .engine import ReversibleFunction, is_recomputing
 from .iunet import InvertibleUNet
 from .padding import padding_for, run_padded
+from .recompute import Recompute, recompute
 from .resampling import InvertibleDownsampling, InvertibleUpsampling, OrthogonalChannelMixing
 from .sequence import InvertibleModuleWrapper, ReversibleBlock, ReversibleSequence
 
@@ -29,5 +30,5 @@ __all__ = [
     "ReversibleSequence", "ReversibleBlock", "InvertibleModuleWrapper", "ReversibleFunction", "is_recomputing",
     "is_invertible", "reconstruction_error", "relative_error", "graph_saved_bytes", "check_gradients", "GradientReport",
     "InvertibleUNet", "InvertibleDownsampling", "InvertibleUpsampling", "OrthogonalChannelMixing", "run_padded",
-    "padding_for",
+    "padding_for", "Recompute", "recompute",
 ]
