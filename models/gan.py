@@ -6,7 +6,7 @@ from models.base_model import BaseModel
 from models.config import COUPLINGS, REVERSIBLE_NETG, REVGAN_DEPTH, GeneratorConfig
 from util.argtypes import NONNEG_INT, model_group
 from util.errors import UserError
-from util.flags import ARCH, ARCH_SOFT
+from util.flags import ARCH, ARCH_SOFT, RUN
 from util.image_pool import ImagePool
 
 
@@ -27,10 +27,18 @@ def add_generator_options(parser, reversible: bool):
                        help="coupling blocks of the core: additive (y1 = x1 + F(x2)) or affine (bounded scale)")
         g.add_argument("--use_naive", policy=ARCH_SOFT, action="store_true",
                        help="run the core on plain autograd (stores activations; the memory reference)")
+        g.add_argument("--memory", policy=RUN, default="low", choices=MEMORY_MODES,
+                       help="low: every network outside the reversible core (encoders, decoders, discriminators) "
+                            "recomputes its activations in backward instead of storing them (same gradients; the "
+                            "least memory); core: only the core saves memory (faster, stores the rest). Independent "
+                            "of --use_naive, which runs the core itself on plain autograd")
         g.add_argument("--iunet_architecture", policy=ARCH, default=GeneratorConfig.iunet_architecture,
                        help="--netG iunet: coupling blocks per resolution level, comma-separated")
         parser.set_defaults(netG="revgan")
     return parser
+
+
+MEMORY_MODES = ("low", "core")
 
 
 def check_netG(spec, reversible: bool) -> None:
@@ -64,6 +72,13 @@ class GANModel(BaseModel):
     def check_losses_finite(self, names) -> None:
         """Stops training on the first loss ``self.loss_<name>`` of ``names`` that is not finite."""
         self.guards.check_finite({n: getattr(self, "loss_" + n) for n in names}, self.progress)
+
+    def add_network(self, name, net):
+        """Registers ``net``; under --memory low (the RevGAN models' default) it recomputes its activations outside
+        the reversible core in training (models.networks.Recomputing)."""
+        if isinstance(net, networks.Recomputing):
+            net.recompute = self.is_train and getattr(self.opt, "memory", "core") == "low"
+        return super().add_network(name, net)
 
     def make_G(self, input_nc: int, output_nc: int):
         return networks.define_G(input_nc, output_nc, self.spec.generator)

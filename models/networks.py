@@ -1,5 +1,6 @@
 """Dimension-generic building blocks (``dims`` = 1, 2 or 3 picks conv, norm, padding), generator and discriminator
 factories, the GAN losses with a real WGAN-GP gradient penalty, learning-rate schedulers and initialization."""
+import contextlib
 import functools
 
 import torch
@@ -8,7 +9,7 @@ from torch.nn import init
 
 from models.config import DiscriminatorConfig, GeneratorConfig
 from models.reversible import (AdditiveCoupling, AffineCoupling, InvertibleUNet, ReversibleSequence,
-                               reconstruction_error, run_padded)
+                               reconstruction_error, recompute, run_padded)
 from util.errors import UserError
 
 
@@ -73,6 +74,35 @@ def init_weights(net, init_type, init_gain):
 
 
 # ------------------------------------------------------------------------------------------------------------------
+# memory: networks that recompute their activations in backward (--memory low)
+class Recomputing:
+    """A network whose parts outside a reversible core can run with recomputation (models.reversible.recompute:
+    the graph keeps each part's input, backward runs the part again; same gradients, running statistics and random
+    state as storing its activations). ``recompute`` is set by the model from --memory; off by default."""
+    recompute = False
+
+    def run_part(self, part, x):
+        """``part(x)``, recomputed in backward when this network recomputes (and not inside ``plain_autograd``)."""
+        if self.recompute and not _plain:
+            return recompute(part, x)
+        return part(x)
+
+
+_plain = False
+
+
+@contextlib.contextmanager
+def plain_autograd():
+    """Within it networks store their activations (second-order gradients, e.g. the WGAN-GP penalty, need them)."""
+    global _plain
+    before, _plain = _plain, True
+    try:
+        yield
+    finally:
+        _plain = before
+
+
+# ------------------------------------------------------------------------------------------------------------------
 # generators
 class ResnetBlock(nn.Module):
     def __init__(self, dim, *, norm_layer, use_dropout, use_bias, dims):
@@ -122,7 +152,7 @@ def decoder(output_nc, *, ngf, norm_layer, n_downsampling, dims, tanh):
 RESIDUAL_EPS = 1e-3  # inputs at exactly -1 or 1 (e.g. a flat background) enter the residual path from +-(1 - eps)
 
 
-class Generator(nn.Module):
+class Generator(Recomputing, nn.Module):
     """What every generator offers the models: ``forward(x, direction)``, the size multiple its stride-2 layers need
     (inputs of other sizes are reflection-padded up to it and the output cropped back, so outputs always have the
     input's size; CycleGAN resizes --preprocess none images to a multiple of 4 instead), the parts --compile
@@ -266,9 +296,9 @@ class RevGANGenerator(Generator):
         self.dec_B = decoder(output_nc, tanh=tanh and not self.residual, **sides)
 
     def forward(self, x, direction="AtoB"):
-        if direction == "AtoB":
-            return self._any_size(lambda a: self.output(a, self.dec_B(self.core(self.enc_A(a)))), x)
-        return self._any_size(lambda b: self.output(b, self.dec_A(self.core.inverse(self.enc_B(b)))), x)
+        enc, core, dec = (self.enc_A, self.core, self.dec_B) if direction == "AtoB" else \
+            (self.enc_B, self.core.inverse, self.dec_A)
+        return self._any_size(lambda a: self.output(a, self.run_part(dec, core(self.run_part(enc, a)))), x)
 
     def compile_parts(self):
         """What --compile compiles: the encoders and decoders (the reversible core stays eager)."""
@@ -358,7 +388,7 @@ def define_G(input_nc, output_nc, config: GeneratorConfig) -> Generator:
 
 # ------------------------------------------------------------------------------------------------------------------
 # discriminators
-class NLayerDiscriminator(nn.Module):
+class NLayerDiscriminator(Recomputing, nn.Module):
     """PatchGAN: ``n_layers`` stride-2 convs (basic = 3 layers, 70x70 receptive field in 2D)."""
 
     def __init__(self, input_nc, *, ndf, n_layers, norm_layer, dims):
@@ -377,10 +407,10 @@ class NLayerDiscriminator(nn.Module):
         self.model = nn.Sequential(*seq)
 
     def forward(self, x):
-        return self.model(x)
+        return self.run_part(self.model, x)
 
 
-class PixelDiscriminator(nn.Module):
+class PixelDiscriminator(Recomputing, nn.Module):
     """1x1 PatchGAN: classifies each pixel."""
 
     def __init__(self, input_nc, *, ndf, norm_layer, dims):
@@ -391,7 +421,7 @@ class PixelDiscriminator(nn.Module):
                                  nn.LeakyReLU(0.2, True), C(ndf * 2, 1, 1, bias=False))
 
     def forward(self, x):
-        return self.net(x)
+        return self.run_part(self.net, x)
 
 
 def define_D(input_nc, config: DiscriminatorConfig) -> nn.Module:
@@ -443,7 +473,8 @@ def gradient_penalty(netD, real, fake, *, lambda_gp, constant=1.0, scale=1.0):
     unscaled in float32; a scale that overflows is halved until the gradient is finite."""
     alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
     interp = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
-    out = netD(interp)
+    with plain_autograd():  # differentiated twice: its activations are stored
+        out = netD(interp)
     wide = torch.promote_types(out.dtype, torch.float32)  # float16 -> float32 (float64 stays)
     while True:
         grads = torch.autograd.grad(out.to(wide).mean() * scale, interp, create_graph=True)[0]
