@@ -13,6 +13,8 @@ NETD = ("basic", "n_layers", "pixel")
 NORMS = ("instance", "batch", "syncbatch", "none")
 INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
 COUPLINGS = ("additive", "affine")
+STEMS = ("conv7", "unshuffle")
+STEM_NETG = ("resnet_9blocks", "resnet_6blocks", "revgan")  # the generators with an encoder and a decoder
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,10 @@ class GeneratorConfig:
         coupling: additive or affine couplings (reversible generators).
         use_naive: run the reversible core on plain autograd (stores activations: the memory reference).
         tanh: a tanh on the output.
+        stem: how the encoder enters and the decoder leaves the first resolution level (ResNet and RevGAN
+            generators): conv7 (a 7x7 convolution at full resolution, CycleGAN's and the original RevGAN's; what a
+            checkpoint without the entry holds) or unshuffle (pixel unshuffle, then convolutions at half resolution;
+            see networks.encoder).
         residual: the output starts from the input (a global residual; see networks.Generator), where input and
             output have as many channels; the invertible U-Net has none (it starts as the identity anyway).
         iunet_architecture: coupling blocks per level of the invertible U-Net, comma-separated.
@@ -47,6 +53,7 @@ class GeneratorConfig:
     use_naive: bool = False
     tanh: bool = True
     residual: bool = False
+    stem: str = "conv7"
     iunet_architecture: str = "2,2,2,2"
     dims: int = 2
 
@@ -132,6 +139,7 @@ class ModelSpec:
             "n_blocks": g.n_blocks if g.netG != "iunet" else None,
             "n_downsampling": g.n_downsampling, "coupling": g.coupling if g.reversible else None,
             "no_output_tanh": not g.tanh, "residual": g.residual if g.netG != "iunet" else None, "dims": g.dims,
+            "stem": g.stem if g.netG in STEM_NETG else None,
             "iunet_architecture": g.iunet_architecture if g.netG == "iunet" else None,
             "no_dropout": not g.dropout, "use_naive": g.use_naive if g.reversible else None,
         }
@@ -150,6 +158,7 @@ class ModelSpec:
             n_downsampling=given("n_downsampling", GeneratorConfig.n_downsampling),
             coupling=given("coupling", GeneratorConfig.coupling), use_naive=given("use_naive", False),
             tanh=not given("no_output_tanh", False), residual=given("residual", False),
+            stem=given("stem", "conv7"),
             iunet_architecture=given("iunet_architecture", GeneratorConfig.iunet_architecture), dims=dims)
         discriminator = DiscriminatorConfig(netD=given("netD", DiscriminatorConfig.netD),
                                             ndf=given("ndf", DiscriminatorConfig.ndf),

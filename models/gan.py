@@ -3,7 +3,7 @@ import torch
 
 from models import networks
 from models.base_model import BaseModel
-from models.config import COUPLINGS, REVERSIBLE_NETG, REVGAN_DEPTH, GeneratorConfig
+from models.config import COUPLINGS, REVERSIBLE_NETG, REVGAN_DEPTH, STEMS, GeneratorConfig
 from util.argtypes import NONNEG_INT, model_group
 from util.errors import UserError
 from util.flags import ARCH, ARCH_SOFT, RUN
@@ -17,6 +17,11 @@ def add_generator_options(parser, reversible: bool):
     g.add_argument("--n_downsampling", policy=ARCH, type=NONNEG_INT, default=GeneratorConfig.n_downsampling,
                    help="stride-2 levels in the encoder/decoder (ResNet and RevGAN generators)")
     g.add_argument("--no_output_tanh", policy=ARCH, action="store_true", help="no tanh on the generator output")
+    g.add_argument("--stem", policy=ARCH, default=GeneratorConfig.stem, choices=STEMS,
+                   help="how the encoder enters the first resolution level and the decoder leaves it (ResNet and "
+                        "RevGAN generators): conv7, a 7x7 convolution at full resolution (CycleGAN's, the original "
+                        "RevGAN's); unshuffle, each 2x2 (2x2x2) block of pixels moved into channels and convolutions "
+                        "at half resolution, the decoder's mirror (no feature map at full resolution: less memory)")
     g.add_argument("--no_residual", policy=ARCH, action="store_true",
                    help="no global residual: the generator's output does not start from its input (as in CycleGAN); "
                         "the residual applies only where input and output have as many channels")

@@ -123,27 +123,64 @@ def residual_body(cin, cout, *, norm_layer, use_dropout, use_bias, dims):
     return nn.Sequential(*layers)
 
 
-def encoder(input_nc, *, ngf, norm_layer, n_downsampling, dims):
-    """7x7 conv then ``n_downsampling`` stride-2 convs: ngf -> ngf * 2**n_downsampling channels."""
+class PixelUnshuffle(nn.Module):
+    """Each 2x2 (2x2x2 in 3D, 2 in 1D) block of pixels moved into channels, for any dims (``inverse``: back; torch's
+    nn.PixelUnshuffle/PixelShuffle order in 2D). No parameters; exactly invertible."""
+
+    def __init__(self, dims, inverse=False):
+        super().__init__()
+        self.dims, self.inverse = dims, inverse
+
+    def forward(self, x):
+        d, (n, c), spatial = self.dims, x.shape[:2], x.shape[2:]
+        if not self.inverse:
+            x = x.reshape(n, c, *[v for s in spatial for v in (s // 2, 2)])
+            x = x.permute([0, 1] + [3 + 2 * i for i in range(d)] + [2 + 2 * i for i in range(d)])
+            return x.reshape(n, c * 2 ** d, *[s // 2 for s in spatial])
+        x = x.reshape(n, c // 2 ** d, *([2] * d), *spatial)
+        x = x.permute([0, 1] + [v for i in range(d) for v in (2 + d + i, 2 + i)])
+        return x.reshape(n, c // 2 ** d, *[s * 2 for s in spatial])
+
+
+def encoder(input_nc, *, ngf, norm_layer, n_downsampling, dims, stem):
+    """``n_downsampling`` halvings of the resolution, ngf -> ngf * 2**n_downsampling channels. ``stem`` conv7: a 7x7
+    convolution at full resolution to ngf channels, then stride-2 convolutions (CycleGAN's, the original RevGAN's);
+    unshuffle: the pixels of each 2x2 block moved into channels (no parameters), a 3x3 convolution to 2 ngf channels
+    at half resolution, then the other stride-2 convolutions: no feature map at full resolution."""
     use_bias = _uses_bias(norm_layer)
-    layers = [reflection_pad(dims)(3), conv(dims)(input_nc, ngf, 7, bias=use_bias), norm_layer(ngf), nn.ReLU(True)]
-    for i in range(n_downsampling):
+    if stem == "unshuffle":
+        if n_downsampling < 1:
+            raise UserError("--stem unshuffle halves the resolution first: it needs --n_downsampling 1 or more "
+                            "(or use --stem conv7)")
+        layers = [PixelUnshuffle(dims), reflection_pad(dims)(1),
+                  conv(dims)(input_nc * 2 ** dims, ngf * 2, 3, bias=use_bias), norm_layer(ngf * 2), nn.ReLU(True)]
+        first = 1
+    else:
+        layers = [reflection_pad(dims)(3), conv(dims)(input_nc, ngf, 7, bias=use_bias), norm_layer(ngf), nn.ReLU(True)]
+        first = 0
+    for i in range(first, n_downsampling):
         mult = 2 ** i
         layers += [conv(dims)(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=use_bias),
                    norm_layer(ngf * mult * 2), nn.ReLU(True)]
     return nn.Sequential(*layers)
 
 
-def decoder(output_nc, *, ngf, norm_layer, n_downsampling, dims, tanh):
-    """``n_downsampling`` stride-2 transposed convs then a 7x7 conv to output_nc (and tanh)."""
+def decoder(output_nc, *, ngf, norm_layer, n_downsampling, dims, tanh, stem):
+    """The encoder's mirror: stride-2 transposed convolutions, then (conv7) a 7x7 convolution at full resolution to
+    output_nc, or (unshuffle) a 3x3 convolution at half resolution to output_nc * 2**dims channels moved back into
+    pixels; and a tanh."""
     use_bias = _uses_bias(norm_layer)
     layers = []
-    for i in range(n_downsampling):
+    last = 1 if stem == "unshuffle" else 0
+    for i in range(n_downsampling - last):
         mult = 2 ** (n_downsampling - i)
         layers += [conv_transpose(dims)(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1,
                                         bias=use_bias),
                    norm_layer(ngf * mult // 2), nn.ReLU(True)]
-    layers += [reflection_pad(dims)(3), conv(dims)(ngf, output_nc, 7)]
+    if stem == "unshuffle":
+        layers += [reflection_pad(dims)(1), conv(dims)(ngf * 2, output_nc * 2 ** dims, 3), PixelUnshuffle(dims, True)]
+    else:
+        layers += [reflection_pad(dims)(3), conv(dims)(ngf, output_nc, 7)]
     if tanh:
         layers.append(nn.Tanh())
     return nn.Sequential(*layers)
@@ -199,14 +236,14 @@ class ResnetGenerator(Generator):
     """Encoder, ``n_blocks`` ResNet blocks, decoder (Johnson et al.; CycleGAN's resnet_6blocks/resnet_9blocks)."""
 
     def __init__(self, input_nc, output_nc, *, ngf, norm_layer, use_dropout, n_blocks, n_downsampling, dims, tanh,
-                 residual):
+                 residual, stem):
         super().__init__()
         self.size_multiple = 2 ** n_downsampling
         self.tanh, self.residual = tanh, residual and input_nc == output_nc
         core_nc = ngf * 2 ** n_downsampling
         blocks = [ResnetBlock(core_nc, norm_layer=norm_layer, use_dropout=use_dropout, use_bias=_uses_bias(norm_layer),
                               dims=dims) for _ in range(n_blocks)]
-        sides = dict(ngf=ngf, norm_layer=norm_layer, n_downsampling=n_downsampling, dims=dims)
+        sides = dict(ngf=ngf, norm_layer=norm_layer, n_downsampling=n_downsampling, dims=dims, stem=stem)
         self.model = nn.Sequential(encoder(input_nc, **sides), *blocks,
                                    decoder(output_nc, tanh=tanh and not self.residual, **sides))
 
@@ -272,7 +309,7 @@ class RevGANGenerator(Generator):
     bidirectional = True
 
     def __init__(self, input_nc, output_nc, *, ngf, norm_layer, use_dropout, n_blocks, n_downsampling, coupling,
-                 use_naive, dims, tanh, residual):
+                 use_naive, dims, tanh, residual, stem):
         super().__init__()
         self.size_multiple = 2 ** n_downsampling
         self.tanh, self.residual = tanh, residual and input_nc == output_nc
@@ -287,7 +324,7 @@ class RevGANGenerator(Generator):
         def body():
             return residual_body(half, half, norm_layer=norm_layer, use_dropout=use_dropout, use_bias=use_bias,
                                  dims=dims)
-        sides = dict(ngf=ngf, norm_layer=norm_layer, n_downsampling=n_downsampling, dims=dims)
+        sides = dict(ngf=ngf, norm_layer=norm_layer, n_downsampling=n_downsampling, dims=dims, stem=stem)
         self.enc_A = encoder(input_nc, **sides)
         self.enc_B = encoder(output_nc, **sides)
         self.core = ReversibleSequence([coupling_cls(body(), body()) for _ in range(n_blocks)],
@@ -365,14 +402,14 @@ def define_G(input_nc, output_nc, config: GeneratorConfig) -> Generator:
     common = dict(ngf=c.ngf, dims=c.dims, tanh=c.tanh)
     if c.netG in ("resnet_9blocks", "resnet_6blocks"):
         net = ResnetGenerator(input_nc, output_nc, norm_layer=norm_layer, use_dropout=c.dropout, n_blocks=c.depth(),
-                              n_downsampling=c.n_downsampling, residual=c.residual, **common)
+                              n_downsampling=c.n_downsampling, residual=c.residual, stem=c.stem, **common)
     elif c.netG in ("unet_128", "unet_256"):
         net = UnetGenerator(input_nc, output_nc, num_downs=7 if c.netG == "unet_128" else 8, norm_layer=norm_layer,
                             use_dropout=c.dropout, residual=c.residual, **common)
     elif c.netG == "revgan":
         net = RevGANGenerator(input_nc, output_nc, norm_layer=norm_layer, use_dropout=c.dropout, n_blocks=c.depth(),
                               n_downsampling=c.n_downsampling, coupling=c.coupling, use_naive=c.use_naive,
-                              residual=c.residual, **common)
+                              residual=c.residual, stem=c.stem, **common)
     elif c.netG == "iunet":
         try:
             architecture = parse_architecture(c.iunet_architecture)

@@ -79,7 +79,7 @@ def interleaved_times(fns, rounds, device):
 def run_worker(script, args, timeout=1800):
     """Runs ``script --worker ARGS`` in a fresh process; returns its last stdout line parsed as JSON, or
     ``{"error": ...}`` when it failed."""
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", PYTHONPATH=ROOT)
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0", PYTHONPATH=ROOT)
     proc = subprocess.run([sys.executable, script, "--worker"] + [str(a) for a in args], env=env,
                           capture_output=True, text=True, timeout=timeout)
     lines = [l for l in proc.stdout.strip().splitlines() if l.startswith("{")]

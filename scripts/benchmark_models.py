@@ -1,13 +1,22 @@
-"""Peak training memory and step time of whole models: CycleGAN against unpaired RevGAN, and RevGAN's core depth.
+"""Peak training memory and step time of whole models: every RevGAN model against its baseline model, RevGAN's core
+depth, memory modes and precision.
 
-    python scripts/benchmark_models.py                       # CPU: 2D at 128x128
+    python scripts/benchmark_models.py --compare             # every model against its baseline, default flags (2D)
+    python scripts/benchmark_models.py --compare --dims 3 --size 48 --ngf 16
+    python scripts/benchmark_models.py --compare --device cuda --size 256 --budget_gb 16   # + largest side in 16 GiB
+    python scripts/benchmark_models.py                       # CPU: 2D at 128x128, core depth
     python scripts/benchmark_models.py --device cuda --size 256
     python scripts/benchmark_models.py --dims 3 --size 64 --ngf 16     # 3D patches (128 and ngf 64 on a GPU)
     python scripts/benchmark_models.py --dims 3 --device cuda --max_patch --budget_gb 16   # largest cubic patch
     python scripts/benchmark_models.py --precision --device cuda --size 256            # --amp and --compile
     python scripts/benchmark_models.py --precision --dims 3 --device cuda --size 128
 
-2D rows: ``cycle_gan`` (resnet_9blocks) and ``unpaired_revgan`` at core depths 6, 9, 18, 36, each with the
+``--compare`` rows: each model with the flags users get (the defaults; ``--ngf`` sets --ngf and --ndf where given):
+``cycle_gan``, ``unpaired_revgan`` (``--memory low``, the default; ``--memory core``; ``--netG iunet``), ``pix2pix``
+(unet_256), ``paired_revgan`` (the same three), and with ``--dims 3`` their 3D versions; activation memory and the
+process's total peak at ``--size``, each as a ratio to the model's baseline, the step time as a ratio to it, and
+(``--max_side``) the largest side one training step fits in ``--budget_gb``.
+Depth rows (no ``--compare``): ``cycle_gan`` (resnet_9blocks) and ``unpaired_revgan`` at core depths 6, 9, 18, 36, each with the
 memory-saving core and with ``--use_naive`` (plain autograd). 3D rows: ``cycle_gan3d`` (resnet_9blocks) and
 ``unpaired_revgan3d`` at core depths 0, 1, 2, 4, 8, with and without ``--use_naive``, on single-channel patches.
 ``--precision`` rows: ``unpaired_revgan`` (core depth 6; 3D: 4) in float32, ``--amp bf16`` and ``--amp fp16``, each
@@ -49,6 +58,18 @@ def configs(dims):
     return rows
 
 
+def compare_configs(dims):
+    """(label, model, flags, baseline label) per row of --compare: each model with its default flags."""
+    sfx = SUFFIX[dims]
+    rows = []
+    for base, revgan in (("cycle_gan", "unpaired_revgan"), ("pix2pix", "paired_revgan")):
+        base_label = base + sfx
+        rows.append((base_label, base + sfx, [], base_label))
+        for label, flags in (("", []), (" --memory core", ["--memory", "core"]), (" --netG iunet", ["--netG", "iunet"])):
+            rows.append((revgan + sfx + label, revgan + sfx, flags, base_label))
+    return rows
+
+
 PRECISION_DEPTH = {2: 6, 3: 4}
 
 
@@ -70,12 +91,15 @@ def channels(dims):
 
 
 def build_model(model, flags, args):
-    """The application's model built from its command-line flags, as train.py builds it."""
+    """The application's model built from its command-line flags, as train.py builds it (--compare: the defaults
+    users get, with --ngf/--ndf only where --ngf is given; otherwise --no_dropout and --ngf)."""
     from models import create_model
     from options.train_options import TrainOptions
+    compare = getattr(args, "compare", False)
+    width = ["--ngf", str(args.ngf), "--ndf", str(args.ngf)] if args.ngf else []
     argv = ["--name", "bench", "--model", model, "--checkpoints_dir", tempfile.mkdtemp(), "--gpu_ids",
-            "0" if args.device == "cuda" else "-1", "--crop_size", str(args.size), "--load_size", str(args.size),
-            "--ngf", str(args.ngf), "--ndf", str(args.ngf), "--no_dropout"] + flags + \
+            "0" if args.device == "cuda" else "-1", "--crop_size", str(args.size), "--load_size", str(args.size)] + \
+        width + ([] if compare else ["--no_dropout"]) + flags + \
         (["--patch_size", str(args.size)] if args.dims == 3 else [])
     with contextlib.redirect_stdout(io.StringIO()):
         opt = TrainOptions().parse(argv)
@@ -112,8 +136,8 @@ def state_bytes(m):
 
 def worker(args):
     device = torch.device(args.device)
-    rows = {label: (model, flags) for label, model, flags, _ in
-            (precision_configs if args.precision else configs)(args.dims)}
+    table = compare_configs if args.compare else precision_configs if args.precision else configs
+    rows = {label: (model, flags) for label, model, flags, _ in table(args.dims)}
     if args.label == "timing":
         steps = {label: make_step(*rows[label], args)[0] for label in args.timed}
         print(json.dumps(bu.interleaved_times(steps, args.steps, device)))
@@ -202,24 +226,34 @@ def main():
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--dims", type=int, default=2, choices=[2, 3], help="2D images or 3D patches")
     p.add_argument("--size", type=int, default=128, help="image or patch side (2D: 256 on a GPU; 3D: 64, 128)")
-    p.add_argument("--ngf", type=int, default=64, help="generator and discriminator width (--ngf and --ndf)")
+    p.add_argument("--ngf", type=int, default=None,
+                   help="generator and discriminator width (--ngf and --ndf; default: 64, --compare: each model's own)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--steps", type=int, default=5, help="timed rounds (one step of every model per round; median)")
     p.add_argument("--no_docs", action="store_true", help="print the table only")
     p.add_argument("--max_patch", action="store_true", help="3D: search the largest cubic patch within --budget_gb")
     p.add_argument("--budget_gb", type=float, default=16.0, help="--max_patch: memory budget (GiB)")
     p.add_argument("--max_size", type=int, default=512, help="--max_patch: largest patch side tried")
+    p.add_argument("--compare", action="store_true",
+                   help="every RevGAN model and memory mode against its baseline model, with default flags")
+    p.add_argument("--max_side", action="store_true",
+                   help="--compare: also the largest side (2D: multiple of 64; 3D: of 16) one step fits in --budget_gb")
     p.add_argument("--precision", action="store_true",
                    help="unpaired_revgan in fp32, --amp bf16 and --amp fp16, each without and with --compile")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--label", help=argparse.SUPPRESS)
     p.add_argument("--timed", nargs="*", default=[], help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.ngf is None and not args.compare:
+        args.ngf = 64
     if args.worker:
         return worker(args)
 
-    common = ["--device", args.device, "--dims", args.dims, "--size", args.size, "--ngf", args.ngf, "--batch",
-              args.batch, "--steps", args.steps] + (["--precision"] if args.precision else [])
+    common = ["--device", args.device, "--dims", args.dims, "--size", args.size, "--batch", args.batch, "--steps",
+              args.steps] + (["--ngf", args.ngf] if args.ngf else []) + (["--precision"] if args.precision else []) + \
+        (["--compare"] if args.compare else [])
+    if args.compare:
+        return compare(args, common)
     if args.precision:
         return precision(args, common)
     if args.max_patch:
@@ -275,6 +309,102 @@ as a ratio to cycle_gan{SUFFIX[args.dims]}.
 ![activation memory against core depth](./{png})
 """
     bu.update_section(f"benchmark_models_{tag}", body)
+
+
+def largest_side(label, args, start):
+    """The largest side (2D: a multiple of 64; 3D: of 16) at which one training step of row ``label`` keeps the
+    process's total peak within --budget_gb, each size in a fresh process: doubling from ``start``, then bisection.
+    Returns (side, its total peak in bytes, why the next size failed)."""
+    budget, unit = args.budget_gb * 2 ** 30, 64 if args.dims == 2 else 16
+    common = ["--label", label, "--device", args.device, "--dims", args.dims, "--batch", args.batch, "--compare"] + \
+        (["--ngf", args.ngf] if args.ngf else [])
+
+    def fits(side):
+        r = bu.run_worker(__file__, common + ["--size", side], timeout=7200)
+        if "error" in r:
+            return False, r["error"].replace("|", "/")
+        return r["total"] <= budget, r["total"]
+    best, why, lo, hi = None, "", None, None
+    side = start
+    while side <= args.max_size:
+        ok, info = fits(side)
+        if not ok:
+            hi, why = side, (f"{side} needs {info / 2**30:.2f} GiB" if isinstance(info, (int, float)) else
+                             f"{side} failed: {info}")
+            break
+        best, lo = (side, info), side
+        side *= 2
+    if lo is not None and hi is not None:
+        while hi - lo > unit:
+            mid = (lo + hi) // 2 // unit * unit
+            if mid in (lo, hi):
+                break
+            ok, info = fits(mid)
+            if ok:
+                best, lo = (mid, info), mid
+            else:
+                hi, why = mid, (f"{mid} needs {info / 2**30:.2f} GiB" if isinstance(info, (int, float)) else
+                                f"{mid} failed: {info}")
+    return best, why or f"stopped at --max_size {args.max_size}"
+
+
+def compare(args, common):
+    """--compare: every RevGAN model and memory mode against its baseline, with the flags users get."""
+    rows_cfg = compare_configs(args.dims)
+    results = {}
+    for label, *_ in tqdm(rows_cfg, desc="benchmark_models --compare (memory)", unit="model"):
+        results[label] = bu.run_worker(__file__, ["--label", label] + common)
+    ok = [label for label, *_ in rows_cfg if "peak" in results[label]]
+    print("timing every model round-robin ...", file=sys.stderr)
+    times = bu.run_worker(__file__, ["--label", "timing", "--timed"] + ok + common, timeout=7200)
+    sides = {}
+    if args.max_side:
+        for label, *_ in tqdm(rows_cfg, desc=f"largest side in {args.budget_gb:g} GiB", unit="model"):
+            sides[label] = largest_side(label, args, 64 if args.dims == 2 else 16)
+    rows = []
+    for label, model, flags, base in rows_cfg:
+        r, b = results[label], results[base]
+        if "error" in r:
+            rows.append([label, "failed: " + r["error"].replace("|", "/")] + [""] * (6 + bool(sides)))
+            continue
+        t, t0 = times.get(label), times.get(base)
+        row = [label, f"{r['peak'] / 2**20:.1f}", f"{r['peak'] / b['peak']:.3f}" if "peak" in b else "",
+               f"{r['total'] / 2**20:.0f}", f"{r['total'] / b['total']:.2f}" if "total" in b else "",
+               f"{r['state'] / 2**20:.1f}", f"{t / t0:.2f}" if t and t0 else "n/a"]
+        if sides:
+            best, why = sides[label]
+            row.append(f"{best[0]} ({best[1] / 2**30:.2f} GiB; {why})" if best else f"none ({why})")
+        rows.append(row)
+    header = ["model", "activation memory (MiB)", "÷ baseline", "total peak (MiB)", "÷ baseline",
+              "params + grads + Adam (MiB)", "step time ÷ baseline"] + \
+        ([f"largest side in {args.budget_gb:g} GiB"] if sides else [])
+    table = bu.markdown_table(header, rows)
+    print(table)
+    if args.no_docs:
+        return results, times, sides
+    tag = ("cpu" if args.device == "cpu" else "gpu") + ("_3d" if args.dims == 3 else "")
+    shape = "×".join(map(str, (args.batch, channels(args.dims)) + (args.size,) * args.dims))
+    cmd = "python scripts/benchmark_models.py " + " ".join(sys.argv[1:])
+    width = f"--ngf {args.ngf} --ndf {args.ngf}" if args.ngf else "each model's default width"
+    where = ("the process's resident set (VmHWM after resetting it; large allocations through mmap, "
+             "MALLOC_MMAP_THRESHOLD_=65536 MALLOC_TRIM_THRESHOLD_=0, so freed tensors leave it as on a GPU)"
+             if args.device == "cpu" else "torch.cuda.max_memory_allocated")
+    bu.update_section(f"benchmark_models_compare_{tag}", f"""## benchmark_models --compare ({tag.replace("_", ", ")})
+
+Command: `{cmd.strip()}` · machine: {bu.machine_description(args.device)} · date: {bu.today()}
+
+Every RevGAN model against its baseline model with the flags users get ({width}; everything else the model's
+defaults: the RevGAN models train with `--memory low`, their core of 6 coupling blocks, dropout as each model
+defaults it), one full training step (generators, discriminators, Adam) on a batch of {shape}. Activation memory:
+the peak of that step above the level before it, after a warm-up step (parameters, gradients and Adam state exist by
+then and are listed separately); total peak: the whole process's peak ({where}), libraries included. Each row in a
+fresh process. Step time: one process builds every model and times one step of each in turn, {args.steps} rounds,
+median, as a ratio to the row's baseline model (the first row of its group).
+{"Largest side: the largest square (cube) side, a multiple of " + str(64 if args.dims == 2 else 16) + ", at which one step keeps the total peak within the budget (doubling, then bisection; each size in a fresh process)." if sides else ""}
+
+{table}
+""")
+    return results, times, sides
 
 
 def precision(args, common):

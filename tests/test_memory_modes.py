@@ -105,3 +105,31 @@ def test_a_low_memory_step_stays_under_its_bound():
     core = measure("unpaired_revgan", 128, ["--memory", "core"])
     assert low < 14 * 2 ** 20, low / 2 ** 20
     assert low < 0.5 * core, (low / 2 ** 20, core / 2 ** 20)
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_pixel_unshuffle_is_torchs_and_inverts(dims):
+    from models.networks import PixelUnshuffle
+    x = torch.randn((2, 3) + (4, 6, 8)[:dims])
+    y = PixelUnshuffle(dims)(x)
+    assert y.shape == (2, 3 * 2 ** dims) + tuple(s // 2 for s in x.shape[2:])
+    assert torch.equal(PixelUnshuffle(dims, inverse=True)(y), x)
+    if dims == 2:
+        assert torch.equal(y, torch.nn.functional.pixel_unshuffle(x, 2))
+
+
+def test_stem_is_architecture_and_old_checkpoints_are_conv7():
+    from models.config import GeneratorConfig, ModelSpec
+    from models.networks import define_G
+    spec = ModelSpec("paired_revgan", generator=GeneratorConfig(netG="revgan", stem="unshuffle", ngf=4, n_blocks=1))
+    arch = spec.to_architecture()
+    assert arch["stem"] == "unshuffle" and ModelSpec.from_architecture(arch).generator.stem == "unshuffle"
+    del arch["stem"]  # as checkpoints written before the stem existed
+    assert ModelSpec.from_architecture(arch).generator.stem == "conv7"
+    unet = ModelSpec("pix2pix", generator=GeneratorConfig(netG="unet_256"))
+    assert unet.to_architecture()["stem"] is None  # a U-Net has no such stem
+    net = define_G(3, 3, spec.generator)
+    assert not any(isinstance(m, torch.nn.Conv2d) and m.kernel_size == (7, 7) for m in net.modules())
+    x = torch.rand(1, 3, 12, 20) * 2 - 1
+    for direction in ("AtoB", "BtoA"):
+        assert net(x, direction).shape == x.shape
