@@ -15,6 +15,7 @@ import torch
 
 from cli import user_facing
 from data import create_dataset, validation_source
+from evaluation.snapshots import Snapshot
 from evaluation.validation import Validation, format_metrics
 from models import create_model
 from models.volume import match_data
@@ -75,6 +76,7 @@ def train(options, opt, spec, checkpoint):
     visualizer.start(progress.epoch - 1 + progress.epoch_iter / dataset.epoch_samples, resumed=opt.continue_train)
     if progress.epoch > last:
         say(f"already trained to epoch {progress.epoch - 1}; raise --n_epochs/--n_epochs_decay to go on")
+        visualizer.finish(progress.epoch - 1)
         return
     log, display = LossLog(opt, model, visualizer, dataset.epoch_samples), Display(opt, model, visualizer)
     saver = Checkpoints(opt, model, validation)
@@ -98,6 +100,7 @@ def train(options, opt, spec, checkpoint):
             saver.validated(validate(validation, model, visualizer, epoch))
         if distributed.is_main():
             write(f"end of epoch {epoch} / {last}: mean generator loss {mean_loss:.4f}, learning rate {lr:.7f}")
+    visualizer.finish(last)  # the training page stops reloading itself
     say(f"checkpoints are in {model.save_dir}" + ("" if opt.no_html else
                                                   f"; training page: {visualizer.web_dir}/index.html"))
 
@@ -219,12 +222,13 @@ def reconstruction_error(model):
 
 
 class Display:
-    """Every --display_freq samples the current images to visdom and, every --update_html_freq, to the training
-    page; at least one row of images per epoch."""
+    """Every --display_freq samples the current images to visdom and, every --update_html_freq, the fixed sample
+    (evaluation.snapshots) to the training page; at least one row of images per epoch."""
 
     def __init__(self, opt, model, visualizer):
         self.opt, self.model, self.visualizer = opt, model, visualizer
         self.trained, self.shown = False, False  # this epoch: a step taken, images shown
+        self.snapshot = Snapshot(opt, model) if visualizer.use_html else None
 
     def step(self, epoch, n):
         total, self.trained = self.model.progress.total_iters, True
@@ -239,7 +243,9 @@ class Display:
 
     def show(self, epoch, save):
         self.model.compute_visuals()
-        self.visualizer.display_current_results(self.model.get_current_visuals(), epoch, save)
+        page = self.snapshot.visuals() if save and self.snapshot else None
+        self.visualizer.display_current_results(self.model.get_current_visuals(), epoch, save, page,
+                                                about=self.snapshot.about if page is not None else None)
         self.shown = True
 
 

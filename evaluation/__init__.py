@@ -36,7 +36,7 @@ def clear_results(out_dir):
 def evaluate(opt, model, options=None):
     """Runs ``model`` (set up, in the mode test.py wants) on --dataroot's test data into
     results/NAME/PHASE_EPOCH/. Returns (out_dir, page path, mean results)."""
-    from evaluation import images, metrics, volumes
+    from evaluation import baselines, images, metrics, volumes
     from util.pages.results import write_results_page
     from util.pages.runs import write_runs_index
     out_dir = results_folder(opt, model)
@@ -44,21 +44,27 @@ def evaluate(opt, model, options=None):
     writable_folder(out_dir, "--results_dir")
     if options is not None:
         options.save_options(opt, out_dir, "test_opt.txt")
+    chosen = baselines.for_test(opt, model, domain_map(opt, model))  # --baseline: what the metrics are compared with
     if model.dims == 3:
-        items, rows = volumes.run(opt, model, domain_map(opt, model), out_dir)
+        items, rows = volumes.run(opt, model, domain_map(opt, model), out_dir, baselines=chosen)
     else:
-        items, rows = images.run(opt, model, create_dataset(opt, domain_map(opt, model)), out_dir)
+        items, rows = images.run(opt, model, create_dataset(opt, domain_map(opt, model)), out_dir, baselines=chosen)
     mean = metrics.write(rows, out_dir) if rows else Results()
-    page = write_results_page(out_dir, opt, items, rows, mean, describe_run(opt, model))
+    page = write_results_page(out_dir, opt, items, rows, mean, describe_run(opt, model, chosen))
     write_runs_index(opt.results_dir)  # results/index.html lists every run, this one included
     return out_dir, page, mean
 
 
-def describe_run(opt, model):
+def describe_run(opt, model, baselines=None):
     """What the results page says about the run beyond ``opt``: the checkpoint's architecture, 2D or 3D, the
-    translations ({output label: {"source", "target"}}) and, for volumes, the intensity windows and the patch."""
+    translations ({output label: {"source", "target"}}), their baselines ({output label: {"kind", "about"}}), the
+    training page (when checkpoints/NAME/web has one) and, for volumes, the intensity windows and the patch."""
     run = {"architecture": model.spec.to_architecture(), "dims": model.dims, "checkpoint": model.loaded_from,
-           "outputs": {label: {"source": t.source, "target": t.target} for label, t in model.translators().items()}}
+           "outputs": {label: {"source": t.source, "target": t.target} for label, t in model.translators().items()},
+           "baselines": {label: b.describe() for label, b in (baselines or {}).items()}}
+    web = os.path.join(opt.checkpoints_dir, opt.name, "web", "index.html")
+    if os.path.isfile(web):
+        run["training_page"] = os.path.abspath(web)
     if getattr(model, "volume", None):
         run["intensity"] = {d: list(w) for d, w in (model.volume.intensity or {}).items()}
         run["patch_size"] = getattr(opt, "patch_size", None) or model.volume.patch_size
@@ -66,17 +72,20 @@ def describe_run(opt, model):
 
 
 def summary_lines(mean):
-    """One line per translation with mean PSNR (and the copy-the-input baseline), SSIM and MAE, and one per cycle
-    error (``mean``: util.results.Results)."""
+    """One line per translation (and per masked region: the foreground of volumes) with mean PSNR (and its
+    baseline), SSIM and MAE, and one per cycle error (``mean``: util.results.Results)."""
     lines = []
     for out in mean.outputs:
-        psnr = mean.find(PSNR, out)
-        if psnr is None:
-            continue
-        extra = f" (copy-the-input baseline {psnr.baseline:.2f} dB)" if psnr.baseline is not None else ""
-        rest = "".join(f", {m.name} {mean.value(m, out):.{m.decimals}f}" for m in SHOWN
-                       if m is not PSNR and mean.find(m, out))
-        lines.append(f"{out}: PSNR {psnr.value:.2f} dB{extra}{rest}")
+        for region in [None] + mean.regions:
+            psnr = mean.find(PSNR, out, region=region)
+            if psnr is None:
+                continue
+            extra = f" ({psnr.baseline_name.replace('copy of the input', 'copy-the-input')} baseline " \
+                    f"{psnr.baseline:.2f} dB)" if psnr.baseline is not None else ""
+            rest = "".join(f", {m.name} {mean.value(m, out, region=region):.{m.decimals}f}" for m in SHOWN
+                           if m is not PSNR and mean.find(m, out, region=region))
+            where = f" ({region})" if region else ""
+            lines.append(f"{out}{where}: PSNR {psnr.value:.2f} dB{extra}{rest}")
     for r in mean.cycles:
         lines.append(f"cycle error {r.path('->')}: {r.metric.name} {r.value:.4f} (no true targets: "
                      f"unpaired data)")

@@ -10,16 +10,17 @@ from util.results import Results
 from util.util import save_image, tensor2im, to01
 
 
-def run(opt, model, dataset, out_dir=None, limit=None, say=print, desc="test"):
+def run(opt, model, dataset, out_dir=None, limit=None, say=print, desc="test", baselines=None):
     """Returns (items, rows): per item its name and saved images (``out_dir``; None saves nothing), and its results
-    ({item name: util.results.Results}). At most ``limit`` items (default --num_test)."""
+    ({item name: util.results.Results}). At most ``limit`` items (default --num_test). ``baselines``: {output
+    label: evaluation.baselines.Baseline} (default: the copy of the input)."""
     rows, items = {}, []
     limit = limit or opt.num_test
     pairing = dataset.dataset.pairing
     translators = model.translators() if pairing else {}
     if pairing == "by name":
         say(f"metrics: {desc} A and B images are paired by file name")
-    elif dataset.dataset.two_domains:
+    elif not pairing and dataset.dataset.two_domains:
         say(f"no reference metrics: the {desc} A and B images are not paired by file name (unpaired data), so no "
             f"output has a true target" + ("; the cycle error is reported instead" if model.has_cycle_error else ""))
     total = min(len(dataset), limit)
@@ -39,7 +40,7 @@ def run(opt, model, dataset, out_dir=None, limit=None, say=print, desc="test"):
                 continue
             source = visuals.get("real_" + translation.source)
             row += metrics.translation(label, to01(out[0]), to01(target[0]),
-                                       None if source is None else to01(source[0]))
+                                       None if source is None else to01(source[0]), baseline=(baselines or {}).get(label))
         if not pairing and model.has_cycle_error:
             for domain in ("A", "B"):
                 rec, real = visuals.get("rec_" + domain), visuals.get("real_" + domain)

@@ -17,6 +17,11 @@ class TestOptions(BaseOptions):
         parser.add_argument("--eval", policy=RUN, action="store_true",
                             help="eval mode (BatchNorm running stats, no dropout)")
         parser.add_argument("--num_test", policy=RUN, type=COUNT, default=50, help="how many test images to run")
+        parser.add_argument("--baseline", policy=RUN, default="auto", choices=["auto", "copy", "lut", "none"],
+                            help="what the metrics are compared with: copy (the input unchanged), lut (a look-up "
+                                 "table of the input's colour fitted on the training pairs), none; auto: copy where "
+                                 "input and target have the same channels, else lut when paired training data is at "
+                                 "hand (give lut for tasks between different kinds of image, e.g. photos -> maps)")
         parser.set_defaults(load_size=parser.get_default("crop_size"))  # no random crop at test time
         return parser
 

@@ -181,8 +181,9 @@ def viewer():
         with tags.div(cls="vhelp"):
             for key, what in (("← →", "previous / next"), ("↑ ↓", "other translation"), ("+ −", "zoom"),
                               ("0", "fit"), ("1", "1:1"), ("Esc", "close")):
-                tags.kbd(key)
-                tags.span(f" {what}   ")
+                with tags.span(cls="vkey-groups" if key == "↑ ↓" else "vkey"):  # ↑ ↓: shown with two or more
+                    tags.kbd(key)
+                    tags.span(f" {what}   ")
     return v
 
 
