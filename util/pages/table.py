@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from dominate import tags
+from dominate.util import text
 
 from util.pages.html import delta_class, fmt, fmt_delta, number, url
 from util.results import Results
@@ -171,6 +172,7 @@ def _output_td(row, titles, regions):
         if titles and titles.get(output):
             tags.span(" " + titles[output], cls="muted")
         if regions:  # volumes: each output over every voxel, and over its foreground
+            text(" ")
             tags.span(region or "every voxel", cls="region" + (" masked" if region else ""),
                       title=REGION_TIPS.get(region, ""))
     return td

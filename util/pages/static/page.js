@@ -141,7 +141,8 @@ if (viewer) {
       if (p.kind === "error" && R.errorScale) {
         figure.className = "err";
         figure.dataset.kind = "error";
-        cap.append(" " + R.errorScale.text);
+        figure.title = "|output \u2212 target| on the page's one scale: " + R.errorScale.text;
+        cap.append(" 0 \u2026 " + R.errorScale.scale);
       } else if (p.note) cap.append(" " + p.note);
       const holder = document.createElement("div");
       holder.className = "vimg";

@@ -134,6 +134,7 @@ function outputSection(output, runs) {
     .filter(([, m]) => m.length);
   if (missing.length) {
     const details = el("details", "unmatched");
+    details.open = true;
     details.append(el("summary", null, "Not in every run (" + missing.reduce((s, [, m]) => s + m.length, 0) + ")"));
     missing.forEach(([label, m]) => {
       const p = el("p");

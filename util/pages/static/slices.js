@@ -116,12 +116,25 @@ function build() {
   const shown = S.views.map((v, i) => i).filter(i => S.only === null || i === S.only);
   if (!shown.includes(S.active)) S.active = shown[0];
   S.hover = null;
-  const head = 156, gap = 10, bar = ERR && S.profiles ? 52 : 0;
+  const head = 156, gap = 10, bar = ERR && S.profiles ? 52 : 0, caption = 30;
   const width = Math.max(120 * n, grid.clientWidth - 24 - head - 12);
-  const cw = Math.max(100, Math.floor((width - gap * (n - 1) - bar) / n));
   const chrome = q(".sbar").offsetHeight + readout.offsetHeight + q(".shelp").offsetHeight + 64;
   const rows = Math.max(240, innerHeight - chrome);
-  const ch = Math.max(110, Math.floor(S.only === null ? rows / 3 - 30 : rows - 30));
+  // one view large: the panels in the columns (all, or half of them in two rows) that show its slice largest
+  let cols = n, cw = 0, ch = 0;
+  const sizes = c => {
+    const w = Math.max(100, Math.floor((width - gap * (c - 1) - bar) / c));
+    const lines = Math.ceil(n / c), h = Math.max(110, Math.floor(S.only === null ? rows / 3 - caption
+                                                                  : rows / lines - caption));
+    return [w, h];
+  };
+  [cw, ch] = sizes(n);
+  if (S.only !== null) {
+    const v = S.views[S.only], W = S.shape[v.c] * S.spacing[v.c], H = S.shape[v.r] * S.spacing[v.r];
+    const scale = ([w, h]) => Math.min(w / W, h / H);
+    const half = Math.ceil(n / 2);
+    if (n > 2 && scale(sizes(half)) > scale([cw, ch])) { cols = half; [cw, ch] = sizes(half); }
+  }
   grid.replaceChildren();
   S.rows = S.views.map((v, vi) => {
     if (!shown.includes(vi)) return null;
@@ -152,6 +165,7 @@ function build() {
       hd.append(plot, worst);
     }
     const cells = el("div", "scells"), canvases = [];
+    cells.style.gridTemplateColumns = "repeat(" + cols + ", auto)";
     S.panels.forEach((p, pi) => {
       const fig = el("figure"), wrap = el("div", "cell"), canvas = el("canvas");
       const dpr = window.devicePixelRatio || 1;
@@ -216,6 +230,7 @@ function place(vi) {
   return {x0: (row.cw - w) / 2 + S.pan[vi][0], y0: (row.ch - h) / 2 + S.pan[vi][1], w, h, fitScale,
           nc: S.shape[v.c], nr: S.shape[v.r]};
 }
+S.place = place;
 function voxel(vi, canvas, e) {  // the voxel under the pointer, or null outside the image
   const v = S.views[vi], r = canvas.getBoundingClientRect(), g = place(vi);
   const x = Math.floor((e.clientX - r.left - g.x0) / g.w * g.nc), y = Math.floor((e.clientY - r.top - g.y0) / g.h * g.nr);
@@ -227,12 +242,12 @@ function voxel(vi, canvas, e) {  // the voxel under the pointer, or null outside
 }
 
 // -- drawing
-function greys(m) {  // q -> displayed grey under the window/level
+function greys() {  // q -> displayed grey under the window/level
   const lut = new Uint8ClampedArray(256), [a, b] = S.wl;
   for (let k = 0; k < 256; k++) lut[k] = Math.round((k / 255 - a) / Math.max(1e-6, b - a) * 255);
   return lut;
 }
-function errColours(m) {  // |q_out - q_tgt| -> colour index on the page's fixed scale
+function errColours() {  // |q_out - q_tgt| -> colour index on the page's fixed scale
   const lut = new Uint8Array(256);
   for (let k = 0; k < 256; k++) lut[k] = Math.min(255, Math.round(k / 255 / ERR.scale * 255));
   return lut;
@@ -240,7 +255,7 @@ function errColours(m) {  // |q_out - q_tgt| -> colour index on the page's fixed
 function drawAll() { S.views.forEach((v, vi) => draw(vi)); zoomText.textContent = zoomLabel(); }
 function zoomLabel() {
   const z = S.zoom[S.active] || 1;
-  return (z >= 10 ? z.toFixed(0) : z.toFixed(z < 1 ? 2 : 1)).replace(/\.0$/, "") + "\u00d7";
+  return +z.toFixed(z >= 10 ? 0 : 2) + "\u00d7";
 }
 function draw(vi) {
   const v = S.views[vi], row = S.rows[vi], s = S.cursor[v.n];
