@@ -9,6 +9,7 @@ smoothed line of the logged values, values on hover; validation beside its basel
 runs the page reloads itself every minute; it stops when training ended (or wrote nothing for a quarter of an
 hour)."""
 import json
+import math
 import os
 import time
 
@@ -170,8 +171,9 @@ def _validation_section(info, validation):
     freq = info.get("val_freq") or 0
     with tags.section(id="validation"):
         if validation:
-            tags.h2("Validation", tags.small(f"at epoch {validation.get('x', 0):g}, on held-out data (every "
-                                             f"{freq or '?'} epochs; the curves below)"))
+            every = f"every {freq} epoch(s); " if freq else ""
+            tags.h2("Validation", tags.small(f"at epoch {validation.get('x', 0):g}, on held-out data ({every}the "
+                                             f"curves below)"))
             if summary_table(Results.from_flat(validation["val"]), table_id="validation-summary") is None:
                 tags.p("no metrics in the last validation", cls="empty")
         elif freq:
@@ -265,8 +267,20 @@ def validation_series(history):
     for key in cycles:  # unpaired data: the cycle error is what can be measured
         series.append((key, [(x, res.get(key).value) for x, res in points if res.get(key)], False))
     return series, bool(outs)
+def epoch_means(points):
+    """[(epoch, mean)] of [(x, value)]: epoch e holds the points of x in (e - 1, e] (as static/curves.js)."""
+    sums = {}
+    for x, v in points:
+        if v is not None and v == v:
+            e = max(1, math.ceil(x - 1e-9))
+            s, n = sums.get(e, (0.0, 0))
+            sums[e] = (s + v, n + 1)
+    return [(e, s / n) for e, (s, n) in sorted(sums.items())]
+
+
 def loss_figure(history, name):
-    """The training page's curves as a matplotlib figure: losses; learning rate and peak memory; the reversible
+    """The training page's curves as a matplotlib figure: losses (faint: each logged value; strong: the mean of each
+    epoch); learning rate and peak memory; the reversible
     core's reconstruction error (when logged); validation PSNR beside the copy-the-input baseline (points
     {"x", "val": {...}} without "losses", when validation ran). Curves with few points have markers (a single point
     shows as a dot), and tick labels are plain numbers (no offset or scientific notation)."""
@@ -294,8 +308,11 @@ def loss_figure(history, name):
                              gridspec_kw={"height_ratios": [ratios[k] for k in panels]}, squeeze=False)
     ax = dict(zip(panels, axes[:, 0]))
     names = list(dict.fromkeys(n for p in train for n in p["losses"]))
-    for loss in names:
-        line(ax["losses"], [(p["x"], p["losses"][loss]) for p in train if loss in p["losses"]], label=loss, lw=1)
+    for loss in names:  # faint: the logged values; strong: the mean of each epoch
+        pts = [(p["x"], p["losses"][loss]) for p in train if loss in p["losses"]]
+        line(ax["losses"], pts, lw=0.8, alpha=0.35)
+        colour = ax["losses"].lines[-1].get_color() if pts else None
+        line(ax["losses"], epoch_means(pts), label=loss, lw=1.8, color=colour)
     values = [v for p in train for v in p["losses"].values() if v is not None]
     wide = bool(values) and min(values) > 0 and max(values) / min(values) > 50
     if wide:  # losses of very different sizes (L1 x lambda beside GAN terms): each readable on a log axis

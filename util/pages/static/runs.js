@@ -36,6 +36,7 @@ function fmt(name, v) {
 }
 function delta(name, d) {
   if (d === null || !Number.isFinite(d)) return ["\u2013", ""];
+  if (fmt(name, Math.abs(d)) === fmt(name, 0)) return ["\u00b1" + fmt(name, 0), ""];  // reads as zero: no sign
   const better = METRICS[name] && METRICS[name].first === "desc" ? d < 0 : d > 0;
   return [(d > 0 ? "+" : d < 0 ? "\u2212" : "\u00b1") + fmt(name, Math.abs(d)), d === 0 ? "" : better ? "good" : "bad"];
 }
