@@ -168,14 +168,18 @@ def train_step(model, batch):
 class LossLog:
     """Every --print_freq samples: the losses (the mean over processes) in loss_log.txt and on the console, and a
     point of the curves (losses, learning rate, peak memory, the reversible core's reconstruction error); at least
-    one point per epoch."""
+    one point per epoch; and after each epoch the mean of every step's losses (the training page's epoch means)."""
 
     def __init__(self, opt, model, visualizer, epoch_samples):
         self.opt, self.model, self.visualizer, self.epoch_samples = opt, model, visualizer, epoch_samples
         self.losses, self.plotted = None, False  # this epoch's last losses; whether it has a point
+        self.sums, self.steps = {}, 0  # this epoch's losses summed over its steps (in this process, since resuming)
 
     def step(self, epoch, n, losses, t_start, t_data):
         self.losses, progress = losses, self.model.progress
+        for name, value in losses.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value
+        self.steps += 1
         if not crossed(progress.total_iters, n, self.opt.print_freq):
             return
         losses, recon = distributed.mean(losses), self.monitor()
@@ -189,7 +193,10 @@ class LossLog:
     def end_epoch(self, epoch):
         if self.losses is not None and not self.plotted:
             self.plot(epoch, distributed.mean(self.losses), self.monitor())
-        self.losses, self.plotted = None, False
+        if self.steps:
+            means = distributed.mean({name: total / self.steps for name, total in self.sums.items()})
+            self.visualizer.plot_epoch_means(epoch, means, self.steps)
+        self.losses, self.plotted, self.sums, self.steps = None, False, {}, 0
 
     def plot(self, at, losses, recon):
         self.visualizer.plot_current_losses(at, losses, self.model.optimizers[0].param_groups[0]["lr"],

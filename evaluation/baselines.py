@@ -1,9 +1,8 @@
 """The trivial baseline each translation is measured against (test.py ``--baseline``), so that a gain means something.
 
-- ``copy``: the input unchanged (for volumes: the input's intensity window mapped onto the target's, which is what a
-  generator that changes nothing returns). A baseline only where input and target are the same kind of image
-  (restoration, denoising, super-resolution); across domains (photos -> maps) it scores so low that any output looks
-  good beside it.
+- ``copy``: the input unchanged (volumes in their original units). A baseline only where input and target are the
+  same kind of image (restoration, denoising, super-resolution); across domains (photos -> maps, or volumes in other
+  units) it scores so low that any output looks good beside it.
 - ``lut``: a look-up table from the input's colour (its intensity, for one channel) to the mean target colour,
   fitted on the training pairs (aligned pairs, or A and B files of the same names) under --dataroot: the best a
   model can do that sees one pixel and no context. It needs paired training data at hand.
@@ -50,16 +49,7 @@ class Baseline:
 NONE = Baseline("none", ABOUT["none"])
 
 
-def copy(window=None):
-    """The copy of the input; ``window``: ((source lo, hi), (target lo, hi)) for volumes in original units."""
-    if window is None:
-        return Baseline("copy", ABOUT["copy"], lambda source: np.asarray(source))
-    (slo, shi), (dlo, dhi) = window
-
-    def mapped(source):
-        unit = np.clip((np.asarray(source, np.float64) - slo) / (shi - slo), 0, 1)
-        return dlo + unit * (dhi - dlo)
-    return Baseline("copy", ABOUT["copy"] + " (its intensity window mapped onto the target's)", mapped)
+COPY = Baseline("copy", ABOUT["copy"], lambda source: np.asarray(source))
 
 
 class LookUpTable:
@@ -151,10 +141,7 @@ def for_test(opt, model, domains, say=print):
                 continue
             out[label] = table
         elif kind == "copy":
-            window = None
-            if model.dims == 3 and model.volume and model.volume.intensity:
-                window = (model.volume.intensity[t.source], model.volume.intensity[t.target])
-            out[label] = copy(window)
+            out[label] = COPY
         else:
             out[label] = NONE
     return out

@@ -40,7 +40,8 @@ def run(opt, model, dataset, out_dir=None, limit=None, say=print, desc="test", b
                 continue
             source = visuals.get("real_" + translation.source)
             row += metrics.translation(label, to01(out[0]), to01(target[0]),
-                                       None if source is None else to01(source[0]), baseline=(baselines or {}).get(label))
+                                       None if source is None else to01(source[0]),
+                                       baseline=(baselines or {}).get(label))
         if not pairing and model.has_cycle_error:
             for domain in ("A", "B"):
                 rec, real = visuals.get("rec_" + domain), visuals.get("real_" + domain)

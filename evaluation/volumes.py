@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from evaluation import metrics
-from evaluation.baselines import copy as copy_baseline
 from models.reversible import padding_for
 from util.errors import UserError
 from util.pages import slices
@@ -42,7 +41,7 @@ def window_patch(opt, model, say=print):
 def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, say=print, baselines=None):
     """Returns (items, rows) for the results page and metrics files (rows: {volume name: util.results.Results});
     ``domains`` (a DomainMap) names the folders; ``baselines``: {output label: evaluation.baselines.Baseline}
-    (default: the copy of the input, its window mapped onto the target's).
+    (default: the copy of the input).
     ``out_dir`` None writes nothing (validation); ``phase`` (default --phase) picks the folders, ``limit`` (default
     --num_test) caps the volumes per direction, ``keep`` filters their paths (validation's held-out files)."""
     intensity = model.volume.intensity if model.volume else None
@@ -57,7 +56,7 @@ def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, sa
         paths = (keep(paths) if keep else paths)[:limit]
         targets = volumes_by_name(os.path.join(opt.dataroot, folders[dst]))
         (slo, shi), (dlo, dhi) = intensity[src], intensity[dst]
-        baseline = (baselines or {}).get(label) or copy_baseline(((slo, shi), (dlo, dhi)))
+        baseline = (baselines or {}).get(label)  # None: the copy of the input
         for path in progress(paths, f"{'test' if out_dir else 'validation'} {label}"):
             name = volume_stem(path)
             arr, img = load_volume(path)

@@ -200,6 +200,16 @@ def test_training_page_in_chromium(demo_root, tmp_path, browser):
     assert all(np.array_equal(reals[0], r) for r in reals) and reals[0].std() > 10  # fixed, and not blank
     assert not np.array_equal(fakes[0], fakes[2])  # the model changed
     assert "finished: 3 epochs" in page["text"]
+    # the curves' epoch means are the means of every step (here each one is logged: --print_freq 1)
+    rows = logged_rows(tmp_path / "ckpt" / "page" / "loss_log.txt")
+    history = [json.loads(line) for line in open(tmp_path / "ckpt" / "page" / "loss_history.jsonl")]
+    means = [p for p in history if "epoch_means" in p]
+    assert [(p["x"], p["steps"]) for p in means] == [(1.0, 3), (2.0, 3), (3.0, 3)]
+    for k, p in enumerate(means):
+        assert p["epoch_means"]["G_A"] == pytest.approx(np.mean([r["G_A"] for r in rows[3 * k:3 * k + 3]]), abs=1e-5)
+    tip = browser.evaluate("""(() => { const c = window.RevGAN.curves.charts.find(c => c.c.key === 'loss_G_A');
+        return window.RevGAN.curves.values(c, 2)[1][0][1]; })()""")
+    assert tip.startswith(f"mean {means[1]['epoch_means']['G_A']:.4g}"[:9]) and "of 3 steps" in tip, tip
     # the check can fail: a missing picture is reported
     os.remove(web / "images" / "epoch002_fake_B.png")
     with pytest.raises(AssertionError, match="epoch002_fake_B"):
@@ -210,7 +220,8 @@ def test_training_page_in_chromium(demo_root, tmp_path, browser):
     train_script.main(flags + ["--n_epochs_decay", "3", "--continue_train"])  # the last value wins
     page = browser.inspect(web / "index.html")
     assert [r[0] for r in page["rows"]["images"][1:]][:2] == ["epoch 4", "epoch 3"]
-    assert len(open(tmp_path / "ckpt" / "page" / "loss_history.jsonl").readlines()) == points + 3
+    # one more epoch: its 3 logged steps and its mean
+    assert len(open(tmp_path / "ckpt" / "page" / "loss_history.jsonl").readlines()) == points + 4
 
 
 def test_volume_training_page_shows_mid_slices(vol_root, tmp_path, browser):

@@ -433,7 +433,8 @@ def test_slice_browser_slider_wheel_readout_in_units(tmp_path, browser):
     def check_readout(state):
         p = tuple(int(x) for x in state["where"].split("voxel (")[1].split(")")[0].split(", "))
         for label, vol in units.items():
-            assert number(state["readout"][label].lstrip("≤≥ ")) == pytest.approx(float(vol[p]), abs=step / 2 + 1e-6)
+            assert number(state["readout"][label].lstrip("≤≥ ")) == pytest.approx(float(vol[p]),
+                                                                              abs=step / 2 + 1e-6)
         return p
     assert check_readout(state) == (10, 12, 14)
 
@@ -705,11 +706,12 @@ def _visualizer(tmp_path, name="curves"):
 
 def _hover_chart(browser, key, epoch):
     """Moves the pointer over the chart ``key`` at ``epoch``; returns the tooltip's text."""
-    x, y = browser.evaluate(f"""(() => {{ const c = window.RevGAN.curves.charts.find(c => c.c.key === {json.dumps(key)});
+    find = f"window.RevGAN.curves.charts.find(c => c.c.key === {json.dumps(key)})"
+    x, y = browser.evaluate(f"""(() => {{ const c = {find};
         c.canvas.scrollIntoView({{block: 'center'}}); const r = c.canvas.getBoundingClientRect();
         return [r.left + c.X({epoch}), r.top + r.height / 2]; }})()""")
     browser.move(x, y)
-    return browser.evaluate(f"""(() => {{ const c = window.RevGAN.curves.charts.find(c => c.c.key === {json.dumps(key)});
+    return browser.evaluate(f"""(() => {{ const c = {find};
         return c.tip.hidden ? null : c.tip.innerText; }})()""")
 
 

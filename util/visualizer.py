@@ -174,6 +174,16 @@ class Visualizer:
                            win=self._win(win), opts={"title": f"{self.opt.name} {title}", "xlabel": "epoch",
                                                      "ylabel": title, "ytype": scale})
 
+    def plot_epoch_means(self, epoch, means, steps):
+        """Adds the mean losses of ``epoch`` over its ``steps`` steps (those since a resume, for the epoch a run
+        resumed in) to the curves on disk; the training page draws them as the losses' epoch means."""
+        if not self.enabled:
+            return
+        point = {"x": float(epoch), "epoch_means": dict(means), "steps": steps}
+        self.history.append(point)
+        with open(self.history_path, "a") as f:
+            f.write(json.dumps(point) + "\n")
+
     def plot_validation(self, epoch, means, line):
         """Adds the validation results ``means`` (util.results.Results) of ``epoch`` to the curves (on disk, the page
         and visdom: PSNR of each translation beside its copy-the-input baseline, or the cycle errors) and ``line`` to

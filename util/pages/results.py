@@ -73,10 +73,11 @@ def measured(mean, run, dims, fraction):
     if kinds:
         same = len(set(kinds.values())) == 1
         text = next(iter(kinds.values())) if same else "; ".join(f"{o}: {k}" for o, k in kinds.items())
-        lines.append(f"Baseline: {text}. The copy of the input is a baseline only where input and target are the "
-                     f"same kind of image; across kinds (photos → maps) test.py --baseline lut compares with a "
-                     f"look-up table of the input's colour fitted on the training pairs, --baseline none with "
-                     f"nothing.")
+        caveat = (" The copy of the input is a baseline only where input and target are the same kind of image; "
+                  "across kinds (photos → maps) test.py --baseline lut compares with a look-up table of the input's "
+                  "colour fitted on the training pairs, --baseline none with nothing."
+                  if any(k.startswith("copy") for k in kinds.values()) else "")
+        lines.append(f"Baseline: {text}.{caveat}")
     if fraction:
         lines.append("Error maps |output − target| (in the viewer" + (" and the slice browser" if dims == 3 else "")
                      + f"): one scale for the whole page, 0 … {fraction:g} of the data range; brighter is worse, "
@@ -180,8 +181,8 @@ def write_results_page(out_dir, opt, items, rows, mean, run=None):
                                        ("generator", _arch_text(arch)), ("", f"{dims}D"),
                                        ("volumes" if dims == 3 else "images", len(items)),
                                        ("tested", summary["date"])] if c[1]],
-                    links=[("← all runs", "../../index.html")] + ([("training page", train_page)] if train_page else [])
-                    + [("metrics.csv", "metrics.csv"), ("metrics.json", "metrics.json"),
+                    links=[("← all runs", "../../index.html")]
+                    + ([("training page", train_page)] if train_page else []) + [("metrics.csv", "metrics.csv"), ("metrics.json", "metrics.json"),
                        ("all options (test_opt.txt)", "test_opt.txt")])
         with tags.main():
             with tags.section(id="summary"):

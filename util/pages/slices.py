@@ -170,8 +170,8 @@ def section(cases, groups, error=None, windows=None):
             tags.span(id="s-status")
         tags.div(id="s-readout", aria_live="polite")
         tags.div(id="s-grid")
-        tags.p("Wheel, ↑ ↓, slider: slices · click, drag: crosshair · right-drag: window/level · Shift-drag: pan · "
-               "Ctrl + wheel, + −: zoom · 0, double-click: fit · F: flicker output/target · ← →: volumes · error "
-               "plot: click a slice", cls="muted shelp")
+        tags.p("Wheel, ↑ ↓, slider: slices · click, drag: crosshair · right-drag: window/level · Shift-drag: "
+               "pan · Ctrl + wheel, + −: zoom · 0, double-click: fit · F: flicker output/target · ← →: volumes · "
+               "error plot: click a slice", cls="muted shelp")
         json_data("s-data", {"cases": data, "error": error})
     return section

@@ -133,9 +133,10 @@ def write_training_page(web_dir, info, epochs, history, results=()):
              ("train_opt.txt", "../train_opt.txt")]
     if os.path.isfile(os.path.join(web_dir, "loss_curve.png")):
         links.append(("curves as PNG", "loss_curve.png"))
-    for page in results:
+    for page in results:  # results/NAME/PHASE_EPOCH/index.html: "results/test_latest"
         folder = os.path.dirname(page)
-        links.append((f"results: {os.path.basename(folder)}", url(os.path.relpath(page, web_dir))))
+        where = os.path.basename(os.path.dirname(os.path.dirname(folder)))
+        links.append((f"{where}/{os.path.basename(folder)}", url(os.path.relpath(page, web_dir))))
     with doc:
         page_header(name, f"training · {info.get('model', '')}",
                     chips=[("", status), ("updated", time.strftime("%Y-%m-%d %H:%M:%S")),
@@ -144,8 +145,9 @@ def write_training_page(web_dir, info, epochs, history, results=()):
         with tags.main():
             _validation_section(info, validation)
             with tags.section(id="curves-section"):
-                tags.h2("Curves", tags.small("per loss: the mean of each epoch (dots) and a smoothed line of the "
-                                             "values logged every --print_freq images; hover for values"))
+                tags.h2("Curves", tags.small("per loss: the mean of each epoch over all its steps (dots) and a "
+                                             "smoothed line of the values logged every --print_freq images; hover "
+                                             "for values"))
                 with tags.div(cls="tools"):
                     with tags.label():
                         tags.span("smoothing ")
@@ -220,14 +222,20 @@ def _thin(pts):
 
 def curve_data(points):
     """What static/curves.js draws: {"charts": [{"title", "key", "series": [{"label", "points": [[x, y]], "kind":
-    "loss" (epoch means and a smoothed line are drawn) | "plain" | "baseline"}], "log": "auto"|True|False}]}."""
+    "loss" (epoch means and a smoothed line are drawn) | "plain" | "baseline", and for losses "means": [[epoch,
+    mean of its steps, steps]] where training logged them}], "log": "auto"|True|False}]}."""
     train = [p for p in points if p.get("losses")]
     charts = []
     names = list(dict.fromkeys(n for p in train for n in p["losses"]))
+    epochs = [p for p in points if isinstance(p.get("epoch_means"), dict)]
     for loss in names:
         pts = _thin([[p["x"], p["losses"][loss]] for p in train if isinstance(p["losses"].get(loss), (int, float))])
-        charts.append({"title": loss, "key": "loss_" + loss, "log": "auto",
-                       "series": [{"label": loss, "points": pts, "kind": "loss"}]})
+        series = {"label": loss, "points": pts, "kind": "loss"}
+        means = [[p["x"], p["epoch_means"][loss], p.get("steps")] for p in epochs
+                 if isinstance(p["epoch_means"].get(loss), (int, float))]
+        if means:  # the mean of every step of each epoch (else the page takes the mean of the logged values)
+            series["means"] = means
+        charts.append({"title": loss, "key": "loss_" + loss, "log": "auto", "series": [series]})
     lr = _thin([[p["x"], p["lr"]] for p in points if isinstance(p.get("lr"), (int, float))])
     if lr:
         charts.append({"title": "learning rate", "key": "lr", "log": False,
@@ -308,11 +316,13 @@ def loss_figure(history, name):
                              gridspec_kw={"height_ratios": [ratios[k] for k in panels]}, squeeze=False)
     ax = dict(zip(panels, axes[:, 0]))
     names = list(dict.fromkeys(n for p in train for n in p["losses"]))
-    for loss in names:  # faint: the logged values; strong: the mean of each epoch
+    logged = [p for p in points if isinstance(p.get("epoch_means"), dict)]
+    for loss in names:  # faint: the logged values; strong: the mean of each epoch (over every step, where logged)
         pts = [(p["x"], p["losses"][loss]) for p in train if loss in p["losses"]]
         line(ax["losses"], pts, lw=0.8, alpha=0.35)
         colour = ax["losses"].lines[-1].get_color() if pts else None
-        line(ax["losses"], epoch_means(pts), label=loss, lw=1.8, color=colour)
+        means = [(p["x"], p["epoch_means"][loss]) for p in logged if loss in p["epoch_means"]] or epoch_means(pts)
+        line(ax["losses"], means, label=loss, lw=1.8, color=colour)
     values = [v for p in train for v in p["losses"].values() if v is not None]
     wide = bool(values) and min(values) > 0 and max(values) / min(values) > 50
     if wide:  # losses of very different sizes (L1 x lambda beside GAN terms): each readable on a log axis

@@ -87,8 +87,9 @@ const charts = D.charts.map((c, ci) => {
 
 function prepare(chart) {  // what is drawn: per series its lines, and the scales
   const w = +smooth.value;
-  chart.lines = chart.c.series.map(s => s.kind === "loss"
-    ? {s, means: epochMeans(s.points), smooth: ema(s.points, w), raw: s.points}
+  chart.lines = chart.c.series.map(s => s.kind === "loss"  // epoch means of every step where training logged them
+    ? {s, means: s.means && s.means.length ? s.means : epochMeans(s.points), smooth: ema(s.points, w), raw: s.points,
+       of: s.means && s.means.length ? " steps" : " logged"}
     : {s, plain: s.points.filter(p => Number.isFinite(p[1]))});
   const xs = [], ys = [];
   chart.lines.forEach(l => {
@@ -180,7 +181,8 @@ function values(chart, x) {  // [title, [label, text]...] at ``x``: a loss's epo
       if (!e) return;
       title = "epoch " + e[0];
       const s = nearest(l.smooth.filter(p => p[0] <= e[0] + 1e-9 && p[0] > e[0] - 1 - 1e-9), e[0]);
-      rows.push([l.s.label, "mean " + fmt(e[1]) + " of " + e[2] + " logged" + (s ? " \u00b7 smoothed " + fmt(s[1]) : "")]);
+      rows.push([l.s.label, "mean " + fmt(e[1]) + " of " + e[2] + l.of
+                            + (s ? " \u00b7 smoothed " + fmt(s[1]) : "")]);
     } else {
       const p = nearest(l.plain, x);
       if (!p) return;

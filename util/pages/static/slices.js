@@ -233,7 +233,8 @@ function place(vi) {
 S.place = place;
 function voxel(vi, canvas, e) {  // the voxel under the pointer, or null outside the image
   const v = S.views[vi], r = canvas.getBoundingClientRect(), g = place(vi);
-  const x = Math.floor((e.clientX - r.left - g.x0) / g.w * g.nc), y = Math.floor((e.clientY - r.top - g.y0) / g.h * g.nr);
+  const x = Math.floor((e.clientX - r.left - g.x0) / g.w * g.nc);
+  const y = Math.floor((e.clientY - r.top - g.y0) / g.h * g.nr);
   if (x < 0 || y < 0 || x >= g.nc || y >= g.nr) return null;
   const p = S.cursor.slice();
   p[v.r] = v.rf ? g.nr - 1 - y : y;
@@ -329,7 +330,7 @@ function report() {
   const where = el("span", "rpos");
   where.append(el("b", null, S.hover ? "pointer" : "crosshair"), " voxel (" + p.join(", ") + ")");
   const mm = millimetres(p);
-  if (mm) where.append(" \u00b7 " + mm.map(x => x.toFixed(1)).join(", ") + " mm");
+  where.append(mm ? " \u00b7 " + mm.map(x => x.toFixed(1)).join(", ") + " mm" : " \u00b7 no affine (.npy): no mm");
   readout.replaceChildren(where);
   S.panels.forEach((panel, pi) => {
     const span = el("span", "rv");
@@ -351,7 +352,8 @@ function millimetres(p) {  // the world position of voxel p of the preview (its 
   const m = S.metas[0];
   if (!m.affine) return null;
   const idx = p.map((x, k) => x * m.factor[k] + (m.factor[k] - 1) / 2);
-  return [0, 1, 2].map(r => m.affine[r][0] * idx[0] + m.affine[r][1] * idx[1] + m.affine[r][2] * idx[2] + m.affine[r][3]);
+  return [0, 1, 2].map(r => m.affine[r][0] * idx[0] + m.affine[r][1] * idx[1] + m.affine[r][2] * idx[2]
+                            + m.affine[r][3]);
 }
 
 // -- interaction
@@ -406,7 +408,11 @@ function preset(name) {
     for (let i = 0; i < arr.length; i++) hist[arr[i]]++;
     const total = arr.length - hist[0];
     let acc = 0, lo = 1, hi = 255;
-    for (let k = 1; k < 256; k++) { acc += hist[k]; if (acc < 0.01 * total) lo = k + 1; if (acc <= 0.99 * total) hi = k; }
+    for (let k = 1; k < 256; k++) {
+      acc += hist[k];
+      if (acc < 0.01 * total) lo = k + 1;
+      if (acc <= 0.99 * total) hi = k;
+    }
     return setWl([Math.min(lo, hi - 1) / 255, Math.max(hi, lo + 1) / 255]);
   }
   const [width, level] = name.split(",").map(Number);  // HU presets
