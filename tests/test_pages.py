@@ -787,6 +787,8 @@ def test_training_curves_one_point_plain_axes_and_validation(tmp_path, browser):
     browser.open(page)
     assert not browser.evaluate("window.RevGAN.reloading")
     assert "training seems to have stopped" in browser.evaluate("document.getElementById('stale').textContent")
+    assert "no longer reloading" in browser.evaluate("document.querySelector('header').innerText")
+    shot(browser, "training_stale", tmp_path, full_page=False)
     browser.assert_clean()
 
 
@@ -797,6 +799,7 @@ def test_training_page_says_validation_is_off_by_default(tmp_path, browser):
     page = browser.inspect(tmp_path / "noval" / "web" / "index.html")
     browser.assert_clean()
     assert "Validation is off (--val_freq 0, the default)" in page["text"] and "--val_freq N" in page["text"]
+    shot(browser, "training_validation_off", tmp_path, full_page=False)
     vis.opt.val_freq = 5
     vis.write_page()
     page = browser.inspect(tmp_path / "noval" / "web" / "index.html")

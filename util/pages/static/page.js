@@ -238,6 +238,9 @@ if (every) {
   const age = () => Date.now() / 1000 - written;
   const stop = () => {
     R.reloading = false;
+    $$(".chip span").forEach(c => {  // the status chip said it reloads
+      c.textContent = c.textContent.replace("this page reloads every minute", "no longer reloading");
+    });
     const note = document.getElementById("stale");
     if (note) {
       note.textContent = "Not rewritten for " + Math.round(age() / 60) + " minutes: training seems to have stopped, "

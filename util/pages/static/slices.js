@@ -116,7 +116,7 @@ function build() {
   const shown = S.views.map((v, i) => i).filter(i => S.only === null || i === S.only);
   if (!shown.includes(S.active)) S.active = shown[0];
   S.hover = null;
-  const head = 156, gap = 10, bar = ERR && S.profiles ? 52 : 0, caption = 30;
+  const head = 156, gap = 10, bar = ERR && S.profiles ? 66 : 0, caption = 30;
   const width = Math.max(120 * n, grid.clientWidth - 24 - head - 12);
   const chrome = q(".sbar").offsetHeight + readout.offsetHeight + q(".shelp").offsetHeight + 64;
   const rows = Math.max(240, innerHeight - chrome);
