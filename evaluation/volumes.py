@@ -5,7 +5,8 @@ mapped to [-1, 1] with the checkpoint's intensity range of its domain, translate
 ``--overlap``, smooth blending; only one batch of patches on the device), mapped back to the target domain's units
 and saved with the input's affine and header as ``volumes/<label>/<name>.nii.gz``. Where PHASE<target> holds a
 volume of the same name and shape, MAE, PSNR and SSIM (3D) are computed in original units with the target window
-as the data range, with the copy-the-input baseline. Mid-slices (axial, coronal, sagittal) go to ``images/`` for the
+as the data range, over every voxel and over the foreground (evaluation.metrics), beside a baseline (the copy of
+the input unless test.py's --baseline says otherwise). Mid-slices (axial, coronal, sagittal) go to ``images/`` for the
 results page.
 """
 import os
