@@ -9,9 +9,9 @@ foreground (voxels above the lowest tenth of the intensity window), so never an 
 
 Drawing it does not change training: the networks run in eval mode without gradients, every random state is
 forked or restored (torch's, on the CPU and the GPU, Python's, NumPy's), the networks' buffers (normalization
-running statistics) are put back as they were, and the networks are called directly (not through
-DistributedDataParallel, whose forward would synchronize processes). A run with the page trains, and resumes,
-exactly as one without it (tested)."""
+running statistics) are put back as they were, and the networks are called directly (through
+evaluation.translator.Translator with ``direct=True``, never DistributedDataParallel, whose forward would
+synchronize processes). A run with the page trains, and resumes, exactly as one without it (tested)."""
 import os
 import random
 import sys
@@ -22,6 +22,7 @@ import torch
 from data import TEST_READING, create_dataset, validation_source
 from data.base_dataset import split_paths
 from evaluation import domain_map
+from evaluation.translator import Translator
 from util.volume import list_volumes, load_volume, pad_to, parse_patch_size, to_unit, volume_stem, volumes_by_name
 
 CANDIDATES = 8  # 2D: items looked at for the one that varies most
@@ -123,13 +124,16 @@ class Snapshot:
             np.random.set_state(states[1])
 
     def _translate(self):
+        """Each direction through evaluation.translator.Translator (test.py's and validation's inference path), on
+        the networks themselves (``direct``: never a DistributedDataParallel wrapper, as only rank 0 draws)."""
         model, out = self.model, {}
         real = {d: x.to(model.device) for d, x in self.items.items()}
+        runners = {d: Translator(model, d, say=lambda *a: None, direct=True) for d in model.directions}
         fakes = {}
-        for direction, (name, call) in model.directions.items():
+        for direction, runner in runners.items():
             src, dst = LABELS[direction]
             if src in real:
-                fakes[dst] = model.net(name)(real[src], call)
+                fakes[dst] = runner.run(real[src])
         for src, dst in (("A", "B"), ("B", "A")):
             if src not in real:
                 continue
@@ -137,7 +141,6 @@ class Snapshot:
             if dst in fakes:
                 out["fake_" + dst] = fakes[dst]
                 back = "AtoB" if src == "B" else "BtoA"
-                if model.has_cycle_error and back in model.directions:
-                    name, call = model.directions[back]
-                    out["rec_" + src] = model.net(name)(fakes[dst], call)
+                if model.has_cycle_error and back in runners:
+                    out["rec_" + src] = runners[back].run(fakes[dst])
         return {label: t.float().cpu() for label, t in out.items()}
