@@ -8,9 +8,11 @@
   model can do that sees one pixel and no context. It needs paired training data at hand.
 - ``none``: no baseline.
 
-``--baseline auto`` (the default) takes the copy where input and target have the same channels, the look-up table
-where their channel counts differ and paired training data is at hand, and no baseline otherwise; give ``lut`` for
-a task between different kinds of image with the same channels (satellite photos -> maps), or ``none``.
+``--baseline auto`` (the default) fits the look-up table whenever paired training data is at hand and takes whichever
+of the copy and the table scores the better mean PSNR on the training pairs (the table's score measured on pairs it
+was not fitted on: each half of the pairs scored by the table of the other half), the table alone where input and
+target have different channels; without paired training data it takes the copy where the channels match, else no
+baseline. It says which it took, and both scores, on the page and in test.py's printout.
 """
 import os
 from dataclasses import dataclass
@@ -116,62 +118,142 @@ def _strided(arrays, budget):
 
 
 # -- test.py ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Fitted:
+    """A look-up table fitted on the training pairs, and how it and the copy score there.
+
+    Attributes:
+        baseline: the table as a Baseline.
+        pairs: the training pairs it was fitted on.
+        what: "colour" or "intensity": what the table looks up.
+        lut_psnr: its mean PSNR on the pairs (dB), each half of them scored by a table fitted on the other half
+            (``held_out``; with one pair: on that pair).
+        copy_psnr: the copy of the input's mean PSNR on the same pairs; None where input and target differ in
+            channels.
+        held_out: whether ``lut_psnr`` was measured on pairs the table was not fitted on.
+    """
+    baseline: Baseline
+    pairs: int
+    what: str
+    lut_psnr: float
+    copy_psnr: Optional[float]
+    held_out: bool
+
+    def choice(self):
+        """--baseline auto: the better of the copy and the table on the training pairs, said in its ``about``."""
+        lut = f"{self.lut_psnr:.2f} dB" + (" (each half of them scored by the table fitted on the other half)"
+                                          if self.held_out else "")
+        if self.copy_psnr is None:
+            return Baseline("lut", f"{self.baseline.about}; chosen by --baseline auto (the input has other channels "
+                                   f"than the target, so its copy is no baseline): mean PSNR on those pairs {lut}",
+                            self.baseline.predict)
+        pairs = f"{self.pairs} training pair{'s' * (self.pairs != 1)}"
+        if self.copy_psnr >= self.lut_psnr:
+            return Baseline("copy", f"{ABOUT['copy']}; chosen by --baseline auto, the better on {pairs}: mean PSNR "
+                                    f"{self.copy_psnr:.2f} dB, against {lut} for a look-up table of the input's "
+                                    f"{self.what} fitted on them", COPY.predict)
+        return Baseline("lut", f"{self.baseline.about}; chosen by --baseline auto, the better on those pairs: mean "
+                               f"PSNR {lut}, against {self.copy_psnr:.2f} dB for the copy of the input",
+                        self.baseline.predict)
+
+
 def for_test(opt, model, domains, say=print):
-    """{output label: Baseline} for test.py's translations, as ``--baseline`` asks (see the module's text)."""
+    """{output label: Baseline} for test.py's translations, as ``--baseline`` asks (see the module's text); says
+    which baseline each translation is measured against."""
     wanted = getattr(opt, "baseline", "auto") or "auto"
     if wanted not in KINDS:
         raise UserError(f"--baseline {wanted}: use one of {', '.join(KINDS)}")
-    out = {}
-    tables = {}
+    out, fitted = {}, {}
     for label, t in model.translators().items():
         same = domains.channels[t.source] == domains.channels[t.target]
-        kind = wanted if wanted != "auto" else "copy" if same else "lut"
-        if kind == "copy" and not same:
+        if wanted == "copy" and not same:
             raise UserError(f"--baseline copy: {label} has {domains.channels[t.source]} input channel(s) and "
                             f"{domains.channels[t.target]} output channel(s), so the input is no baseline: use "
                             f"--baseline lut or none")
-        if kind == "lut":
-            table, why = tables.get((t.source, t.target)) or _fit(opt, model, domains, t.source, t.target)
-            tables[(t.source, t.target)] = (table, why)
-            if table is None:
-                if wanted == "lut":
-                    raise UserError(f"--baseline lut: {why}")
-                say(f"note: no baseline for {label}: its input has other channels than its target, and {why}")
-                out[label] = NONE
-                continue
-            out[label] = table
-        elif kind == "copy":
-            out[label] = COPY
+        if wanted in ("copy", "none"):
+            out[label] = COPY if wanted == "copy" else NONE
+            continue
+        key = (t.source, t.target)
+        if key not in fitted:
+            fitted[key] = _fit(opt, model, domains, t.source, t.target, same)
+        fit, why = fitted[key]
+        if fit is not None:
+            out[label] = fit.baseline if wanted == "lut" else fit.choice()
+        elif wanted == "lut":
+            raise UserError(f"--baseline lut: {why}")
+        elif same:
+            out[label] = Baseline("copy", f"{ABOUT['copy']}; --baseline auto found nothing to compare it with: "
+                                          f"{why}", COPY.predict)
         else:
+            say(f"note: no baseline for {label}: its input has other channels than its target, and {why}")
             out[label] = NONE
+    for label, b in out.items():
+        say(f"baseline of {label}: {b.about}")
     return out
 
 
-def _fit(opt, model, domains, source, target):
-    """(Baseline, None) with a look-up table from domain ``source`` to ``target`` fitted on the training pairs, or
-    (None, why not)."""
-    try:
-        pairs = list(_volume_pairs(opt, model, domains, source, target) if model.dims == 3
-                     else _image_pairs(opt, domains, source, target))
+def _psnr(predicted, target, data_range):
+    mse = float(np.mean((np.asarray(predicted, np.float64) - target) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(data_range ** 2 / mse)
+
+
+def _mean_psnr(scores):
+    """The mean of per-pair PSNRs, as the summary's mean over test items (a pair reproduced exactly counts as
+    100 dB rather than making the mean infinite)."""
+    return float(np.mean([min(s, 100.0) for s in scores]))
+
+
+def _table(samples, channels):
+    table = LookUpTable(channels)
+    for s, t in samples:
+        table.add(s, t)
+    return table.finish(len(samples))
+
+
+def _fit(opt, model, domains, source, target, same):
+    """(Fitted, None) with a look-up table from domain ``source`` to ``target`` fitted on the training pairs and
+    the scores of it and (``same``: input and target have the same channels) of the copy, or (None, why not)."""
+    try:  # per pair a strided sample (pixels or voxels): the table is fitted and scored on these
+        samples = _volume_samples(opt, domains, source, target) if model.dims == 3 else list(
+            _strided(list(_image_pairs(opt, domains, source, target)), MAX_SAMPLES))
     except UserError as e:
         return None, f"the training data cannot be read as pairs ({e})"
-    if not pairs:
+    if not samples:
         return None, (f"no paired training data is at hand under {opt.dataroot} (aligned train/, or trainA/ and "
                       f"trainB/ files of the same names)")
-    table = LookUpTable(pairs[0][0].shape[0])
-    for s, t in _strided(pairs, MAX_SAMPLES):
-        table.add(s, t)
-    table.finish(len(pairs))
-    what = "colour" if table.channels > 1 else "intensity"
-    about = f"look-up table of the input's {what}, fitted on {len(pairs)} training pair{'s' * (len(pairs) != 1)}"
-    if model.dims == 3:
+    if model.dims == 3:  # volumes in original units; the table maps the windows' 0..1 to 0..1
         (slo, shi), (dlo, dhi) = model.volume.intensity[source], model.volume.intensity[target]
+        data_range = dhi - dlo
 
-        def predict(arr):  # original units in, original units out
-            unit = np.clip((np.asarray(arr, np.float64) - slo) / (shi - slo), 0, 1)
-            return dlo + table(unit) * (dhi - dlo)
-        return Baseline("lut", about, predict), None
-    return Baseline("lut", about, table), None
+        def unit(arr, lo, hi):
+            return np.clip((np.asarray(arr, np.float64) - lo) / (hi - lo), 0, 1)
+
+        def fit_on(raw):
+            return _table([(unit(s, slo, shi), unit(t, dlo, dhi)) for s, t in raw], 1)
+
+        def through(table):  # original units in, original units out
+            return lambda arr: dlo + table(unit(arr, slo, shi)) * (dhi - dlo)
+    else:  # images on 0..1
+        data_range = 1.0
+
+        def fit_on(raw):
+            return _table(raw, raw[0][0].shape[0])
+
+        def through(table):
+            return table
+    table = fit_on(samples)
+    held_out = len(samples) >= 2
+    if held_out:  # each half scored by the table of the other half
+        halves = samples[0::2], samples[1::2]
+        scores = [_psnr(through(fit_on(halves[1 - k]))(s), t, data_range) for k in (0, 1) for s, t in halves[k]]
+    else:
+        scores = [_psnr(through(table)(s), t, data_range) for s, t in samples]
+    copy = _mean_psnr(_psnr(s, t, data_range) for s, t in samples) if same and all(
+        s.shape == t.shape for s, t in samples) else None
+    what = "colour" if table.channels > 1 else "intensity"
+    n = len(samples)
+    about = f"look-up table of the input's {what}, fitted on {n} training pair{'s' * (n != 1)}"
+    return Fitted(Baseline("lut", about, through(table)), n, what, _mean_psnr(scores), copy, held_out), None
 
 
 def _image_pairs(opt, domains, source, target):
@@ -198,22 +280,19 @@ def domains_side(domains, domain):
     return next(side for side, d in domains.side.items() if d == domain)
 
 
-def _volume_pairs(opt, model, domains, source, target):
-    """(source, target) arrays (1, D, H, W) on 0..1 (the checkpoint's intensity windows) of the training volumes of
-    the same names and shapes."""
-    from util.volume import list_volumes, load_volume, volume_stem, volumes_by_name
+def _volume_samples(opt, domains, source, target):
+    """[(source, target)]: strided samples (1, N) in original units of the training volumes of the same names and
+    shapes (at most MAX_PAIRS // 10 of them, MAX_SAMPLES voxels in all; volumes read one at a time)."""
+    from util.volume import list_volumes, load_volume, volume_shape, volume_stem, volumes_by_name
     folders = {d: os.path.join(opt.dataroot, "train" + letter) for d, letter in domains.folder.items()}
     if not all(os.path.isdir(f) for f in folders.values()):
-        return
+        return []
     targets = volumes_by_name(folders[target])
-    windows = model.volume.intensity
-    found = 0
+    pairs = []
     for path in list_volumes(folders[source], what=f"train {source}"):
-        if found >= MAX_PAIRS // 10 or volume_stem(path) not in targets:
-            continue
-        s, t = load_volume(path)[0], load_volume(targets[volume_stem(path)])[0]
-        if s.shape != t.shape:
-            continue
-        found += 1
-        yield tuple(np.clip((v - lo) / (hi - lo), 0, 1)[None].astype(np.float32)
-                    for v, (lo, hi) in ((s, windows[source]), (t, windows[target])))
+        if len(pairs) < MAX_PAIRS // 10 and volume_stem(path) in targets:
+            shape = volume_shape(path)
+            if shape == volume_shape(targets[volume_stem(path)]):
+                pairs.append((path, targets[volume_stem(path)], shape))
+    step = max(1, int(np.ceil(sum(int(np.prod(shape)) for _, _, shape in pairs) / MAX_SAMPLES)))
+    return [tuple(load_volume(p)[0].reshape(1, -1)[:, ::step] for p in (s, t)) for s, t, _ in pairs]

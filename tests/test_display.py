@@ -263,7 +263,7 @@ def test_results_page_in_chromium_escapes_markup_names(demo_root, tmp_path, brow
     mean = page["rows"]["metrics-mean"]  # a row per output: output, baseline, difference per metric; the baseline
     assert [r[0].split()[0] for r in mean[2:]] == ["fake_B", "fake_A"]
     assert all(float(v.replace("−", "-")) == float(v.replace("−", "-")) for r in mean[2:] for v in r[1:-1])
-    assert all(r[-1] == "copy of the input" for r in mean[2:])
+    assert all(r[-1] == "look-up table" for r in mean[2:])  # --baseline auto: better than the copy on these pairs
     names = [r[1] for r in page["rows"]["items"][2:]]
     assert MARKUP in names and len(names) == n_items
     assert "Options that matter for this run" in page["text"]

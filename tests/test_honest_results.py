@@ -38,7 +38,7 @@ def test_aligned_data_has_reference_metrics_and_says_nothing_else(demo_root, pai
     test_script.main(_test(demo_root, paired, "pr", paired / "res"))
     out = capsys.readouterr().out
     assert "no reference metrics" not in out and "unpaired" not in out
-    assert "fake_B: PSNR" in out and "(copy-the-input baseline" in out
+    assert "fake_B: PSNR" in out and "(look-up table baseline" in out
     # on unpaired test data (no names in common) it is said, and there is no PSNR to print
     root = paired / "unpaired"
     for side in "AB":
@@ -58,7 +58,7 @@ def _records(folder):
 def test_baseline_copy_lut_or_none_and_the_page_says_which(demo_root, paired, browser, capsys):
     res = paired / "base"
     test_script.main(_test(demo_root, paired, "pr", res / "lut", ["--baseline", "lut"]))
-    test_script.main(_test(demo_root, paired, "pr", res / "copy"))  # auto: copy (the same channels)
+    test_script.main(_test(demo_root, paired, "pr", res / "copy", ["--baseline", "copy"]))
     test_script.main(_test(demo_root, paired, "pr", res / "none", ["--baseline", "none"]))
     lut, copy, none = (_records(res / k / "pr" / "test_latest") for k in ("lut", "copy", "none"))
     assert lut["PSNR_fake_B"]["baseline_kind"] == "lut" and copy["PSNR_fake_B"]["baseline_kind"] == "copy"
@@ -83,6 +83,55 @@ def test_baseline_copy_lut_or_none_and_the_page_says_which(demo_root, paired, br
     assert "look-up table: " in index
 
 
+def _printed_baselines(out):
+    return {line.split(":")[0][len("baseline of "):]: line.split(": ", 1)[1] for line in out.splitlines()
+            if line.startswith("baseline of ")}
+
+
+def test_baseline_auto_takes_the_better_of_copy_and_look_up_table_on_the_training_pairs(demo_root, paired, browser,
+                                                                                         capsys):
+    """auto fits the table whenever paired training data is at hand and takes whichever of it and the copy scores
+    better on the training pairs, saying which and both scores; without paired training data it keeps the copy."""
+    res = paired / "auto"
+    capsys.readouterr()
+    # the demo's pairs differ by a colour cast: the table wins there
+    test_script.main(_test(demo_root, paired, "pr", res / "cast"))
+    out = capsys.readouterr().out
+    said = _printed_baselines(out)
+    assert set(said) == {"fake_B", "fake_A"}
+    for label in said:
+        assert said[label].startswith("look-up table of the input's colour, fitted on ")
+        assert "chosen by --baseline auto, the better on those pairs: mean PSNR " in said[label]
+        assert "dB for the copy of the input" in said[label]
+    cast = _records(res / "cast" / "pr" / "test_latest")
+    assert cast["PSNR_fake_B"]["baseline_kind"] == "lut" and "(look-up table baseline" in out
+    page = browser.inspect(res / "cast" / "pr" / "test_latest" / "index.html")
+    browser.assert_clean()
+    assert page["rows"]["metrics-mean"][2][-1] == "look-up table"
+    assert "chosen by --baseline auto" in page["text"]
+    # identical training pairs (B = A): nothing beats the copy, which auto then keeps, saying what it compared
+    same = paired / "same"
+    for folder in ("trainA", "trainB"):
+        shutil.copytree(os.path.join(demo_root, "trainB"), same / folder)
+    for folder in ("testA", "testB"):
+        shutil.copytree(os.path.join(demo_root, folder), same / folder)
+    test_script.main(_test(same, paired, "pr", res / "same"))
+    said = _printed_baselines(capsys.readouterr().out)
+    pairs = len(os.listdir(same / "trainA"))
+    assert said["fake_B"].startswith(f"copy of the input; chosen by --baseline auto, the better on {pairs} training "
+                                     f"pairs: mean PSNR 100.00 dB, against ")
+    assert "for a look-up table of the input's colour fitted on them" in said["fake_B"]
+    assert _records(res / "same" / "pr" / "test_latest")["PSNR_fake_B"]["baseline_kind"] == "copy"
+    # no pairs among the training files (no names in common): the copy, and why nothing was compared
+    for k, f in enumerate(sorted((same / "trainB").iterdir())):
+        f.rename(same / "trainB" / f"b{k}.png")
+    test_script.main(_test(same, paired, "pr", res / "unpaired", ["--dataset_mode", "unaligned"]))
+    said = _printed_baselines(capsys.readouterr().out)
+    assert said["fake_B"].startswith("copy of the input; --baseline auto found nothing to compare it with: no "
+                                     "paired training data is at hand under ")
+    assert _records(res / "unpaired" / "pr" / "test_latest")["PSNR_fake_B"]["baseline_kind"] == "copy"
+
+
 def test_baseline_where_input_and_target_differ_in_channels(demo_root, tmp_path, capsys):
     """3 -> 1 channels: copying the input is no baseline; auto fits the look-up table, copy is refused."""
     root = tmp_path / "pairs"  # A and B files of the same names (side-by-side pairs share one channel count)
@@ -101,6 +150,38 @@ def test_baseline_where_input_and_target_differ_in_channels(demo_root, tmp_path,
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--baseline copy" in err[0] and "--baseline lut or none" in err[0]
+
+
+def test_baseline_auto_on_volumes_in_other_units_and_in_the_same(tmp_path):
+    """Volumes: the table maps intensities through the checkpoint's windows, in original units. Training pairs in
+    other units (B = 10 A + noise) make it far better than the copy; identical pairs keep the copy."""
+    from types import SimpleNamespace
+
+    from data.base_dataset import DomainMap
+    from evaluation import baselines
+    rng = np.random.default_rng(0)
+    model = SimpleNamespace(dims=3, volume=SimpleNamespace(intensity={"A": (0.0, 100.0), "B": (0.0, 1000.0)}),
+                            translators=lambda: {"fake_B": SimpleNamespace(source="A", target="B")})
+    domains = DomainMap("AtoB", 1, 1)
+    for case, scale in (("units", 10.0), ("same", 1.0)):
+        root = tmp_path / case
+        for folder in ("trainA", "trainB"):
+            (root / folder).mkdir(parents=True)
+        for k in range(3):
+            a = rng.uniform(0, 100, (6, 7, 8)).astype(np.float32)
+            np.save(root / "trainA" / f"v{k}.npy", a)
+            np.save(root / "trainB" / f"v{k}.npy", a * scale + (rng.normal(0, 5, a.shape) if scale != 1 else 0))
+        said = []
+        chosen = baselines.for_test(SimpleNamespace(baseline="auto", dataroot=str(root)), model, domains,
+                                    say=said.append)["fake_B"]
+        assert said == [f"baseline of fake_B: {chosen.about}"]
+        if case == "units":
+            assert chosen.kind == "lut" and chosen.about.startswith("look-up table of the input's intensity, fitted "
+                                                                    "on 3 training pairs; chosen by --baseline auto")
+            x = np.full((1, 2, 2, 2), 50.0)
+            assert np.allclose(chosen(x), 500.0, atol=10)  # original units in and out
+        else:
+            assert chosen.kind == "copy" and "mean PSNR 100.00 dB, against " in chosen.about
 
 
 def test_look_up_table_learns_a_colour_mapping():

@@ -88,14 +88,16 @@ def test_results_page_2d_summary_sorting_viewer_and_escaping(runs2d, browser, tm
     assert page["images"] and not broken
     saved = json.load(open(runs2d.a / "metrics.json"))
 
-    # the summary reads at a glance: a row per output; per metric the output, the copy of the input and the difference
+    # the summary reads at a glance: a row per output; per metric the output, the baseline and the difference
     summary = page["rows"]["metrics-mean"]
     assert summary[0][:1] == ["output"] and summary[1][:3] == ["output", "baseline", "Δ"]
     by_output = {r[0].split()[0]: r[1:] for r in summary[2:]}
     assert set(by_output) == {"fake_B", "fake_A"}
-    assert by_output["fake_B"][-1] == "copy of the input"  # which baseline, said in its row
-    # what was measured is stated: data range, units, region, baseline, the error maps' scale
-    assert "Images on 0 … 1 (data range 1" in page["text"] and "Baseline: copy of the input" in page["text"]
+    # which baseline, said in its row: on the demo's colour cast --baseline auto finds the look-up table better
+    assert by_output["fake_B"][-1] == "look-up table"
+    # what was measured is stated: data range, units, region, baseline (and why auto took it), the error maps' scale
+    assert "Images on 0 … 1 (data range 1" in page["text"] and "chosen by --baseline auto" in page["text"]
+    assert "Baseline: fake_B: look-up table of the input's colour, fitted on" in page["text"]
     mean = saved["mean"]
     psnr, base, delta = (number(v) for v in by_output["fake_B"][:3])
     assert psnr == pytest.approx(mean["PSNR_fake_B"], abs=0.006)

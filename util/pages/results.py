@@ -74,9 +74,10 @@ def measured(mean, run, dims, fraction):
         same = len(set(kinds.values())) == 1
         text = next(iter(kinds.values())) if same else "; ".join(f"{o}: {k}" for o, k in kinds.items())
         caveat = (" The copy of the input is a baseline only where input and target are the same kind of image; "
-                  "across kinds (photos → maps) test.py --baseline lut compares with a look-up table of the input's "
-                  "colour fitted on the training pairs, --baseline none with nothing."
-                  if any(k.startswith("copy") for k in kinds.values()) else "")
+                  "across kinds (photos → maps) a look-up table of the input's colour fitted on the training pairs "
+                  "scores better (test.py --baseline auto takes it where paired training data shows that, "
+                  "--baseline lut always), --baseline none compares with nothing."
+                  if any(k.startswith("copy") and "look-up table" not in k for k in kinds.values()) else "")
         lines.append(f"Baseline: {text}.{caveat}")
     if fraction:
         lines.append("Error maps |output − target| (in the viewer" + (" and the slice browser" if dims == 3 else "")
