@@ -17,7 +17,8 @@ A ``Translator`` maps
   input's affine and header.
 
 The Translator runs the model in whatever mode it is in: test.py keeps CycleGAN's train-mode inference unless
---eval; validation, the translate API and exports use eval mode.
+--eval; validation, the training page's snapshots (evaluation.snapshots), the translate API and exports use eval
+mode.
 """
 import os
 from collections import namedtuple
