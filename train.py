@@ -15,6 +15,7 @@ import torch
 
 from cli import user_facing
 from data import create_dataset, validation_source
+from evaluation.snapshots import Snapshot
 from evaluation.validation import Validation, format_metrics
 from models import create_model
 from models.volume import match_data
@@ -75,8 +76,9 @@ def train(options, opt, spec, checkpoint):
     visualizer.start(progress.epoch - 1 + progress.epoch_iter / dataset.epoch_samples, resumed=opt.continue_train,
                      step=progress.total_iters)
     if progress.epoch > last:
-        visualizer.close()
         say(f"already trained to epoch {progress.epoch - 1}; raise --n_epochs/--n_epochs_decay to go on")
+        visualizer.finish(progress.epoch - 1)
+        visualizer.close()
         return
     log, display = LossLog(opt, model, visualizer, dataset.epoch_samples), Display(opt, model, visualizer)
     saver = Checkpoints(opt, model, validation)
@@ -100,6 +102,7 @@ def train(options, opt, spec, checkpoint):
             saver.validated(validate(validation, model, visualizer, epoch))
         if distributed.is_main():
             write(f"end of epoch {epoch} / {last}: mean generator loss {mean_loss:.4f}, learning rate {lr:.7f}")
+    visualizer.finish(last)  # the training page stops reloading itself
     visualizer.close()
     say(f"checkpoints are in {model.save_dir}" + ("" if opt.no_html else
                                                   f"; training page: {visualizer.web_dir}/index.html"))
@@ -168,14 +171,18 @@ def train_step(model, batch):
 class LossLog:
     """Every --print_freq samples: the losses (the mean over processes) in loss_log.txt and on the console, and a
     point of the curves (losses, learning rate, peak memory, the reversible core's reconstruction error); at least
-    one point per epoch."""
+    one point per epoch; and after each epoch the mean of every step's losses (the training page's epoch means)."""
 
     def __init__(self, opt, model, visualizer, epoch_samples):
         self.opt, self.model, self.visualizer, self.epoch_samples = opt, model, visualizer, epoch_samples
         self.losses, self.plotted = None, False  # this epoch's last losses; whether it has a point
+        self.sums, self.steps = {}, 0  # this epoch's losses summed over its steps (in this process, since resuming)
 
     def step(self, epoch, n, losses, t_start, t_data):
         self.losses, progress = losses, self.model.progress
+        for name, value in losses.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value
+        self.steps += 1
         if not crossed(progress.total_iters, n, self.opt.print_freq):
             return
         losses, recon = distributed.mean(losses), self.monitor()
@@ -189,7 +196,10 @@ class LossLog:
     def end_epoch(self, epoch):
         if self.losses is not None and not self.plotted:
             self.plot(epoch, distributed.mean(self.losses), self.monitor())
-        self.losses, self.plotted = None, False
+        if self.steps:
+            means = distributed.mean({name: total / self.steps for name, total in self.sums.items()})
+            self.visualizer.plot_epoch_means(epoch, means, self.steps)
+        self.losses, self.plotted, self.sums, self.steps = None, False, {}, 0
 
     def plot(self, at, losses, recon):
         self.visualizer.plot_current_losses(at, losses, self.model.optimizers[0].param_groups[0]["lr"],
@@ -223,12 +233,13 @@ def reconstruction_error(model):
 
 
 class Display:
-    """Every --display_freq samples the current images to visdom and, every --update_html_freq, to the training
-    page; at least one row of images per epoch."""
+    """Every --display_freq samples the current images to visdom and, every --update_html_freq, the fixed sample
+    (evaluation.snapshots) to the training page; at least one row of images per epoch."""
 
     def __init__(self, opt, model, visualizer):
         self.opt, self.model, self.visualizer = opt, model, visualizer
         self.trained, self.shown = False, False  # this epoch: a step taken, images shown
+        self.snapshot = Snapshot(opt, model) if visualizer.use_html else None
 
     def step(self, epoch, n):
         total, self.trained = self.model.progress.total_iters, True
@@ -243,7 +254,9 @@ class Display:
 
     def show(self, epoch, save):
         self.model.compute_visuals()
-        self.visualizer.display_current_results(self.model.get_current_visuals(), epoch, save,
+        page = self.snapshot.visuals() if save and self.snapshot else None
+        self.visualizer.display_current_results(self.model.get_current_visuals(), epoch, save, page,
+                                                about=self.snapshot.about if page is not None else None,
                                                 step=self.model.progress.total_iters)
         self.shown = True
 

@@ -37,32 +37,36 @@ def clear_results(out_dir):
 def evaluate(opt, model, options=None):
     """Runs ``model`` (set up, in the mode test.py wants) on --dataroot's test data into
     results/NAME/PHASE_EPOCH/. Returns (out_dir, page path, mean results)."""
-    from evaluation import images, metrics, volumes
+    from evaluation import baselines, images, metrics, volumes
     from util.pages.results import write_results_page
     from util.pages.runs import write_runs_index
     out_dir = results_folder(opt, model)
+    domains = domain_map(opt, model)
     dataset, sets = None, None
     if model.dims == 3 and getattr(opt, "fid", False):
         raise UserError("--fid: FID and KID are measured on 2D images (InceptionV3); volumes have MAE, PSNR and SSIM")
     if model.dims == 2:
-        dataset = create_dataset(opt, domain_map(opt, model))
+        dataset = create_dataset(opt, domains)
         if getattr(opt, "fid", False):  # the weights first: a missing file is said before anything is written
             sets = set_metrics(opt, model, dataset, "--fid")
+    chosen = baselines.for_test(opt, model, domains)  # --baseline: what the metrics are compared with
+    if sets is not None:
+        sets.baselines = chosen  # FID and KID compare with the same baseline
     clear_results(out_dir)
     writable_folder(out_dir, "--results_dir")
     if options is not None:
         options.save_options(opt, out_dir, "test_opt.txt")
     if model.dims == 3:
-        items, rows = volumes.run(opt, model, domain_map(opt, model), out_dir)
+        items, rows = volumes.run(opt, model, domains, out_dir, baselines=chosen)
     else:
-        items, rows = images.run(opt, model, dataset, out_dir, sets=sets)
+        items, rows = images.run(opt, model, dataset, out_dir, sets=sets, baselines=chosen)
     extra = sets.results() if sets else []
     if sets:
         few = extra and min(sets.counts(r.output)[0] for r in extra) < 50
         print(sets.describe() + ("; fewer than 50 images: FID is biased upwards, compare runs on the same set only"
                                  if few else ""))
     mean = metrics.write(rows, out_dir, extra=extra) if rows or extra else Results()
-    page = write_results_page(out_dir, opt, items, rows, mean, describe_run(opt, model))
+    page = write_results_page(out_dir, opt, items, rows, mean, describe_run(opt, model, chosen))
     write_runs_index(opt.results_dir)  # results/index.html lists every run, this one included
     return out_dir, page, mean
 
@@ -79,37 +83,50 @@ def set_metrics(opt, model, dataset, flag):
                           {"A": model.spec.input_nc, "B": model.spec.output_nc})
 
 
-def describe_run(opt, model):
+def describe_run(opt, model, baselines=None):
     """What the results page says about the run beyond ``opt``: the checkpoint's architecture, 2D or 3D, the
-    translations ({output label: {"source", "target"}}) and, for volumes, the intensity windows and the patch."""
+    translations ({output label: {"source", "target"}}), their baselines ({output label: {"kind", "about"}}), the
+    training page (when checkpoints/NAME/web has one) and, for volumes, the intensity windows and the patch."""
     run = {"architecture": model.spec.to_architecture(), "dims": model.dims, "checkpoint": model.loaded_from,
-           "outputs": {label: {"source": t.source, "target": t.target} for label, t in model.translators().items()}}
+           "outputs": {label: {"source": t.source, "target": t.target} for label, t in model.translators().items()},
+           "baselines": {label: b.describe() for label, b in (baselines or {}).items()}}
+    web = os.path.join(opt.checkpoints_dir, opt.name, "web", "index.html")
+    if os.path.isfile(web):
+        run["training_page"] = os.path.abspath(web)
     if getattr(model, "volume", None):
         run["intensity"] = {d: list(w) for d, w in (model.volume.intensity or {}).items()}
         run["patch_size"] = getattr(opt, "patch_size", None) or model.volume.patch_size
     return run
 
 
+def _baseline_text(r, unit=""):
+    """" (copy-the-input baseline 13.61 dB)" for a result with a baseline, else ""."""
+    if r.baseline is None:
+        return ""
+    name = r.baseline_name.replace("copy of the input", "copy-the-input")
+    return f" ({name} baseline {r.baseline:.{r.metric.decimals}f}{unit})"
+
+
 def summary_lines(mean):
-    """One line per translation with mean PSNR (and the copy-the-input baseline), SSIM and MAE, and one per cycle
-    error (``mean``: util.results.Results)."""
+    """One line per translation (and per masked region: the foreground of volumes) with mean PSNR (and its
+    baseline), SSIM and MAE, and one per cycle error (``mean``: util.results.Results)."""
     lines = []
     for out in mean.outputs:
-        parts = []
-        psnr = mean.find(PSNR, out)
-        if psnr is not None:
-            extra = f" (copy-the-input baseline {psnr.baseline:.2f} dB)" if psnr.baseline is not None else ""
-            parts.append(f"PSNR {psnr.value:.2f} dB{extra}")
-            parts += [f"{m.name} {mean.value(m, out):.{m.decimals}f}" for m in SHOWN
-                      if m is not PSNR and mean.find(m, out)]
-        for r in mean.translations:  # set-level metrics (FID, KID)
-            if r.output == out and not r.metric.per_item:
-                d = r.metric.decimals
-                std = f" ± {r.std:.{d}f}" if r.std is not None else ""
-                base = f" (copy-the-input baseline {r.baseline:.{d}f})" if r.baseline is not None else ""
-                parts.append(f"{r.metric.name} {r.value:.{d}f}{std}{base}")
-        if parts:
-            lines.append(f"{out}: " + ", ".join(parts))
+        for region in [None] + mean.regions:
+            parts = []
+            psnr = mean.find(PSNR, out, region=region)
+            if psnr is not None:
+                parts.append(f"PSNR {psnr.value:.2f} dB{_baseline_text(psnr, ' dB')}")
+                parts += [f"{m.name} {mean.value(m, out, region=region):.{m.decimals}f}" for m in SHOWN
+                          if m is not PSNR and mean.find(m, out, region=region)]
+            for r in mean.in_region(region):  # set-level metrics (FID, KID)
+                if r.output == out and not r.metric.per_item:
+                    d = r.metric.decimals
+                    std = f" ± {r.std:.{d}f}" if r.std is not None else ""
+                    parts.append(f"{r.metric.name} {r.value:.{d}f}{std}{_baseline_text(r)}")
+            if parts:
+                where = f" ({region})" if region else ""
+                lines.append(f"{out}{where}: " + ", ".join(parts))
     for r in mean.cycles:
         lines.append(f"cycle error {r.path('->')}: {r.metric.name} {r.value:.4f} (no true targets: "
                      f"unpaired data)")

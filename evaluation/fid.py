@@ -7,8 +7,9 @@ FID (pt_inception-2015-12-05, as torch-fidelity and torchmetrics load them), ima
 original does (TF1-style bilinear, no antialiasing); FID and KID (polynomial-kernel MMD, mean and standard deviation
 over 100 random subsets of min(1000, n) images) are torchmetrics' implementations, fed those features. The weights
 come from --fid_weights PATH, from torch's hub cache (downloaded there on first use, ~92 MB), or not at all: then
-one line says how to get them. The copy-the-input baseline is the FID (KID) of the real input images against the real
-target images, where both domains have as many channels.
+one line says how to get them. The baseline is test.py's (--baseline) for the same translation: the copy of the input
+(the FID (KID) of the real input images against the real target images, where both domains have as many channels),
+the look-up table's outputs of the inputs against the real target images, or none.
 
 FID of a few dozen images is biased upwards (its covariance estimate needs thousands): compare numbers of the same
 test set only. KID is unbiased; its standard deviation over subsets is reported with it.
@@ -23,7 +24,7 @@ import torch
 
 from util.errors import UserError
 from util.results import FID, KID, Result
-from util.util import tensor2im
+from util.util import tensor2im, to01
 
 MIN_VALIDATION_IMAGES = 50  # validation computes FID/KID only on at least this many held-out images per domain
 WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -150,18 +151,27 @@ class SetMetrics:
         network: a FeatureNetwork.
         translations: {output label: (source domain, target domain)} (model.translators()).
         channels: {domain: channels}: the copy-the-input baseline only where source and target have as many.
+        baselines: {output label: evaluation.baselines.Baseline} (test.py's --baseline; settable until the first
+            item); None or a label not in it: the copy of the input.
     """
 
-    def __init__(self, network, translations, channels):
+    def __init__(self, network, translations, channels, baselines=None):
         self.network, self.translations, self.channels = network, translations, channels
+        self.baselines = baselines
         self.reset()
 
     def reset(self):
         """Forgets the images seen (validation measures anew each time)."""
-        self.real, self.fake = {}, {}  # domain -> {path: features}; label -> [features]
+        self.real, self.fake, self.based = {}, {}, {}  # domain -> {path: features}; label -> [features] (twice)
+
+    def kind(self, label):
+        """The kind of baseline of ``label``: "copy", "lut" or "none"."""
+        chosen = (self.baselines or {}).get(label)
+        return "copy" if chosen is None else chosen.kind
 
     def add(self, visuals, data, domains):
-        """One item: its real images (each file once, by path) and its outputs."""
+        """One item: its real images (each file once, by path), its outputs and, for a look-up table baseline, its
+        output of the input."""
         side_of = {domain: side for side, domain in domains.side.items()}
         for domain in ("A", "B"):
             image, side = visuals.get("real_" + domain), side_of.get(domain)
@@ -171,9 +181,13 @@ class SetMetrics:
             seen = self.real.setdefault(domain, {})
             if paths[0] not in seen:
                 seen[paths[0]] = self.network.fn(as_uint8(image))
-        for label in self.translations:
+        for label, (source, _) in self.translations.items():
             if visuals.get(label) is not None:
                 self.fake.setdefault(label, []).append(self.network.fn(as_uint8(visuals[label])))
+            if self.kind(label) == "lut" and visuals.get("real_" + source) is not None:
+                predicted = self.baselines[label](to01(visuals["real_" + source][0]))  # (C, H, W) on 0..1
+                image = torch.from_numpy(np.asarray(predicted, np.float32) * 2 - 1)[None]
+                self.based.setdefault(label, []).append(self.network.fn(as_uint8(image)))
 
     def counts(self, label):
         source, target = self.translations[label]
@@ -181,21 +195,25 @@ class SetMetrics:
 
     def results(self):
         """[Result] of FID and KID (with its std) per translation whose output and target sets have 2 or more
-        images; the baseline: the real inputs against the real targets."""
+        images; the baseline (``baselines``): the real inputs, or the look-up table's outputs, against the real
+        targets."""
         out = []
         for label, (source, target) in self.translations.items():
             fake, real = self.fake.get(label), self.real.get(target)
             if not fake or not real or len(fake) < 2 or len(real) < 2:
                 continue
             fake, real = torch.cat(fake), torch.cat(list(real.values()))
-            inputs = self.real.get(source)
-            base = None
-            if inputs and len(inputs) >= 2 and self.channels[source] == self.channels[target]:
-                inputs = torch.cat(list(inputs.values()))
+            kind, base = self.kind(label), None
+            inputs = list(self.real.get(source, {}).values()) if kind == "copy" else self.based.get(label, [])
+            if kind == "copy" and self.channels[source] != self.channels[target]:
+                inputs = []
+            if kind != "none" and len(inputs) >= 2:
+                inputs = torch.cat(inputs)
                 base = fid(real, inputs), kid(real, inputs)
             k = kid(real, fake)
-            out += [Result(FID, label, fid(real, fake), None if base is None else base[0]),
-                    Result(KID, label, k[0], None if base is None else base[1][0], std=k[1])]
+            based = {} if base is None else {"baseline_kind": kind}
+            out += [Result(FID, label, fid(real, fake), None if base is None else base[0], **based),
+                    Result(KID, label, k[0], None if base is None else base[1][0], std=k[1], **based)]
         return out
 
     def describe(self):

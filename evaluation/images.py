@@ -1,7 +1,8 @@
 """test.py for 2D models (and validation while training): every test item's visuals saved as images (one folder per
 label, so FID tools can read them), and MAE, PSNR and SSIM of each translation against its target where the dataset
-holds real pairs, beside the copy-the-input baseline. Without real pairs, models that translate both ways report
-their cycle error (MAE of A -> B -> A against A, and B -> A -> B against B): the only honest reference there.
+holds real pairs, beside a baseline (the copy of the input unless test.py's --baseline says otherwise;
+evaluation.baselines). Without real pairs, models that translate both ways report their cycle error (MAE of
+A -> B -> A against A, and B -> A -> B against B): the only honest reference there.
 
 Every translation runs through evaluation.translator.Translator, the path the translate API takes too."""
 import os
@@ -14,10 +15,11 @@ from util.results import Results
 from util.util import save_image, tensor2im, to01
 
 
-def run(opt, model, dataset, out_dir=None, limit=None, say=print, desc="test", sets=None):
+def run(opt, model, dataset, out_dir=None, limit=None, say=print, desc="test", sets=None, baselines=None):
     """Returns (items, rows): per item its name and saved images (``out_dir``; None saves nothing), and its results
     ({item name: util.results.Results}). At most ``limit`` items (default --num_test). ``sets``: a collector of
-    set-level metrics (evaluation.fid.SetMetrics) that sees every item's visuals."""
+    set-level metrics (evaluation.fid.SetMetrics) that sees every item's visuals. ``baselines``: {output label:
+    evaluation.baselines.Baseline} (default: the copy of the input)."""
     rows, items = {}, []
     limit = limit or opt.num_test
     pairing = dataset.dataset.pairing
@@ -25,7 +27,7 @@ def run(opt, model, dataset, out_dir=None, limit=None, say=print, desc="test", s
     translators_ = model.translators() if pairing else {}
     if pairing == "by name":
         say(f"metrics: {desc} A and B images are paired by file name")
-    elif dataset.dataset.two_domains:
+    elif not pairing and dataset.dataset.two_domains:
         say(f"no reference metrics: the {desc} A and B images are not paired by file name (unpaired data), so no "
             f"output has a true target" + ("; the cycle error is reported instead" if model.has_cycle_error else ""))
     total = min(len(dataset), limit)
@@ -45,7 +47,8 @@ def run(opt, model, dataset, out_dir=None, limit=None, say=print, desc="test", s
                 continue
             source = visuals.get("real_" + translation.source)
             row += metrics.translation(label, to01(out[0]), to01(target[0]),
-                                       None if source is None else to01(source[0]))
+                                       None if source is None else to01(source[0]),
+                                       baseline=(baselines or {}).get(label))
         if not pairing and model.has_cycle_error:
             for domain in ("A", "B"):
                 rec, real = visuals.get("rec_" + domain), visuals.get("real_" + domain)

@@ -1,5 +1,11 @@
 """Image similarity metrics: MAE, PSNR and SSIM (scikit-image's structural_similarity), with explicit data range,
-measured as typed results (util.results) and written as metrics.csv and metrics.json."""
+measured as typed results (util.results) and written as metrics.csv and metrics.json.
+
+Volumes are also measured on their foreground (``region="foreground"``), so the air around a subject does not
+flatter a blurry output: the voxels whose target lies above the lowest tenth of the target's intensity window
+(``FOREGROUND``; the rule --foreground_sampling uses to centre training patches). There MAE and PSNR are taken over
+those voxels only, and SSIM is the mean of the SSIM map over them (the map is computed on the whole volume, so each
+value still sees its neighbourhood)."""
 import csv
 import json
 import math
@@ -9,28 +15,73 @@ from skimage.metrics import structural_similarity
 
 from util.results import MAE, METRICS, PSNR, SSIM, Result, Results, summarize
 
+FOREGROUND = 0.1  # foreground: target above the lowest tenth of its intensity window (as --foreground_sampling)
 
-def compare(output, target, data_range=1.0):
+
+def _ssim_window(shape):
+    win = min(7, *[s for s in shape[1:]])
+    win = win if win % 2 == 1 else win - 1
+    return max(win, 3)
+
+
+def _values(err, ssim):
+    mae = float(np.abs(err).mean()) if err.size else float("nan")
+    mse = float((err ** 2).mean()) if err.size else float("nan")
+    return mae, mse, ssim
+
+
+def compare(output, target, data_range=1.0, mask=None):
     """Metrics of ``output`` against ``target``: float arrays (C, H, W) or (C, D, H, W) on the same scale.
-    Returns {metric name: value} (MAE, PSNR, SSIM)."""
+    Returns {metric name: value} (MAE, PSNR, SSIM); with ``mask`` (a boolean array of the spatial shape, or of the
+    full shape), {None: those of every pixel, "foreground": those inside the mask}."""
     output, target = np.asarray(output, np.float64), np.asarray(target, np.float64)
     err = output - target
-    mae = float(np.abs(err).mean())
-    mse = float((err ** 2).mean())
-    psnr = float("inf") if mse == 0 else 10 * math.log10(data_range ** 2 / mse)
-    win = min(7, *[s for s in target.shape[1:]])
-    win = win if win % 2 == 1 else win - 1
-    ssim = float(structural_similarity(target, output, data_range=data_range, channel_axis=0,
-                                       win_size=max(win, 3)))
+    win = _ssim_window(target.shape)
+    if mask is None:
+        ssim = float(structural_similarity(target, output, data_range=data_range, channel_axis=0, win_size=win))
+        return _named(*_values(err, ssim), data_range)
+    ssim, smap = structural_similarity(target, output, data_range=data_range, channel_axis=0, win_size=win,
+                                      full=True)
+    mask = np.broadcast_to(np.asarray(mask, bool), target.shape)
+    inside = float(smap[mask].mean()) if mask.any() else float("nan")
+    return {None: _named(*_values(err, float(ssim)), data_range),
+            "foreground": _named(*_values(err[mask], inside), data_range)}
+
+
+def _named(mae, mse, ssim, data_range):
+    psnr = float("inf") if mse == 0 else float("nan") if math.isnan(mse) else 10 * math.log10(data_range ** 2 / mse)
     return {MAE.name: mae, PSNR.name: psnr, SSIM.name: ssim}
 
 
-def translation(label, output, target, source=None, data_range=1.0):
-    """The results of output ``label`` against its target, with the copy-the-input baseline (``source`` against the
-    target) where the source has the target's shape."""
-    values = compare(output, target, data_range)
-    base = compare(source, target, data_range) if source is not None and source.shape == target.shape else {}
-    return [Result(METRICS[m], label, v, base.get(m), data_range=float(data_range)) for m, v in values.items()]
+def foreground_mask(target, lo, hi):
+    """The foreground of a target in original units whose intensity window is (lo, hi): above its lowest tenth."""
+    return np.asarray(target) > lo + FOREGROUND * (hi - lo)
+
+
+def translation(label, output, target, source=None, data_range=1.0, baseline=None, window=None):
+    """The results of output ``label`` against its target, with a baseline: ``baseline(source)`` (an
+    evaluation.baselines.Baseline: the copy of the input, a look-up table, or none) against the target; without
+    ``baseline``, the copy of ``source`` where it has the target's shape. ``window``: the target's intensity window
+    (lo, hi) for volumes, which adds the results of the foreground (``foreground_mask``; none when it is empty)."""
+    if baseline is not None:
+        predicted, kind = (baseline(source) if source is not None else None), baseline.kind
+    else:
+        predicted = source if source is not None and np.shape(source) == np.shape(target) else None
+        kind = "copy"
+    if window is None:
+        values = {None: compare(output, target, data_range)}
+        base = {None: compare(predicted, target, data_range)} if predicted is not None else {}
+    else:
+        mask = foreground_mask(target, *window)
+        values = compare(output, target, data_range, mask) if mask.any() else {None: compare(output, target,
+                                                                                             data_range)}
+        base = {}
+        if predicted is not None:
+            base = compare(predicted, target, data_range, mask) if mask.any() else {None: compare(
+                predicted, target, data_range)}
+    return [Result(METRICS[m], label, v, base.get(region, {}).get(m), region=region, data_range=float(data_range),
+                   baseline_kind=kind if predicted is not None else None)
+            for region, found in values.items() for m, v in found.items()]
 
 
 def cycle_error(domain, reconstruction, real):

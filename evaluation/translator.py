@@ -17,7 +17,8 @@ A ``Translator`` maps
   input's affine and header.
 
 The Translator runs the model in whatever mode it is in: test.py keeps CycleGAN's train-mode inference unless
---eval; validation, the translate API and exports use eval mode.
+--eval; validation, the training page's snapshots (evaluation.snapshots), the translate API and exports use eval
+mode.
 """
 import os
 from collections import namedtuple
@@ -59,15 +60,19 @@ class Translator:
         overlap: volumes: the windows' overlap, 0 to <1.
         batch_size: volumes: windows per batch on the device.
         say: where notes go (the window rounded up).
+        direct: call the network itself rather than the model's handle of it (under torchrun its
+            DistributedDataParallel wrapper, whose forward may synchronize processes): for what one process alone
+            draws (the training page's snapshots).
     """
 
-    def __init__(self, model, direction="AtoB", patch_size=None, overlap=0.5, batch_size=1, say=print):
+    def __init__(self, model, direction="AtoB", patch_size=None, overlap=0.5, batch_size=1, say=print,
+                 direct=False):
         if direction not in DIRECTIONS:
             raise UserError(f"direction {direction!r}: use AtoB or BtoA")
         if direction not in model.directions:
             raise UserError(f"a {model.spec.model} model translates {' and '.join(model.directions)} only, not "
                             f"{direction}")
-        self.model, self.direction = model, direction
+        self.model, self.direction, self.direct = model, direction, direct
         self.source, self.target = direction[0], direction[-1]
         self.dims = model.dims
         channels = {"A": model.spec.input_nc, "B": model.spec.output_nc}
@@ -108,6 +113,8 @@ class Translator:
         x = x.to(self.model.device, torch.float32)
         self.model.check_input(x, self.direction)
         with torch.no_grad():
+            if self.direct:
+                return self.net(x, self.call)
             return self.model.translate(x, self.direction)
 
     # -- images -----------------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ mapped to [-1, 1] with the checkpoint's intensity range of its domain, translate
 ``--overlap``, smooth blending; only one batch of patches on the device), mapped back to the target domain's units
 and saved with the input's affine and header as ``volumes/<label>/<name>.nii.gz``. Where PHASE<target> holds a
 volume of the same name and shape, MAE, PSNR and SSIM (3D) are computed in original units with the target window
-as the data range, with the copy-the-input baseline. Mid-slices (axial, coronal, sagittal) go to ``images/`` for the
+as the data range, over every voxel and over the foreground (evaluation.metrics), beside a baseline (the copy of
+the input unless test.py's --baseline says otherwise). Mid-slices (axial, coronal, sagittal) go to ``images/`` for the
 results page.
 """
 import os
@@ -23,9 +24,10 @@ from util.util import save_image, tensor2im
 from util.volume import list_volumes, load_volume, mid_slices, save_volume, to_unit, volume_stem, volumes_by_name
 
 
-def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, say=print):
+def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, say=print, baselines=None):
     """Returns (items, rows) for the results page and metrics files (rows: {volume name: util.results.Results});
-    ``domains`` (a DomainMap) names the folders.
+    ``domains`` (a DomainMap) names the folders; ``baselines``: {output label: evaluation.baselines.Baseline}
+    (default: the copy of the input).
     ``out_dir`` None writes nothing (validation); ``phase`` (default --phase) picks the folders, ``limit`` (default
     --num_test) caps the volumes per direction, ``keep`` filters their paths (validation's held-out files)."""
     intensity = model.volume.intensity if model.volume else None
@@ -40,6 +42,7 @@ def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, sa
         paths = (keep(paths) if keep else paths)[:limit]
         targets = volumes_by_name(os.path.join(opt.dataroot, folders[dst]))
         (slo, shi), (dlo, dhi) = intensity[src], intensity[dst]
+        baseline = (baselines or {}).get(label)  # None: the copy of the input
         for path in progress(paths, f"{'test' if out_dir else 'validation'} {label}"):
             name = volume_stem(path)
             arr, img = load_volume(path)
@@ -50,8 +53,9 @@ def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, sa
                 target = load_volume(targets[name])[0]
                 if target.shape == arr.shape:
                     pictures["real_" + dst] = to_unit(target, dlo, dhi)
-                    rows.setdefault(name, []).extend(metrics.translation(label, fake[None], target[None], arr[None],
-                                                                         data_range=dhi - dlo))
+                    rows.setdefault(name, []).extend(metrics.translation(
+                        label, fake[None], target[None], arr[None], data_range=dhi - dlo, baseline=baseline,
+                        window=(dlo, dhi)))
             if out_dir is None:
                 continue
             ext = ".npy" if path.endswith(".npy") else ".nii.gz"

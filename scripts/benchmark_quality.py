@@ -353,8 +353,8 @@ def train_and_test(ctx, task, model, epochs, flags, seed=0, tag=""):
         print(f"  {label}: FAILED after {secs:.0f} s: {out['error']}", flush=True)
         return out
     print(f"  {label}: trained in {secs:.0f} s; testing ...", flush=True)
-    test_argv = base + ["--results_dir", results, "--num_test", "1000000"] + \
-        (FLAGS_2D[:2] if dims(task) == 2 else [])
+    test_argv = base + ["--results_dir", results, "--num_test", "1000000", "--baseline", "copy"] + \
+        (FLAGS_2D[:2] if dims(task) == 2 else [])  # copy: test.py's checked against this script's (its own refs)
     rc, tsecs, _ = run_entry("test.py", test_argv, os.path.join(logs, name + "_test.log"), label, ctx.t0)
     out["test_s"] = tsecs
     metrics_path = os.path.join(results, name, "test_latest", "metrics.json")

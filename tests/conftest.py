@@ -50,7 +50,7 @@ def browser():
     from tests.browser import Chromium, find_chromium
     if find_chromium() is None and not os.environ.get("REVGAN_REQUIRE_BROWSER"):
         pytest.skip("no Chromium on this machine (apt-get install -y chromium); CI installs it and requires it")
-    with Chromium() as b:
+    with Chromium(1400, 1000) as b:  # the screen the pages are made for (and screenshots taken at)
         yield b
 
 

@@ -187,12 +187,29 @@ def test_training_page_in_chromium(demo_root, tmp_path, browser):
     page = browser.inspect(web / "index.html", eager=True)  # lazy thumbnails: every one asked to load
     browser.assert_clean()
     _all_loaded(page)
-    assert page["images"][0]["src"] == "loss_curve.png" and page["images"][0]["naturalWidth"] >= 400
+    assert (web / "loss_curve.png").exists() and "curves as PNG" in page["text"]
     header, *rows = page["rows"]["images"]
     assert [r[0] for r in rows] == ["epoch 3", "epoch 2", "epoch 1"]  # newest first
-    labels = ["real_A", "fake_B", "rec_A", "idt_B", "real_B", "fake_A", "rec_B", "idt_A"]
+    # the same sample every epoch (from the training data: no validation here), translated both ways and back
+    labels = ["real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B"]
     assert header[1:] == labels
-    assert [i["src"] for i in page["images"][1:9]] == [f"images/epoch003_{lbl}.png" for lbl in labels]
+    assert [i["src"] for i in page["images"][:6]] == [f"images/epoch003_{lbl}.png" for lbl in labels]
+    assert "The same image every epoch" in page["text"] and "from the training data" in page["text"]
+    reals = [np.asarray(Image.open(web / "images" / f"epoch00{e}_real_A.png")) for e in (1, 2, 3)]
+    fakes = [np.asarray(Image.open(web / "images" / f"epoch00{e}_fake_B.png")) for e in (1, 2, 3)]
+    assert all(np.array_equal(reals[0], r) for r in reals) and reals[0].std() > 10  # fixed, and not blank
+    assert not np.array_equal(fakes[0], fakes[2])  # the model changed
+    assert "finished: 3 epochs" in page["text"]
+    # the curves' epoch means are the means of every step (here each one is logged: --print_freq 1)
+    rows = logged_rows(tmp_path / "ckpt" / "page" / "loss_log.txt")
+    history = [json.loads(line) for line in open(tmp_path / "ckpt" / "page" / "loss_history.jsonl")]
+    means = [p for p in history if "epoch_means" in p]
+    assert [(p["x"], p["steps"]) for p in means] == [(1.0, 3), (2.0, 3), (3.0, 3)]
+    for k, p in enumerate(means):
+        assert p["epoch_means"]["G_A"] == pytest.approx(np.mean([r["G_A"] for r in rows[3 * k:3 * k + 3]]), abs=1e-5)
+    tip = browser.evaluate("""(() => { const c = window.RevGAN.curves.charts.find(c => c.c.key === 'loss_G_A');
+        return window.RevGAN.curves.values(c, 2)[1][0][1]; })()""")
+    assert tip.startswith(f"mean {means[1]['epoch_means']['G_A']:.4g}"[:9]) and "of 3 steps" in tip, tip
     # the check can fail: a missing picture is reported
     os.remove(web / "images" / "epoch002_fake_B.png")
     with pytest.raises(AssertionError, match="epoch002_fake_B"):
@@ -203,18 +220,25 @@ def test_training_page_in_chromium(demo_root, tmp_path, browser):
     train_script.main(flags + ["--n_epochs_decay", "3", "--continue_train"])  # the last value wins
     page = browser.inspect(web / "index.html")
     assert [r[0] for r in page["rows"]["images"][1:]][:2] == ["epoch 4", "epoch 3"]
-    assert len(open(tmp_path / "ckpt" / "page" / "loss_history.jsonl").readlines()) == points + 3
+    # one more epoch: its 3 logged steps and its mean
+    assert len(open(tmp_path / "ckpt" / "page" / "loss_history.jsonl").readlines()) == points + 4
 
 
 def test_volume_training_page_shows_mid_slices(vol_root, tmp_path, browser):
-    train_script.main(vol_flags(vol_root, tmp_path, "page3d", "unpaired_revgan3d", ["--n_epochs_decay", "0"]))
+    train_script.main(vol_flags(vol_root, tmp_path, "page3d", "unpaired_revgan3d"))
     page = browser.inspect(tmp_path / "ckpt" / "page3d" / "web" / "index.html", eager=True)
     browser.assert_clean()
     _all_loaded(page)
     widths = {i["alt"]: i["naturalWidth"] for i in page["images"]}
-    assert widths.pop("loss curve") >= 400
-    assert set(widths) == {"real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B", "idt_A", "idt_B"}
+    assert set(widths) == {"real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B"}
     assert set(widths.values()) == {16 * 3 + 4}
+    # a fixed patch around the centre of the volume's foreground: never all background (-1 is black)
+    web = tmp_path / "ckpt" / "page3d" / "web" / "images"
+    for epoch in (1, 2):
+        real = np.asarray(Image.open(web / f"epoch00{epoch}_real_A.png"), np.float32)
+        assert (real > 25).mean() > 0.3  # the mid-slices are mostly inside the head
+    assert np.array_equal(np.asarray(Image.open(web / "epoch001_real_B.png")),
+                          np.asarray(Image.open(web / "epoch002_real_B.png")))
 
 
 def test_results_page_in_chromium_escapes_markup_names(demo_root, tmp_path, browser):
@@ -236,9 +260,10 @@ def test_results_page_in_chromium_escapes_markup_names(demo_root, tmp_path, brow
     assert not page["pwned"] and not any(i["src"] == "x" for i in page["images"])
     assert MARKUP in page["text"]  # the name shows as text
     assert {"metrics-mean", "items"} <= set(page["tables"])
-    mean = page["rows"]["metrics-mean"]  # a row per output: output, copy of input, difference per metric
+    mean = page["rows"]["metrics-mean"]  # a row per output: output, baseline, difference per metric; the baseline
     assert [r[0].split()[0] for r in mean[2:]] == ["fake_B", "fake_A"]
-    assert all(float(v.replace("−", "-")) == float(v.replace("−", "-")) for r in mean[2:] for v in r[1:])
+    assert all(float(v.replace("−", "-")) == float(v.replace("−", "-")) for r in mean[2:] for v in r[1:-1])
+    assert all(r[-1] == "look-up table" for r in mean[2:])  # --baseline auto: better than the copy on these pairs
     names = [r[1] for r in page["rows"]["items"][2:]]
     assert MARKUP in names and len(names) == n_items
     assert "Options that matter for this run" in page["text"]

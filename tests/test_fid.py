@@ -100,6 +100,40 @@ def test_fid_and_kid_of_test_py_on_unpaired_images(tmp_path, stand_in, capsys):
     assert "FID" in page and "KID" in page and " ± " in page  # the summary table: value ± std, baseline, difference
 
 
+def test_fid_and_kid_compare_with_the_baseline_of_the_other_metrics(demo_root, tmp_path, stand_in, monkeypatch):
+    """--fid beside --baseline: lut compares the look-up table's outputs of the inputs with the real targets (the
+    summary row then names one baseline for every metric); none has no FID baseline."""
+    from evaluation import baselines
+    chosen = {}
+
+    def keep(*args, **kwargs):
+        chosen.update(real_for_test(*args, **kwargs))
+        return chosen
+    real_for_test = baselines.for_test
+    monkeypatch.setattr(baselines, "for_test", keep)
+    folder = run_folder(tmp_path, "paired2d")
+    common = ["--dataroot", str(demo_root), "--name", "paired2d", "--model", "paired_revgan", "--checkpoints_dir",
+              str(folder.parent), "--gpu_ids", "-1", "--load_size", "32", "--crop_size", "32", "--eval", "--fid"]
+    test_script.main(common + ["--results_dir", str(tmp_path / "lut"), "--baseline", "lut"])
+    res = tmp_path / "lut" / "paired2d" / "test_latest"
+    mean = json.load(open(res / "metrics.json"))["mean"]
+    images = res / "images"
+    real = feats(images / "real_B")
+    sources = [np.asarray(Image.open(images / "real_A" / f).convert("RGB"), np.float64).transpose(2, 0, 1) / 255
+               for f in sorted(os.listdir(images / "real_A"))]
+    table = chosen["fake_B"]
+    assert table.kind == "lut"
+    predicted = torch.cat([stand_in_features(fid.as_uint8(torch.from_numpy(table(x) * 2 - 1)[None])) for x in sources])
+    # (the PNG's values in float64 here, the loader's float32 there: a pixel on a bin's edge may fall either way)
+    assert mean["baseline_FID_fake_B"] == pytest.approx(frechet(real, predicted.numpy()), rel=1e-3)
+    assert mean["baseline_FID_fake_B"] < frechet(real, feats(images / "real_A")) / 10  # not the copy's
+    records = {r["key"]: r for r in json.load(open(res / "summary.json"))["results"]}
+    assert {records[k]["baseline_kind"] for k in ("PSNR_fake_B", "FID_fake_B", "KID_fake_B")} == {"lut"}
+    test_script.main(common + ["--results_dir", str(tmp_path / "none"), "--baseline", "none"])
+    mean = json.load(open(tmp_path / "none" / "paired2d" / "test_latest" / "metrics.json"))["mean"]
+    assert "FID_fake_B" in mean and not any(k.startswith("baseline_") for k in mean)
+
+
 def test_fid_needs_the_standard_weights_said_in_one_line(tmp_path, capsys, monkeypatch):
     folder = run_folder(tmp_path, "unpaired2d")
     argv = ["--dataroot", str(unpaired_data(tmp_path)), "--name", "unpaired2d", "--model", "unpaired_revgan",

@@ -66,7 +66,8 @@ KID = Metric("KID", False, decimals=4, per_item=False,
 METRICS = {m.name: m for m in (MAE, PSNR, SSIM, FID, KID)}  # every kind a result may have
 SHOWN = (PSNR, SSIM, MAE)  # the order of the pages' metric columns
 CYCLE_METRICS = (MAE,)  # what evaluation measures of a cycle A -> B -> A (against A)
-REGIONS = ("foreground",)  # named regions of masked metrics (none is measured yet); no region: every pixel or voxel
+REGIONS = ("foreground",)  # named regions of masked metrics (volumes: evaluation.metrics); no region: every voxel
+BASELINES = {"copy": "copy of the input", "lut": "look-up table"}  # the kinds of baseline (evaluation.baselines)
 DOMAINS = ("A", "B")
 # a trained model's translations: output label -> (source, target) domains (--val_metric's outputs; pages of results
 # that do not describe their translations)
@@ -88,6 +89,8 @@ class Result:
         region: None for every pixel or voxel; a name of ``REGIONS`` for a masked metric.
         data_range: the data range the metric used (1.0 for images on 0..1, a volume's target window), None where
             unknown (files of earlier versions).
+        baseline_kind: what the baseline is: "copy" (the input unchanged; what files of earlier versions hold, where
+            this is None) or "lut" (a look-up table fitted on the training pairs; evaluation.baselines).
     """
     metric: Metric
     output: str
@@ -97,6 +100,7 @@ class Result:
     cycle: bool = False
     region: Optional[str] = None
     data_range: Optional[float] = None
+    baseline_kind: Optional[str] = None
 
     @property
     def identity(self):
@@ -124,8 +128,15 @@ class Result:
 
     @property
     def delta(self) -> Optional[float]:
-        """The value minus the copy-the-input baseline (None without a baseline)."""
+        """The value minus the baseline (None without a baseline)."""
         return None if self.baseline is None else self.value - self.baseline
+
+    @property
+    def baseline_name(self) -> Optional[str]:
+        """The baseline, for people: "copy of the input", "look-up table"; None without one."""
+        if self.baseline is None:
+            return None
+        return BASELINES.get(self.baseline_kind or "copy", self.baseline_kind)
 
     def path(self, arrow="→") -> str:
         """What was measured, for people: "A → B → A" for a cycle error, else the output label."""
@@ -185,6 +196,16 @@ class Results(tuple):
     def translations(self) -> "Results":
         """The results of outputs against their targets (not cycle errors), over every pixel or voxel."""
         return Results(r for r in self if not r.cycle and r.region is None)
+
+    def in_region(self, region) -> "Results":
+        """The results of outputs against their targets in ``region`` (a name of ``REGIONS``; None: every pixel or
+        voxel, as ``translations``)."""
+        return Results(r for r in self if not r.cycle and r.region == region)
+
+    @property
+    def regions(self) -> list:
+        """The named regions of masked results present, in ``REGIONS`` order."""
+        return [g for g in REGIONS if any(r.region == g for r in self)]
 
     @property
     def cycles(self) -> "Results":
@@ -250,9 +271,10 @@ class Results(tuple):
             value = _number(rec.get("value")) if metric else None
             if value is None or not isinstance(rec.get("output"), str):
                 continue
+            kind = rec.get("baseline_kind")
             out.append(Result(metric, rec["output"], value, _number(rec.get("baseline")), _number(rec.get("std")),
                               bool(rec.get("cycle")), rec.get("region") if rec.get("region") in REGIONS else None,
-                              _number(rec.get("data_range"))))
+                              _number(rec.get("data_range")), kind if isinstance(kind, str) else None))
         return cls(out) if out else cls.from_flat(flat or {})
 
     # -- arithmetic --------------------------------------------------------------------------------------------------

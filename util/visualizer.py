@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from util.loggers import Loggers
-from util.pages.training import RECON_FLOOR, RECON_TITLE, loss_figure, write_training_page
+from util.pages import training as page
 from util.results import PSNR, Results
 from util.util import save_image, visual_to_rgb
 
@@ -56,6 +56,8 @@ class Visualizer:
         self.history = []
         self.order = []  # the model's visual labels, in its order (for the page)
         self.loggers = Loggers(opt, enabled)  # --log tensorboard / wandb
+        self.snapshot = None  # what the page's pictures show (evaluation.snapshots: a fixed sample), for the page
+        self.finished = None  # the last epoch, once training ended (the page stops reloading)
         if not enabled:
             return
         os.makedirs(self.img_dir if self.use_html else self.save_dir, exist_ok=True)
@@ -118,22 +120,16 @@ class Visualizer:
             for labels in self.page_images().values():
                 for f in labels.values():
                     os.remove(os.path.join(self.web_dir, f))
-
-    # the page's images are web/images/epochNNN_LABEL.png; these two functions are the only ones that know the name
-    @staticmethod
-    def _image_name(epoch, label):
-        return os.path.join("images", f"epoch{epoch:03d}_{label}.png")
+            if os.path.exists(os.path.join(self.web_dir, page.RESULTS)):  # results of an earlier run of the name
+                os.remove(os.path.join(self.web_dir, page.RESULTS))
+        if self.use_html:  # a resumed run keeps what the page said about its pictures; the page says it runs again
+            info = page.read_info(self.web_dir) if resumed else {}
+            self.order, self.snapshot = info.get("order", []), info.get("snapshot")
+            self.write_page()
 
     def page_images(self):
         """{epoch: {label: path relative to web/}} of the images on the training page."""
-        epochs = {}
-        if not os.path.isdir(self.img_dir):
-            return epochs
-        for f in sorted(os.listdir(self.img_dir)):
-            num, _, label = f[5:-4].partition("_")
-            if f.startswith("epoch") and f.endswith(".png") and num.isdigit() and label:
-                epochs.setdefault(int(num), {})[label] = os.path.join("images", f)
-        return epochs
+        return page.page_images(self.web_dir)
 
     def has_epoch(self, epoch):
         return epoch in self.page_images()
@@ -178,18 +174,28 @@ class Visualizer:
                          "ylabel": "loss"})
         for key, win, title, scale in (("lr", WIN_LR, "learning rate", "linear"),
                                        ("memory_mib", WIN_MEMORY, "peak memory (MiB)", "linear"),
-                                       ("recon", WIN_RECON, RECON_TITLE, "log")):
-            floor = RECON_FLOOR if key == "recon" else -math.inf  # a log axis cannot show an exact 0
+                                       ("recon", WIN_RECON, page.RECON_TITLE, "log")):
+            floor = page.RECON_FLOOR if key == "recon" else -math.inf  # a log axis cannot show an exact 0
             pts = [(p["x"], max(p[key], floor)) for p in self.history if p.get(key) is not None]
             if pts:
                 self._send("line", X=np.array([x for x, _ in pts]), Y=np.array([y for _, y in pts]),
                            win=self._win(win), opts={"title": f"{self.opt.name} {title}", "xlabel": "epoch",
                                                      "ylabel": title, "ytype": scale})
 
+    def plot_epoch_means(self, epoch, means, steps):
+        """Adds the mean losses of ``epoch`` over its ``steps`` steps (those since a resume, for the epoch a run
+        resumed in) to the curves on disk; the training page draws them as the losses' epoch means."""
+        if not self.enabled:
+            return
+        point = {"x": float(epoch), "epoch_means": dict(means), "steps": steps}
+        self.history.append(point)
+        with open(self.history_path, "a") as f:
+            f.write(json.dumps(point) + "\n")
+
     def plot_validation(self, epoch, means, line, step=None):
         """Adds the validation results ``means`` (util.results.Results) of ``epoch`` (at ``step``, images seen) to the
-        curves (on disk, the page and visdom: PSNR of each translation beside its copy-the-input baseline, or the
-        cycle errors; every result in the --log backends) and ``line`` to loss_log.txt."""
+        curves (on disk, the page and visdom: PSNR of each translation beside its baseline, or the cycle errors;
+        every result in the --log backends) and ``line`` to loss_log.txt."""
         if not self.enabled:
             return
         self.loggers.scalars(step, {f"validation/{k}": v for k, v in means.flat().items()})
@@ -221,20 +227,23 @@ class Visualizer:
                              "xlabel": "epoch"})
 
     # -- images -----------------------------------------------------------------------------------------------------
-    def display_current_results(self, visuals, epoch, save_result, step=None):
+    def display_current_results(self, visuals, epoch, save_result, page_visuals=None, about=None, step=None):
         """Shows the current visuals in visdom and the --log backends (at ``step``, images seen); with
-        ``save_result`` also writes them as this epoch's row of the HTML page and redraws the page and its loss
+        ``save_result`` also writes ``page_visuals`` (the fixed sample the page shows every epoch, ``about`` saying
+        which; default: the current visuals) as this epoch's row of the HTML page and redraws the page and its loss
         curve. Volumes show as orthogonal mid-slices."""
         if not self.enabled:
             return
         images = {label: visual_to_rgb(t) for label, t in visuals.items() if t is not None}
         self.loggers.images(step, images)
-        self.order = list(images)
         if self.vis is not None and images:
             self._show_images(images)
         if save_result and self.use_html:
+            if page_visuals is not None:
+                images = {label: visual_to_rgb(t) for label, t in page_visuals.items() if t is not None}
+            self.order, self.snapshot = list(images), about if page_visuals is not None else None
             for label, im in images.items():
-                save_image(im, os.path.join(self.web_dir, self._image_name(epoch, label)))
+                save_image(im, os.path.join(self.web_dir, page.image_name(epoch, label)))
             self.write_page()
 
     def _show_images(self, images):
@@ -253,17 +262,27 @@ class Visualizer:
                 self._send("image", batch[i], win=self._win(WIN_IMAGES + i), opts={"title": label})
 
     def write_page(self):
-        """checkpoints/NAME/web/index.html: the latest validation metrics, the curves, then every epoch's images,
-        newest first."""
-        validation = next((p for p in reversed(self.history) if p.get("val")), None)
-        return write_training_page(self.web_dir, self.opt, self.page_images(), self.save_loss_curve(), self.order,
-                                   validation=validation)
+        """checkpoints/NAME/web/index.html (util.pages.training): the latest validation metrics, the curves, then
+        every epoch's images, newest first; rebuilt from web/page.json, which this writes, and the files."""
+        self.save_loss_curve()
+        opt = self.opt
+        info = {"name": opt.name, "model": getattr(opt, "model", ""), "val_freq": getattr(opt, "val_freq", 0) or 0,
+                "print_freq": getattr(opt, "print_freq", None), "order": self.order, "snapshot": self.snapshot,
+                "finished": self.finished is not None, "epoch": self.finished}
+        return page.write_info(self.web_dir, info)
+
+    def finish(self, epoch):
+        """Training ended after ``epoch``: the page says so and stops reloading itself."""
+        if not self.enabled or not self.use_html:
+            return
+        self.finished = epoch
+        self.write_page()
 
     def save_loss_curve(self):
         """web/loss_curve.png from the logged points (see ``loss_figure``), or None when nothing was logged."""
         if not self.history:
             return None
-        fig = loss_figure(self.history, self.opt.name)
+        fig = page.loss_figure(self.history, self.opt.name)
         import matplotlib.pyplot as plt
         path = os.path.join(self.web_dir, "loss_curve.png")
         fig.savefig(path, dpi=90)

@@ -84,15 +84,23 @@ def fmt(metric, v, unit=False):
     return text + (" " + metric.unit if unit and metric.unit else "")
 
 
+def _shows_zero(metric, d):
+    """Whether ``d`` reads as zero at the metric's precision (−0.0000 would claim a sign it does not show)."""
+    return fmt(metric, abs(d)) == fmt(metric, 0.0)
+
+
 def fmt_delta(metric, d):
     if d is None or math.isnan(d) or math.isinf(d):
         return "–"
+    if _shows_zero(metric, d):
+        return "±" + fmt(metric, 0.0)
     return ("+" if d > 0 else "−" if d < 0 else "±") + fmt(metric, abs(d))
 
 
 def delta_class(metric, d):
-    """"good" when ``d`` (new minus old) is an improvement for ``metric``, "bad" when it is worse."""
-    if d is None or math.isnan(d) or d == 0 or math.isinf(d):
+    """"good" when ``d`` (new minus old) is an improvement for ``metric``, "bad" when it is worse; nothing for a
+    difference that reads as zero."""
+    if d is None or math.isnan(d) or d == 0 or math.isinf(d) or _shows_zero(metric, d):
         return ""
     return "good" if metric.better(d, 0) else "bad"
 
@@ -181,8 +189,9 @@ def viewer():
         with tags.div(cls="vhelp"):
             for key, what in (("← →", "previous / next"), ("↑ ↓", "other translation"), ("+ −", "zoom"),
                               ("0", "fit"), ("1", "1:1"), ("Esc", "close")):
-                tags.kbd(key)
-                tags.span(f" {what}   ")
+                with tags.span(cls="vkey-groups" if key == "↑ ↓" else "vkey"):  # ↑ ↓: shown with two or more
+                    tags.kbd(key)
+                    tags.span(f" {what}   ")
     return v
 
 

@@ -1,21 +1,23 @@
 """test.py's results page, results/NAME/PHASE_EPOCH/index.html, and summary.json beside it (util.pages.runs: what the
 runs index results/index.html lists, so it can be rebuilt without running anything again).
 
-The page: the run at a glance (model, checkpoint epoch, direction, architecture), a summary table (a row per output,
-per metric the output, the copy-the-input baseline and the difference), the per-item table (lazily loaded
-thumbnails; sortable by any metric, worst first on the first click; a click on an image opens it large beside its
-input and target at one zoom, arrow keys step through the items), for volumes a slice browser
-(util.pages.slices), and the options that matter for this kind of run."""
+The page: the run at a glance (model, checkpoint epoch, direction, architecture; links to the runs index and to the
+run's training page), a summary table (a row per output, and for volumes per output's foreground; per metric the
+output, its baseline and the difference) with what was measured (data range, units, region, baseline), the
+per-item table (lazily loaded thumbnails; sortable by any metric, worst first on the first click; a click on an
+image opens it large beside its input, target and error map at one zoom, arrow keys step through the items), for
+volumes a slice browser (util.pages.slices), and the options that matter for this kind of run."""
 import json
 import os
 
 from dominate import tags
 
-from util.pages import slices
-from util.pages.html import document, image_size, name_filter, page_header, thumb_slider, url, viewer, write_page
+from util.pages import errors, slices, training
+from util.pages.html import (document, image_size, json_data, name_filter, page_header, thumb_slider, url, viewer,
+                             write_page)
 from util.pages.runs import write_summary
 from util.pages.table import Column, data_table, delta_td, metric_td, row_summary, summary_table, thumb_td
-from util.results import PSNR, SHOWN, TRANSLATIONS, Results
+from util.results import PSNR, SHOWN, SSIM, TRANSLATIONS, Results
 
 
 def outputs_of_run(run, mean):
@@ -28,15 +30,68 @@ def outputs_of_run(run, mean):
     return outs
 
 
-def groups(outputs):
-    """The viewer's and slice browser's panel groups: each translation's input, output and target."""
+def groups(outputs, error=False):
+    """The viewer's and slice browser's panel groups: each translation's input, output and target (and with
+    ``error``, the error map |output - target| where the page has them)."""
     out = []
     for label, (src, dst) in outputs.items():
-        out.append({"title": f"{src} → {dst}", "panels": [
-            {"label": "real_" + src, "caption": "input", "note": "real_" + src},
-            {"label": label, "caption": "output", "note": label},
-            {"label": "real_" + dst, "caption": "target", "note": "real_" + dst}]})
+        panels = [{"label": "real_" + src, "caption": "input", "note": "real_" + src},
+                  {"label": label, "caption": "output", "note": label},
+                  {"label": "real_" + dst, "caption": "target", "note": "real_" + dst}]
+        if error:
+            panels.append({"label": "error_" + label, "caption": "|output − target|", "note": "error map",
+                           "kind": "error"})
+        out.append({"title": f"{src} → {dst}", "panels": panels})
     return out
+
+
+def measured(mean, run, dims, fraction):
+    """What the summary's numbers are, in sentences: data range and units, the region, the baselines, the error
+    maps' scale."""
+    lines = []
+    ranges = {r.output: r.data_range for r in mean.translations if r.data_range}
+    windows = run.get("intensity") or {}
+    outputs = outputs_of_run(run, mean)
+    if dims == 3:
+        for o, rng in ranges.items():
+            window = windows.get(outputs.get(o, ("", ""))[1])
+            where = f" ({window[0]:g} … {window[1]:g})" if window else ""
+            lines.append(f"{o}: in the volumes' own units (MAE too); data range {rng:g}, the target's intensity "
+                         f"window{where}: PSNR's peak and SSIM's range.")
+        lines.append("Every voxel: the whole volume, the air around the subject included (which flatters a blurry "
+                     "output). Foreground: the voxels whose target lies above the lowest tenth of its window (the "
+                     "rule --foreground_sampling uses for training patches); SSIM there is the mean of the SSIM map "
+                     "over them.")
+    elif ranges:
+        lines.append("Images on 0 … 1 (data range 1: PSNR's peak and SSIM's range; an MAE of 0.01 is 2.55 grey "
+                     "levels of 255), over every pixel and channel of the images saved in images/.")
+    about = run.get("baselines") or {}
+    kinds = {}
+    for r in mean.translations:
+        if r.metric is PSNR:
+            kinds[r.output] = (about.get(r.output) or {}).get("about") or r.baseline_name or "none"
+    if kinds:
+        same = len(set(kinds.values())) == 1
+        text = next(iter(kinds.values())) if same else "; ".join(f"{o}: {k}" for o, k in kinds.items())
+        caveat = (" The copy of the input is a baseline only where input and target are the same kind of image; "
+                  "across kinds (photos → maps) a look-up table of the input's colour fitted on the training pairs "
+                  "scores better (test.py --baseline auto takes it where paired training data shows that, "
+                  "--baseline lut always), --baseline none compares with nothing."
+                  if any(k.startswith("copy") and "look-up table" not in k for k in kinds.values()) else "")
+        lines.append(f"Baseline: {text}.{caveat}")
+    if fraction:
+        lines.append("Error maps |output − target| (in the viewer" + (" and the slice browser" if dims == 3 else "")
+                     + f"): one scale for the whole page, 0 … {fraction:g} of the data range; brighter is worse, "
+                       f"larger errors take the top colour.")
+    return lines
+
+
+def training_link(run, out_dir):
+    """The run's training page relative to ``out_dir``, where it exists."""
+    page = run.get("training_page")
+    if page and os.path.isfile(page):
+        return url(os.path.relpath(page, out_dir))
+    return None
 
 
 def _arch_text(arch):
@@ -107,13 +162,17 @@ def write_results_page(out_dir, opt, items, rows, mean, run=None):
     titles = {o: f"{s} → {t}" for o, (s, t) in outputs.items()}
     summary = write_summary(out_dir, opt, run, len(items), outputs, mean)
     dims = run.get("dims", 3 if any(i.get("volumes") for i in items) else 2)
-    measured = list(dict.fromkeys(o for r in rows.values() for o in r.translations.outputs))
-    metric_outs = [o for o in outputs if o in measured] + [o for o in measured if o not in outputs]
+    measured_outs = list(dict.fromkeys(o for r in rows.values() for o in r.translations.outputs))
+    metric_outs = [o for o in outputs if o in measured_outs] + [o for o in measured_outs if o not in outputs]
     labels = list(dict.fromkeys(lbl for item in items for lbl in item["images"]))
     cases = [item for item in items if item.get("volumes")]
     if cases:  # the slice browser shows inputs and targets: the table keeps the outputs' mid-slices
         labels = [lbl for lbl in labels if not lbl.startswith("real")] or labels
     arch = run.get("architecture") or {}
+    fraction = errors.scale(mean)
+    maps = {} if cases else errors.write_maps(out_dir, items, {o: "real_" + t for o, (_, t) in outputs.items()},
+                                              fraction)
+    train_page = training_link(run, out_dir)
 
     doc = document(f"Results: {getattr(opt, 'name', '')}", styles=("slices.css",) if cases else ())
     with doc:
@@ -123,26 +182,34 @@ def write_results_page(out_dir, opt, items, rows, mean, run=None):
                                        ("generator", _arch_text(arch)), ("", f"{dims}D"),
                                        ("volumes" if dims == 3 else "images", len(items)),
                                        ("tested", summary["date"])] if c[1]],
-                    links=[("← all runs", "../../index.html"), ("metrics.csv", "metrics.csv"),
-                           ("metrics.json", "metrics.json"), ("all options (test_opt.txt)", "test_opt.txt")])
+                    links=[("← all runs", "../../index.html")]
+                    + ([("training page", train_page)] if train_page else [])
+                    + [("metrics.csv", "metrics.csv"), ("metrics.json", "metrics.json"),
+                       ("all options (test_opt.txt)", "test_opt.txt")])
         with tags.main():
-            with tags.section():
-                tags.h2("Summary", tags.small("mean over the items; Δ: output minus copy of the input"))
+            with tags.section(id="summary"):
+                tags.h2("Summary", tags.small(f"mean over the {len(rows)} {'volumes' if dims == 3 else 'images'} "
+                                              f"with a target; Δ: output minus baseline"))
                 if summary_table(mean, metric_outs, titles, table_id="metrics-mean") is None:
                     tags.p("No targets in this test set, so no metrics: the images below are the whole result.",
                            cls="empty")
+                else:
+                    with tags.ul(cls="notes"):
+                        for line in measured(mean, run, dims, fraction):
+                            tags.li(line)
             if cases:
-                slices.section(cases, groups(outputs))
+                windows = run.get("intensity") or {}
+                slices.section(cases, groups(outputs), errors.page_data(fraction) if fraction else None, windows)
             with tags.section():
                 what = "volumes" if dims == 3 else "images"
                 hint = ("click a row to open it in the slice browser" if cases
-                        else "click an image to enlarge it beside its input and target; ← → step")
+                        else "click an image to enlarge it beside its input, target and error map; ← → step")
                 tags.h2(f"{what.capitalize()} ({len(items)})", tags.small(hint + "; click a column to sort, worst "
                                                                            "first"))
                 with tags.div(cls="tools"):
                     name_filter("items", f"filter {what} by name")
                     thumb_slider()
-                _items_table(out_dir, items, rows, labels, metric_outs, groups(outputs), cases)
+                _items_table(out_dir, items, rows, labels, metric_outs, groups(outputs, bool(maps)), cases, maps)
             with tags.section(id="options"):
                 tags.h2("Options that matter for this run", tags.small("all of them: test_opt.txt"))
                 with tags.dl(cls="opts"):
@@ -151,12 +218,18 @@ def write_results_page(out_dir, opt, items, rows, mean, run=None):
                         tags.dd(str(v))
         if not cases:
             viewer()
-    return write_page(doc, out_dir, scripts=("slices.js",) if cases else ())
+            if maps:
+                json_data("error-scale", errors.page_data(fraction))
+    path = write_page(doc, out_dir, scripts=("slices.js",) if cases else ())
+    if train_page:  # the training page links back here
+        training.add_results(os.path.dirname(run["training_page"]), path)
+    return path
 
 
-def _items_table(out_dir, items, rows, labels, outs, viewer_groups, cases):
+def _items_table(out_dir, items, rows, labels, outs, viewer_groups, cases, maps):
     """A row per item: its number, name, thumbnails and, per output, PSNR, SSIM, MAE and the PSNR gain over the
-    copy of the input."""
+    baseline (volumes: PSNR and SSIM of the foreground too); ``maps``: the error maps of each item ({name: {label:
+    path}}), which the viewer shows."""
     case_index = {item["name"]: i for i, item in enumerate(cases)}
     sizes = {}
     for item in items[:1]:  # one image per label gives the thumbnails' shape; the rest share it
@@ -193,6 +266,12 @@ def _items_table(out_dir, items, rows, labels, outs, viewer_groups, cases):
             return delta_td(PSNR, None if r is None else r.delta)
         return cell
 
+    def masked(m, o):
+        return lambda row: metric_td(m, results(row).value(m, o, region="foreground"))
+
+    foreground = any(r.region == "foreground" for res in rows.values() for r in res)
+    kinds = {r.output: r.baseline_name for res in rows.values() for r in res if r.baseline is not None}
+
     columns = [Column("#", lambda row: tags.td(str(row[0] + 1), cls="idx num", data_v=str(row[0])), sort="number",
                       tip="click: the test order"),
                Column("name", name_td, sort="text")]
@@ -201,13 +280,21 @@ def _items_table(out_dir, items, rows, labels, outs, viewer_groups, cases):
         columns += [Column(m.name, value(m, o), o, sort=m, cls="first" if m is SHOWN[0] else "",
                            tip=f"{o}: click to sort worst first ({'higher' if m.higher_is_better else 'lower'} is "
                                f"better), again to reverse") for m in SHOWN]
-        columns.append(Column("Δ PSNR", gain(o), o, sort=PSNR, tip="PSNR gain over the copy of the input; click: "
-                                                                    "smallest gain first"))
+        if o in kinds:
+            columns.append(Column("Δ PSNR", gain(o), o, sort=PSNR, tip=f"PSNR gain over the baseline ({kinds[o]}); "
+                                                                        f"click: smallest gain first"))
+        if foreground:
+            columns += [Column(f"{m.name} fg", masked(m, o), o, sort=m, tip=f"{o}: {m.name} of the foreground "
+                                                                              f"(voxels whose target lies above the "
+                                                                              f"lowest tenth of its window)")
+                        for m in (PSNR, SSIM)]
 
     def attrs(row):
         name = row[1]["name"]
+        extra = maps.get(name)
         return {"data-name": name, "data-summary": row_summary(results(row), outs),
-                "data-case": str(case_index[name]) if name in case_index else None}
+                "data-case": str(case_index[name]) if name in case_index else None,
+                "data-extra": json.dumps({k: url(v) for k, v in extra.items()}) if extra else None}
     with tags.div(cls="scroll"):
         return data_table(columns, list(enumerate(items)), attrs, cls="data sortable" + ("" if cases else " viewable"),
                           id="items", data_groups=json.dumps(viewer_groups))

@@ -4,7 +4,9 @@ writes them from the command line.
 
 The comparison page shows each input with every run's output side by side (and the target), the per-image metrics
 of every run and their differences from the first run, sortable; inputs are matched by name, and the ones that
-are not in every run are listed. test.py rewrites the runs index after each run.
+are not in every run are listed. The runs index builds the same comparison in the browser for the runs one ticks
+(static/runs.js, from what the index holds: each run's images and per-image metrics), and links each run's results
+and training pages. test.py rewrites the runs index after each run.
 """
 import json
 import os
@@ -15,8 +17,8 @@ import time
 from dominate import tags
 
 from util.errors import UserError
-from util.pages.html import (delta_class, document, fmt, fmt_delta, image_size, name_filter, number, page_header,
-                             thumb_slider, url, viewer, write_page)
+from util.pages.html import (delta_class, document, fmt, fmt_delta, image_size, json_data, name_filter, number,
+                             page_header, thumb_slider, url, viewer, write_page)
 from util.pages.table import Column, data_table, delta_td, metric_td, row_summary, thumb_td
 from util.results import PSNR, SHOWN, TRANSLATIONS, Results
 
@@ -35,6 +37,7 @@ def write_summary(out_dir, opt, run, n_items, outputs, mean):
                "date": time.strftime("%Y-%m-%d %H:%M:%S"), "items": n_items,
                "outputs": {k: {"source": s, "target": t} for k, (s, t) in outputs.items()},
                "mean": mean.flat(), "results": mean.to_json(), "architecture": run.get("architecture"),
+               "baselines": run.get("baselines") or {}, "training_page": run.get("training_page"),
                "page": "index.html"}
     with open(os.path.join(out_dir, SUMMARY), "w") as f:
         json.dump(summary, f, indent=1)
@@ -166,32 +169,88 @@ def write_runs_index(results_dir):
                     tags.p("No results yet: python test.py --name NAME ... writes them here.", cls="empty")
                 else:
                     _runs_table(results_dir, results, cols)
+                    with tags.div(cls="tools compare-tools"):
+                        tags.button("compare the ticked runs", id="compare-go", type="button", disabled=True,
+                                    title="each input with every ticked run's output side by side, below; the "
+                                          "first run ticked is the one the others are measured against")
+                        tags.span(id="compare-count", cls="muted")
                     tags.code(id="compare-cmd", cls="cmd")
+            if results:
+                tags.section(id="compare", hidden=True)
+                json_data("runs-data", compare_data(results_dir, results))
             if compares:
                 with tags.section():
-                    tags.h2(f"Comparisons ({len(compares)})")
+                    tags.h2(f"Comparison pages ({len(compares)})", tags.small("written by python -m util.compare"))
                     with tags.ul():
                         for sub, info in compares:
                             with tags.li():
                                 tags.a(" vs ".join(info.get("labels", [])) or sub,
                                        href=url(os.path.join(COMPARE_DIR, sub, "index.html")))
                                 tags.span("  " + info.get("date", ""), cls="muted")
+        if results:
+            viewer()
     return write_page(doc, results_dir, scripts=("runs.js",) if results else ())
 
 
+def compare_data(results_dir, results):
+    """What the index's in-browser comparison reads, per run: its label, pages, outputs ({label: [input, target]}),
+    images ({label: {"dir": relative folder, "files": [file names]}}) and per-image metrics ({"keys": [PSNR_fake_B,
+    ...], "rows": {name: [values]}})."""
+    root = os.path.abspath(results_dir)
+    labels = _labels(results)
+    out = []
+    for r, label in zip(results, labels):
+        folder = r["folder"]
+        full = read_result(folder) or r
+        images = images_of(folder)
+        keys = list(dict.fromkeys(x.key for row in full.get("rows", {}).values() for x in row.translations
+                                  if x.metric in SHOWN))
+        rows = {}
+        for name, res in full.get("rows", {}).items():
+            flat = res.flat()
+            rows[name] = [flat.get(k) for k in keys]
+        rel = os.path.relpath(folder, root)
+        out.append({"label": label, "page": url(os.path.join(rel, r.get("page") or "index.html")),
+                    "outputs": {o: list(io) for o, io in _output_labels(full, images).items() if o in images},
+                    "images": {lbl: {"dir": url(os.path.join(rel, "images", lbl)) + "/",
+                                     "files": [os.path.basename(p) for p in files.values()]}
+                               for lbl, files in images.items()},
+                    "keys": keys, "rows": rows})
+    return {"runs": out, "thumb": COMPARE_THUMB}
+
+
+def training_page_of(result, results_dir):
+    """A run's training page relative to ``results_dir``, where its summary names one that exists."""
+    page = result.get("training_page")
+    if isinstance(page, str) and os.path.isfile(page):
+        return url(os.path.relpath(page, os.path.abspath(results_dir)))
+    return None
+
+
 def _runs_table(results_dir, results, cols):
+    index = {id(r): k for k, r in enumerate(results)}
+
     def pick_td(r):
         rel = os.path.relpath(r["folder"], os.path.abspath(results_dir))
         with tags.td() as td:
             tags.input_(type="checkbox", cls="pick", aria_label="compare",
-                        data_path=shlex.quote(os.path.join(results_dir, rel)))
+                        data_path=shlex.quote(os.path.join(results_dir, rel)), data_run=str(index[id(r)]))
         return td
 
     def run_td(r):
         rel = os.path.relpath(r["folder"], os.path.abspath(results_dir))
         with tags.td(cls="name", data_v=r.get("name", "")) as td:
-            tags.a(r.get("name", ""), href=url(os.path.join(rel, r.get("page") or "index.html")))
+            tags.a(r.get("name", ""), href=url(os.path.join(rel, r.get("page") or "index.html")), cls="result")
             tags.div(f"{r.get('phase', '')} · epoch {r.get('epoch', '')}", cls="muted")
+        return td
+
+    def training_td(r):
+        href = training_page_of(r, results_dir)
+        with tags.td() as td:
+            if href:
+                tags.a("training page", href=href, cls="training")
+            else:
+                tags.span("–", cls="muted", title="no training page of this run was found (checkpoints/NAME/web)")
         return td
 
     def metric_cell(o, m, first):
@@ -200,7 +259,7 @@ def _runs_table(results_dir, results, cols):
             v, d = (None, None) if res is None else (res.value, res.delta)
             with metric_td(m, v, cls="first" if first else "") as td:
                 if d is not None:
-                    td["title"] = f"copy of input: {fmt(m, res.baseline)} (Δ {fmt_delta(m, d)})"
+                    td["title"] = f"{res.baseline_name}: {fmt(m, res.baseline)} (Δ {fmt_delta(m, d)})"
                     if m is PSNR:  # the gain over copying the input, at a glance
                         tags.span(f" ({fmt_delta(m, d)})", cls=f"muted {delta_class(m, d)}".strip())
             return td
@@ -213,7 +272,8 @@ def _runs_table(results_dir, results, cols):
                Column("direction", lambda r: tags.td(r.get("direction") or "–"), sort="text"),
                Column("items", lambda r: tags.td(str(r.get("items", len(r.get("rows", {})) or "")), cls="num",
                                                  data_v=number(r.get("items"))), sort="number"),
-               Column("tested on", lambda r: tags.td(r.get("date", "")), sort="text")]
+               Column("tested on", lambda r: tags.td(r.get("date", "")), sort="text"),
+               Column("training", training_td, tip="the run's training page: curves, validation, pictures")]
     columns += [Column(m.name, metric_cell(o, m, first), o, sort=m, cls="first" if first else "")
                 for (o, m), first in zip(cols, _firsts(cols))]
     with tags.div(cls="scroll"):

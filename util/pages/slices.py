@@ -110,13 +110,15 @@ def write(out_dir, name, label, unit, window, like=None):
         f.write(f'{LOADER}({json.dumps(src)}, "{encode(q)}");\n')
     lo, hi = (float(w) for w in window)
     return {"src": src, "shape": list(q.shape), "spacing": [s * f for s, f in zip(spacing(affine), factors)],
-            "factor": factors, "lo": lo, "hi": hi, "views": views(affine), "bytes": os.path.getsize(path)}
+            "factor": factors, "lo": lo, "hi": hi, "views": views(affine), "bytes": os.path.getsize(path),
+            "affine": None if affine is None else [[float(v) for v in row] for row in np.asarray(affine)[:4]]}
 
 
-def section(cases, groups):
+def section(cases, groups, error=None, windows=None):
     """The slice browser (a <section id="slices">) over ``cases``: [{"name", "volumes": {label: ``write(...)``}}];
     ``groups``: the panel groups of the translations ({"title", "panels": [{"label", "caption", "note"}]}), each
-    shown where a case has its output."""
+    shown where a case has its output; ``error``: the page's error scale (util.pages.errors.page_data), which adds
+    the map |output - target| to every group with a target; ``windows``: the intensity window of each domain."""
     data = []
     for item in cases:
         vols = item["volumes"]
@@ -129,9 +131,10 @@ def section(cases, groups):
         if not gs:
             gs = [{"title": "volumes", "panels": [{"label": lbl, "caption": lbl} for lbl in vols]}]
         data.append({"name": item["name"], "groups": gs, "volumes": vols})
+    hu = any(lo <= -900 and hi >= 300 for lo, hi in (windows or {}).values())  # CT in Hounsfield units
     with tags.section(id="slices") as section:
-        tags.h2("Slice browser", tags.small("every slice of every volume; values in the volumes' own units, to half "
-                                            "a step of 1/255 of the intensity window"))
+        tags.h2("Slice browser", tags.small("every slice of every volume, values in the volumes' own units (to half a "
+                                            "step of 1/255 of the intensity window)"))
         with tags.div(cls="sbar"):
             with tags.label():
                 tags.span("volume ")
@@ -147,10 +150,28 @@ def section(cases, groups):
                     tags.option("all three", value="")
                     for i, name in enumerate(("axial", "coronal", "sagittal")):
                         tags.option(f"{name}, large", value=str(i))
+            with tags.span(cls="sgroup"):
+                tags.button("−", id="s-zout", title="zoom out (−; Ctrl + wheel over a view)")
+                tags.span("1×", id="s-zoom", cls="snum")
+                tags.button("+", id="s-zin", title="zoom in (+; Ctrl + wheel over a view)")
+                tags.button("fit", id="s-fit", title="fit, no pan (0; double-click a view)")
+            with tags.label(title="window/level: right-drag over a view (← → contrast, ↑ ↓ brightness)"):
+                tags.span("window ")
+                with tags.select(id="s-wl", aria_label="window preset"):
+                    tags.option("full intensity window", value="full")
+                    tags.option("auto: 1–99% of the target", value="auto")
+                    if hu:
+                        for name, width, level in (("brain", 80, 40), ("soft tissue", 400, 40), ("lung", 1500, -600),
+                                                   ("bone", 1800, 400)):
+                            tags.option(f"{name} (W {width} L {level} HU)", value=f"{width},{level}")
+                    tags.option("custom (right-drag)", value="custom", disabled=True)
+            tags.button("flicker", id="s-flicker", title="show the target in the output's place (F)",
+                        aria_pressed="false")
             tags.span(id="s-status")
-        tags.div(id="s-grid")
         tags.div(id="s-readout", aria_live="polite")
-        tags.p("Wheel, slider or ↑ ↓ (pointer over the browser): slices of that view · click: move the crosshair and "
-               "the other two views there · ← →: volumes", cls="muted")
-        json_data("s-data", {"cases": data})
+        tags.div(id="s-grid")
+        tags.p("Wheel, ↑ ↓, slider: slices · click, drag: crosshair · right-drag: window/level · Shift-drag: "
+               "pan · Ctrl + wheel, + −: zoom · 0, double-click: fit · F: flicker output/target · ← →: volumes · "
+               "error plot: click a slice", cls="muted shelp")
+        json_data("s-data", {"cases": data, "error": error})
     return section

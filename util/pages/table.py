@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from dominate import tags
+from dominate.util import text
 
 from util.pages.html import delta_class, fmt, fmt_delta, number, url
+from util.results import Results
 
 
 @dataclass
@@ -133,45 +135,81 @@ def row_summary(results, outputs):
 
 
 def summary_table(mean, outputs=None, titles=None, table_id="summary"):
-    """The results at a glance (``mean``: util.results.Results): a row per output (fake_B, fake_A), per metric the
-    output's value, the copy-the-input baseline and the difference (green where the output is better). None when
-    ``mean`` has no result of a translation."""
+    """The results at a glance (``mean``: util.results.Results): a row per output (fake_B, fake_A) and per masked
+    region it was also measured on (the foreground of volumes); per metric the output's value, the baseline's and
+    the difference (green where the output is better), and which baseline that is (the copy of the input, a
+    look-up table; test.py --baseline). Without any baseline the table has the values only. None when ``mean`` has
+    no result of a translation."""
     found = mean.translations
     outputs = [o for o in (outputs or found.outputs) if o in found.outputs]
     if not outputs:
         return None
-    columns = [Column("output", lambda o: _output_td(o, titles), span=True)]
-    for m in found.metrics:
+    rows = [(o, region) for o in outputs for region in [None] + mean.regions
+            if any(r.output == o for r in mean.in_region(region))]
+    shown = Results(r for o, region in rows for r in mean.in_region(region) if r.output == o)
+    based = any(r.baseline is not None for r in shown)
+    regions = bool(mean.regions)
+    columns = [Column("output", lambda row: _output_td(row, titles, regions), span=True)]
+    for m in shown.metrics:
         group = f"{m.name} ({m.unit})" if m.unit else m.name
         tip = ("higher" if m.higher_is_better else "lower") + " is better"
-        columns += [
-            Column("output", lambda o, m=m: metric_td(m, found.value(m, o), cls="first", std=_std(found, m, o)), group,
-                   cls="num first", group_tip=tip),
-            Column("copy of input", lambda o, m=m: metric_td(m, _baseline(found, m, o)), group, cls="num",
-                   tip="the baseline that returns the input unchanged", group_tip=tip),
-            Column("Δ", lambda o, m=m: delta_td(m, _delta(found, m, o)), group, cls="num",
-                   tip="output minus copy of input (green: the output is better)", group_tip=tip)]
-    return data_table(columns, outputs, cls="data summary", id=table_id)
+        columns.append(Column("output", lambda row, m=m: metric_td(m, _value(mean, m, row), cls="first",
+                                                                   std=_std(mean, m, row)), group,
+                              cls="num first", group_tip=tip))
+        if based:
+            columns += [
+                Column("baseline", lambda row, m=m: metric_td(m, _baseline(mean, m, row)), group, cls="num",
+                       tip="the same metric of the baseline (last column)", group_tip=tip),
+                Column("Δ", lambda row, m=m: delta_td(m, _delta(mean, m, row)), group, cls="num",
+                       tip="output minus baseline (green: the output is better)", group_tip=tip)]
+    columns.append(Column("baseline", lambda row: _baseline_td(mean, row), span=True, cls="first",
+                          tip="what the output is compared with: the copy of the input, or a look-up table of "
+                              "the input's colour fitted on the training pairs (test.py --baseline)"))
+    return data_table(columns, rows, cls="data summary", id=table_id)
 
 
-def _output_td(output, titles):
+def _output_td(row, titles, regions):
+    output, region = row
     with tags.td() as td:
         tags.b(output)
         if titles and titles.get(output):
             tags.span(" " + titles[output], cls="muted")
+        if regions:  # volumes: each output over every voxel, and over its foreground
+            text(" ")
+            tags.span(region or "every voxel", cls="region" + (" masked" if region else ""),
+                      title=REGION_TIPS.get(region, ""))
     return td
 
 
-def _std(results, metric, output):
-    r = results.find(metric, output)
+REGION_TIPS = {None: "over every voxel, the air around the subject included",
+               "foreground": "over the voxels whose target lies above the lowest tenth of its intensity window"}
+
+
+def _result(results, metric, row):
+    return results.find(metric, row[0], region=row[1])
+
+
+def _value(results, metric, row):
+    r = _result(results, metric, row)
+    return None if r is None else r.value
+
+
+def _std(results, metric, row):
+    r = _result(results, metric, row)
     return None if r is None else r.std
 
 
-def _baseline(results, metric, output):
-    r = results.find(metric, output)
+def _baseline(results, metric, row):
+    r = _result(results, metric, row)
     return None if r is None else r.baseline
 
 
-def _delta(results, metric, output):
-    r = results.find(metric, output)
+def _delta(results, metric, row):
+    r = _result(results, metric, row)
     return None if r is None else r.delta
+
+
+def _baseline_td(results, row):
+    names = list(dict.fromkeys(r.baseline_name for r in results.in_region(row[1])
+                               if r.output == row[0] and r.baseline is not None))
+    return tags.td(" / ".join(names) if names else "none", cls="first muted" if not names else "first")

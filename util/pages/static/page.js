@@ -32,13 +32,14 @@ function sortTable(table, th) {
   body.append(...rows.map(r => r[2]));
 }
 R.sortTable = sortTable;
-$$("table.sortable").forEach(table => $$("th[data-col]", table).forEach(th => {
+R.sortable = table => $$("th[data-col]", table).forEach(th => {  // tables a script adds later call this too
   th.tabIndex = 0;
   th.addEventListener("click", () => sortTable(table, th));
   th.addEventListener("keydown", e => {
     if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sortTable(table, th); }
   });
-}));
+});
+$$("table.sortable").forEach(R.sortable);
 
 // -- name filter and thumbnail size
 $$("input.filter").forEach(input => input.addEventListener("input", () => {
@@ -54,21 +55,52 @@ $$("input.filter").forEach(input => input.addEventListener("input", () => {
 $$("input.thumbsize").forEach(input => input.addEventListener("input", () =>
   document.documentElement.style.setProperty("--thumb", input.value + "px")));
 
+// -- a colour bar for error maps: ``colours`` (256 [r, g, b], bottom to top) beside labels at both ends
+R.colourBar = (colours, top, bottom, height, title) => {
+  const box = document.createElement("div"), bar = document.createElement("canvas");
+  const labels = document.createElement("div"), t = document.createElement("span");
+  const b = document.createElement("span");
+  box.className = "cbar";
+  box.title = title || "";
+  bar.width = 10;
+  bar.height = Math.max(2, Math.round(height));
+  bar.style.height = Math.round(height) + "px";
+  const ctx = bar.getContext("2d");
+  for (let y = 0; y < bar.height; y++) {
+    const c = colours[Math.round((1 - y / (bar.height - 1)) * 255)];
+    ctx.fillStyle = "rgb(" + c[0] + "," + c[1] + "," + c[2] + ")";
+    ctx.fillRect(0, y, bar.width, 1);
+  }
+  t.textContent = top;
+  b.textContent = bottom;
+  labels.append(t, b);
+  box.append(bar, labels);
+  return box;
+};
+const errorScale = document.getElementById("error-scale");
+R.errorScale = errorScale ? JSON.parse(errorScale.textContent) : null;
+
 // -- the image viewer: a row's images large, side by side at one zoom, pixel-exact
 const viewer = document.getElementById("viewer");
 if (viewer) {
   const q = s => viewer.querySelector(s);
   const inner = q(".vinner"), panels = q(".vpanels");
   const V = {table: null, row: null, group: 0, zoom: "fit", z: 1};
+  const BAR = 58;  // the width an error map's colour bar takes beside it
   const rowsOf = table => Array.from(table.tBodies[0].rows)
     .filter(r => !r.hidden && r.querySelector("img[data-label]"));
-  const imagesOf = row => Object.fromEntries($$("img[data-label]", row).map(i => [i.dataset.label, i]));
+  // {label: image source} of a row: its thumbnails (full size where they have one) and the images only the viewer
+  // shows (data-extra: the error maps)
+  const imagesOf = row => Object.assign(
+    Object.fromEntries($$("img[data-label]", row).map(i => [i.dataset.label, i.dataset.full || i.getAttribute("src")])),
+    JSON.parse(row.dataset.extra || "{}"));
   function groupsOf(table, row) {
     const have = imagesOf(row);
     const groups = JSON.parse(table.dataset.groups || "[]").map(g => ({
       title: g.title, panels: g.panels.filter(p => have[p.label])})).filter(g => g.panels.length);
     const covered = new Set(groups.flatMap(g => g.panels.map(p => p.label)));
-    const rest = Object.keys(have).filter(l => !covered.has(l));
+    const extra = JSON.parse(row.dataset.extra || "{}");
+    const rest = Object.keys(have).filter(l => !covered.has(l) && !(l in extra));
     if (rest.length || !groups.length)
       groups.push({title: groups.length ? "all images" : "",
                    panels: Object.keys(have).map(l => ({label: l, caption: l}))});
@@ -76,7 +108,9 @@ if (viewer) {
   }
   function open(table, row, label) {
     V.table = table; V.row = row;
-    V.group = Math.max(0, groupsOf(table, row).findIndex(g => g.panels.some(p => p.label === label)));
+    const groups = groupsOf(table, row);  // the translation that has the image as its output, else any that has it
+    const output = groups.findIndex(g => g.panels.some(p => p.label === label && p.caption === "output"));
+    V.group = output >= 0 ? output : Math.max(0, groups.findIndex(g => g.panels.some(p => p.label === label)));
     viewer.hidden = false;
     document.body.style.overflow = "hidden";
     show();
@@ -95,34 +129,42 @@ if (viewer) {
     q(".vinfo").textContent = q(".vinfo").title = V.row.dataset.summary || "";
     q(".vgroup").textContent = groups.length > 1 ? group.title + "  (" + (V.group + 1) + "/" + groups.length + ")"
                                                  : group.title;
+    $$(".vkey-groups", viewer).forEach(k => { k.hidden = groups.length < 2; });  // ↑ ↓ only where they do something
     const figures = group.panels.map(p => {
       const figure = document.createElement("figure"), img = new Image(), cap = document.createElement("figcaption");
-      const thumb = images[p.label];
-      img.src = thumb.dataset.full || thumb.getAttribute("src");
+      img.src = images[p.label];
       img.alt = p.label;
       img.dataset.label = p.label;
       const b = document.createElement("b");
       b.textContent = p.caption || p.label;
       cap.append(b);
-      if (p.note) cap.append(" " + p.note);
-      figure.append(img, cap);
+      if (p.kind === "error" && R.errorScale) {
+        figure.className = "err";
+        figure.dataset.kind = "error";
+        figure.title = "|output \u2212 target| on the page's one scale: " + R.errorScale.text;
+        cap.append(" 0 \u2026 " + R.errorScale.scale);
+      } else if (p.note) cap.append(" " + p.note);
+      const holder = document.createElement("div");
+      holder.className = "vimg";
+      holder.append(img);
+      figure.append(holder, cap);
       return figure;
     });
     inner.replaceChildren(...figures);
     const imgs = $$("img", inner);
     Promise.all(imgs.map(i => i.decode().catch(() => null))).then(layout);
     const next = rows[rows.indexOf(V.row) + 1];  // warm the cache for the next step
-    if (next) Object.values(imagesOf(next)).forEach(t => {
-      new Image().src = t.dataset.full || t.getAttribute("src");
-    });
+    if (next) Object.values(imagesOf(next)).forEach(src => { new Image().src = src; });
   }
   function layout() {
     const imgs = $$("img", inner);
     if (!imgs.length) return;
     const nw = Math.max(1, ...imgs.map(i => i.naturalWidth)), nh = Math.max(1, ...imgs.map(i => i.naturalHeight));
     let z = V.zoom;
+    const bars = $$("figure.err", inner).length;
     if (z === "fit") {
-      const n = imgs.length, w = (panels.clientWidth - 32 - 16 * (n - 1)) / n, h = panels.clientHeight - 64;
+      const n = imgs.length, w = (panels.clientWidth - 32 - 16 * (n - 1) - BAR * bars) / n;
+      const h = panels.clientHeight - 64;
       z = Math.max(0.05, Math.min(w / nw, h / nh));
       if (z >= 1) z = Math.floor(z);  // whole screen pixels per image pixel: no resampling
     }
@@ -131,6 +173,13 @@ if (viewer) {
       const w = i.naturalWidth || nw, h = i.naturalHeight || nh;
       i.style.width = Math.round(w * z) + "px";
       i.style.height = Math.round(h * z) + "px";
+      const figure = i.closest("figure");
+      if (figure.classList.contains("err") && R.errorScale) {  // the colour bar as tall as the map
+        const old = figure.querySelector(".cbar");
+        if (old) old.remove();
+        figure.querySelector(".vimg").append(R.colourBar(R.errorScale.colours, "\u2265 " + R.errorScale.scale, "0",
+                                                         Math.round(h * z), R.errorScale.text));
+      }
     });
     const zoom = z >= 1 ? z + "\u00d7" : Math.round(z * 100) + "%";
     q(".vzoom").textContent = (V.zoom === "fit" ? "fit " : "") + zoom;
@@ -167,7 +216,9 @@ if (viewer) {
     const k = e.key;
     if (k === "Escape") close();
     else if (k === "ArrowRight" || k === "ArrowLeft") step(k === "ArrowRight" ? 1 : -1);
-    else if (k === "ArrowDown" || k === "ArrowUp") { V.group += k === "ArrowDown" ? 1 : -1; show(); }
+    else if ((k === "ArrowDown" || k === "ArrowUp") && groupsOf(V.table, V.row).length > 1) {
+      V.group += k === "ArrowDown" ? 1 : -1; show();
+    }
     else if (k === "+" || k === "=") zoomBy(true);
     else if (k === "-") zoomBy(false);
     else if (k === "0") { V.zoom = "fit"; layout(); }
@@ -178,7 +229,32 @@ if (viewer) {
   window.addEventListener("resize", () => { if (!viewer.hidden && V.zoom === "fit") layout(); });
 }
 
-// -- pages that reload themselves (the training page) wait while the viewer is open
+// -- pages that reload themselves (the training page, while training runs) wait while the viewer is open, and stop
+//    when the page was not rewritten for a while (training stopped without saying so)
 const every = document.body.dataset.reload;
-if (every) setInterval(() => { if (!viewer || viewer.hidden) location.reload(); }, +every * 1000);
+R.reloading = false;
+if (every) {
+  const written = +document.body.dataset.updated || 0, stale = +document.body.dataset.stale || Infinity;
+  const age = () => Date.now() / 1000 - written;
+  const stop = () => {
+    R.reloading = false;
+    $$(".chip span").forEach(c => {  // the status chip said it reloads
+      c.textContent = c.textContent.replace("this page reloads every minute", "no longer reloading");
+    });
+    const note = document.getElementById("stale");
+    if (note) {
+      note.textContent = "Not rewritten for " + Math.round(age() / 60) + " minutes: training seems to have stopped, "
+        + "so this page no longer reloads itself.";
+      note.hidden = false;
+    }
+  };
+  if (written && age() > stale) stop();
+  else {
+    R.reloading = true;
+    const timer = setInterval(() => {
+      if (written && age() > stale) { clearInterval(timer); stop(); }
+      else if (!viewer || viewer.hidden) location.reload();
+    }, +every * 1000);
+  }
+}
 })();
