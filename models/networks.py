@@ -8,6 +8,7 @@ from torch import nn
 from torch.nn import init
 
 from models.config import DiscriminatorConfig, GeneratorConfig
+from models.lean import run_lean
 from models.reversible import (AdditiveCoupling, AffineCoupling, InvertibleUNet, ReversibleSequence,
                                reconstruction_error, recompute, run_padded)
 from util.errors import UserError
@@ -82,7 +83,10 @@ class Recomputing:
     recompute = False
 
     def run_part(self, part, x):
-        """``part(x)``, recomputed in backward when this network recomputes (and not inside ``plain_autograd``)."""
+        """``part(x)``, recomputed in backward when this network recomputes (and not inside ``plain_autograd``);
+        without gradients, through models.lean (no full-resolution copies)."""
+        if not torch.is_grad_enabled():
+            return run_lean(part, x)
         if self.recompute and not _plain:
             return recompute(part, x)
         return part(x)
@@ -249,7 +253,7 @@ class ResnetGenerator(Generator):
 
     def forward(self, x, direction="AtoB"):
         self._check_direction(direction)
-        return self._any_size(lambda a: self.output(a, self.model(a)), x)
+        return self._any_size(lambda a: self.output(a, self.run_part(self.model, a)), x)
 
 
 class UnetSkipConnectionBlock(nn.Module):
