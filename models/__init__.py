@@ -26,8 +26,17 @@ def options_spec(opt):
     return ModelSpec.from_options(opt, find_model_using_name(opt.model).dims)
 
 
+def with_architecture_defaults(opt, spec):
+    """``opt`` (a RunConfig) with the training flags left at None whose default depends on the architecture ``spec``
+    set (BaseModel.architecture_defaults; e.g. --lambda_identity)."""
+    if not opt.is_train:
+        return opt
+    return opt.replace(**find_model_using_name(opt.model).architecture_defaults(opt, spec))
+
+
 def create_model(opt, spec=None):
     """The model ``--model`` names, with the networks of ``spec`` (models.config.ModelSpec; default: the options')."""
-    model = find_model_using_name(opt.model)(opt, spec if spec is not None else options_spec(opt))
+    spec = spec if spec is not None else options_spec(opt)
+    model = find_model_using_name(opt.model)(with_architecture_defaults(opt, spec), spec)
     print(f"model [{type(model).__name__}] was created")
     return model

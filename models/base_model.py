@@ -37,6 +37,12 @@ class BaseModel:
     def modify_commandline_options(parser, is_train):  # the model's own flags, each with its policy (util.flags)
         return parser
 
+    @staticmethod
+    def architecture_defaults(config, spec: ModelSpec) -> dict:
+        """{flag: value} for the model's flags left at None whose default depends on the architecture ``spec``
+        (options.resolution applies them once, so that train_opt.txt and the checkpoint record the value used)."""
+        return {}
+
     def __init__(self, opt, spec: ModelSpec):
         """``opt``: the run configuration (options.resolution); ``spec``: the networks to build."""
         self.opt, self.spec, self.dims, self.is_train = opt, spec, spec.dims, opt.is_train

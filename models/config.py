@@ -38,6 +38,9 @@ class GeneratorConfig:
             see networks.encoder).
         residual: the output starts from the input (a global residual; see networks.Generator), where input and
             output have as many channels; the invertible U-Net has none (it starts as the identity anyway).
+        residual_gate: the residual's input path is scaled by a learned gain per output channel and direction,
+            starting at 1 and fast to move (networks.Generator.output), so that training can leave the identity;
+            what a checkpoint without the entry lacks.
         iunet_architecture: coupling blocks per level of the invertible U-Net, comma-separated.
         dims: 2 for images, 3 for volumes.
     """
@@ -53,6 +56,7 @@ class GeneratorConfig:
     use_naive: bool = False
     tanh: bool = True
     residual: bool = False
+    residual_gate: bool = False
     stem: str = "conv7"
     iunet_architecture: str = "2,2,2,2"
     dims: int = 2
@@ -90,9 +94,12 @@ class DiscriminatorConfig:
     dims: int = 2
 
 
+NEGATED = ("residual", "residual_gate")  # architecture entries whose flags are --no_<entry>
+
+
 def flag_value(key: str, value):
     """The command-line flag of "architecture" entry ``key`` and its value (``residual`` is ``--no_residual``)."""
-    return ("no_residual", None if value is None else not value) if key == "residual" else (key, value)
+    return ("no_" + key, None if value is None else not value) if key in NEGATED else (key, value)
 
 
 @dataclass(frozen=True)
@@ -126,7 +133,8 @@ class ModelSpec:
             return config_cls(**kw)
         generator = pick(GeneratorConfig, {}, dims=dims, dropout=not values.get("no_dropout", False),
                          tanh=not values.get("no_output_tanh", False),
-                         residual=not values.get("no_residual", not GeneratorConfig.residual))
+                         residual=not values.get("no_residual", not GeneratorConfig.residual),
+                         residual_gate=not values.get("no_residual_gate", not GeneratorConfig.residual_gate))
         discriminator = pick(DiscriminatorConfig, {"n_layers": "n_layers_D"}, dims=dims)
         return cls(opt.model, opt.input_nc, opt.output_nc, generator, discriminator)
 
@@ -139,6 +147,7 @@ class ModelSpec:
             "n_blocks": g.n_blocks if g.netG != "iunet" else None,
             "n_downsampling": g.n_downsampling, "coupling": g.coupling if g.reversible else None,
             "no_output_tanh": not g.tanh, "residual": g.residual if g.netG != "iunet" else None, "dims": g.dims,
+            "residual_gate": g.residual_gate if g.netG != "iunet" and g.residual else None,
             "stem": g.stem if g.netG in STEM_NETG else None,
             "iunet_architecture": g.iunet_architecture if g.netG == "iunet" else None,
             "no_dropout": not g.dropout, "use_naive": g.use_naive if g.reversible else None,
@@ -158,6 +167,7 @@ class ModelSpec:
             n_downsampling=given("n_downsampling", GeneratorConfig.n_downsampling),
             coupling=given("coupling", GeneratorConfig.coupling), use_naive=given("use_naive", False),
             tanh=not given("no_output_tanh", False), residual=given("residual", False),
+            residual_gate=given("residual_gate", False),
             stem=given("stem", "conv7"),
             iunet_architecture=given("iunet_architecture", GeneratorConfig.iunet_architecture), dims=dims)
         discriminator = DiscriminatorConfig(netD=given("netD", DiscriminatorConfig.netD),

@@ -25,6 +25,10 @@ def add_generator_options(parser, reversible: bool):
     g.add_argument("--no_residual", policy=ARCH, action="store_true",
                    help="no global residual: the generator's output does not start from its input (as in CycleGAN); "
                         "the residual applies only where input and output have as many channels")
+    g.add_argument("--no_residual_gate", policy=ARCH, action="store_true",
+                   help="the residual's input path without its learned gain (the output is tanh(atanh(x) + h) "
+                        "exactly, as before the gate existed); the gain starts at 1 and lets training leave the "
+                        "identity when the target looks different from the input")
     if reversible:
         g.add_argument("--n_blocks", policy=ARCH, type=NONNEG_INT, default=REVGAN_DEPTH,
                        help="depth of the reversible core (coupling blocks)")

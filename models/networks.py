@@ -191,6 +191,8 @@ def decoder(output_nc, *, ngf, norm_layer, n_downsampling, dims, tanh, stem):
 
 
 RESIDUAL_EPS = 1e-3  # inputs at exactly -1 or 1 (e.g. a flat background) enter the residual path from +-(1 - eps)
+GATE_RATE = 100.0  # the residual's gain is 1 + GATE_RATE * theta: Adam moves theta by about --lr per step, so the
+# gain by about 0.02 per step at lr 2e-4 (it can close within a few hundred steps; a plain gain would need 5000)
 
 
 class Generator(Recomputing, nn.Module):
@@ -204,20 +206,38 @@ class Generator(Recomputing, nn.Module):
     With ``residual`` (and as many input as output channels) the output starts from the input: the network's last
     layer gives a correction h, and the output is ``tanh(atanh(x) + h)`` (``x + h`` without the output tanh), so a
     network whose correction is 0 returns its input (inputs beyond +-(1 - 1e-3) enter as +-(1 - 1e-3)), and outputs
-    stay in (-1, 1). Measured better than ``x + h`` with no tanh (docs/benchmarks.md, residual ablation)."""
+    stay in (-1, 1). Measured better than ``x + h`` with no tanh (docs/benchmarks.md, residual ablation).
+
+    With ``residual_gate`` the input path has a learned gain g per direction and output channel, starting at 1:
+    ``tanh(g * atanh(x) + h)``. g moves fast (GATE_RATE), so that when the target domain looks different from
+    the input, training can close the input path instead of resting at the identity, where the cycle loss is zero
+    (docs/benchmarks.md, residual-gate ablation)."""
     size_multiple = 1
     bidirectional = False
     residual = False
     tanh = True
 
-    def output(self, x, h):
+    def set_residual(self, residual, gate, input_nc, output_nc):
+        """The global residual where it applies (as many input as output channels), with its gain per direction and
+        output channel if ``gate``."""
+        self.residual = residual and input_nc == output_nc
+        if self.residual and gate:
+            self.residual_gain = nn.Parameter(torch.zeros(2 if self.bidirectional else 1, output_nc))
+
+    def output(self, x, h, direction="AtoB"):
         """The generator's output for input ``x`` from its last layer's ``h``."""
         if not self.residual:
             return h
-        if not self.tanh:
-            return x + h
-        x32 = x.float().clamp(-1 + RESIDUAL_EPS, 1 - RESIDUAL_EPS)
-        return torch.tanh(torch.atanh(x32) + h.float()).to(h.dtype)
+        wide = torch.promote_types(h.dtype, torch.float32)  # (half precision: in float32)
+        base = x.to(wide)
+        if self.tanh:
+            base = torch.atanh(base.clamp(-1 + RESIDUAL_EPS, 1 - RESIDUAL_EPS))
+        gain = getattr(self, "residual_gain", None)
+        if gain is not None:
+            g = 1 + GATE_RATE * gain[0 if direction == "AtoB" else 1].to(wide)
+            base = base * g.view(1, -1, *([1] * (x.dim() - 2)))
+        out = base + h.to(wide)
+        return (torch.tanh(out) if self.tanh else out).to(h.dtype)
 
     def _any_size(self, fn, x):
         return run_padded(fn, x, self.size_multiple, "reflect")
@@ -240,10 +260,11 @@ class ResnetGenerator(Generator):
     """Encoder, ``n_blocks`` ResNet blocks, decoder (Johnson et al.; CycleGAN's resnet_6blocks/resnet_9blocks)."""
 
     def __init__(self, input_nc, output_nc, *, ngf, norm_layer, use_dropout, n_blocks, n_downsampling, dims, tanh,
-                 residual, stem):
+                 residual, residual_gate, stem):
         super().__init__()
         self.size_multiple = 2 ** n_downsampling
-        self.tanh, self.residual = tanh, residual and input_nc == output_nc
+        self.tanh = tanh
+        self.set_residual(residual, residual_gate, input_nc, output_nc)
         core_nc = ngf * 2 ** n_downsampling
         blocks = [ResnetBlock(core_nc, norm_layer=norm_layer, use_dropout=use_dropout, use_bias=_uses_bias(norm_layer),
                               dims=dims) for _ in range(n_blocks)]
@@ -285,10 +306,12 @@ class UnetSkipConnectionBlock(nn.Module):
 class UnetGenerator(Generator):
     """U-Net with ``num_downs`` stride-2 levels (unet_128: 7, unet_256: 8)."""
 
-    def __init__(self, input_nc, output_nc, *, num_downs, ngf, norm_layer, use_dropout, dims, tanh, residual):
+    def __init__(self, input_nc, output_nc, *, num_downs, ngf, norm_layer, use_dropout, dims, tanh, residual,
+                 residual_gate):
         super().__init__()
         self.size_multiple = 2 ** num_downs
-        self.tanh, self.residual = tanh, residual and input_nc == output_nc
+        self.tanh = tanh
+        self.set_residual(residual, residual_gate, input_nc, output_nc)
         kw = dict(norm_layer=norm_layer, dims=dims)
         block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, innermost=True, **kw)
         for _ in range(num_downs - 5):
@@ -313,10 +336,11 @@ class RevGANGenerator(Generator):
     bidirectional = True
 
     def __init__(self, input_nc, output_nc, *, ngf, norm_layer, use_dropout, n_blocks, n_downsampling, coupling,
-                 use_naive, dims, tanh, residual, stem):
+                 use_naive, dims, tanh, residual, residual_gate, stem):
         super().__init__()
         self.size_multiple = 2 ** n_downsampling
-        self.tanh, self.residual = tanh, residual and input_nc == output_nc
+        self.tanh = tanh
+        self.set_residual(residual, residual_gate, input_nc, output_nc)
         core_nc = ngf * 2 ** n_downsampling
         if core_nc % 2:
             raise UserError(f"--netG revgan splits its core's {core_nc} channels (--ngf x 2^--n_downsampling) into two "
@@ -339,7 +363,7 @@ class RevGANGenerator(Generator):
     def forward(self, x, direction="AtoB"):
         enc, core, dec = (self.enc_A, self.core, self.dec_B) if direction == "AtoB" else \
             (self.enc_B, self.core.inverse, self.dec_A)
-        return self._any_size(lambda a: self.output(a, self.run_part(dec, core(self.run_part(enc, a)))), x)
+        return self._any_size(lambda a: self.output(a, self.run_part(dec, core(self.run_part(enc, a))), direction), x)
 
     def compile_parts(self):
         """What --compile compiles: the encoders and decoders (the reversible core stays eager)."""
@@ -406,14 +430,15 @@ def define_G(input_nc, output_nc, config: GeneratorConfig) -> Generator:
     common = dict(ngf=c.ngf, dims=c.dims, tanh=c.tanh)
     if c.netG in ("resnet_9blocks", "resnet_6blocks"):
         net = ResnetGenerator(input_nc, output_nc, norm_layer=norm_layer, use_dropout=c.dropout, n_blocks=c.depth(),
-                              n_downsampling=c.n_downsampling, residual=c.residual, stem=c.stem, **common)
+                              n_downsampling=c.n_downsampling, residual=c.residual, residual_gate=c.residual_gate,
+                              stem=c.stem, **common)
     elif c.netG in ("unet_128", "unet_256"):
         net = UnetGenerator(input_nc, output_nc, num_downs=7 if c.netG == "unet_128" else 8, norm_layer=norm_layer,
-                            use_dropout=c.dropout, residual=c.residual, **common)
+                            use_dropout=c.dropout, residual=c.residual, residual_gate=c.residual_gate, **common)
     elif c.netG == "revgan":
         net = RevGANGenerator(input_nc, output_nc, norm_layer=norm_layer, use_dropout=c.dropout, n_blocks=c.depth(),
                               n_downsampling=c.n_downsampling, coupling=c.coupling, use_naive=c.use_naive,
-                              residual=c.residual, stem=c.stem, **common)
+                              residual=c.residual, residual_gate=c.residual_gate, stem=c.stem, **common)
     elif c.netG == "iunet":
         try:
             architecture = parse_architecture(c.iunet_architecture)

@@ -8,7 +8,7 @@ with (its "options": every plain value of the run that wrote it) are the sources
 record what is in effect.
 """
 from data import TEST_READING, resolve_dataroot
-from models import options_spec
+from models import options_spec, with_architecture_defaults
 from models.config import ModelSpec
 from util.errors import UserError
 from util.flags import ARCH, ARCH_SOFT, FIXED, RESUMED, SCHEDULE, TRAINED
@@ -29,7 +29,7 @@ def resolve(config, typed, checkpoint=None, path=None, say=print):
         values = tested(config, typed, checkpoint, spec, say)
     if not config.is_train:
         values.update(TEST_READING)
-    config = config.replace(**values)
+    config = with_architecture_defaults(config.replace(**values), spec)
     volumes = config.dataset_mode == "volume" if config.is_train else checkpoint is not None and spec.dims == 3
     return config.replace(dataroot=resolve_dataroot(config, volumes)), spec
 

@@ -50,22 +50,24 @@ def test_residual_generators_start_from_their_input(netG, dims):
     assert not other.residual and other(x.float()).abs().max() <= 1
 
 
-def test_old_checkpoints_without_residual_load_as_trained(demo_root, tmp_path):
-    """A checkpoint written before the residual existed (no "residual" in its architecture) is rebuilt without
-    it: test.py's outputs equal the generator run as trained."""
-    flags = tiny_flags(demo_root, tmp_path, "old", "paired_revgan", ["--n_blocks", "1", "--no_residual",
+@pytest.mark.parametrize("entry", ["residual", "residual_gate"])
+def test_old_checkpoints_load_as_trained(demo_root, tmp_path, entry):
+    """A checkpoint written before the residual (or its gate) existed, without that entry in its architecture, is
+    rebuilt without it: test.py's outputs equal the generator run as trained."""
+    flags = tiny_flags(demo_root, tmp_path, "old", "paired_revgan", ["--n_blocks", "1", "--no_" + entry,
                                                                     "--max_dataset_size", "1", "--n_epochs_decay", "0"])
     train_script.main(flags)
     path = tmp_path / "ckpt" / "old" / "latest.pth"
     state = load_checkpoint(str(path))
-    del state["architecture"]["residual"]  # as an older version wrote it
+    del state["architecture"][entry]  # as an older version wrote it
     torch.save(state, path)
     spec = ModelSpec.from_architecture(state["architecture"])
-    assert spec.generator.residual is False
+    assert getattr(spec.generator, entry) is False
+    assert spec.generator.residual is (entry == "residual_gate")
     test_script.main(["--dataroot", demo_root, "--name", "old", "--model", "paired_revgan", "--checkpoints_dir",
                       str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "res"), "--gpu_ids", "-1",
                       "--load_size", "32", "--crop_size", "32", "--eval"])
-    net = define_G(3, 3, spec.generator).eval()  # the network as trained: no residual
+    net = define_G(3, 3, spec.generator).eval()  # the network as trained: no residual (no gate)
     net.load_state_dict(state["networks"]["G"])
     images = tmp_path / "res" / "old" / "test_latest" / "images"
     name = sorted(os.listdir(images / "real_A"))[0]
@@ -75,10 +77,33 @@ def test_old_checkpoints_without_residual_load_as_trained(demo_root, tmp_path):
         expected = net(real.permute(2, 0, 1)[None], "AtoB")[0].permute(1, 2, 0).numpy()
     fake = np.asarray(Image.open(images / "fake_B" / name), np.float32) / 127.5 - 1
     assert np.abs(fake - expected).max() <= 2 / 255 + 1e-6  # the rounding of the two saved images
-    # and --continue_train takes the checkpoint's architecture for flags not typed (here: no residual)
+    # and --continue_train takes the checkpoint's architecture for flags not typed (here: no residual, no gate)
     train_script.main(tiny_flags(demo_root, tmp_path, "old", "paired_revgan", ["--n_blocks", "1", "--max_dataset_size",
                                                                             "1", "--continue_train"]))
-    assert load_checkpoint(str(path))["architecture"]["residual"] is False
+    assert load_checkpoint(str(path))["architecture"][entry] is False
+
+
+@pytest.mark.parametrize("netG,dims", GENERATORS)
+def test_residual_gate_starts_open_and_can_close(netG, dims):
+    """The gain on the residual's input path starts at 1 (the generator still starts at its input) and at 0 leaves
+    the network's own output: tanh(h)."""
+    from models.networks import GATE_RATE
+    torch.manual_seed(0)
+    config = GeneratorConfig(netG=netG, ngf=4, dims=dims, n_blocks=1, residual=True, residual_gate=True)
+    net = define_G(2, 2, config).double().eval()
+    size = (128, 128) if netG == "unet_128" else (12, 10) if dims == 2 else (8, 12, 6)
+    x = torch.rand((1, 2) + size, dtype=torch.float64) * 1.9 - 0.95
+    directions = ["AtoB", "BtoA"] if netG == "revgan" else ["AtoB"]
+    assert tuple(net.residual_gain.shape) == (len(directions), 2)
+    zero_last_layers(net)
+    with torch.no_grad():
+        for direction in directions:
+            assert torch.allclose(net(x, direction), x, atol=1e-12)
+        net.residual_gain.fill_(-1 / GATE_RATE)  # gain 0: the input path closed
+        for direction in directions:
+            assert torch.allclose(net(x, direction), torch.zeros_like(x), atol=1e-12)  # tanh(h), h = 0
+    ungated = define_G(2, 2, GeneratorConfig(netG=netG, ngf=4, dims=dims, n_blocks=1, residual=True))
+    assert not hasattr(ungated, "residual_gain")
 
 
 def test_short_paired_training_beats_the_copy_baseline(demo_root, tmp_path, capsys):
