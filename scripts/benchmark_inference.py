@@ -80,13 +80,13 @@ def run_row(model, flags, lean, args):
 
 
 def table(results, args):
-    lines = ["| model (default flags) | input | window | lean inference | peak above the weights (MiB) | time (s) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| model (default flags) | input | window | lean inference | peak above the weights (MiB) |",
+             "|---|---|---|---|---|"]
     for r in results:
         size = f"{args.volume_side}³ volume" if r["dims"] == 3 else f"{args.side}² RGB image"
         window = "×".join(map(str, r["window"])) + f", overlap {args.overlap}" if r["window"] else "whole image"
         lines.append(f"| {r['model']} | {size} | {window} | {'on' if r['lean'] else 'off'} | "
-                     f"{r['peak'] / 2 ** 20:.0f} | {r['seconds']:.1f} |")
+                     f"{r['peak'] / 2 ** 20:.0f} |")
     return "\n".join(lines)
 
 
@@ -117,7 +117,8 @@ def main():
                 f"{bu.machine_description(args.device)} · date: {bu.today()}\n\n"
                 "Peak memory of translating one image or volume with default flags through the Translator (test.py's "
                 "and the translate API's path), in a fresh process per row, above the level after the model is "
-                "built and has translated a small input once (the libraries' one-time set-up)" + (" (CPU: resident set, large allocations through mmap: MALLOC_MMAP_THRESHOLD_=65536)"
+                "built and has translated a small input once (the libraries' one-time set-up)" +
+                (" (CPU: resident set, large allocations through mmap: MALLOC_MMAP_THRESHOLD_=65536)"
                            if args.device == "cpu" else "") + ".\n\n" + text + "\n")
         bu.update_section("benchmark_inference_" + args.device, body)
 

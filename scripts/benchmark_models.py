@@ -12,8 +12,8 @@ depth, memory modes and precision.
     python scripts/benchmark_models.py --precision --dims 3 --device cuda --size 128
 
 ``--compare`` rows: each model with the flags users get (the defaults; ``--ngf`` sets --ngf and --ndf where given):
-``cycle_gan``, ``unpaired_revgan`` (``--memory low``, the default; ``--memory core``; ``--netG iunet``), ``pix2pix``
-(unet_256), ``paired_revgan`` (the same three), and with ``--dims 3`` their 3D versions; activation memory and the
+``cycle_gan``, ``unpaired_revgan`` (``--memory low``, the default; ``--memory core``; ``--stem unshuffle``;
+``--netG iunet``), ``pix2pix`` (unet_256), ``paired_revgan`` (the same four), and with ``--dims 3`` their 3D versions; activation memory and the
 process's total peak at ``--size``, each as a ratio to the model's baseline, the step time as a ratio to it, and
 (``--max_side``) the largest side one training step fits in ``--budget_gb``.
 Depth rows (no ``--compare``): ``cycle_gan`` (resnet_9blocks) and ``unpaired_revgan`` at core depths 6, 9, 18, 36, each with the
@@ -65,7 +65,8 @@ def compare_configs(dims):
     for base, revgan in (("cycle_gan", "unpaired_revgan"), ("pix2pix", "paired_revgan")):
         base_label = base + sfx
         rows.append((base_label, base + sfx, [], base_label))
-        for label, flags in (("", []), (" --memory core", ["--memory", "core"]), (" --netG iunet", ["--netG", "iunet"])):
+        for label, flags in (("", []), (" --memory core", ["--memory", "core"]), (" --stem unshuffle",
+                             ["--stem", "unshuffle"]), (" --netG iunet", ["--netG", "iunet"])):
             rows.append((revgan + sfx + label, revgan + sfx, flags, base_label))
     return rows
 

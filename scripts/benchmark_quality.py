@@ -53,7 +53,8 @@ trains N epochs (time T); its RevGAN model trains N epochs (equal epochs) and, s
 fits in T by its per-epoch time measured in its own N-epoch run (equal time; reused when that number is N; computed
 from the first seed's runs, so every seed gets the same budget). In 2D the baseline model also trains N epochs with
 pytorch-CycleGAN-and-pix2pix's defaults (pix2pix: unet_256, batch norm, dropout; cycle_gan: resnet_9blocks; no
-residual), at the benchmark's width. ``--seeds N`` repeats every model run with ``--seed`` 0 .. N-1.
+residual), at the benchmark's width. The RevGAN model also trains N epochs with ``--netG iunet`` (the invertible
+U-Net, the least memory; ``--no_iunet`` skips it). ``--seeds N`` repeats every model run with ``--seed`` 0 .. N-1.
 Metrics: PSNR, SSIM and MAE, from test.py's metrics.json for the models; 2D on RGB in [0, 1] (data range 1), 3D on
 the template's units in the window 0-255 (data range 255), whole volume, and PSNR inside the brain (T1 input > 0).
 Writes the section ``benchmark_quality_<cpu|gpu>`` of docs/benchmarks.md (or --docs), a plot beside it, and
@@ -407,9 +408,12 @@ def task_flags(ctx, task, upstream=False):
     return COMMON + FLAGS_2D + mode["2d"] + ctx.train_flags
 
 
-RUN_KINDS = ("baseline", "upstream", "revgan_epochs", "revgan_time")
+RUN_KINDS = ("baseline", "upstream", "revgan_epochs", "revgan_time", "iunet")
 RUN_LABELS = {"baseline": "", "upstream": ", upstream defaults", "revgan_epochs": ", equal epochs",
-              "revgan_time": ", equal time"}
+              "revgan_time": ", equal time", "iunet": " --netG iunet, equal epochs"}
+SHORT_LABELS = {"baseline": "", "upstream": " (upstream)", "revgan_epochs": " (=epochs)", "revgan_time": " (=time)",
+                "iunet": " iunet (=epochs)"}  # in the plots
+IUNET_FLAGS = ["--netG", "iunet"]  # the most memory-efficient generator: what it costs in quality
 
 
 def run_task(ctx, task, meta):
@@ -436,6 +440,8 @@ def run_task(ctx, task, meta):
         if dims(task) == 2 and baseline in UPSTREAM_FLAGS and not ctx.no_upstream:
             runs["upstream"].append(train_and_test(ctx, task, baseline, n, task_flags(ctx, task, upstream=True),
                                                    seed, tag="_upstream"))
+        if not ctx.no_iunet:
+            runs["iunet"].append(train_and_test(ctx, task, revgan, n, flags + IUNET_FLAGS, seed, tag="_iunet"))
         if budget is None and "error" not in base_run and "error" not in rev_run:
             m, per_epoch, fixed = equal_time_epochs(base_run["train_s"], rev_run)
             budget = {"epochs": m, "per_epoch_s": per_epoch, "fixed_s": fixed, "budget_s": base_run["train_s"]}
@@ -554,8 +560,7 @@ def plot(results, path, title):
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(2, len(results), figsize=(4.6 * len(results), 6.6), squeeze=False)
     colours = {"ref": "#b0b0b0", "baseline": "#4c72b0", "upstream": "#8fa8d6", "revgan_epochs": "#dd8452",
-               "revgan_time": "#f2b88c"}
-    short = {"baseline": "", "upstream": " (upstream)", "revgan_epochs": " (=epochs)", "revgan_time": " (=time)"}
+               "revgan_time": "#f2b88c", "iunet": "#55a868"}
     for col, result in enumerate(results):
         key = "PSNR_brain" if dims(result["task"]) == 3 else "PSNR"
         names, values, cs = [], {key: [], "SSIM": []}, []
@@ -570,7 +575,7 @@ def plot(results, path, title):
                 continue
             runs = result["runs"][kind]
             model = result["baseline"] if kind in ("baseline", "upstream") else result["revgan"]
-            names.append(f"{model}, {runs[0]['epochs']} ep{short[kind]}")
+            names.append(f"{model}, {runs[0]['epochs']} ep{SHORT_LABELS[kind]}")
             cs.append(colours[kind])
             for k in values:
                 values[k].append(scores[k])
@@ -602,7 +607,6 @@ def example_panels(ctx, result):
     task, folder = result["task"], os.path.join(ctx.data, result["task"])
     methods = ctx.methods.get(task, [])
     firsts = {kind: runs[0] for kind, runs in result["runs"].items() if runs and "error" not in runs[0]}
-    short = {"baseline": "", "upstream": " (upstream)", "revgan_epochs": " (=epochs)", "revgan_time": " (=time)"}
     panels = []
     if dims(task) == 3:
         from util.volume import load_volume
@@ -618,7 +622,8 @@ def example_panels(ctx, result):
         for kind, run in firsts.items():
             path = os.path.join(run["results_dir"], "volumes", "fake_B", name)
             if os.path.isfile(path):
-                panels.append((f"{run['model']}, {run['epochs']} ep{short[kind]}", cut(load_volume(path)[0])))
+                panels.append((f"{run['model']}, {run['epochs']} ep{SHORT_LABELS[kind]}",
+                               cut(load_volume(path)[0])))
         panels.append(("target B", cut(load_volume(os.path.join(folder, "testB", name))[0])))
         return panels
     names = sorted(os.listdir(os.path.join(folder, "testA")))
@@ -629,7 +634,7 @@ def example_panels(ctx, result):
     for kind, run in firsts.items():
         path = os.path.join(run["results_dir"], "images", "fake_B", os.path.splitext(name)[0] + ".png")
         if os.path.isfile(path):
-            panels.append((f"{run['model']}, {run['epochs']} ep{short[kind]}", read_rgb(path)))
+            panels.append((f"{run['model']}, {run['epochs']} ep{SHORT_LABELS[kind]}", read_rgb(path)))
     panels.append(("target B", read_rgb(os.path.join(folder, "testB", name))))
     return panels
 
@@ -803,6 +808,7 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, default=1, help="train every model with --seed 0 .. N-1 (rows: the mean)")
     p.add_argument("--no_upstream", action="store_true",
                    help="skip the rows of the baseline models with pytorch-CycleGAN-and-pix2pix's defaults")
+    p.add_argument("--no_iunet", action="store_true", help="skip the rows of the RevGAN models with --netG iunet")
     p.add_argument("--workdir", default=os.path.join(bu.ROOT, ".bench", "quality"),
                    help="data, checkpoints, results, logs and results.json")
     p.add_argument("--docs", default=bu.BENCHMARKS_MD, help="the markdown file whose section is written")
@@ -822,7 +828,7 @@ def main(argv=None):
     ctx.mode = "tiny" if args.tiny else "quick" if args.quick else "full"
     ctx.device, ctx.epochs, ctx.baseline_netG = args.device, args.epochs, args.baseline_netG
     ctx.train_flags = args.train_flags.split()
-    ctx.seeds, ctx.no_upstream = list(range(args.seeds)), args.no_upstream
+    ctx.seeds, ctx.no_upstream, ctx.no_iunet = list(range(args.seeds)), args.no_upstream, args.no_iunet
     ctx.work = os.path.abspath(args.workdir)
     ctx.data = os.path.join(ctx.work, "data")
     ctx.command = "python scripts/benchmark_quality.py " + " ".join(sys.argv[1:] if argv is None else argv)

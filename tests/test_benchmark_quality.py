@@ -59,10 +59,11 @@ EXPECTED = {  # task -> the methods of its rows, in order; the last 3 or 4 are m
     "map2d_unpaired": ["copy the input", "per-channel histogram matching (unpaired)",
                        "per-colour look-up table (32³ bins, fitted on training pairs the models never see)",
                        "cycle_gan", "cycle_gan, upstream defaults", "unpaired_revgan, equal epochs",
-                       "unpaired_revgan, equal time"],
+                       "unpaired_revgan, equal time", "unpaired_revgan --netG iunet, equal epochs"],
     "tissue3d": ["copy the input", "intensity histogram matching (unpaired)",
                  "per-intensity look-up table (fitted on training pairs the models never see)",
-                 "cycle_gan3d", "unpaired_revgan3d, equal epochs", "unpaired_revgan3d, equal time"],
+                 "cycle_gan3d", "unpaired_revgan3d, equal epochs", "unpaired_revgan3d, equal time",
+                 "unpaired_revgan3d --netG iunet, equal epochs"],
 }
 
 
@@ -79,7 +80,7 @@ def test_tiny_run_writes_the_table_and_plots(tiny_run):
     for task, methods in EXPECTED.items():
         got = [r for r in rows if r[0] == task]
         assert [r[1] for r in got] == methods
-        models = 3 if task.endswith("3d") else 4
+        models = 4 if task.endswith("3d") else 5
         for r in got:
             psnr, ssim, mae = float(r[5].split(" (")[0]), float(r[6]), float(r[7])  # no "failed" rows
             assert np.isfinite(psnr) and -1 <= ssim <= 1 and mae >= 0

@@ -20,7 +20,7 @@ CASES = [("revgan", 2, "conv7"), ("revgan", 2, "unshuffle"), ("resnet_6blocks", 
 def test_lean_forward_equals_plain_forward(monkeypatch, netG, dims, stem):
     torch.manual_seed(0)
     net = define_G(2, 2, GeneratorConfig(netG=netG, ngf=4, n_blocks=1, dims=dims, residual=True, stem=stem,
-                                         n_downsampling=2 if stem == "unshuffle" else 1)).double().eval()  # (dropout off)
+                                         n_downsampling=2 if stem == "unshuffle" else 1)).double().eval()  # no dropout
     size = {1: (37,), 2: (23, 18), 3: (11, 9, 7)}[dims]  # odd sizes: reflection at both ends, padding to a multiple
     x = torch.rand((2, 2) + size, dtype=torch.float64) * 2 - 1
     before = x.clone()
