@@ -48,7 +48,7 @@ def colour_shift(tmp_path, extra, steps=120):
 
 
 def test_unpaired_revgan_default_leaves_its_input(tmp_path):
-    assert colour_shift(tmp_path, []) > 0.3  # measured 1.04 (seeds 1, 2: 0.37, 0.91)
+    assert colour_shift(tmp_path, []) > 0.4  # measured 1.0 (other seeds: 0.94, 0.80)
 
 
 def test_the_identity_loss_on_a_residual_generator_holds_it_at_its_input(tmp_path):
