@@ -27,7 +27,8 @@ def identity_default(spec) -> float:
 
     A residual generator starts as the identity, where the cycle and identity losses are both zero; with the identity
     loss on, the generator stayed there on a cross-domain task (satellite -> map: its output was its input after 8
-    epochs, 6.5 dB against 12.0 dB without it; docs/benchmarks.md, identity-loss ablation)."""
+    epochs, 6.5 dB against 12.0 dB without it; docs/benchmarks.md, "Quality ablation: the identity as a resting
+    point")."""
     g = spec.generator
     residual = g.residual and g.netG != "iunet" and spec.input_nc == spec.output_nc
     return 0.0 if residual else 0.5

@@ -212,7 +212,7 @@ class Generator(Recomputing, nn.Module):
     With ``residual_gate`` the input path has a learned gain g per direction and output channel, starting at 1:
     ``tanh(g * atanh(x) + h)``. g moves fast (GATE_RATE), so that when the target domain looks different from
     the input, training can close the input path instead of resting at the identity, where the cycle loss is zero
-    (docs/benchmarks.md, residual-gate ablation)."""
+    (docs/benchmarks.md, "Quality ablation: the identity as a resting point")."""
     size_multiple = 1
     bidirectional = False
     residual = False
