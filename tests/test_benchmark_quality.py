@@ -26,7 +26,7 @@ def tiny_run(tmp_path_factory):
     docs.write_text("# Benchmarks\n\n<!-- begin other -->\nkept\n<!-- end other -->\n")
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "benchmark_quality.py"), "--tiny",
-                           "--workdir", str(tmp / "work"), "--docs", str(docs), "--seeds", "2",
+                           "--workdir", str(tmp / "work"), "--docs", str(docs), "--seeds", "2", "--no_iunet",
                            "--tasks", *TINY_TASKS], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=540)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -59,11 +59,10 @@ EXPECTED = {  # task -> the methods of its rows, in order; the last 3 or 4 are m
     "map2d_unpaired": ["copy the input", "per-channel histogram matching (unpaired)",
                        "per-colour look-up table (32³ bins, fitted on training pairs the models never see)",
                        "cycle_gan", "cycle_gan, upstream defaults", "unpaired_revgan, equal epochs",
-                       "unpaired_revgan, equal time", "unpaired_revgan --netG iunet, equal epochs"],
+                       "unpaired_revgan, equal time"],
     "tissue3d": ["copy the input", "intensity histogram matching (unpaired)",
                  "per-intensity look-up table (fitted on training pairs the models never see)",
-                 "cycle_gan3d", "unpaired_revgan3d, equal epochs", "unpaired_revgan3d, equal time",
-                 "unpaired_revgan3d --netG iunet, equal epochs"],
+                 "cycle_gan3d", "unpaired_revgan3d, equal epochs", "unpaired_revgan3d, equal time"],
 }
 
 
@@ -80,7 +79,7 @@ def test_tiny_run_writes_the_table_and_plots(tiny_run):
     for task, methods in EXPECTED.items():
         got = [r for r in rows if r[0] == task]
         assert [r[1] for r in got] == methods
-        models = 4 if task.endswith("3d") else 5
+        models = 3 if task.endswith("3d") else 4
         for r in got:
             psnr, ssim, mae = float(r[5].split(" (")[0]), float(r[6]), float(r[7])  # no "failed" rows
             assert np.isfinite(psnr) and -1 <= ssim <= 1 and mae >= 0
@@ -132,6 +131,26 @@ def test_upstream_rows_use_upstream_defaults():
     assert last_value(bq.task_flags(ctx, "unpaired2d", upstream=True), "--netG") == "resnet_9blocks"
     ours = bq.task_flags(ctx, "map2d")  # the benchmark's own baseline rows: equal structure to the RevGAN model
     assert "--no_dropout" in ours and last_value(ours, "--norm") == "instance"
+
+
+@pytest.mark.parametrize("no_iunet", [False, True])
+def test_runs_include_the_iunet_model_unless_skipped(monkeypatch, no_iunet):
+    """Which models a task trains (the training itself is replaced; the tiny run above skips the iUNet for time)."""
+    calls = []
+    monkeypatch.setattr(bq, "reference_methods", lambda *a: [])
+    monkeypatch.setattr(bq, "reference_rows", lambda *a: [("copy the input", {"PSNR": 1.0})])
+    monkeypatch.setattr(bq, "check_copy", lambda *a: None)
+    monkeypatch.setattr(bq, "train_and_test", lambda ctx, task, model, n, flags, seed=0, tag="":
+                        calls.append((model, tag, flags)) or {"error": "not trained here"})
+    ctx = bq.Context()
+    ctx.mode, ctx.train_flags, ctx.data, ctx.epochs, ctx.seeds = "quick", [], "data", None, [0]
+    ctx.no_upstream, ctx.no_iunet, ctx.baseline_netG = True, no_iunet, "resnet_6blocks"
+    result = bq.run_task(ctx, "map2d_unpaired", {})
+    iunet = [c for c in calls if c[1] == "_iunet"]
+    assert [(m, t) for m, t, _ in calls] == [("cycle_gan", ""), ("unpaired_revgan", "")] + \
+        ([] if no_iunet else [("unpaired_revgan", "_iunet")])
+    assert all(last_value(f, "--netG") == "iunet" for _, _, f in iunet)
+    assert ("iunet" in result["runs"]) != no_iunet
 
 
 def test_equal_time_epochs():
