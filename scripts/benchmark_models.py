@@ -262,12 +262,7 @@ def main():
             p.error("--max_patch is for 3D patches: add --dims 3")
         return max_patch(args)
     rows_cfg = configs(args.dims)
-    results = {}
-    for label, _, _, key in tqdm(rows_cfg, desc="benchmark_models (memory)", unit="model"):
-        results[label] = bu.run_worker(__file__, ["--label", label] + common)
-    ok = [label for label, *_ in rows_cfg if "peak" in results[label]]
-    print("timing every model round-robin ...", file=sys.stderr)
-    times = bu.run_worker(__file__, ["--label", "timing", "--timed"] + ok + common, timeout=7200)
+    results, times = measure_and_time(rows_cfg, common, "benchmark_models (memory)")
     base_label, first = rows_cfg[0][0], DEPTHS[args.dims][0]
     rows = []
     for label, _, _, key in rows_cfg:
@@ -349,15 +344,22 @@ def largest_side(label, args, start):
     return best, why or f"stopped at --max_size {args.max_size}"
 
 
+def measure_and_time(rows_cfg, common, desc, unit="model"):
+    """Each row's memory in a fresh process, then one process timing every row that did not fail, round-robin:
+    (results by label, step times by label)."""
+    results = {}
+    for label, *_ in tqdm(rows_cfg, desc=desc, unit=unit):
+        results[label] = bu.run_worker(__file__, ["--label", label] + common)
+    ok = [label for label, *_ in rows_cfg if "peak" in results[label]]
+    print(f"timing every {unit} round-robin ...", file=sys.stderr)
+    times = bu.run_worker(__file__, ["--label", "timing", "--timed"] + ok + common, timeout=7200)
+    return results, times
+
+
 def compare(args, common):
     """--compare: every RevGAN model and memory mode against its baseline, with the flags users get."""
     rows_cfg = compare_configs(args.dims)
-    results = {}
-    for label, *_ in tqdm(rows_cfg, desc="benchmark_models --compare (memory)", unit="model"):
-        results[label] = bu.run_worker(__file__, ["--label", label] + common)
-    ok = [label for label, *_ in rows_cfg if "peak" in results[label]]
-    print("timing every model round-robin ...", file=sys.stderr)
-    times = bu.run_worker(__file__, ["--label", "timing", "--timed"] + ok + common, timeout=7200)
+    results, times = measure_and_time(rows_cfg, common, "benchmark_models --compare (memory)")
     sides = {}
     if args.max_side:
         for label, *_ in tqdm(rows_cfg, desc=f"largest side in {args.budget_gb:g} GiB", unit="model"):
@@ -411,12 +413,7 @@ median, as a ratio to the row's baseline model (the first row of its group).
 def precision(args, common):
     """--precision: activation memory and step time of --amp bf16/fp16 and --compile against float32 eager."""
     rows_cfg = precision_configs(args.dims)
-    results = {}
-    for label, *_ in tqdm(rows_cfg, desc="benchmark_models --precision (memory)", unit="row"):
-        results[label] = bu.run_worker(__file__, ["--label", label] + common)
-    ok = [label for label, *_ in rows_cfg if "peak" in results[label]]
-    print("timing every row round-robin ...", file=sys.stderr)
-    times = bu.run_worker(__file__, ["--label", "timing", "--timed"] + ok + common, timeout=7200)
+    results, times = measure_and_time(rows_cfg, common, "benchmark_models --precision (memory)", unit="row")
     base = rows_cfg[0][0]
     rows = []
     for label, *_ in rows_cfg:
