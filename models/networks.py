@@ -9,6 +9,7 @@ from torch.nn import init
 
 from models.config import DiscriminatorConfig, GeneratorConfig
 from models.lean import run_lean
+from models.streamed import run_streamed
 from models.reversible import (AdditiveCoupling, AffineCoupling, InvertibleUNet, ReversibleSequence,
                                reconstruction_error, recompute, run_padded)
 from util.errors import UserError
@@ -83,12 +84,13 @@ class Recomputing:
     recompute = False
 
     def run_part(self, part, x):
-        """``part(x)``, recomputed in backward when this network recomputes (and not inside ``plain_autograd``);
-        without gradients, through models.lean (no full-resolution copies)."""
+        """``part(x)``, recomputed in backward when this network recomputes (and not inside ``plain_autograd``), its
+        widest layers in slabs (models.streamed); without gradients, through models.lean (no full-resolution
+        copies)."""
         if not torch.is_grad_enabled():
             return run_lean(part, x)
         if self.recompute and not _plain:
-            return recompute(part, x)
+            return run_streamed(part, x)
         return part(x)
 
 

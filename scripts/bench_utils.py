@@ -76,10 +76,14 @@ def interleaved_times(fns, rounds, device):
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def run_worker(script, args, timeout=1800):
+def run_worker(script, args, timeout=1800, mmap=True):
     """Runs ``script --worker ARGS`` in a fresh process; returns its last stdout line parsed as JSON, or
-    ``{"error": ...}`` when it failed."""
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0", PYTHONPATH=ROOT)
+    ``{"error": ...}`` when it failed. ``mmap``: large allocations through mmap, so that freed tensors leave the
+    resident set (for memory figures on the CPU); timings run without it, with the allocator users get (mmap for
+    every tensor makes code that allocates many mid-sized tensors look slower than it is)."""
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    if mmap:
+        env.update(MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
     proc = subprocess.run([sys.executable, script, "--worker"] + [str(a) for a in args], env=env,
                           capture_output=True, text=True, timeout=timeout)
     lines = [l for l in proc.stdout.strip().splitlines() if l.startswith("{")]

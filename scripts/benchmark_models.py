@@ -352,7 +352,7 @@ def measure_and_time(rows_cfg, common, desc, unit="model"):
         results[label] = bu.run_worker(__file__, ["--label", label] + common)
     ok = [label for label, *_ in rows_cfg if "peak" in results[label]]
     print(f"timing every {unit} round-robin ...", file=sys.stderr)
-    times = bu.run_worker(__file__, ["--label", "timing", "--timed"] + ok + common, timeout=7200)
+    times = bu.run_worker(__file__, ["--label", "timing", "--timed"] + ok + common, timeout=7200, mmap=False)
     return results, times
 
 
@@ -401,7 +401,7 @@ defaults: the RevGAN models train with `--memory low`, their core of 6 coupling 
 defaults it), one full training step (generators, discriminators, Adam) on a batch of {shape}. Activation memory:
 the peak of that step above the level before it, after a warm-up step (parameters, gradients and Adam state exist by
 then and are listed separately); total peak: the whole process's peak ({where}), libraries included. Each row in a
-fresh process. Step time: one process builds every model and times one step of each in turn, {args.steps} rounds,
+fresh process. Step time: one process (default allocator, no mmap setting) builds every model and times one step of each in turn, {args.steps} rounds,
 median, as a ratio to the row's baseline model (the first row of its group).
 {"Largest side: the largest square (cube) side, a multiple of " + str(64 if args.dims == 2 else 16) + ", at which one step keeps the total peak within the budget (doubling, then bisection; each size in a fresh process)." if sides else ""}
 

@@ -1,0 +1,379 @@
+"""Training through a generator's widest layers without holding their feature maps (--memory low).
+
+Recomputation (models.reversible.recompute) keeps only a part's input between forward and backward, but its backward
+still holds the part's activations at once. In a CycleGAN-style encoder and decoder the widest of them is the
+full-resolution map between two convolutions: after the 7x7 stem convolution (64 channels at full resolution for one
+RGB input) and before the 7x7 output convolution. Its backward holds that map several times over (the convolution's
+output, its normalised copy, the reflection-padded copy, their gradients): most of a RevGAN training step's memory.
+
+A *section* is such a sandwich, found in an ``nn.Sequential``: a layer that widens (a convolution, optionally after
+a reflection pad, or a transposed convolution), an optional instance norm (no affine, no running statistics), a
+ReLU, and a convolution that narrows again (optionally after a reflection pad). ``run_streamed(seq, x)`` computes
+each section in slabs of output rows along the first spatial axis, as models.lean does for inference, in a custom
+autograd function that saves only the section's input:
+
+- forward: one pass over the wide map in slabs for the norm's statistics (per sample and channel, combined slab by
+  slab with Chan's formula), one pass for the output, each slab from the input rows it needs (halo rows are computed
+  twice; reflected or zero rows beyond the borders as the pad or the convolution gives them);
+- backward: the same slabs again with autograd, the statistics entering as leaves, so each slab gives its share of
+  the gradients of the input, the parameters and the statistics; one more pass over the wide map takes the
+  statistics' gradients back to the widening layer (mean and variance are sums over the map).
+
+The gradients are plain autograd's up to floating-point rounding (the same sums, split across calls; float64 tests
+in tests/test_streamed.py). The rest of the Sequential is recomputed as before. Under autocast, or when no section
+matches, ``run_streamed`` is plain recomputation.
+"""
+import weakref
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from models.lean import _CONVS, _INSTANCE, _PADS, _TRANSPOSED, _sliceable
+from models.reversible import recompute
+
+SLAB_BYTES = 16 * 2 ** 20  # at most this much of the wide map per slab ...
+SLABS = 8  # ... and at most 1/SLABS of it (at least one row)
+
+
+class Section:
+    """widen -> [instance norm] -> ReLU -> narrow, with the row arithmetic to compute it in slabs."""
+
+    def __init__(self, widen, widen_pad, norm, narrow, narrow_pad):
+        self.widen, self.widen_pad, self.norm, self.narrow, self.narrow_pad = widen, widen_pad, norm, narrow, narrow_pad
+
+    @property
+    def params(self):
+        return [p for m in (self.widen, self.narrow) for p in (m.weight, m.bias) if p is not None]
+
+    # -- rows -------------------------------------------------------------------------------------------------------
+    def wide_sizes(self, x):
+        """The wide map's spatial sizes for input ``x``."""
+        c, sizes = self.widen, x.shape[2:]
+        if type(c) in _TRANSPOSED:
+            return [(n - 1) * s - 2 * p + k + op for n, s, p, k, op in
+                    zip(sizes, c.stride, c.padding, c.kernel_size, c.output_padding)]
+        return _conv_sizes(c, self.widen_pad, sizes)
+
+    def wide_rows(self, x):
+        return self.wide_sizes(x)[0]
+
+    def widen_plan(self, rows_in, start, stop):
+        if type(self.widen) in _TRANSPOSED:
+            return _transposed_plan(self.widen, rows_in, start, stop)
+        return _conv_plan(self.widen, self.widen_pad, rows_in, start, stop)
+
+    def slab_rows(self, x):
+        """Rows of the wide map per slab: at most SLAB_BYTES and 1/SLABS of it, at least one."""
+        sizes = self.wide_sizes(x)
+        per_row = x.element_size() * x.shape[0] * self.widen.out_channels * _prod(sizes[1:])
+        return max(1, min(-(-sizes[0] // SLABS), SLAB_BYTES // max(1, per_row)))
+
+    # -- pieces ------------------------------------------------------------------------------------------------------
+    def wide(self, piece, make, mean=None, rstd=None):
+        y = make(piece)
+        if self.norm is not None:
+            y = (y - mean) * rstd
+        return F.relu(y)
+
+    def stats(self, x):
+        """Per sample and channel: the wide map's mean and 1 / sqrt(variance + eps) (biased variance, as instance
+        norm), combined slab by slab."""
+        if self.norm is None:
+            return None, None
+        rows = self.wide_rows(x)
+        step = self.slab_rows(x)
+        count, mean, m2 = 0, None, None
+        for start in range(0, rows, step):
+            stop = min(rows, start + step)
+            lo, hi, make = self.widen_plan(x.shape[2], start, stop)
+            y = make(x[:, :, lo:hi])
+            dims = tuple(range(2, y.dim()))
+            n = y[0, 0].numel()
+            var, m = torch.var_mean(y, dim=dims, keepdim=True, unbiased=False)
+            if mean is None:
+                count, mean, m2 = n, m, var * n
+            else:
+                delta, total = m - mean, count + n
+                mean = mean + delta * (n / total)
+                m2 = m2 + var * n + delta * delta * (count * n / total)
+                count = total
+            del y
+        return mean, torch.rsqrt(m2 / count + self.norm.eps)
+
+    def out_slabs(self, x):
+        """(start, stop, wide rows [lo, hi), narrow maker, input rows [lo, hi), widen maker) per output slab."""
+        wide_rows = self.wide_rows(x)
+        rows = _conv_rows(self.narrow, self.narrow_pad, wide_rows)
+        s = self.narrow.stride[0]
+        step = max(1, self.slab_rows(x) // s)
+        for start in range(0, rows, step):
+            stop = min(rows, start + step)
+            wlo, whi, narrow = _conv_plan(self.narrow, self.narrow_pad, wide_rows, start, stop)
+            xlo, xhi, widen = self.widen_plan(x.shape[2], wlo, whi)
+            yield start, stop, wlo, whi, narrow, xlo, xhi, widen
+
+    def forward(self, x, mean, rstd):
+        out = None
+        for start, stop, wlo, whi, narrow, xlo, xhi, widen in self.out_slabs(x):
+            y = narrow(self.wide(x[:, :, xlo:xhi], widen, mean, rstd))
+            if out is None:
+                out = y.new_empty(y.shape[:2] + (_conv_rows(self.narrow, self.narrow_pad, self.wide_rows(x)),) +
+                                  y.shape[3:])
+            out[:, :, start:stop] = y
+            del y
+        return out
+
+
+def _prod(values):
+    out = 1
+    for v in values:
+        out *= v
+    return out
+
+
+def _conv_sizes(conv, reflect, sizes):
+    """Output spatial sizes of ``conv`` (after a reflection pad with the pad module's tuple ``reflect``, last axis
+    first, or with its own zero padding)."""
+    d = len(sizes)
+    out = []
+    for axis, n in enumerate(sizes):
+        if reflect is not None:
+            pads = reflect[2 * (d - 1 - axis)] + reflect[2 * (d - 1 - axis) + 1]
+        else:
+            pads = 2 * conv.padding[axis]
+        out.append((n + pads - conv.kernel_size[axis]) // conv.stride[axis] + 1)
+    return out
+
+
+def _conv_rows(conv, reflect, rows_in):
+    """Output rows of ``conv`` along the first spatial axis for ``rows_in`` input rows (padding as _conv_sizes)."""
+    d = conv.weight.dim() - 2
+    pads = reflect[2 * d - 2] + reflect[2 * d - 1] if reflect is not None else 2 * conv.padding[0]
+    return (rows_in + pads - conv.kernel_size[0]) // conv.stride[0] + 1
+
+
+def _conv_plan(conv, reflect, rows_in, start, stop):
+    """Output rows [start, stop) of ``conv`` (after a reflection pad with the pad module's tuple ``reflect``, or with
+    its own zero padding): (lo, hi, make), ``make(piece)`` computing them from input rows [lo, hi)."""
+    d = conv.weight.dim() - 2
+    k, s = conv.kernel_size[0], conv.stride[0]
+    fn = _CONVS[type(conv)]
+    if reflect is not None:
+        before = reflect[2 * d - 2]
+        rest = tuple(reflect[:2 * d - 2]) + (0, 0)
+        first, last = start * s - before, (stop - 1) * s - before + k
+        rows = [abs(r) for r in range(first, last)]
+        rows = [2 * (rows_in - 1) - r if r >= rows_in else r for r in rows]
+        lo, hi = min(rows), max(rows) + 1
+        index = torch.tensor([r - lo for r in rows], device=conv.weight.device)
+
+        def make(piece):
+            p = piece.index_select(2, index)
+            if any(rest):
+                p = F.pad(p, rest, mode="reflect")
+            return fn(p, conv.weight, conv.bias, conv.stride, 0, conv.dilation, 1)
+        return lo, hi, make
+    pad = conv.padding[0]
+    first, last = start * s - pad, (stop - 1) * s - pad + k
+    lo, hi = max(first, 0), min(last, rows_in)
+    padding = (0,) + tuple(conv.padding[1:])
+
+    def make(piece):
+        p = F.pad(piece, (0, 0) * (d - 1) + (lo - first, last - hi))  # zeros beyond the borders
+        return fn(p, conv.weight, conv.bias, conv.stride, padding, conv.dilation, 1)
+    return lo, hi, make
+
+
+def _transposed_plan(conv, rows_in, start, stop):
+    """Output rows [start, stop) of the transposed convolution ``conv``: (lo, hi, make) as ``_conv_plan``."""
+    k, s, p = conv.kernel_size[0], conv.stride[0], conv.padding[0]
+    lo = max(0, -((p + k - 1 - start) // s))  # first input row reaching start
+    hi = min(rows_in, (stop - 1 + p) // s + 1)  # one past the last input row reaching stop - 1
+    offset = lo * s - p  # output row of the piece's row 0
+    extra = max(0, stop - offset - ((hi - lo - 1) * s + k))  # rows past the last contribution (output padding)
+    padding, fn = (0,) + tuple(conv.padding[1:]), _TRANSPOSED[type(conv)]
+
+    def make(piece):
+        y = fn(piece, conv.weight, conv.bias, conv.stride, padding, (extra,) + tuple(conv.output_padding[1:]), 1,
+               conv.dilation)
+        return y[:, :, start - offset:stop - offset]
+    return lo, hi, make
+
+
+class _Streamed(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, section, x, *params):
+        ctx.section = section
+        ctx.save_for_backward(x, *params)  # autograd refuses backward if any was changed in place since
+        with torch.no_grad():
+            mean, rstd = section.stats(x)
+            return section.forward(x, mean, rstd)
+
+    @staticmethod
+    def backward(ctx, grad):
+        sec = ctx.section
+        x, *params = ctx.saved_tensors
+        want_x = ctx.needs_input_grad[1]
+        want = [p for p, need in zip(sec.params, ctx.needs_input_grad[2:]) if need]
+        dx = torch.zeros_like(x) if want_x else None
+        dparams = [torch.zeros_like(p) for p in want]
+        with torch.no_grad():
+            mean, rstd = sec.stats(x)
+        dmean = torch.zeros_like(mean) if mean is not None else None
+        drstd = torch.zeros_like(rstd) if rstd is not None else None
+        with torch.enable_grad():
+            # the output's gradient, slab by slab: input, parameters and (as leaves) the statistics
+            for start, stop, wlo, whi, narrow, xlo, xhi, widen in sec.out_slabs(x):
+                piece = x[:, :, xlo:xhi].detach().requires_grad_(want_x)
+                m = mean.detach().requires_grad_() if mean is not None else None
+                r = rstd.detach().requires_grad_() if rstd is not None else None
+                y = narrow(sec.wide(piece, widen, m, r))
+                leaves = ([piece] if want_x else []) + want + ([m, r] if m is not None else [])
+                got = torch.autograd.grad(y, leaves, grad[:, :, start:stop], allow_unused=True)
+                got = list(got)
+                if want_x:
+                    _add(dx[:, :, xlo:xhi], got.pop(0))
+                for acc, g in zip(dparams, got[:len(want)]):
+                    _add(acc, g)
+                if m is not None:
+                    _add(dmean, got[len(want)])
+                    _add(drstd, got[len(want) + 1])
+                del y, got
+            if mean is not None:
+                # the statistics are means over the wide map c: d/dc = dmean / n - drstd * rstd^3 * (c - mean) / n
+                rows = sec.wide_rows(x)
+                step = sec.slab_rows(x)
+                n = None
+                slots = [i for i, p in enumerate(want) if any(p is q for q in (sec.widen.weight, sec.widen.bias))]
+                widen_params = [want[i] for i in slots]
+                for start in range(0, rows, step):
+                    stop = min(rows, start + step)
+                    lo, hi, make = sec.widen_plan(x.shape[2], start, stop)
+                    piece = x[:, :, lo:hi].detach().requires_grad_(want_x)
+                    c = make(piece)
+                    if n is None:
+                        n = c[0, 0].numel() // c.shape[2] * rows
+                    gc = (dmean - drstd * rstd ** 3 * (c.detach() - mean)) / n
+                    leaves = ([piece] if want_x else []) + widen_params
+                    if not leaves:
+                        break
+                    got = list(torch.autograd.grad(c, leaves, gc, allow_unused=True))
+                    if want_x:
+                        _add(dx[:, :, lo:hi], got.pop(0))
+                    for i, g in zip(slots, got):
+                        _add(dparams[i], g)
+                    del c, gc, got
+        it = iter(dparams)
+        return (None, dx) + tuple(next(it) if need else None for need in ctx.needs_input_grad[2:])
+
+
+def _add(acc, g):
+    if g is not None:
+        acc.add_(g)
+
+
+def _section_at(layers, i):
+    """(Section, index after it) if a section starts at ``layers[i]``, else None."""
+    j, widen_pad = i, None
+    if j < len(layers) and isinstance(layers[j], _PADS):
+        widen_pad, j = layers[j].padding, j + 1
+    if j >= len(layers):
+        return None
+    widen = layers[j]
+    if type(widen) in _TRANSPOSED:
+        if widen_pad is not None or widen.groups != 1 or any(d != 1 for d in widen.dilation) or \
+                widen.padding_mode != "zeros" or isinstance(widen.padding, str):
+            return None
+        growth = widen.out_channels / widen.in_channels * _prod(widen.stride)
+    elif _sliceable(widen) and (widen_pad is None or all(p == 0 for p in widen.padding)):
+        growth = widen.out_channels / widen.in_channels / _prod(widen.stride)
+    else:
+        return None
+    j += 1
+    norm = None
+    while j < len(layers) and isinstance(layers[j], nn.Identity):
+        j += 1
+    if j < len(layers) and isinstance(layers[j], _INSTANCE):
+        norm = layers[j]
+        if norm.affine or norm.track_running_stats:
+            return None
+        j += 1
+    if not (j < len(layers) and type(layers[j]) is nn.ReLU):
+        return None
+    j += 1
+    narrow_pad = None
+    if j < len(layers) and isinstance(layers[j], _PADS):
+        narrow_pad, j = layers[j].padding, j + 1
+    if j >= len(layers) or not _sliceable(layers[j]) or \
+            (narrow_pad is not None and any(p != 0 for p in layers[j].padding)):
+        return None
+    narrow = layers[j]
+    shrink = narrow.out_channels / narrow.in_channels / _prod(narrow.stride)
+    if growth <= 1 or shrink >= 1 or narrow.in_channels != widen.out_channels:
+        return None
+    return Section(widen, widen_pad, norm, narrow, narrow_pad), j + 1
+
+
+def segments(seq):
+    """``seq``'s layers as [("layers", nn.Sequential) | ("section", Section)] in order."""
+    layers = list(seq)
+    out, run, i = [], [], 0
+    while i < len(layers):
+        found = _section_at(layers, i)
+        if found is None:
+            run.append(layers[i])
+            i += 1
+            continue
+        if run:
+            out.append(("layers", _sequential(run)))
+            run = []
+        out.append(("section", found[0]))
+        i = found[1]
+    if run:
+        out.append(("layers", _sequential(run)))
+    return out
+
+
+def _sequential(layers):
+    """The layers as one Sequential; an in-place activation first (after identities) works on a copy instead,
+    since recomputation replays the layers from a leaf tensor, which cannot change in place."""
+    layers = list(layers)
+    first = next((i for i, m in enumerate(layers) if not isinstance(m, nn.Identity)), None)
+    if first is not None and getattr(layers[first], "inplace", False):
+        if type(layers[first]) is nn.ReLU:
+            layers[first] = nn.ReLU()
+        elif type(layers[first]) is nn.LeakyReLU:
+            layers[first] = nn.LeakyReLU(layers[first].negative_slope)
+    return nn.Sequential(*layers)
+
+
+_SEGMENTS = weakref.WeakKeyDictionary()
+
+
+class _Streaming(nn.Module):
+    """``seq`` run segment by segment, its sections streamed: recomputed as one part, so that between forward and
+    backward only the part's input is kept."""
+
+    def __init__(self, seq, parts):
+        super().__init__()
+        self.seq, self.parts = seq, parts
+
+    def forward(self, x):
+        for kind, part in self.parts:
+            x = _Streamed.apply(part, x, *part.params) if kind == "section" else part(x)
+        return x
+
+
+def run_streamed(seq, x):
+    """``seq(x)`` recomputed in backward (models.reversible.recompute), with its sections computed in slabs
+    (above); ``seq`` an ``nn.Sequential`` or any module (then plain recomputation)."""
+    autocast = torch.is_autocast_enabled(x.device.type) if x.device.type in ("cpu", "cuda") else False
+    if not isinstance(seq, nn.Sequential) or autocast or not torch.is_grad_enabled():
+        return recompute(seq, x)
+    parts = _SEGMENTS.get(seq)
+    if parts is None:
+        parts = _SEGMENTS[seq] = segments(seq)
+    if not any(kind == "section" for kind, _ in parts):
+        return recompute(seq, x)
+    return recompute(_Streaming(seq, parts), x)
