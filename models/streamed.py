@@ -205,21 +205,20 @@ class _Streamed(torch.autograd.Function):
     @staticmethod
     def forward(ctx, section, x, *params):
         ctx.section = section
-        ctx.save_for_backward(x, *params)  # autograd refuses backward if any was changed in place since
         with torch.no_grad():
             mean, rstd = section.stats(x)
-            return section.forward(x, mean, rstd)
+            out = section.forward(x, mean, rstd)
+        ctx.save_for_backward(x, mean, rstd, *params)  # autograd refuses backward if a parameter changed in place
+        return out
 
     @staticmethod
     def backward(ctx, grad):
         sec = ctx.section
-        x, *params = ctx.saved_tensors
+        x, mean, rstd, *params = ctx.saved_tensors
         want_x = ctx.needs_input_grad[1]
         want = [p for p, need in zip(sec.params, ctx.needs_input_grad[2:]) if need]
         dx = torch.zeros_like(x) if want_x else None
         dparams = [torch.zeros_like(p) for p in want]
-        with torch.no_grad():
-            mean, rstd = sec.stats(x)
         dmean = torch.zeros_like(mean) if mean is not None else None
         drstd = torch.zeros_like(rstd) if rstd is not None else None
         with torch.enable_grad():
