@@ -83,37 +83,24 @@ def _largest_bytes(conv, x):
 def _conv_in_slabs(conv, x, reflect):
     """``conv(x)``, or ``conv(reflection_pad(x, reflect))`` with ``reflect`` the pad module's (last axis first)
     padding tuple, computed in slabs of output rows along the first spatial axis."""
-    d = x.dim() - 2
-    k, s = conv.kernel_size[0], conv.stride[0]
-    if reflect is not None:
-        before, after = reflect[2 * d - 2], reflect[2 * d - 1]
-        rest = tuple(reflect[:2 * d - 2]) + (0, 0)  # the other axes (torch pads all spatial axes or the last ones)
-        padding = 0
-    else:
-        before = after = conv.padding[0]
-        padding = (0,) + tuple(conv.padding[1:])
-    rows_in = x.shape[2]
-    rows_out = (rows_in + before + after - k) // s + 1
+    rows_out = conv_rows(conv, reflect, x.shape[2])
     row_bytes = max(1, _largest_bytes(conv, x) // rows_out)  # input or output per output row
-    slab = max(1, SLAB_BYTES // row_bytes - k)
-    fn, out = _CONVS[type(conv)], None
+    return _in_slabs(x, rows_out, max(1, SLAB_BYTES // row_bytes - conv.kernel_size[0]),
+                     lambda start, stop: conv_plan(conv, reflect, x.shape[2], start, stop))
+
+
+def _in_slabs(x, rows_out, slab, plan):
+    """One output tensor filled slab by slab: ``plan(start, stop)`` gives (lo, hi, make) for output rows
+    [start, stop), ``make`` computing them from input rows [lo, hi)."""
+    out = None
     for start in range(0, rows_out, slab):
         stop = min(rows_out, start + slab)
-        first, last = start * s - before, (stop - 1) * s - before + k  # input rows [first, last) of the padded axis
-        if reflect is not None:
-            rows = torch.arange(first, last, device=x.device).abs()  # reflection at the top ...
-            rows = torch.where(rows >= rows_in, 2 * (rows_in - 1) - rows, rows)  # ... and at the bottom
-            piece = x.index_select(2, rows)
-            if any(rest):
-                piece = F.pad(piece, rest, mode="reflect")
-        else:
-            lo, hi = max(first, 0), min(last, rows_in)
-            piece = F.pad(x[:, :, lo:hi], (0, 0) * (d - 1) + (lo - first, last - hi))  # zeros beyond the borders
-        y = fn(piece, conv.weight, conv.bias, conv.stride, padding, conv.dilation, 1)
+        lo, hi, make = plan(start, stop)
+        y = make(x[:, :, lo:hi])
         if out is None:
             out = y.new_empty(y.shape[:2] + (rows_out,) + y.shape[3:])
         out[:, :, start:stop] = y
-        del piece, y
+        del y
     return out
 
 
@@ -134,19 +121,75 @@ def _transposed_in_slabs(conv, x):
     rows_out = (rows_in - 1) * s - 2 * p + k + conv.output_padding[0]
     out_row = max(1, (x.numel() // rows_in) * conv.out_channels // x.shape[1] // s * x.element_size())
     col_row = max(1, _columns_bytes(conv, x) // rows_in)  # column buffer per input row
-    slab = max(s, SLAB_BYTES // max(out_row, col_row // s))
-    padding, fn, out = (0,) + tuple(conv.padding[1:]), _TRANSPOSED[type(conv)], None
-    for start in range(0, rows_out, slab):
-        stop = min(rows_out, start + slab)
-        lo = max(0, -((p + k - 1 - start) // s))  # ceil((start + p - k + 1) / s): first input row reaching start
-        hi = min(rows_in, (stop - 1 + p) // s + 1)  # one past the last input row reaching stop - 1
-        offset = lo * s - p  # output row of the slab's row 0
-        rows = (hi - lo - 1) * s + k  # rows the slab gives without output padding
-        extra = max(0, stop - offset - rows)  # rows after the last contribution (output padding: bias only)
-        y = fn(x[:, :, lo:hi], conv.weight, conv.bias, conv.stride, padding,
-               (extra,) + tuple(conv.output_padding[1:]), 1, conv.dilation)
-        if out is None:
-            out = y.new_empty(y.shape[:2] + (rows_out,) + y.shape[3:])
-        out[:, :, start:stop] = y[:, :, start - offset:stop - offset]
-        del y
+    return _in_slabs(x, rows_out, max(s, SLAB_BYTES // max(out_row, col_row // s)),
+                     lambda start, stop: transposed_plan(conv, rows_in, start, stop))
+
+
+# -- row plans: which input rows give output rows [start, stop) (shared with models.streamed) --------------------
+def conv_sizes(conv, reflect, sizes):
+    """Output spatial sizes of ``conv`` (after a reflection pad with the pad module's tuple ``reflect``, last axis
+    first, or with its own zero padding)."""
+    d = len(sizes)
+    out = []
+    for axis, n in enumerate(sizes):
+        if reflect is not None:
+            pads = reflect[2 * (d - 1 - axis)] + reflect[2 * (d - 1 - axis) + 1]
+        else:
+            pads = 2 * conv.padding[axis]
+        out.append((n + pads - conv.kernel_size[axis]) // conv.stride[axis] + 1)
     return out
+
+
+def conv_rows(conv, reflect, rows_in):
+    """Output rows of ``conv`` along the first spatial axis for ``rows_in`` input rows (padding as conv_sizes)."""
+    d = conv.weight.dim() - 2
+    pads = reflect[2 * d - 2] + reflect[2 * d - 1] if reflect is not None else 2 * conv.padding[0]
+    return (rows_in + pads - conv.kernel_size[0]) // conv.stride[0] + 1
+
+
+def conv_plan(conv, reflect, rows_in, start, stop):
+    """Output rows [start, stop) of ``conv`` (after a reflection pad with the pad module's tuple ``reflect``, or with
+    its own zero padding): (lo, hi, make), ``make(piece)`` computing them from input rows [lo, hi)."""
+    d = conv.weight.dim() - 2
+    k, s = conv.kernel_size[0], conv.stride[0]
+    fn = _CONVS[type(conv)]
+    if reflect is not None:
+        before = reflect[2 * d - 2]
+        rest = tuple(reflect[:2 * d - 2]) + (0, 0)
+        first, last = start * s - before, (stop - 1) * s - before + k
+        rows = [abs(r) for r in range(first, last)]
+        rows = [2 * (rows_in - 1) - r if r >= rows_in else r for r in rows]
+        lo, hi = min(rows), max(rows) + 1
+        index = torch.tensor([r - lo for r in rows], device=conv.weight.device)
+
+        def make(piece):
+            p = piece.index_select(2, index)
+            if any(rest):
+                p = F.pad(p, rest, mode="reflect")
+            return fn(p, conv.weight, conv.bias, conv.stride, 0, conv.dilation, 1)
+        return lo, hi, make
+    pad = conv.padding[0]
+    first, last = start * s - pad, (stop - 1) * s - pad + k
+    lo, hi = max(first, 0), min(last, rows_in)
+    padding = (0,) + tuple(conv.padding[1:])
+
+    def make(piece):
+        p = F.pad(piece, (0, 0) * (d - 1) + (lo - first, last - hi))  # zeros beyond the borders
+        return fn(p, conv.weight, conv.bias, conv.stride, padding, conv.dilation, 1)
+    return lo, hi, make
+
+
+def transposed_plan(conv, rows_in, start, stop):
+    """Output rows [start, stop) of the transposed convolution ``conv``: (lo, hi, make) as ``conv_plan``."""
+    k, s, p = conv.kernel_size[0], conv.stride[0], conv.padding[0]
+    lo = max(0, -((p + k - 1 - start) // s))  # first input row reaching start
+    hi = min(rows_in, (stop - 1 + p) // s + 1)  # one past the last input row reaching stop - 1
+    offset = lo * s - p  # output row of the piece's row 0
+    extra = max(0, stop - offset - ((hi - lo - 1) * s + k))  # rows past the last contribution (output padding)
+    padding, fn = (0,) + tuple(conv.padding[1:]), _TRANSPOSED[type(conv)]
+
+    def make(piece):
+        y = fn(piece, conv.weight, conv.bias, conv.stride, padding, (extra,) + tuple(conv.output_padding[1:]), 1,
+               conv.dilation)
+        return y[:, :, start - offset:stop - offset]
+    return lo, hi, make

@@ -29,7 +29,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.lean import _CONVS, _INSTANCE, _PADS, _TRANSPOSED, _sliceable
+from models.lean import (_CONVS, _INSTANCE, _PADS, _TRANSPOSED, _sliceable, conv_plan, conv_rows, conv_sizes,
+                         transposed_plan)
 from models.reversible import recompute
 
 SLAB_BYTES = 16 * 2 ** 20  # at most this much of the wide map per slab ...
@@ -53,15 +54,15 @@ class Section:
         if type(c) in _TRANSPOSED:
             return [(n - 1) * s - 2 * p + k + op for n, s, p, k, op in
                     zip(sizes, c.stride, c.padding, c.kernel_size, c.output_padding)]
-        return _conv_sizes(c, self.widen_pad, sizes)
+        return conv_sizes(c, self.widen_pad, sizes)
 
     def wide_rows(self, x):
         return self.wide_sizes(x)[0]
 
     def widen_plan(self, rows_in, start, stop):
         if type(self.widen) in _TRANSPOSED:
-            return _transposed_plan(self.widen, rows_in, start, stop)
-        return _conv_plan(self.widen, self.widen_pad, rows_in, start, stop)
+            return transposed_plan(self.widen, rows_in, start, stop)
+        return conv_plan(self.widen, self.widen_pad, rows_in, start, stop)
 
     def slab_rows(self, x):
         """Rows of the wide map per slab: at most SLAB_BYTES and 1/SLABS of it, at least one."""
@@ -104,12 +105,12 @@ class Section:
     def out_slabs(self, x):
         """(start, stop, wide rows [lo, hi), narrow maker, input rows [lo, hi), widen maker) per output slab."""
         wide_rows = self.wide_rows(x)
-        rows = _conv_rows(self.narrow, self.narrow_pad, wide_rows)
+        rows = conv_rows(self.narrow, self.narrow_pad, wide_rows)
         s = self.narrow.stride[0]
         step = max(1, self.slab_rows(x) // s)
         for start in range(0, rows, step):
             stop = min(rows, start + step)
-            wlo, whi, narrow = _conv_plan(self.narrow, self.narrow_pad, wide_rows, start, stop)
+            wlo, whi, narrow = conv_plan(self.narrow, self.narrow_pad, wide_rows, start, stop)
             xlo, xhi, widen = self.widen_plan(x.shape[2], wlo, whi)
             yield start, stop, wlo, whi, narrow, xlo, xhi, widen
 
@@ -118,7 +119,7 @@ class Section:
         for start, stop, wlo, whi, narrow, xlo, xhi, widen in self.out_slabs(x):
             y = narrow(self.wide(x[:, :, xlo:xhi], widen, mean, rstd))
             if out is None:
-                out = y.new_empty(y.shape[:2] + (_conv_rows(self.narrow, self.narrow_pad, self.wide_rows(x)),) +
+                out = y.new_empty(y.shape[:2] + (conv_rows(self.narrow, self.narrow_pad, self.wide_rows(x)),) +
                                   y.shape[3:])
             out[:, :, start:stop] = y
             del y
@@ -130,75 +131,6 @@ def _prod(values):
     for v in values:
         out *= v
     return out
-
-
-def _conv_sizes(conv, reflect, sizes):
-    """Output spatial sizes of ``conv`` (after a reflection pad with the pad module's tuple ``reflect``, last axis
-    first, or with its own zero padding)."""
-    d = len(sizes)
-    out = []
-    for axis, n in enumerate(sizes):
-        if reflect is not None:
-            pads = reflect[2 * (d - 1 - axis)] + reflect[2 * (d - 1 - axis) + 1]
-        else:
-            pads = 2 * conv.padding[axis]
-        out.append((n + pads - conv.kernel_size[axis]) // conv.stride[axis] + 1)
-    return out
-
-
-def _conv_rows(conv, reflect, rows_in):
-    """Output rows of ``conv`` along the first spatial axis for ``rows_in`` input rows (padding as _conv_sizes)."""
-    d = conv.weight.dim() - 2
-    pads = reflect[2 * d - 2] + reflect[2 * d - 1] if reflect is not None else 2 * conv.padding[0]
-    return (rows_in + pads - conv.kernel_size[0]) // conv.stride[0] + 1
-
-
-def _conv_plan(conv, reflect, rows_in, start, stop):
-    """Output rows [start, stop) of ``conv`` (after a reflection pad with the pad module's tuple ``reflect``, or with
-    its own zero padding): (lo, hi, make), ``make(piece)`` computing them from input rows [lo, hi)."""
-    d = conv.weight.dim() - 2
-    k, s = conv.kernel_size[0], conv.stride[0]
-    fn = _CONVS[type(conv)]
-    if reflect is not None:
-        before = reflect[2 * d - 2]
-        rest = tuple(reflect[:2 * d - 2]) + (0, 0)
-        first, last = start * s - before, (stop - 1) * s - before + k
-        rows = [abs(r) for r in range(first, last)]
-        rows = [2 * (rows_in - 1) - r if r >= rows_in else r for r in rows]
-        lo, hi = min(rows), max(rows) + 1
-        index = torch.tensor([r - lo for r in rows], device=conv.weight.device)
-
-        def make(piece):
-            p = piece.index_select(2, index)
-            if any(rest):
-                p = F.pad(p, rest, mode="reflect")
-            return fn(p, conv.weight, conv.bias, conv.stride, 0, conv.dilation, 1)
-        return lo, hi, make
-    pad = conv.padding[0]
-    first, last = start * s - pad, (stop - 1) * s - pad + k
-    lo, hi = max(first, 0), min(last, rows_in)
-    padding = (0,) + tuple(conv.padding[1:])
-
-    def make(piece):
-        p = F.pad(piece, (0, 0) * (d - 1) + (lo - first, last - hi))  # zeros beyond the borders
-        return fn(p, conv.weight, conv.bias, conv.stride, padding, conv.dilation, 1)
-    return lo, hi, make
-
-
-def _transposed_plan(conv, rows_in, start, stop):
-    """Output rows [start, stop) of the transposed convolution ``conv``: (lo, hi, make) as ``_conv_plan``."""
-    k, s, p = conv.kernel_size[0], conv.stride[0], conv.padding[0]
-    lo = max(0, -((p + k - 1 - start) // s))  # first input row reaching start
-    hi = min(rows_in, (stop - 1 + p) // s + 1)  # one past the last input row reaching stop - 1
-    offset = lo * s - p  # output row of the piece's row 0
-    extra = max(0, stop - offset - ((hi - lo - 1) * s + k))  # rows past the last contribution (output padding)
-    padding, fn = (0,) + tuple(conv.padding[1:]), _TRANSPOSED[type(conv)]
-
-    def make(piece):
-        y = fn(piece, conv.weight, conv.bias, conv.stride, padding, (extra,) + tuple(conv.output_padding[1:]), 1,
-               conv.dilation)
-        return y[:, :, start - offset:stop - offset]
-    return lo, hi, make
 
 
 class _Streamed(torch.autograd.Function):

@@ -64,7 +64,8 @@ def test_other_widening_and_narrowing_layers():
     stride 1 or a reflection pad; frozen parameters."""
     torch.manual_seed(1)
     seqs = [
-        nn.Sequential(nn.Conv2d(2, 6, 3, padding=1), nn.InstanceNorm2d(6), nn.ReLU(True), nn.Conv2d(6, 2, 5, padding=2)),
+        nn.Sequential(nn.Conv2d(2, 6, 3, padding=1), nn.InstanceNorm2d(6), nn.ReLU(True),
+                      nn.Conv2d(6, 2, 5, padding=2)),
         nn.Sequential(nn.ConvTranspose2d(6, 5, 4, stride=2, padding=1), nn.InstanceNorm2d(5), nn.ReLU(),
                       nn.ReflectionPad2d((1, 2, 2, 1)), nn.Conv2d(5, 3, (4, 4)), nn.Tanh()),
         nn.Sequential(nn.ReflectionPad3d(1), nn.Conv3d(1, 5, 3), nn.ReLU(True), nn.Conv3d(5, 4, 3, stride=2, padding=1),
