@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from models.lean import (_CONVS, _INSTANCE, _PADS, _TRANSPOSED, _sliceable, conv_plan, conv_rows, conv_sizes,
+from models.lean import (_INSTANCE, _PADS, _TRANSPOSED, _in_slabs, _sliceable, conv_plan, conv_rows, conv_sizes,
                          transposed_plan)
 from models.reversible import recompute
 
@@ -102,28 +102,20 @@ class Section:
             del y
         return mean, torch.rsqrt(m2 / count + self.norm.eps)
 
-    def out_slabs(self, x):
-        """(start, stop, wide rows [lo, hi), narrow maker, input rows [lo, hi), widen maker) per output slab."""
-        wide_rows = self.wide_rows(x)
-        rows = conv_rows(self.narrow, self.narrow_pad, wide_rows)
-        s = self.narrow.stride[0]
-        step = max(1, self.slab_rows(x) // s)
-        for start in range(0, rows, step):
-            stop = min(rows, start + step)
-            wlo, whi, narrow = conv_plan(self.narrow, self.narrow_pad, wide_rows, start, stop)
-            xlo, xhi, widen = self.widen_plan(x.shape[2], wlo, whi)
-            yield start, stop, wlo, whi, narrow, xlo, xhi, widen
+    def out_rows(self, x):
+        """(output rows, output rows per slab)."""
+        rows = conv_rows(self.narrow, self.narrow_pad, self.wide_rows(x))
+        return rows, max(1, self.slab_rows(x) // self.narrow.stride[0])
+
+    def out_plan(self, x, start, stop, mean, rstd):
+        """Output rows [start, stop): (lo, hi, make), ``make(piece)`` computing them from input rows [lo, hi)."""
+        wlo, whi, narrow = conv_plan(self.narrow, self.narrow_pad, self.wide_rows(x), start, stop)
+        lo, hi, widen = self.widen_plan(x.shape[2], wlo, whi)
+        return lo, hi, lambda piece: narrow(self.wide(piece, widen, mean, rstd))
 
     def forward(self, x, mean, rstd):
-        out = None
-        for start, stop, wlo, whi, narrow, xlo, xhi, widen in self.out_slabs(x):
-            y = narrow(self.wide(x[:, :, xlo:xhi], widen, mean, rstd))
-            if out is None:
-                out = y.new_empty(y.shape[:2] + (conv_rows(self.narrow, self.narrow_pad, self.wide_rows(x)),) +
-                                  y.shape[3:])
-            out[:, :, start:stop] = y
-            del y
-        return out
+        rows, step = self.out_rows(x)
+        return _in_slabs(x, rows, step, lambda start, stop: self.out_plan(x, start, stop, mean, rstd))
 
 
 def _prod(values):
@@ -155,14 +147,16 @@ class _Streamed(torch.autograd.Function):
         drstd = torch.zeros_like(rstd) if rstd is not None else None
         with torch.enable_grad():
             # the output's gradient, slab by slab: input, parameters and (as leaves) the statistics
-            for start, stop, wlo, whi, narrow, xlo, xhi, widen in sec.out_slabs(x):
-                piece = x[:, :, xlo:xhi].detach().requires_grad_(want_x)
+            rows, step = sec.out_rows(x)
+            for start in range(0, rows, step):
+                stop = min(rows, start + step)
                 m = mean.detach().requires_grad_() if mean is not None else None
                 r = rstd.detach().requires_grad_() if rstd is not None else None
-                y = narrow(sec.wide(piece, widen, m, r))
+                xlo, xhi, make = sec.out_plan(x, start, stop, m, r)
+                piece = x[:, :, xlo:xhi].detach().requires_grad_(want_x)
+                y = make(piece)
                 leaves = ([piece] if want_x else []) + want + ([m, r] if m is not None else [])
-                got = torch.autograd.grad(y, leaves, grad[:, :, start:stop], allow_unused=True)
-                got = list(got)
+                got = list(torch.autograd.grad(y, leaves, grad[:, :, start:stop], allow_unused=True))
                 if want_x:
                     _add(dx[:, :, xlo:xhi], got.pop(0))
                 for acc, g in zip(dparams, got[:len(want)]):
@@ -171,7 +165,7 @@ class _Streamed(torch.autograd.Function):
                     _add(dmean, got[len(want)])
                     _add(drstd, got[len(want) + 1])
                 del y, got
-            if mean is not None:
+            if mean is not None and (want_x or any(p is q for p in want for q in (sec.widen.weight, sec.widen.bias))):
                 # the statistics are means over the wide map c: d/dc = dmean / n - drstd * rstd^3 * (c - mean) / n
                 rows = sec.wide_rows(x)
                 step = sec.slab_rows(x)
@@ -187,8 +181,6 @@ class _Streamed(torch.autograd.Function):
                         n = c[0, 0].numel() // c.shape[2] * rows
                     gc = (dmean - drstd * rstd ** 3 * (c.detach() - mean)) / n
                     leaves = ([piece] if want_x else []) + widen_params
-                    if not leaves:
-                        break
                     got = list(torch.autograd.grad(c, leaves, gc, allow_unused=True))
                     if want_x:
                         _add(dx[:, :, lo:hi], got.pop(0))
