@@ -20,8 +20,8 @@ autograd function that saves only the section's input:
   statistics' gradients back to the widening layer (mean and variance are sums over the map).
 
 The gradients are plain autograd's up to floating-point rounding (the same sums, split across calls; float64 tests
-in tests/test_streamed.py). The rest of the Sequential is recomputed as before. Under autocast, or when no section
-matches, ``run_streamed`` is plain recomputation.
+in tests/test_streamed.py). The rest of the Sequential is recomputed as before. Under autocast, for a compiled
+Sequential (--compile) or when no section matches, ``run_streamed`` is plain recomputation.
 """
 import weakref
 
@@ -35,13 +35,15 @@ from models.reversible import recompute
 
 SLAB_BYTES = 16 * 2 ** 20  # at most this much of the wide map per slab ...
 SLABS = 8  # ... and at most 1/SLABS of it (at least one row)
+MIN_BYTES = 2 * 2 ** 20  # smaller wide maps are recomputed whole: there slabs save little and cost calls
 
 
 class Section:
     """widen -> [instance norm] -> ReLU -> narrow, with the row arithmetic to compute it in slabs."""
 
-    def __init__(self, widen, widen_pad, norm, narrow, narrow_pad):
+    def __init__(self, widen, widen_pad, norm, narrow, narrow_pad, layers):
         self.widen, self.widen_pad, self.norm, self.narrow, self.narrow_pad = widen, widen_pad, norm, narrow, narrow_pad
+        self.layers = layers  # the same layers as one Sequential: how a small wide map is computed
 
     @property
     def params(self):
@@ -63,6 +65,9 @@ class Section:
         if type(self.widen) in _TRANSPOSED:
             return transposed_plan(self.widen, rows_in, start, stop)
         return conv_plan(self.widen, self.widen_pad, rows_in, start, stop)
+
+    def wide_bytes(self, x):
+        return x.element_size() * x.shape[0] * self.widen.out_channels * _prod(self.wide_sizes(x))
 
     def slab_rows(self, x):
         """Rows of the wide map per slab: at most SLAB_BYTES and 1/SLABS of it, at least one."""
@@ -235,7 +240,7 @@ def _section_at(layers, i):
     shrink = narrow.out_channels / narrow.in_channels / _prod(narrow.stride)
     if growth <= 1 or shrink >= 1 or narrow.in_channels != widen.out_channels:
         return None
-    return Section(widen, widen_pad, norm, narrow, narrow_pad), j + 1
+    return Section(widen, widen_pad, norm, narrow, narrow_pad, nn.Sequential(*layers[i:j + 1])), j + 1
 
 
 def segments(seq):
@@ -275,8 +280,8 @@ _SEGMENTS = weakref.WeakKeyDictionary()
 
 
 class _Streaming(nn.Module):
-    """``seq`` run segment by segment, its sections streamed: recomputed as one part, so that between forward and
-    backward only the part's input is kept."""
+    """``seq`` run segment by segment, its sections streamed where their wide map reaches MIN_BYTES: recomputed
+    as one part, so that between forward and backward only the part's input is kept."""
 
     def __init__(self, seq, parts):
         super().__init__()
@@ -284,7 +289,10 @@ class _Streaming(nn.Module):
 
     def forward(self, x):
         for kind, part in self.parts:
-            x = _Streamed.apply(part, x, *part.params) if kind == "section" else part(x)
+            if kind == "section" and part.wide_bytes(x) >= MIN_BYTES:
+                x = _Streamed.apply(part, x, *part.params)
+            else:
+                x = part(x) if kind == "layers" else part.layers(x)
         return x
 
 
@@ -292,7 +300,8 @@ def run_streamed(seq, x):
     """``seq(x)`` recomputed in backward (models.reversible.recompute), with its sections computed in slabs
     (above); ``seq`` an ``nn.Sequential`` or any module (then plain recomputation)."""
     autocast = torch.is_autocast_enabled(x.device.type) if x.device.type in ("cpu", "cuda") else False
-    if not isinstance(seq, nn.Sequential) or autocast or not torch.is_grad_enabled():
+    compiled = getattr(seq, "_compiled_call_impl", None) is not None  # seq.compile(): its compiled call, whole
+    if not isinstance(seq, nn.Sequential) or autocast or compiled or not torch.is_grad_enabled():
         return recompute(seq, x)
     parts = _SEGMENTS.get(seq)
     if parts is None:

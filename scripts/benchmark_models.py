@@ -363,7 +363,8 @@ def compare(args, common):
     sides = {}
     if args.max_side:
         for label, *_ in tqdm(rows_cfg, desc=f"largest side in {args.budget_gb:g} GiB", unit="model"):
-            sides[label] = largest_side(label, args, 64 if args.dims == 2 else 16)
+            sides[label] = largest_side(label, args, args.size)  # from the size measured above (smaller
+            # patches can be too small for the discriminator)
     rows = []
     for label, model, flags, base in rows_cfg:
         r, b = results[label], results[base]

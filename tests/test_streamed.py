@@ -10,6 +10,11 @@ from models import streamed
 from models.networks import decoder, encoder, get_norm_layer
 
 
+@pytest.fixture(autouse=True)
+def stream_every_size(monkeypatch):
+    monkeypatch.setattr(streamed, "MIN_BYTES", 0)  # the small maps of these tests are streamed too
+
+
 def grads_of(fn, x, params, g=None):
     x = x.detach().requires_grad_(x.requires_grad)
     y = fn(x)
@@ -91,6 +96,21 @@ def test_layers_that_are_not_sections_are_left_alone():
                 nn.Sequential(nn.Conv2d(6, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 2, 3, padding=1))):
         assert [k for k, _ in streamed.segments(seq)] == ["layers"]
         assert_same(seq.double(), torch.randn(1, seq[0].in_channels, 8, 8, dtype=torch.float64).requires_grad_(), 0)
+
+
+def test_small_wide_maps_are_recomputed_whole(monkeypatch):
+    """Below MIN_BYTES a section runs as its plain layers (inside the part's recomputation), at or above it in slabs;
+    the same gradients either way."""
+    calls = []
+    monkeypatch.setattr(streamed._Streamed, "apply", lambda *a, _f=streamed._Streamed.apply: calls.append(1) or _f(*a))
+    seq = nn.Sequential(nn.Conv2d(2, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 2, 3, stride=2, padding=1)).double()
+    x = torch.randn(1, 2, 16, 16, dtype=torch.float64, requires_grad=True)
+    wide = 6 * 16 * 16 * 8
+    for limit, streams in ((wide + 1, False), (wide, True)):
+        monkeypatch.setattr(streamed, "MIN_BYTES", limit)
+        calls.clear()
+        assert_same(seq, x, 1)
+        assert bool(calls) == streams
 
 
 def test_a_parameter_changed_in_place_before_backward_is_refused():
