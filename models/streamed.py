@@ -23,6 +23,7 @@ The gradients are plain autograd's up to floating-point rounding (the same sums,
 in tests/test_streamed.py). The rest of the Sequential is recomputed as before. Under autocast, for a compiled
 Sequential (--compile) or when no section matches, ``run_streamed`` is plain recomputation.
 """
+import math
 import weakref
 
 import torch
@@ -67,13 +68,13 @@ class Section:
         return conv_plan(self.widen, self.widen_pad, rows_in, start, stop)
 
     def wide_bytes(self, x):
-        return x.element_size() * x.shape[0] * self.widen.out_channels * _prod(self.wide_sizes(x))
+        return x.element_size() * x.shape[0] * self.widen.out_channels * math.prod(self.wide_sizes(x))
 
     def slab_rows(self, x):
         """Rows of the wide map per slab: at most SLAB_BYTES and 1/SLABS of it, at least one."""
-        sizes = self.wide_sizes(x)
-        per_row = x.element_size() * x.shape[0] * self.widen.out_channels * _prod(sizes[1:])
-        return max(1, min(-(-sizes[0] // SLABS), SLAB_BYTES // max(1, per_row)))
+        rows = self.wide_rows(x)
+        per_row = self.wide_bytes(x) // rows
+        return max(1, min(-(-rows // SLABS), SLAB_BYTES // max(1, per_row)))
 
     # -- pieces ------------------------------------------------------------------------------------------------------
     def wide(self, piece, make, mean=None, rstd=None):
@@ -123,13 +124,6 @@ class Section:
         return _in_slabs(x, rows, step, lambda start, stop: self.out_plan(x, start, stop, mean, rstd))
 
 
-def _prod(values):
-    out = 1
-    for v in values:
-        out *= v
-    return out
-
-
 class _Streamed(torch.autograd.Function):
     @staticmethod
     def forward(ctx, section, x, *params):
@@ -170,12 +164,12 @@ class _Streamed(torch.autograd.Function):
                     _add(dmean, got[len(want)])
                     _add(drstd, got[len(want) + 1])
                 del y, got
-            if mean is not None and (want_x or any(p is q for p in want for q in (sec.widen.weight, sec.widen.bias))):
+            slots = [i for i, p in enumerate(want) if any(p is q for q in (sec.widen.weight, sec.widen.bias))]
+            if mean is not None and (want_x or slots):
                 # the statistics are means over the wide map c: d/dc = dmean / n - drstd * rstd^3 * (c - mean) / n
                 rows = sec.wide_rows(x)
                 step = sec.slab_rows(x)
                 n = None
-                slots = [i for i, p in enumerate(want) if any(p is q for q in (sec.widen.weight, sec.widen.bias))]
                 widen_params = [want[i] for i in slots]
                 for start in range(0, rows, step):
                     stop = min(rows, start + step)
@@ -213,9 +207,9 @@ def _section_at(layers, i):
         if widen_pad is not None or widen.groups != 1 or any(d != 1 for d in widen.dilation) or \
                 widen.padding_mode != "zeros" or isinstance(widen.padding, str):
             return None
-        growth = widen.out_channels / widen.in_channels * _prod(widen.stride)
+        growth = widen.out_channels / widen.in_channels * math.prod(widen.stride)
     elif _sliceable(widen) and (widen_pad is None or all(p == 0 for p in widen.padding)):
-        growth = widen.out_channels / widen.in_channels / _prod(widen.stride)
+        growth = widen.out_channels / widen.in_channels / math.prod(widen.stride)
     else:
         return None
     j += 1
@@ -237,7 +231,7 @@ def _section_at(layers, i):
             (narrow_pad is not None and any(p != 0 for p in layers[j].padding)):
         return None
     narrow = layers[j]
-    shrink = narrow.out_channels / narrow.in_channels / _prod(narrow.stride)
+    shrink = narrow.out_channels / narrow.in_channels / math.prod(narrow.stride)
     if growth <= 1 or shrink >= 1 or narrow.in_channels != widen.out_channels:
         return None
     return Section(widen, widen_pad, norm, narrow, narrow_pad, nn.Sequential(*layers[i:j + 1])), j + 1
