@@ -3,7 +3,7 @@ depth, memory modes and precision.
 
     python scripts/benchmark_models.py --compare             # every model against its baseline, default flags (2D)
     python scripts/benchmark_models.py --compare --dims 3 --size 48 --ngf 16
-    python scripts/benchmark_models.py --compare --device cuda --size 256 --budget_gb 16   # + largest side in 16 GiB
+    python scripts/benchmark_models.py --compare --device cuda --size 256 --max_side --budget_gb 16   # + largest side
     python scripts/benchmark_models.py                       # CPU: 2D at 128x128, core depth
     python scripts/benchmark_models.py --device cuda --size 256
     python scripts/benchmark_models.py --dims 3 --size 64 --ngf 16     # 3D patches (128 and ngf 64 on a GPU)
@@ -15,7 +15,8 @@ depth, memory modes and precision.
 ``cycle_gan``, ``unpaired_revgan`` (``--memory low``, the default; ``--memory core``; ``--stem unshuffle``;
 ``--netG iunet``), ``pix2pix`` (unet_256), ``paired_revgan`` (the same four), and with ``--dims 3`` their 3D versions; activation memory and the
 process's total peak at ``--size``, each as a ratio to the model's baseline, the step time as a ratio to it, and
-(``--max_side``) the largest side one training step fits in ``--budget_gb``.
+(``--max_side``) the largest side at which one training step's parameters, gradients, Adam state and activations
+fit in ``--budget_gb`` (every model at its default flags; ``--max_side all``: every row).
 Depth rows (no ``--compare``): ``cycle_gan`` (resnet_9blocks) and ``unpaired_revgan`` at core depths 6, 9, 18, 36, each with the
 memory-saving core and with ``--use_naive`` (plain autograd). 3D rows: ``cycle_gan3d`` (resnet_9blocks) and
 ``unpaired_revgan3d`` at core depths 0, 1, 2, 4, 8, with and without ``--use_naive``, on single-channel patches.
@@ -109,9 +110,11 @@ def build_model(model, flags, args):
     return m
 
 
-def make_step(model, flags, args):
+def make_step(model, flags, args, m=None):
+    """A closure running one training step of ``m`` (built from ``model`` and ``flags`` if not given) on random
+    data of --size, and the model."""
     torch.manual_seed(0)
-    m = build_model(model, flags, args)
+    m = m or build_model(model, flags, args)
     device = torch.device(args.device)
     shape = (args.batch, channels(args.dims)) + (args.size,) * args.dims
     data = {"A": torch.rand(shape, device=device) * 2 - 1, "B": torch.rand(shape, device=device) * 2 - 1,
@@ -135,6 +138,25 @@ def state_bytes(m):
     return total
 
 
+def fill_pools(m, args):
+    """Every image pool of ``m`` filled to its size, as after that many iterations (steady state): a full pool holds
+    ``--pool_size`` images per discriminator (in host memory, as util.image_pool keeps them)."""
+    shape = (1, channels(args.dims)) + (args.size,) * args.dims
+    for pool in m.pools.values():
+        pool.images = [torch.rand(shape) * 2 - 1 for _ in range(pool.pool_size)]
+
+
+def allocate_state(m):
+    """What a warm-up step leaves behind, without its compute: Adam's state, allocated by one step on zero
+    gradients (which moves no parameter), gradients set to None as after zero_grad."""
+    for o in m.optimizers:
+        params = [p for g in o.param_groups for p in g["params"] if p.requires_grad]
+        for p in params:
+            p.grad = torch.zeros_like(p)
+        o.step()
+        o.zero_grad(set_to_none=True)
+
+
 def worker(args):
     device = torch.device(args.device)
     table = compare_configs if args.compare else precision_configs if args.precision else configs
@@ -144,9 +166,15 @@ def worker(args):
         print(json.dumps(bu.interleaved_times(steps, args.steps, device)))
         return
     step, m = make_step(*rows[args.label], args)
-    step()  # warm-up: gradients and optimizer state exist from here on
+    if args.probe:
+        allocate_state(m)  # --max_side's probes: the state a warm-up step leaves, at a fraction of its time
+        small = argparse.Namespace(**{**vars(args), "size": MIN_SIDE[args.dims]})
+        make_step(*rows[args.label], small, m)[0]()  # and a step at the smallest side: lazily built caches
+    else:
+        step()  # warm-up: gradients and optimizer state exist from here on
     if args.precision:
         step()  # --compile: the discriminators' second variant (parameters without gradients) compiles here
+    fill_pools(m, args)
     meter = bu.PeakMemory(device)
     meter.start()
     step()
@@ -186,7 +214,7 @@ def max_patch(args):
         label = "unpaired_revgan3d depth 8" + (" --use_naive" if naive else "")
         best, size, why = None, 32, ""
         bar = tqdm(desc=label, unit="size")
-        while size <= args.max_size:
+        while size <= (args.max_size or 512):
             r = bu.run_worker(__file__, ["--label", label, "--device", args.device, "--dims", 3, "--size", size,
                                          "--ngf", args.ngf, "--batch", args.batch])
             bar.update()
@@ -203,7 +231,7 @@ def max_patch(args):
             rows.append([label, "none", "", why])
         else:
             rows.append([label, f"{best[0]}³", f"{best[1] / 2**30:.2f}",
-                         why or f"stopped at --max_size {args.max_size}"])
+                         why or f"stopped at --max_size {args.max_size or 512}"])
     table = bu.markdown_table(["model", "largest cubic patch", "its peak (GiB)", "next size"], rows)
     print(table)
     if args.no_docs:
@@ -233,17 +261,20 @@ def main():
     p.add_argument("--steps", type=int, default=5, help="timed rounds (one step of every model per round; median)")
     p.add_argument("--no_docs", action="store_true", help="print the table only")
     p.add_argument("--max_patch", action="store_true", help="3D: search the largest cubic patch within --budget_gb")
-    p.add_argument("--budget_gb", type=float, default=16.0, help="--max_patch: memory budget (GiB)")
-    p.add_argument("--max_size", type=int, default=512, help="--max_patch: largest patch side tried")
+    p.add_argument("--budget_gb", type=float, default=16.0, help="--max_patch, --max_side: memory budget (GiB)")
+    p.add_argument("--max_size", type=int, default=None,
+                   help="largest side tried (--max_patch: 512; --max_side: 8192 in 2D, 1024 in 3D)")
     p.add_argument("--compare", action="store_true",
                    help="every RevGAN model and memory mode against its baseline model, with default flags")
-    p.add_argument("--max_side", action="store_true",
-                   help="--compare: also the largest side (2D: multiple of 64; 3D: of 16) one step fits in --budget_gb")
+    p.add_argument("--max_side", nargs="?", const="models", choices=["models", "all"],
+                   help="--compare: also the largest side (2D: multiple of 64; 3D: of 16) one step fits in "
+                        "--budget_gb, for every model at its default flags (all: every row)")
     p.add_argument("--precision", action="store_true",
                    help="unpaired_revgan in fp32, --amp bf16 and --amp fp16, each without and with --compile")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--label", help=argparse.SUPPRESS)
     p.add_argument("--timed", nargs="*", default=[], help=argparse.SUPPRESS)
+    p.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.ngf is None and not args.compare:
         args.ngf = 64
@@ -307,41 +338,56 @@ as a ratio to cycle_gan{SUFFIX[args.dims]}.
     bu.update_section(f"benchmark_models_{tag}", body)
 
 
-def largest_side(label, args, start):
-    """The largest side (2D: a multiple of 64; 3D: of 16) at which one training step of row ``label`` keeps the
-    process's total peak within --budget_gb, each size in a fresh process: doubling from ``start``, then bisection.
-    Returns (side, its total peak in bytes, why the next size failed)."""
-    budget, unit = args.budget_gb * 2 ** 30, 64 if args.dims == 2 else 16
-    common = ["--label", label, "--device", args.device, "--dims", args.dims, "--batch", args.batch, "--compare"] + \
-        (["--ngf", args.ngf] if args.ngf else [])
+MIN_SIDE = {2: 64, 3: 32}  # smaller inputs are too small for the default discriminator (3D: 16³ fails)
 
-    def fits(side):
-        r = bu.run_worker(__file__, common + ["--size", side], timeout=7200)
-        if "error" in r:
-            return False, r["error"].replace("|", "/")
-        return r["total"] <= budget, r["total"]
-    best, why, lo, hi = None, "", None, None
-    side = start
-    while side <= args.max_size:
-        ok, info = fits(side)
-        if not ok:
-            hi, why = side, (f"{side} needs {info / 2**30:.2f} GiB" if isinstance(info, (int, float)) else
-                             f"{side} failed: {info}")
-            break
-        best, lo = (side, info), side
-        side *= 2
-    if lo is not None and hi is not None:
-        while hi - lo > unit:
-            mid = (lo + hi) // 2 // unit * unit
-            if mid in (lo, hi):
+
+def largest_side(label, args, measured):
+    """The largest side (2D: a multiple of 64; 3D: of 16) at which one training step of row ``label`` keeps what a
+    GPU's allocator would hold (parameters, gradients, Adam state and the step's activation peak; the image pools
+    live in host memory) within --budget_gb, each size probed in a fresh process.
+    ``measured``: the row's result at --size. Memory grows about with the pixel (voxel) count, so each probe goes
+    where a line through the last two measurements (memory against side**dims) meets the budget, inside the
+    interval not yet decided, until the sides that fit and fail are one unit apart.
+    Returns (side, its model memory in bytes, why the next size is not it)."""
+    budget, unit, d = args.budget_gb * 2 ** 30, 64 if args.dims == 2 else 16, args.dims
+    common = ["--label", label, "--device", args.device, "--dims", d, "--batch", args.batch, "--compare", "--probe"] + \
+        (["--ngf", args.ngf] if args.ngf else [])
+    need = lambda r: r["state"] + r["peak"]  # noqa: E731
+    points = [(0, measured.get("state", 0))] + ([(args.size, need(measured))] if "peak" in measured else [])
+    cap = args.max_size or {2: 8192, 3: 1024}[d]
+    lo, hi, best, why = None, cap + unit, None, f"stopped at --max_size {cap}"
+    with tqdm(desc=label, unit="probe", leave=False) as bar:
+        while True:
+            lower, upper = (lo + unit if lo else MIN_SIDE[d]), hi - unit
+            if lower > upper:
                 break
-            ok, info = fits(mid)
-            if ok:
-                best, lo = (mid, info), mid
+            (s0, m0), (s1, m1) = points[-2:] if len(points) > 1 else ((0, 0), points[-1])
+            k = (m1 - m0) / (s1 ** d - s0 ** d) if s1 != s0 else 0
+            x = s1 ** d + (budget - m1) / k if k > 0 else 0
+            side = min(max(int(max(x, 0) ** (1 / d)) // unit * unit, lower), upper)
+            r = bu.run_worker(__file__, common + ["--size", side], timeout=7200)
+            bar.update()
+            if "error" in r:
+                hi, why = side, f"{side} failed: {r['error'].replace('|', '/')}"
+                continue
+            points.append((side, need(r)))
+            if need(r) > budget:
+                hi, why = side, f"{side} needs {need(r) / 2**30:.2f} GiB"
             else:
-                hi, why = mid, (f"{mid} needs {info / 2**30:.2f} GiB" if isinstance(info, (int, float)) else
-                                f"{mid} failed: {info}")
-    return best, why or f"stopped at --max_size {args.max_size}"
+                lo, best = side, (side, need(r))
+    return best, why
+
+
+def side_note(args):
+    """What the largest-side column of --compare --max_side means, for the docs."""
+    return (f"Largest side: the largest square (cube) side, a multiple of {64 if args.dims == 2 else 16}, at which one "
+            f"step needs at most {args.budget_gb:g} GiB for parameters, gradients, Adam state and the step's "
+            "activations (what a GPU's allocator holds; the image pools of the unpaired models live in host memory, "
+            "the libraries are not counted), with the next multiple measured above it. Each size in a fresh process, "
+            "after a warm-up step at the smallest side (64² / 32³) and Adam's state allocated by a step on zero "
+            "gradients; sizes chosen by a line through the last two measurements against the pixel (voxel) count. "
+            + ("Searched for every row." if args.max_side == "all" else
+               "Searched for each model at its default flags; the other rows follow from their activation memory."))
 
 
 def measure_and_time(rows_cfg, common, desc, unit="model"):
@@ -362,9 +408,9 @@ def compare(args, common):
     results, times = measure_and_time(rows_cfg, common, "benchmark_models --compare (memory)")
     sides = {}
     if args.max_side:
-        for label, *_ in tqdm(rows_cfg, desc=f"largest side in {args.budget_gb:g} GiB", unit="model"):
-            sides[label] = largest_side(label, args, args.size)  # from the size measured above (smaller
-            # patches can be too small for the discriminator)
+        for label, _, _, base in tqdm(rows_cfg, desc=f"largest side in {args.budget_gb:g} GiB", unit="model"):
+            if args.max_side == "all" or label == base or " " not in label:
+                sides[label] = largest_side(label, args, results[label])
     rows = []
     for label, model, flags, base in rows_cfg:
         r, b = results[label], results[base]
@@ -376,8 +422,9 @@ def compare(args, common):
                f"{r['total'] / 2**20:.0f}", f"{r['total'] / b['total']:.2f}" if "total" in b else "",
                f"{r['state'] / 2**20:.1f}", f"{t / t0:.2f}" if t and t0 else "n/a"]
         if sides:
-            best, why = sides[label]
-            row.append(f"{best[0]} ({best[1] / 2**30:.2f} GiB; {why})" if best else f"none ({why})")
+            best, why = sides.get(label, (None, ""))
+            row.append((f"{best[0]} ({best[1] / 2**30:.2f} GiB; {why})" if best else f"none ({why})") if why else
+                       "not searched")
         rows.append(row)
     header = ["model", "activation memory (MiB)", "÷ baseline", "total peak (MiB)", "÷ baseline",
               "params + grads + Adam (MiB)", "step time ÷ baseline"] + \
@@ -404,7 +451,7 @@ the peak of that step above the level before it, after a warm-up step (parameter
 then and are listed separately); total peak: the whole process's peak ({where}), libraries included. Each row in a
 fresh process. Step time: one process (default allocator, no mmap setting) builds every model and times one step of each in turn, {args.steps} rounds,
 median, as a ratio to the row's baseline model (the first row of its group).
-{"Largest side: the largest square (cube) side, a multiple of " + str(64 if args.dims == 2 else 16) + ", at which one step keeps the total peak within the budget (doubling, then bisection; each size in a fresh process)." if sides else ""}
+{side_note(args) if sides else ""}
 
 {table}
 """)

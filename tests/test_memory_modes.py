@@ -135,3 +135,39 @@ def test_stem_is_architecture_and_old_checkpoints_are_conv7():
     x = torch.rand(1, 3, 12, 20) * 2 - 1
     for direction in ("AtoB", "BtoA"):
         assert net(x, direction).shape == x.shape
+
+
+@pytest.mark.parametrize("dims,state,per,budget_gb,fits", [
+    (2, 160, 0.001, 1.0, True), (2, 900, 0.001, 1.0, True), (2, 100, 0.01, 0.01, False), (3, 36, 0.0002, 1.0, True),
+    (3, 10, 0.05, 1.0, False)])
+def test_largest_side_search(monkeypatch, dims, state, per, budget_gb, fits):
+    """benchmark_models --max_side: with memory growing with the pixel count (as a fake worker reports it; MiB =
+    state + per * side**dims, with some curvature), the search finds the largest side within the budget in a
+    few probes and says what the next side needs."""
+    import argparse
+    from scripts import benchmark_models as bm
+    probes = []
+
+    def need(side):
+        return (state + per * side ** dims * (1 + side / 4096)) * 2 ** 20
+
+    def fake_worker(script, argv, timeout=None, mmap=True):
+        side = int(argv[argv.index("--size") + 1])
+        probes.append(side)
+        return {"peak": need(side) - state * 2 ** 20, "state": state * 2 ** 20, "total": 0}
+    monkeypatch.setattr(bm.bu, "run_worker", fake_worker)
+    args = argparse.Namespace(budget_gb=budget_gb, dims=dims, device="cpu", batch=1, ngf=None,
+                              size=64 if dims == 3 else 256, max_size=None)
+    measured = fake_worker(None, ["--size", args.size])
+    probes.clear()
+    best, why = bm.largest_side("x", args, measured)
+    unit = 64 if dims == 2 else 16
+    budget = budget_gb * 2 ** 30
+    if not fits:
+        assert best is None and why == f"{bm.MIN_SIDE[dims]} needs {need(bm.MIN_SIDE[dims]) / 2**30:.2f} GiB"
+        assert probes == [bm.MIN_SIDE[dims]]
+        return
+    brute = max(s for s in range(bm.MIN_SIDE[dims], 8192, unit) if need(s) <= budget)
+    assert best == (brute, need(brute))
+    assert why == f"{brute + unit} needs {need(brute + unit) / 2**30:.2f} GiB"
+    assert len(probes) <= 5, probes
