@@ -116,9 +116,8 @@ def _columns_bytes(conv, x):
 def _transposed_in_slabs(conv, x):
     """A transposed convolution computed in slabs of output rows along the first spatial axis, each from the input
     rows that reach it (the slab's output rows receive every contribution they get from the whole input)."""
-    k, s, p = conv.kernel_size[0], conv.stride[0], conv.padding[0]
-    rows_in = x.shape[2]
-    rows_out = (rows_in - 1) * s - 2 * p + k + conv.output_padding[0]
+    s, rows_in = conv.stride[0], x.shape[2]
+    rows_out = transposed_sizes(conv, x.shape[2:3])[0]
     out_row = max(1, (x.numel() // rows_in) * conv.out_channels // x.shape[1] // s * x.element_size())
     col_row = max(1, _columns_bytes(conv, x) // rows_in)  # column buffer per input row
     return _in_slabs(x, rows_out, max(s, SLAB_BYTES // max(out_row, col_row // s)),
@@ -138,6 +137,12 @@ def conv_sizes(conv, reflect, sizes):
             pads = 2 * conv.padding[axis]
         out.append((n + pads - conv.kernel_size[axis]) // conv.stride[axis] + 1)
     return out
+
+
+def transposed_sizes(conv, sizes):
+    """Output spatial sizes of the transposed convolution ``conv`` for input sizes ``sizes`` (leading axes)."""
+    return [(n - 1) * s - 2 * p + k + op for n, s, p, k, op in
+            zip(sizes, conv.stride, conv.padding, conv.kernel_size, conv.output_padding)]
 
 
 def conv_rows(conv, reflect, rows_in):

@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from models.lean import (_INSTANCE, _PADS, _TRANSPOSED, _in_slabs, _sliceable, conv_plan, conv_rows, conv_sizes,
-                         transposed_plan)
+                         transposed_plan, transposed_sizes)
 from models.reversible import recompute
 
 SLAB_BYTES = 16 * 2 ** 20  # at most this much of the wide map per slab ...
@@ -55,8 +55,7 @@ class Section:
         """The wide map's spatial sizes for input ``x``."""
         c, sizes = self.widen, x.shape[2:]
         if type(c) in _TRANSPOSED:
-            return [(n - 1) * s - 2 * p + k + op for n, s, p, k, op in
-                    zip(sizes, c.stride, c.padding, c.kernel_size, c.output_padding)]
+            return transposed_sizes(c, sizes)
         return conv_sizes(c, self.widen_pad, sizes)
 
     def wide_rows(self, x):
