@@ -43,6 +43,12 @@ class BaseModel:
         (options.resolution applies them once, so that train_opt.txt and the checkpoint record the value used)."""
         return {}
 
+    @classmethod
+    def directions_of(cls, spec: ModelSpec) -> dict:
+        """The directions a model of this class with the networks of ``spec`` translates (``directions``; a paired
+        RevGAN trained --one_way: A -> B only)."""
+        return cls.directions
+
     def __init__(self, opt, spec: ModelSpec):
         """``opt``: the run configuration (options.resolution); ``spec``: the networks to build."""
         self.opt, self.spec, self.dims, self.is_train = opt, spec, spec.dims, opt.is_train

@@ -110,12 +110,21 @@ class ModelSpec:
         model: the --model that trained it (e.g. unpaired_revgan).
         input_nc, output_nc: channels of domain A and domain B.
         generator, discriminator: the network structures.
+        one_way: paired RevGAN models trained in their A -> B direction only (--one_way): no discriminator D_B, and
+            the B -> A networks (encoder of B, decoder of A) untrained, so B -> A is refused; what a checkpoint
+            without the entry was not.
     """
     model: str
     input_nc: int = 3
     output_nc: int = 3
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    one_way: bool = False
+
+    @property
+    def has_one_way(self) -> bool:
+        """Whether --one_way applies to this model (the paired RevGAN models)."""
+        return self.model.startswith("paired_revgan")
 
     @property
     def dims(self) -> int:
@@ -136,7 +145,7 @@ class ModelSpec:
                          residual=not values.get("no_residual", not GeneratorConfig.residual),
                          residual_gate=not values.get("no_residual_gate", not GeneratorConfig.residual_gate))
         discriminator = pick(DiscriminatorConfig, {"n_layers": "n_layers_D"}, dims=dims)
-        return cls(opt.model, opt.input_nc, opt.output_nc, generator, discriminator)
+        return cls(opt.model, opt.input_nc, opt.output_nc, generator, discriminator, bool(values.get("one_way")))
 
     def to_architecture(self) -> dict:
         """The checkpoint's "architecture" dict (flag names as keys; None where a flag does not apply)."""
@@ -151,6 +160,7 @@ class ModelSpec:
             "stem": g.stem if g.netG in STEM_NETG else None,
             "iunet_architecture": g.iunet_architecture if g.netG == "iunet" else None,
             "no_dropout": not g.dropout, "use_naive": g.use_naive if g.reversible else None,
+            "one_way": self.one_way if self.has_one_way else None,
         }
 
     @classmethod
@@ -174,7 +184,8 @@ class ModelSpec:
                                             ndf=given("ndf", DiscriminatorConfig.ndf),
                                             n_layers=given("n_layers_D", DiscriminatorConfig.n_layers),
                                             norm=norm, dims=dims)
-        return cls(arch["model"], given("input_nc", 3), given("output_nc", 3), generator, discriminator)
+        return cls(arch["model"], given("input_nc", 3), given("output_nc", 3), generator, discriminator,
+                   given("one_way", False))
 
     def flags(self) -> dict:
         """The architecture as command-line flags, {flag: value}; None where a flag does not shape these networks

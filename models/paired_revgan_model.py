@@ -1,10 +1,11 @@
 """Paired RevGAN (as in the original): one reversible generator trained in both directions with conditional
-discriminators D_A (judges A->B on (A, B) pairs) and D_B (judges B->A on (B, A) pairs), GAN loss plus lambda * L1."""
+discriminators D_A (judges A->B on (A, B) pairs) and D_B (judges B->A on (B, A) pairs), GAN loss plus lambda * L1.
+With --one_way only A->B trains (as pix2pix), with D_A alone: about half the step."""
 import torch
 
 from models.gan import GANModel, add_generator_options, check_netG
 from util.argtypes import WEIGHT, model_group
-from util.flags import RESUMED
+from util.flags import ARCH, RESUMED
 
 
 class PairedRevGANModel(GANModel):
@@ -18,45 +19,64 @@ class PairedRevGANModel(GANModel):
         parser.set_defaults(dataset_mode="aligned")
         if is_train:
             parser.set_defaults(pool_size=0)
-            model_group(parser).add_argument(
+            group = model_group(parser)
+            group.add_argument(
                 "--lambda_L1", policy=RESUMED, type=WEIGHT, default=100.0, help="weight of the L1 losses")
+            group.add_argument(
+                "--one_way", policy=ARCH, action="store_true",
+                help="train A->B only (after --direction), as pix2pix does: no B->A pass and no discriminator D_B, "
+                     "about half the step time and memory of the discriminators; the checkpoint translates A->B "
+                     "only (its B->A networks never train, so test.py and the translate API refuse BtoA)")
         return parser
+
+    @classmethod
+    def directions_of(cls, spec):
+        return {"AtoB": cls.directions["AtoB"]} if spec.one_way else cls.directions
 
     def __init__(self, opt, spec):
         super().__init__(opt, spec)
         check_netG(spec, reversible=True)
-        self.visual_names = ["real_A", "fake_B", "real_B", "fake_A"]
+        self.directions = self.directions_of(spec)
+        self.sides = ("A",) if spec.one_way else ("A", "B")  # A: A->B judged by D_A; B: B->A judged by D_B
+        self.loss_names = tuple(n for n in self.loss_names if n[-1] in self.sides)
+        self.generator_losses = tuple(n for n in self.generator_losses if n[-1] in self.sides)
+        self.visual_names = ["real_A", "fake_B", "real_B"] + ([] if spec.one_way else ["fake_A"])
         self.netG = self.add_network("G", self.make_G(spec.input_nc, spec.output_nc))
         if self.is_train:
             pair_nc = spec.input_nc + spec.output_nc
-            self.netD_A = self.add_network("D_A", self.make_D(pair_nc))
-            self.netD_B = self.add_network("D_B", self.make_D(pair_nc))
+            discriminators = [self.add_network("D_" + side, self.make_D(pair_nc)) for side in self.sides]
             self.optimizer_G = self.add_optimizer(self.netG)
-            self.optimizer_D = self.add_optimizer(self.netD_A, self.netD_B)
+            self.optimizer_D = self.add_optimizer(*discriminators)
 
     def set_input(self, data):
         self.set_paired_input(data, "D_A")
 
     def forward(self):
         self.fake_B = self.translate(self.real_A, "AtoB")
-        self.fake_A = self.translate(self.real_B, "BtoA")
+        if "B" in self.sides:
+            self.fake_A = self.translate(self.real_B, "BtoA")
 
     def optimize_parameters(self):
         with self.precision.autocast():
             self.forward()
-            real_AB, fake_AB = torch.cat((self.real_A, self.real_B), 1), torch.cat((self.real_A, self.fake_B), 1)
-            real_BA, fake_BA = torch.cat((self.real_B, self.real_A), 1), torch.cat((self.real_B, self.fake_A), 1)
-            self.set_requires_grad([self.netD_A, self.netD_B], True)
+            # per side: its discriminator, the real pair, the fake pair (the condition first), the fake, the target
+            sides = {"A": (self.netD_A, torch.cat((self.real_A, self.real_B), 1),
+                           torch.cat((self.real_A, self.fake_B), 1), self.fake_B, self.real_B)}
+            if "B" in self.sides:
+                sides["B"] = (self.netD_B, torch.cat((self.real_B, self.real_A), 1),
+                              torch.cat((self.real_B, self.fake_A), 1), self.fake_A, self.real_A)
+            nets = [d for d, *_ in sides.values()]
+            self.set_requires_grad(nets, True)
             self.optimizer_D.zero_grad()
-            self.loss_D_A = self.discriminator_loss(self.netD_A, real_AB, fake_AB)
-            self.loss_D_B = self.discriminator_loss(self.netD_B, real_BA, fake_BA)
-            self.check_losses_finite(["D_A", "D_B"])
-            self.precision.update(self.loss_D_A + self.loss_D_B, self.optimizer_D)
-            self.set_requires_grad([self.netD_A, self.netD_B], False)
+            for side, (netD, real, fake, _, _) in sides.items():
+                setattr(self, "loss_D_" + side, self.discriminator_loss(netD, real, fake))
+            names = ["D_" + side for side in sides]
+            self.check_losses_finite(names)
+            self.precision.update(sum(getattr(self, "loss_" + n) for n in names), self.optimizer_D)
+            self.set_requires_grad(nets, False)
             self.optimizer_G.zero_grad()
-            self.loss_G_A = self.criterionGAN(self.netD_A(fake_AB), True)
-            self.loss_G_B = self.criterionGAN(self.netD_B(fake_BA), True)
-            self.loss_L1_A = self.criterionL1(self.fake_B, self.real_B) * self.opt.lambda_L1
-            self.loss_L1_B = self.criterionL1(self.fake_A, self.real_A) * self.opt.lambda_L1
+            for side, (netD, _, fake_pair, fake, target) in sides.items():
+                setattr(self, "loss_G_" + side, self.criterionGAN(netD(fake_pair), True))
+                setattr(self, "loss_L1_" + side, self.criterionL1(fake, target) * self.opt.lambda_L1)
             self.check_losses_finite(self.generator_losses)
-            self.precision.update(self.loss_G_A + self.loss_G_B + self.loss_L1_A + self.loss_L1_B, self.optimizer_G)
+            self.precision.update(sum(getattr(self, "loss_" + n) for n in self.generator_losses), self.optimizer_G)

@@ -41,9 +41,10 @@ class TestModel(BaseModel):
         super().__init__(opt, spec)
         direction = opt.direction  # TestOptions resolves --model_suffix into it
         directions = upstream.SINGLE_G_DIRECTIONS if spec.model == upstream.SINGLE_G else \
-            find_model_using_name(spec.model).directions
+            find_model_using_name(spec.model).directions_of(spec)
         if direction not in directions:
-            raise UserError(f"a {spec.model} model translates A to B only; drop --direction BtoA")
+            why = " (it was trained with --one_way: its B to A networks never trained)" if spec.one_way else ""
+            raise UserError(f"a {spec.model} model translates A to B only{why}; drop --direction BtoA")
         name, call = directions[direction]
         # a network called in the other direction than the translation's is a one-way network from B to A
         in_nc, out_nc = (spec.input_nc, spec.output_nc) if call == direction else (spec.output_nc, spec.input_nc)

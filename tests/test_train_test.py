@@ -122,3 +122,30 @@ def test_sigkill_mid_epoch_then_resume_logs_identical_losses(demo_root, tmp_path
     assert after and max(after) == max(ref_losses) == 16  # 2 epochs of the 8 demo images
     for t in after:
         assert resumed[t][-1] == ref_losses[t][0], f"iteration {t} differs after resume"
+
+
+def test_paired_revgan_one_way(demo_root, tmp_path, capsys):
+    """--one_way trains A->B only: no D_B, only the A->B losses logged; the checkpoint says so, --continue_train
+    keeps it, test.py writes fake_B alone, and B->A is refused in one line."""
+    from tests.conftest import logged_rows
+    from tests.test_user_errors import one_line_failure
+    flags = tiny_flags(demo_root, tmp_path, "one", "paired_revgan", ["--n_blocks", "2", "--one_way"])
+    train_script.main(flags)
+    ckpt = tmp_path / "ckpt" / "one"
+    state = load_checkpoint(str(ckpt / "latest.pth"))
+    assert state["architecture"]["one_way"] is True and set(state["networks"]) == {"G", "D_A"}
+    rows = logged_rows(ckpt / "loss_log.txt")
+    assert rows and all(set(r) - {"recon_err"} == {"G_A", "L1_A", "D_A"} for r in rows)
+    resumed = [f for f in flags if f != "--one_way"]  # taken from the checkpoint
+    train_script.main(resumed + ["--continue_train", "--n_epochs", "2"])
+    assert set(load_checkpoint(str(ckpt / "latest.pth"))["networks"]) == {"G", "D_A"}
+    assert "one_way True" in capsys.readouterr().out
+    common = ["--name", "one", "--checkpoints_dir", str(tmp_path / "ckpt"), "--gpu_ids", "-1", "--load_size", "32",
+              "--crop_size", "32", "--num_test", "2"]
+    test_script.main(["--dataroot", demo_root, "--model", "paired_revgan", "--results_dir", str(tmp_path / "r")]
+                     + common)
+    images = tmp_path / "r" / "one" / "test_latest" / "images"
+    assert (images / "fake_B").is_dir() and not (images / "fake_A").exists()
+    one_line_failure(capsys, test_script.main, ["--dataroot", os.path.join(demo_root, "testB"), "--model", "test",
+                                                "--direction", "BtoA", "--results_dir", str(tmp_path / "r2")] + common,
+                     "trained with --one_way")
