@@ -54,7 +54,9 @@ fits in T by its per-epoch time measured in its own N-epoch run (equal time; reu
 from the first seed's runs, so every seed gets the same budget). In 2D the baseline model also trains N epochs with
 pytorch-CycleGAN-and-pix2pix's defaults (pix2pix: unet_256, batch norm, dropout; cycle_gan: resnet_9blocks; no
 residual), at the benchmark's width. The RevGAN model also trains N epochs with ``--netG iunet`` (the invertible
-U-Net, the least memory; ``--no_iunet`` skips it). ``--seeds N`` repeats every model run with ``--seed`` 0 .. N-1.
+U-Net, the least memory; ``--no_iunet`` skips it). On the paired tasks the RevGAN model also trains with
+``--one_way`` (A -> B only, no second discriminator), at N epochs and at the epochs its own per-epoch time fits in T
+(``--no_one_way`` skips it). ``--seeds N`` repeats every model run with ``--seed`` 0 .. N-1.
 Metrics: PSNR, SSIM and MAE, from test.py's metrics.json for the models; 2D on RGB in [0, 1] (data range 1), 3D on
 the template's units in the window 0-255 (data range 255), whole volume, and PSNR inside the brain (T1 input > 0).
 Writes the section ``benchmark_quality_<cpu|gpu>`` of docs/benchmarks.md (or --docs), a plot beside it, and
@@ -408,12 +410,15 @@ def task_flags(ctx, task, upstream=False):
     return COMMON + FLAGS_2D + mode["2d"] + ctx.train_flags
 
 
-RUN_KINDS = ("baseline", "upstream", "revgan_epochs", "revgan_time", "iunet")
+RUN_KINDS = ("baseline", "upstream", "revgan_epochs", "revgan_time", "oneway_epochs", "oneway_time", "iunet")
 RUN_LABELS = {"baseline": "", "upstream": ", upstream defaults", "revgan_epochs": ", equal epochs",
-              "revgan_time": ", equal time", "iunet": " --netG iunet, equal epochs"}
+              "revgan_time": ", equal time", "oneway_epochs": " --one_way, equal epochs",
+              "oneway_time": " --one_way, equal time", "iunet": " --netG iunet, equal epochs"}
 SHORT_LABELS = {"baseline": "", "upstream": " (upstream)", "revgan_epochs": " (=epochs)", "revgan_time": " (=time)",
+                "oneway_epochs": " one-way (=epochs)", "oneway_time": " one-way (=time)",
                 "iunet": " iunet (=epochs)"}  # in the plots
 IUNET_FLAGS = ["--netG", "iunet"]  # the most memory-efficient generator: what it costs in quality
+ONE_WAY_FLAGS = ["--one_way"]  # paired RevGAN models trained A -> B only: what half the step buys per hour
 
 
 def run_task(ctx, task, meta):
@@ -431,7 +436,8 @@ def run_task(ctx, task, meta):
     n = ctx.epochs or MODES[ctx.mode]["epochs"][task]
     flags = task_flags(ctx, task)
     runs = {kind: [] for kind in RUN_KINDS}
-    budget = None
+    budget = oneway_budget = None
+    one_way = revgan.startswith("paired_revgan") and not ctx.no_one_way
     for seed in ctx.seeds:
         base_run = train_and_test(ctx, task, baseline, n, flags + ["--netG", ctx.baseline_netG], seed)
         rev_run = train_and_test(ctx, task, revgan, n, flags + REVGAN_FLAGS, seed)
@@ -451,10 +457,24 @@ def run_task(ctx, task, meta):
             m = budget["epochs"]
             runs["revgan_time"].append(rev_run if m == n else
                                        train_and_test(ctx, task, revgan, m, flags + REVGAN_FLAGS, seed))
+        if one_way:
+            one_flags = flags + REVGAN_FLAGS + ONE_WAY_FLAGS
+            one_run = train_and_test(ctx, task, revgan, n, one_flags, seed, tag="_oneway")
+            runs["oneway_epochs"].append(one_run)
+            if oneway_budget is None and "error" not in base_run and "error" not in one_run:
+                m, per_epoch, fixed = equal_time_epochs(base_run["train_s"], one_run)
+                oneway_budget = {"epochs": m, "per_epoch_s": per_epoch, "fixed_s": fixed,
+                                 "budget_s": base_run["train_s"]}
+                print(f"  [{task}] {revgan} --one_way takes {per_epoch:.1f} s per epoch + {fixed:.0f} s fixed -> "
+                      f"{plural(m, 'epoch')}", flush=True)
+            if oneway_budget is not None:
+                m = oneway_budget["epochs"]
+                runs["oneway_time"].append(one_run if m == n else
+                                           train_and_test(ctx, task, revgan, m, one_flags, seed, tag="_oneway"))
     check_copy(task, refs[0][1], [r for kind in runs.values() for r in kind])
     return {"task": task, "meta": meta, "references": [{"method": m, "scores": s} for m, s in refs],
             "runs": {k: v for k, v in runs.items() if v}, "epochs": n, "baseline": baseline, "revgan": revgan,
-            "budget": budget, "seeds": list(ctx.seeds)}
+            "budget": budget, "oneway_budget": oneway_budget, "seeds": list(ctx.seeds)}
 
 
 def check_copy(task, copy, runs):
@@ -532,12 +552,12 @@ def findings(result):
     best = max(entries, key=lambda e: e[1])
     copy = refs[0]["scores"][key]
     parts = [f"best {unit}: {best[0]} ({best[1]:.2f} dB)"]
-    for kind, what in (("revgan_epochs", "at equal epochs"), ("revgan_time", "at equal time")):
+    for kind, what, budget in (("revgan_epochs", "at equal epochs", None), ("revgan_time", "at equal time", "budget"),
+                               ("oneway_time", "--one_way at equal time", "oneway_budget")):
         if means.get("baseline") and means.get(kind):
             d = means[kind][key] - means["baseline"][key]
             parts.append(f"{result['revgan']} − {result['baseline']} {what}: {d:+.2f} dB" +
-                         (f" ({result['budget']['epochs']} against {result['epochs']} epochs)"
-                          if kind == "revgan_time" else ""))
+                         (f" ({result[budget]['epochs']} against {result['epochs']} epochs)" if budget else ""))
     learned = [(label, v) for label, v in entries[len(refs):]]
     if task in CROSS_DOMAIN and TASKS[task][0].startswith("cycle"):
         short = [label for label, v in learned if v < copy + 5]
@@ -560,7 +580,7 @@ def plot(results, path, title):
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(2, len(results), figsize=(4.6 * len(results), 6.6), squeeze=False)
     colours = {"ref": "#b0b0b0", "baseline": "#4c72b0", "upstream": "#8fa8d6", "revgan_epochs": "#dd8452",
-               "revgan_time": "#f2b88c", "iunet": "#55a868"}
+               "revgan_time": "#f2b88c", "oneway_epochs": "#c44e52", "oneway_time": "#e8a3a5", "iunet": "#55a868"}
     for col, result in enumerate(results):
         key = "PSNR_brain" if dims(result["task"]) == 3 else "PSNR"
         names, values, cs = [], {key: [], "SSIM": []}, []
@@ -723,7 +743,8 @@ def report(ctx, results, args):
     plot_examples(ctx, results, os.path.join(os.path.dirname(docs), examples_png), title)
     budgets = [f"{r['task']}: the time {r['baseline']} needs for {plural(r['epochs'], 'epoch')} (first seed), "
                f"{r['budget']['budget_s']:.0f} s -> {plural(r['budget']['epochs'], 'epoch')} of {r['revgan']}"
-               for r in results if r.get("budget")]
+               + (f" ({plural(r['oneway_budget']['epochs'], 'epoch')} with --one_way)" if r.get("oneway_budget")
+                  else "") for r in results if r.get("budget")]
     flags = "\n".join(f"- {task}: {TASKS[task][0]} `--netG {ctx.baseline_netG}` and {TASKS[task][1]} "
                       f"`{' '.join(REVGAN_FLAGS)}`, both with `{flags_text(ctx, task)}`" +
                       (f"; upstream defaults: `{' '.join(task_flags(ctx, task, upstream=True))}`"
@@ -809,6 +830,8 @@ def main(argv=None):
     p.add_argument("--no_upstream", action="store_true",
                    help="skip the rows of the baseline models with pytorch-CycleGAN-and-pix2pix's defaults")
     p.add_argument("--no_iunet", action="store_true", help="skip the rows of the RevGAN models with --netG iunet")
+    p.add_argument("--no_one_way", action="store_true",
+                   help="skip the rows of the paired RevGAN models with --one_way (A -> B only)")
     p.add_argument("--workdir", default=os.path.join(bu.ROOT, ".bench", "quality"),
                    help="data, checkpoints, results, logs and results.json")
     p.add_argument("--docs", default=bu.BENCHMARKS_MD, help="the markdown file whose section is written")
@@ -829,6 +852,7 @@ def main(argv=None):
     ctx.device, ctx.epochs, ctx.baseline_netG = args.device, args.epochs, args.baseline_netG
     ctx.train_flags = args.train_flags.split()
     ctx.seeds, ctx.no_upstream, ctx.no_iunet = list(range(args.seeds)), args.no_upstream, args.no_iunet
+    ctx.no_one_way = args.no_one_way
     ctx.work = os.path.abspath(args.workdir)
     ctx.data = os.path.join(ctx.work, "data")
     ctx.command = "python scripts/benchmark_quality.py " + " ".join(sys.argv[1:] if argv is None else argv)

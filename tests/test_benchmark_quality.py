@@ -153,6 +153,34 @@ def test_runs_include_the_iunet_model_unless_skipped(monkeypatch, no_iunet):
     assert ("iunet" in result["runs"]) != no_iunet
 
 
+@pytest.mark.parametrize("no_one_way", [False, True])
+def test_paired_tasks_add_one_way_runs_at_their_own_budget(monkeypatch, no_one_way):
+    """Paired tasks also train the paired RevGAN with --one_way, at equal epochs and at the epochs its own measured
+    per-epoch time fits in the baseline's time (training replaced: fixed per-epoch times)."""
+    calls = []
+    per_epoch = {("pix2pix", ""): 10.0, ("paired_revgan", ""): 30.0, ("paired_revgan", "_oneway"): 15.0}
+
+    def fake(ctx, task, model, n, flags, seed=0, tag=""):
+        calls.append((model, tag, n, flags))
+        t = per_epoch[(model, tag)]
+        return {"model": model, "epochs": n, "train_s": n * t, "epoch_ends": [t * (i + 1) for i in range(n)],
+                "scores": {"PSNR": 1.0}}
+    monkeypatch.setattr(bq, "reference_methods", lambda *a: [])
+    monkeypatch.setattr(bq, "reference_rows", lambda *a: [("copy the input", {"PSNR": 1.0})])
+    monkeypatch.setattr(bq, "check_copy", lambda *a: None)
+    monkeypatch.setattr(bq, "train_and_test", fake)
+    ctx = bq.Context()
+    ctx.mode, ctx.train_flags, ctx.data, ctx.epochs, ctx.seeds = "quick", [], "data", 6, [0]
+    ctx.no_upstream, ctx.no_iunet, ctx.no_one_way, ctx.baseline_netG = True, True, no_one_way, "resnet_6blocks"
+    result = bq.run_task(ctx, "paired2d", {})
+    assert [(m, t, n) for m, t, n, _ in calls] == [("pix2pix", "", 6), ("paired_revgan", "", 6),
+                                                   ("paired_revgan", "", 2)] + \
+        ([] if no_one_way else [("paired_revgan", "_oneway", 6), ("paired_revgan", "_oneway", 4)])
+    assert all(("--one_way" in f) == (t == "_oneway") for _, t, _, f in calls)
+    assert ("oneway_time" in result["runs"]) != no_one_way
+    assert (result["oneway_budget"] or {}).get("epochs") == (None if no_one_way else 4)
+
+
 def test_equal_time_epochs():
     run = {"epochs": 4, "train_s": 50.0, "epoch_ends": [15.0, 25.0, 35.0, 45.0]}  # 10 s an epoch, 10 s fixed
     assert bq.equal_time_epochs(100.0, run) == (9, 10.0, 10.0)
