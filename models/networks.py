@@ -372,6 +372,10 @@ class RevGANGenerator(Generator):
         """What --compile compiles: the encoders and decoders (the reversible core stays eager)."""
         return [self.enc_A, self.enc_B, self.dec_A, self.dec_B]
 
+    def btoa_only_parts(self):
+        """The networks only B -> A runs (what a --one_way model never trains)."""
+        return [self.enc_B, self.dec_A]
+
     def roundtrip_error(self, x):
         return reconstruction_error(self.core, self.enc_A(x))
 
@@ -420,6 +424,10 @@ class IUNetGenerator(Generator):
     def compile_parts(self):
         """What --compile compiles: the stems and heads, if any (the invertible U-Net stays eager)."""
         return [] if self.exact else [self.stem_A, self.stem_B, self.head_A, self.head_B]
+
+    def btoa_only_parts(self):
+        """The networks only B -> A runs (what a --one_way model never trains)."""
+        return [] if self.exact else [self.stem_B, self.head_A]
 
     def roundtrip_error(self, x):
         return reconstruction_error(self.unet, x if self.exact else self.stem_A(x))

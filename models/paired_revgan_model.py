@@ -42,6 +42,9 @@ class PairedRevGANModel(GANModel):
         self.generator_losses = tuple(n for n in self.generator_losses if n[-1] in self.sides)
         self.visual_names = ["real_A", "fake_B", "real_B"] + ([] if spec.one_way else ["fake_A"])
         self.netG = self.add_network("G", self.make_G(spec.input_nc, spec.output_nc))
+        if spec.one_way:  # never used: frozen, so that DistributedDataParallel waits for no gradient of theirs
+            for part in self.netG.btoa_only_parts():
+                part.requires_grad_(False)
         if self.is_train:
             pair_nc = spec.input_nc + spec.output_nc
             discriminators = [self.add_network("D_" + side, self.make_D(pair_nc)) for side in self.sides]

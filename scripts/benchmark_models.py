@@ -174,7 +174,8 @@ def worker(args):
         step()  # warm-up: gradients and optimizer state exist from here on
     if args.precision:
         step()  # --compile: the discriminators' second variant (parameters without gradients) compiles here
-    fill_pools(m, args)
+    if not args.probe:  # the total peak at steady state (--max_side's budget leaves the pools out: host memory)
+        fill_pools(m, args)
     meter = bu.PeakMemory(device)
     meter.start()
     step()
@@ -354,20 +355,27 @@ def largest_side(label, args, measured):
         (["--ngf", args.ngf] if args.ngf else [])
     need = lambda r: r["state"] + r["peak"]  # noqa: E731
     points = [(0, measured.get("state", 0))] + ([(args.size, need(measured))] if "peak" in measured else [])
-    cap = args.max_size or {2: 8192, 3: 1024}[d]
+    cap = (args.max_size or {2: 8192, 3: 1024}[d]) // unit * unit
     lo, hi, best, why = None, cap + unit, None, f"stopped at --max_size {cap}"
+    failed = False  # the last probe failed (out of memory, a timeout): no measurement, so bisect
     with tqdm(desc=label, unit="probe", leave=False) as bar:
         while True:
             lower, upper = (lo + unit if lo else MIN_SIDE[d]), hi - unit
             if lower > upper:
                 break
-            (s0, m0), (s1, m1) = points[-2:] if len(points) > 1 else ((0, 0), points[-1])
+            s1, m1 = points[-1]
+            s0, m0 = next(((s, m) for s, m in reversed(points) if s != s1), (0, 0))
             k = (m1 - m0) / (s1 ** d - s0 ** d) if s1 != s0 else 0
-            x = s1 ** d + (budget - m1) / k if k > 0 else 0
-            side = min(max(int(max(x, 0) ** (1 / d)) // unit * unit, lower), upper)
+            x = max(s1 ** d + (budget - m1) / k, 0) if k > 0 else 0
+            side = round(x ** (1 / d))
+            side = (side - 1 if side ** d > x else side) // unit * unit  # the largest side whose power is <= x
+            if failed:
+                side = (lower + upper) // 2 // unit * unit
+            side = min(max(side, lower), upper)
             r = bu.run_worker(__file__, common + ["--size", side], timeout=7200)
             bar.update()
-            if "error" in r:
+            failed = "error" in r
+            if failed:
                 hi, why = side, f"{side} failed: {r['error'].replace('|', '/')}"
                 continue
             points.append((side, need(r)))

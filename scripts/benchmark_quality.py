@@ -437,7 +437,7 @@ def run_task(ctx, task, meta):
     flags = task_flags(ctx, task)
     runs = {kind: [] for kind in RUN_KINDS}
     budget = oneway_budget = None
-    one_way = revgan.startswith("paired_revgan") and not ctx.no_one_way
+    one_way = revgan.startswith("paired_revgan") and not getattr(ctx, "no_one_way", False)
     for seed in ctx.seeds:
         base_run = train_and_test(ctx, task, baseline, n, flags + ["--netG", ctx.baseline_netG], seed)
         rev_run = train_and_test(ctx, task, revgan, n, flags + REVGAN_FLAGS, seed)

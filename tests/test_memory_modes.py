@@ -141,6 +141,26 @@ def test_stem_is_architecture_and_old_checkpoints_are_conv7():
         assert net(x, direction).shape == x.shape
 
 
+def test_largest_side_search_bisects_after_failed_probes(monkeypatch):
+    """A probe that fails (out of memory before the budget, as a device smaller than --budget_gb would) gives no
+    measurement: the search bisects the undecided interval instead of walking down one unit at a time."""
+    import argparse
+    from scripts import benchmark_models as bm
+    probes = []
+
+    def fake_worker(script, argv, timeout=None, mmap=True):
+        side = int(argv[argv.index("--size") + 1])
+        probes.append(side)
+        if side > 1000:
+            return {"error": "RuntimeError: out of memory"}
+        return {"peak": side ** 2 * 2 ** 10, "state": 2 ** 20, "total": 0}
+    monkeypatch.setattr(bm.bu, "run_worker", fake_worker)
+    args = argparse.Namespace(budget_gb=64.0, dims=2, device="cpu", batch=1, ngf=None, size=256, max_size=None)
+    best, why = bm.largest_side("x", args, fake_worker(None, ["--size", 256]))
+    assert best[0] == 960 and why == "1024 failed: RuntimeError: out of memory"
+    assert len(probes) <= 1 + 10, probes
+
+
 @pytest.mark.parametrize("dims,state,per,budget_gb,fits", [
     (2, 160, 0.001, 1.0, True), (2, 900, 0.001, 1.0, True), (2, 100, 0.01, 0.01, False), (3, 36, 0.0002, 1.0, True),
     (3, 10, 0.05, 1.0, False)])
