@@ -456,8 +456,9 @@ Every RevGAN model against its baseline model with the flags users get ({width};
 defaults: the RevGAN models train with `--memory low`, their core of 6 coupling blocks, dropout as each model
 defaults it), one full training step (generators, discriminators, Adam) on a batch of {shape}. Activation memory:
 the peak of that step above the level before it, after a warm-up step (parameters, gradients and Adam state exist by
-then and are listed separately); total peak: the whole process's peak ({where}), libraries included. Each row in a
-fresh process. Step time: one process (default allocator, no mmap setting) builds every model and times one step of each in turn, {args.steps} rounds,
+then and are listed separately); total peak: the whole process's peak ({where}), libraries included, and on the CPU the unpaired models'
+full image pools (50 earlier fakes per discriminator, as after 50 iterations; on a GPU they stay in host memory).
+Each row in a fresh process. Step time: one process (default allocator, no mmap setting) builds every model and times one step of each in turn, {args.steps} rounds,
 median, as a ratio to the row's baseline model (the first row of its group).
 {side_note(args) if sides else ""}
 
