@@ -195,3 +195,46 @@ def test_largest_side_search(monkeypatch, dims, state, per, budget_gb, fits):
     assert best == (brute, need(brute))
     assert why == f"{brute + unit} needs {need(brute + unit) / 2**30:.2f} GiB"
     assert len(probes) <= 5, probes
+
+
+@pytest.mark.parametrize("one_way", [False, True])
+def test_paired_revgan_step_is_its_objective(float64, one_way):
+    """The paired RevGAN's step (float64, no dropout, plain autograd) has the gradients of its objective written out
+    here: per trained direction, the conditional discriminator's 0.5·(real + fake) loss, and for the generator the
+    GAN term plus 100·L1; --one_way keeps the A -> B terms only."""
+    import copy
+    flags = ["--memory", "core", "--use_naive"] + (["--one_way"] if one_way else [])
+    torch.manual_seed(0)
+    m, _ = build("paired_revgan", flags, 16)
+    for module in m.netG.modules():  # build() turns dropout on; off here, so both sides see the same network
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    ref = copy.deepcopy(m)
+    g = torch.Generator().manual_seed(1)
+    a, b = (torch.rand((2, 3, 16, 16), generator=g, dtype=torch.float64) * 2 - 1 for _ in range(2))
+    m.set_input({"A": a, "B": b, "A_paths": ["x", "y"], "B_paths": ["z", "w"]})
+    m.optimize_parameters()
+    sides = [("A", a, b, "AtoB")] + ([] if one_way else [("B", b, a, "BtoA")])
+    gan, l1 = ref.criterionGAN, torch.nn.L1Loss()
+    fakes = {side: ref.netG(src, direction) for side, src, _, direction in sides}
+    d_nets = [ref.net("D_" + side) for side, *_ in sides]
+    d_loss = sum(0.5 * (gan(netD(torch.cat((src, tgt), 1)), True) +
+                        gan(netD(torch.cat((src, fakes[side].detach()), 1)), False))
+                 for netD, (side, src, tgt, _) in zip(d_nets, sides))
+    want = list(torch.autograd.grad(d_loss, [p for n in d_nets for p in n.parameters()]))
+    for netD, (side, *_) in zip(d_nets, sides):  # the generator's step meets the discriminators after their update
+        netD.load_state_dict(m.net("D_" + side).state_dict())
+        netD.requires_grad_(False)
+    g_loss = sum(gan(netD(torch.cat((src, fakes[side]), 1)), True) + 100 * l1(fakes[side], tgt)
+                 for netD, (side, src, tgt, _) in zip(d_nets, sides))
+    g_params = [p for p in ref.netG.parameters() if p.requires_grad]
+    want += torch.autograd.grad(g_loss, g_params, allow_unused=True)
+    got = [p.grad for s, *_ in sides for p in m.net("D_" + s).parameters()] + \
+        [p.grad for p in m.netG.parameters() if p.requires_grad]
+    assert len(got) == len(want) > 10
+    for x, y in zip(got, want):
+        if y is None:
+            assert x is None or not x.any()
+        else:
+            assert torch.allclose(x, y, rtol=1e-10, atol=1e-13)
+    assert set(m.model_names) == {"G", "D_A"} | (set() if one_way else {"D_B"})
