@@ -552,11 +552,12 @@ def findings(result):
     best = max(entries, key=lambda e: e[1])
     copy = refs[0]["scores"][key]
     parts = [f"best {unit}: {best[0]} ({best[1]:.2f} dB)"]
-    for kind, what, budget in (("revgan_epochs", "at equal epochs", None), ("revgan_time", "at equal time", "budget"),
-                               ("oneway_time", "--one_way at equal time", "oneway_budget")):
+    for kind, flag, what, budget in (("revgan_epochs", "", "at equal epochs", None),
+                                     ("revgan_time", "", "at equal time", "budget"),
+                                     ("oneway_time", " --one_way", "at equal time", "oneway_budget")):
         if means.get("baseline") and means.get(kind):
             d = means[kind][key] - means["baseline"][key]
-            parts.append(f"{result['revgan']} − {result['baseline']} {what}: {d:+.2f} dB" +
+            parts.append(f"{result['revgan']}{flag} − {result['baseline']} {what}: {d:+.2f} dB" +
                          (f" ({result[budget]['epochs']} against {result['epochs']} epochs)" if budget else ""))
     learned = [(label, v) for label, v in entries[len(refs):]]
     if task in CROSS_DOMAIN and TASKS[task][0].startswith("cycle"):
