@@ -25,8 +25,8 @@ class PairedRevGANModel(GANModel):
             group.add_argument(
                 "--one_way", policy=ARCH, action="store_true",
                 help="train A->B only (after --direction), as pix2pix does: no B->A pass and no discriminator D_B, "
-                     "about half the step time and memory of the discriminators; the checkpoint translates A->B "
-                     "only (its B->A networks never train, so test.py and the translate API refuse BtoA)")
+                     "about half the step time and one discriminator fewer; the checkpoint translates A->B only "
+                     "(its B->A networks never train, so test.py, the translate API and export refuse BtoA)")
         return parser
 
     @classmethod
