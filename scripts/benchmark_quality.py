@@ -75,6 +75,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from datasets import make_quality_benchmark as mqb  # noqa: E402
+from models.config import ModelSpec  # noqa: E402
 from scripts import bench_utils as bu  # noqa: E402
 
 TASKS = {  # task -> (baseline model, RevGAN model)
@@ -437,7 +438,7 @@ def run_task(ctx, task, meta):
     flags = task_flags(ctx, task)
     runs = {kind: [] for kind in RUN_KINDS}
     budget = oneway_budget = None
-    one_way = revgan.startswith("paired_revgan") and not getattr(ctx, "no_one_way", False)
+    one_way = ModelSpec(revgan).has_one_way and not getattr(ctx, "no_one_way", False)
     for seed in ctx.seeds:
         base_run = train_and_test(ctx, task, baseline, n, flags + ["--netG", ctx.baseline_netG], seed)
         rev_run = train_and_test(ctx, task, revgan, n, flags + REVGAN_FLAGS, seed)
@@ -448,33 +449,35 @@ def run_task(ctx, task, meta):
                                                    seed, tag="_upstream"))
         if not ctx.no_iunet:
             runs["iunet"].append(train_and_test(ctx, task, revgan, n, flags + IUNET_FLAGS, seed, tag="_iunet"))
-        if budget is None and "error" not in base_run and "error" not in rev_run:
-            m, per_epoch, fixed = equal_time_epochs(base_run["train_s"], rev_run)
-            budget = {"epochs": m, "per_epoch_s": per_epoch, "fixed_s": fixed, "budget_s": base_run["train_s"]}
-            print(f"  [{task}] budget: {base_run['train_s']:.0f} s ({baseline}, {plural(n, 'epoch')}); {revgan} takes "
-                  f"{per_epoch:.1f} s per epoch + {fixed:.0f} s fixed -> {plural(m, 'epoch')}", flush=True)
-        if budget is not None:
-            m = budget["epochs"]
-            runs["revgan_time"].append(rev_run if m == n else
-                                       train_and_test(ctx, task, revgan, m, flags + REVGAN_FLAGS, seed))
+        budget, timed = at_equal_time(ctx, task, revgan, n, flags + REVGAN_FLAGS, seed, base_run, rev_run, budget)
+        runs["revgan_time"] += [timed] if timed else []
         if one_way:
             one_flags = flags + REVGAN_FLAGS + ONE_WAY_FLAGS
             one_run = train_and_test(ctx, task, revgan, n, one_flags, seed, tag="_oneway")
             runs["oneway_epochs"].append(one_run)
-            if oneway_budget is None and "error" not in base_run and "error" not in one_run:
-                m, per_epoch, fixed = equal_time_epochs(base_run["train_s"], one_run)
-                oneway_budget = {"epochs": m, "per_epoch_s": per_epoch, "fixed_s": fixed,
-                                 "budget_s": base_run["train_s"]}
-                print(f"  [{task}] {revgan} --one_way takes {per_epoch:.1f} s per epoch + {fixed:.0f} s fixed -> "
-                      f"{plural(m, 'epoch')}", flush=True)
-            if oneway_budget is not None:
-                m = oneway_budget["epochs"]
-                runs["oneway_time"].append(one_run if m == n else
-                                           train_and_test(ctx, task, revgan, m, one_flags, seed, tag="_oneway"))
+            oneway_budget, timed = at_equal_time(ctx, task, revgan, n, one_flags, seed, base_run, one_run,
+                                                 oneway_budget, tag="_oneway")
+            runs["oneway_time"] += [timed] if timed else []
     check_copy(task, refs[0][1], [r for kind in runs.values() for r in kind])
     return {"task": task, "meta": meta, "references": [{"method": m, "scores": s} for m, s in refs],
             "runs": {k: v for k, v in runs.items() if v}, "epochs": n, "baseline": baseline, "revgan": revgan,
             "budget": budget, "oneway_budget": oneway_budget, "seeds": list(ctx.seeds)}
+
+
+def at_equal_time(ctx, task, model, n, flags, seed, base_run, run, budget, tag=""):
+    """(budget, the run of ``model`` with ``flags`` that fits in the baseline's time) for this seed: the budget is
+    computed from the first seed whose baseline run and N-epoch ``run`` both succeeded, then reused (None until
+    then, and no run); the run is ``run`` itself where its N epochs fit."""
+    if budget is None and "error" not in base_run and "error" not in run:
+        m, per_epoch, fixed = equal_time_epochs(base_run["train_s"], run)
+        budget = {"epochs": m, "per_epoch_s": per_epoch, "fixed_s": fixed, "budget_s": base_run["train_s"]}
+        print(f"  [{task}] budget: {base_run['train_s']:.0f} s ({TASKS[task][0]}, {plural(n, 'epoch')}); {model}"
+              f"{tag.replace('_', ' ')} takes {per_epoch:.1f} s per epoch + {fixed:.0f} s fixed -> "
+              f"{plural(m, 'epoch')}", flush=True)
+    if budget is None:
+        return None, None
+    m = budget["epochs"]
+    return budget, run if m == n else train_and_test(ctx, task, model, m, flags, seed, tag=tag)
 
 
 def check_copy(task, copy, runs):
