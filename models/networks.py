@@ -2,6 +2,7 @@
 factories, the GAN losses with a real WGAN-GP gradient penalty, learning-rate schedulers and initialization."""
 import contextlib
 import functools
+import weakref
 
 import torch
 from torch import nn
@@ -9,6 +10,7 @@ from torch.nn import init
 
 from models.config import DiscriminatorConfig, GeneratorConfig
 from models.lean import run_lean
+from models import streamed
 from models.streamed import run_streamed
 from models.reversible import (AdditiveCoupling, AffineCoupling, InvertibleUNet, ReversibleSequence,
                                reconstruction_error, recompute, run_padded)
@@ -77,21 +79,67 @@ def init_weights(net, init_type, init_gain):
 
 # ------------------------------------------------------------------------------------------------------------------
 # memory: networks that recompute their activations in backward (--memory low)
+SMALL_PART_BYTES = 4 * 2 ** 20  # a part whose layers' outputs total less keeps them (--memory low)
+
+
 class Recomputing:
     """A network whose parts outside a reversible core can run with recomputation (models.reversible.recompute:
     the graph keeps each part's input, backward runs the part again; same gradients, running statistics and random
-    state as storing its activations). ``recompute`` is set by the model from --memory; off by default."""
+    state as storing its activations). ``recompute`` is set by the model from --memory; off by default.
+
+    A part whose activations are small keeps them: recomputing it would save less than SMALL_PART_BYTES and cost
+    a forward pass. Which parts are small is measured on each part's first recomputed call for an input shape (the
+    bytes of its layers' outputs, counted by forward hooks; a part with a streamed section is never small), so the
+    first step always recomputes and a large part is never run whole on plain autograd."""
     recompute = False
 
     def run_part(self, part, x):
-        """``part(x)``, recomputed in backward when this network recomputes (and not inside ``plain_autograd``), its
-        widest layers in slabs (models.streamed); without gradients, through models.lean (no full-resolution
-        copies)."""
+        """``part(x)``, recomputed in backward when this network recomputes (and not inside ``plain_autograd``) and
+        the part is not small, its widest layers in slabs (models.streamed); without gradients, through
+        models.lean (no full-resolution copies)."""
         if not torch.is_grad_enabled():
             return run_lean(part, x)
-        if self.recompute and not _plain:
+        if not self.recompute or _plain:
+            return part(x)
+        sizes = _SMALL_PARTS.setdefault(part, {})
+        key = (tuple(x.shape), x.dtype, x.device)
+        if sizes.get(key):
+            return part(x)
+        if key in sizes or getattr(part, "_compiled_call_impl", None) is not None:  # (--compile: not measured)
             return run_streamed(part, x)
-        return part(x)
+        with _OutputBytes(part) as counted:
+            y = run_streamed(part, x)
+        sizes[key] = counted.small()
+        return y
+
+
+_SMALL_PARTS = weakref.WeakKeyDictionary()  # part -> {(shape, dtype, device): small}
+
+
+class _OutputBytes:
+    """Counts the bytes of the outputs of ``part``'s leaf modules (each storage once) while open, and whether a
+    section of it was streamed (models.streamed: its layers run outside their modules, so they are not counted)."""
+
+    def __init__(self, part):
+        self.part, self.bytes, self.seen = part, 0, set()
+
+    def _hook(self, module, inputs, output):
+        if torch.is_tensor(output) and output.untyped_storage().data_ptr() not in self.seen:
+            self.seen.add(output.untyped_storage().data_ptr())
+            self.bytes += output.untyped_storage().nbytes()
+
+    def __enter__(self):
+        self.streamed_before = streamed.STREAMED_SECTIONS
+        self.handles = [m.register_forward_hook(self._hook) for m in self.part.modules() if not list(m.children())]
+        return self
+
+    def __exit__(self, *exc):
+        for h in self.handles:
+            h.remove()
+        self.streamed = streamed.STREAMED_SECTIONS != self.streamed_before
+
+    def small(self):
+        return not self.streamed and self.bytes < SMALL_PART_BYTES
 
 
 _plain = False

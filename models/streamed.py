@@ -37,6 +37,7 @@ from models.reversible import recompute
 SLAB_BYTES = 16 * 2 ** 20  # at most this much of the wide map per slab ...
 SLABS = 8  # ... and at most 1/SLABS of it (at least one row)
 MIN_BYTES = 2 * 2 ** 20  # smaller wide maps are recomputed whole: there slabs save little and cost calls
+STREAMED_SECTIONS = 0  # sections streamed so far (models.networks.Recomputing tells small parts by it)
 
 
 class Section:
@@ -281,8 +282,10 @@ class _Streaming(nn.Module):
         self.seq, self.parts = seq, parts
 
     def forward(self, x):
+        global STREAMED_SECTIONS
         for kind, part in self.parts:
             if kind == "section" and part.wide_bytes(x) >= MIN_BYTES:
+                STREAMED_SECTIONS += 1
                 x = _Streamed.apply(part, x, *part.params)
             else:
                 x = part(x) if kind == "layers" else part.layers(x)

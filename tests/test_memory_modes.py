@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import pytest
 import torch
@@ -84,13 +85,15 @@ def test_low_memory_step_equals_the_plain_step(model, extra, float64, monkeypatc
     assert torch.equal(rng_low, rng_plain)
 
 
-def measure(model, size, flags):
+def measure(model, size, flags, small_part_bytes=None):
     """Activation memory (bytes) of one training step after a warm-up, in a fresh process with large allocations
-    through mmap (scripts/bench_utils.PeakMemory)."""
+    through mmap (scripts/bench_utils.PeakMemory); ``small_part_bytes`` replaces models.networks.SMALL_PART_BYTES."""
     code = f"""
 import json, sys, torch
 sys.path.insert(0, {ROOT!r})
 from scripts import bench_utils as bu, benchmark_models as bm
+from models import networks
+if {small_part_bytes!r} is not None: networks.SMALL_PART_BYTES = {small_part_bytes!r}
 class A: pass
 a = A(); a.device, a.size, a.dims, a.ngf, a.batch = "cpu", {size}, {3 if model.endswith('3d') else 2}, 16, 1
 step, m = bm.make_step({model!r}, {flags!r}, a)
@@ -105,12 +108,48 @@ print(json.dumps(meter.peak()))
 
 
 def test_a_low_memory_step_stays_under_its_bound():
-    """unpaired_revgan at 128² (ngf 16): the step keeps under 14 MiB of activations with --memory low (measured
-    here: about 5-9 MiB), under half of what --memory core keeps (about 33 MiB)."""
-    low = measure("unpaired_revgan", 128, [])
+    """unpaired_revgan at 128² (ngf 16), every part recomputed (its parts are small enough to keep their
+    activations by default): the step keeps under 14 MiB of activations with --memory low (measured here: about
+    5-9 MiB), under half of what --memory core keeps (about 33 MiB)."""
+    low = measure("unpaired_revgan", 128, [], small_part_bytes=0)
     core = measure("unpaired_revgan", 128, ["--memory", "core"])
     assert low < 14 * 2 ** 20, low / 2 ** 20
     assert low < 0.5 * core, (low / 2 ** 20, core / 2 ** 20)
+
+
+def _count_recomputed(monkeypatch):
+    from models import networks
+    calls = []
+    run = networks.run_streamed
+    monkeypatch.setattr(networks, "run_streamed", lambda part, x: calls.append(part) or run(part, x))
+    return calls
+
+
+@pytest.mark.parametrize("model", ["paired_revgan", "unpaired_revgan3d"])
+def test_small_parts_keep_their_activations_after_the_first_step(model, monkeypatch):
+    """--memory low: the first step recomputes every part outside the core and measures it; a part whose layer
+    outputs total under SMALL_PART_BYTES then runs on plain autograd (recomputing it would save little and cost a
+    forward pass), a larger one stays recomputed."""
+    from models import networks
+    from scripts.benchmark_models import make_step
+    calls = _count_recomputed(monkeypatch)
+    dims = 3 if model.endswith("3d") else 2
+    args = types.SimpleNamespace(dims=dims, size=16, ngf=None, device="cpu", batch=1)
+    flags = ["--ngf", "4", "--ndf", "4", "--n_blocks", "1", "--netD", "n_layers", "--n_layers_D", "2"]
+    step, m = make_step(model, flags, args)
+    step()
+    parts = set(map(id, calls))
+    assert len(parts) >= 3  # encoder, decoder, discriminator
+    calls.clear()
+    step()
+    assert calls == []  # all small at 16 pixels (16³ voxels)
+    monkeypatch.setattr(networks, "SMALL_PART_BYTES", 1)
+    step, m = make_step(model, flags, args)
+    step()
+    first = len(calls)
+    calls.clear()
+    step()
+    assert first >= 3 and len(calls) == first  # every part recomputed again
 
 
 @pytest.mark.parametrize("dims", [1, 2, 3])
