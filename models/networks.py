@@ -101,16 +101,16 @@ class Recomputing:
             return run_lean(part, x)
         if not self.recompute or _plain:
             return part(x)
+        if streamed.compiled(part):  # (--compile: not measured)
+            return run_streamed(part, x)
         sizes = _SMALL_PARTS.setdefault(part, {})
         key = (tuple(x.shape), x.dtype, x.device)
-        if sizes.get(key):
-            return part(x)
-        if key in sizes or getattr(part, "_compiled_call_impl", None) is not None:  # (--compile: not measured)
-            return run_streamed(part, x)
-        with _OutputBytes(part) as counted:
-            y = run_streamed(part, x)
-        sizes[key] = counted.small()
-        return y
+        if key not in sizes:
+            with _OutputBytes(part) as counted:
+                y = run_streamed(part, x)
+            sizes[key] = counted.small()
+            return y
+        return part(x) if sizes[key] else run_streamed(part, x)
 
 
 _SMALL_PARTS = weakref.WeakKeyDictionary()  # part -> {(shape, dtype, device): small}

@@ -292,12 +292,16 @@ class _Streaming(nn.Module):
         return x
 
 
+def compiled(module) -> bool:
+    """Whether ``module.compile()`` was called: then its compiled call runs, whole."""
+    return getattr(module, "_compiled_call_impl", None) is not None
+
+
 def run_streamed(seq, x):
     """``seq(x)`` recomputed in backward (models.reversible.recompute), with its sections computed in slabs
     (above); ``seq`` an ``nn.Sequential`` or any module (then plain recomputation)."""
     autocast = torch.is_autocast_enabled(x.device.type) if x.device.type in ("cpu", "cuda") else False
-    compiled = getattr(seq, "_compiled_call_impl", None) is not None  # seq.compile(): its compiled call, whole
-    if not isinstance(seq, nn.Sequential) or autocast or compiled or not torch.is_grad_enabled():
+    if not isinstance(seq, nn.Sequential) or autocast or compiled(seq) or not torch.is_grad_enabled():
         return recompute(seq, x)
     parts = _SEGMENTS.get(seq)
     if parts is None:

@@ -92,7 +92,7 @@ def load_full_state(model, state: dict, path: str) -> None:
             schedule.restore(sch, s, schedule.changes(state.get("schedule"), model.opt), model.opt)
         model.precision.load_state_dicts(model.optimizers, state.get("scalers", []))
         model.progress.load(state["counters"])
-        load_rank_state(state, model.pools, model.device, path)
+        load_rank_state(state, model.pools, path)
     model.loaded_from = f"{path} ({TrainingProgress.of(state['counters']).describe()})"
     model.trained_direction = (state.get("options") or {}).get("direction", "AtoB")
     if distributed.is_main():
@@ -106,7 +106,7 @@ def rank_state(pools: dict) -> dict:
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
 
 
-def load_rank_state(state: dict, pools: dict, device, path: str) -> None:
+def load_rank_state(state: dict, pools: dict, path: str) -> None:
     """Restores this process's random states and image pools from a checkpoint ``state`` (read from ``path``)."""
     ranks = state.get("ranks") or [{"pools": state.get("pools", {}), "rng": state["rng"]}]  # older checkpoints
     rank, world = distributed.rank(), distributed.world_size()
@@ -116,7 +116,7 @@ def load_rank_state(state: dict, pools: dict, device, path: str) -> None:
     mine = ranks[rank % len(ranks)]
     for k, p in pools.items():
         if k in mine["pools"]:
-            p.load_state_dict(mine["pools"][k], device)
+            p.load_state_dict(mine["pools"][k])
     torch.set_rng_state(mine["rng"]["torch"])
     random.setstate(_py_state_from_list(mine["rng"]["python"]))
     if mine["rng"]["cuda"] and torch.cuda.is_available():

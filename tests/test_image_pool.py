@@ -25,7 +25,7 @@ def test_pool_state_round_trip_and_size_zero():
     pool = ImagePool(2)
     pool.query(torch.randn(2, 1, 3, 3))
     other = ImagePool(2)
-    other.load_state_dict(pool.state_dict(), torch.device("cpu"))
+    other.load_state_dict(pool.state_dict())
     assert all(torch.equal(a, b) for a, b in zip(pool.images, other.images))
     x = torch.randn(1, 1, 3, 3)
     assert ImagePool(0).query(x) is x

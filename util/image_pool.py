@@ -33,6 +33,5 @@ class ImagePool:
     def state_dict(self):
         return {"images": list(self.images)}
 
-    def load_state_dict(self, state, device=None):
-        """``device``: unused (the images stay in host memory); kept for callers written before."""
+    def load_state_dict(self, state):
         self.images = [t.to("cpu") for t in state["images"]]
