@@ -14,6 +14,7 @@ NORMS = ("instance", "batch", "syncbatch", "none")
 INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
 COUPLINGS = ("additive", "affine")
 STEMS = ("conv7", "unshuffle")
+STEM_PADDINGS = ("zeros", "reflect")
 STEM_NETG = ("resnet_9blocks", "resnet_6blocks", "revgan")  # the generators with an encoder and a decoder
 
 
@@ -36,6 +37,9 @@ class GeneratorConfig:
             generators): conv7 (a 7x7 convolution at full resolution, CycleGAN's and the original RevGAN's; what a
             checkpoint without the entry holds) or unshuffle (pixel unshuffle, then convolutions at half resolution;
             see networks.encoder).
+        stem_padding: the padding of the unshuffle stem's first convolution: zeros (a uniform image then does not
+            reach the core as an exactly constant map, whose instance norms would amplify the gradients without
+            bound) or reflect (what an unshuffle checkpoint without the entry holds).
         residual: the output starts from the input (a global residual; see networks.Generator), where input and
             output have as many channels; the invertible U-Net has none (it starts as the identity anyway).
         residual_gate: the residual's input path is scaled by a learned gain per output channel and direction,
@@ -58,6 +62,7 @@ class GeneratorConfig:
     residual: bool = False
     residual_gate: bool = False
     stem: str = "conv7"
+    stem_padding: str = "zeros"
     iunet_architecture: str = "2,2,2,2"
     dims: int = 2
 
@@ -158,6 +163,7 @@ class ModelSpec:
             "no_output_tanh": not g.tanh, "residual": g.residual if g.netG != "iunet" else None, "dims": g.dims,
             "residual_gate": g.residual_gate if g.netG != "iunet" and g.residual else None,
             "stem": g.stem if g.netG in STEM_NETG else None,
+            "stem_padding": g.stem_padding if g.netG in STEM_NETG and g.stem == "unshuffle" else None,
             "iunet_architecture": g.iunet_architecture if g.netG == "iunet" else None,
             "no_dropout": not g.dropout, "use_naive": g.use_naive if g.reversible else None,
             "one_way": self.one_way if self.has_one_way else None,
@@ -171,6 +177,7 @@ class ModelSpec:
             return default if value is None else value
         dims = given("dims", 2)
         norm = given("norm", GeneratorConfig.norm)
+        stem = given("stem", "conv7")
         generator = GeneratorConfig(
             netG=given("netG", GeneratorConfig.netG), ngf=given("ngf", GeneratorConfig.ngf), norm=norm,
             dropout=not given("no_dropout", False), n_blocks=arch.get("n_blocks"),
@@ -178,7 +185,8 @@ class ModelSpec:
             coupling=given("coupling", GeneratorConfig.coupling), use_naive=given("use_naive", False),
             tanh=not given("no_output_tanh", False), residual=given("residual", False),
             residual_gate=given("residual_gate", False),
-            stem=given("stem", "conv7"),
+            stem=stem, stem_padding=given("stem_padding", "reflect" if stem == "unshuffle" else
+                                          GeneratorConfig.stem_padding),
             iunet_architecture=given("iunet_architecture", GeneratorConfig.iunet_architecture), dims=dims)
         discriminator = DiscriminatorConfig(netD=given("netD", DiscriminatorConfig.netD),
                                             ndf=given("ndf", DiscriminatorConfig.ndf),

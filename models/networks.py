@@ -196,18 +196,23 @@ class PixelUnshuffle(nn.Module):
         return x.reshape(n, c // 2 ** d, *[s * 2 for s in spatial])
 
 
-def encoder(input_nc, *, ngf, norm_layer, n_downsampling, dims, stem):
+def encoder(input_nc, *, ngf, norm_layer, n_downsampling, dims, stem, stem_padding="zeros"):
     """``n_downsampling`` halvings of the resolution, ngf -> ngf * 2**n_downsampling channels. ``stem`` conv7: a 7x7
     convolution at full resolution to ngf channels, then stride-2 convolutions (CycleGAN's, the original RevGAN's);
     unshuffle: the pixels of each 2x2 block moved into channels (no parameters), a 3x3 convolution to 2 ngf channels
-    at half resolution, then the other stride-2 convolutions: no feature map at full resolution."""
+    at half resolution (``stem_padding`` zeros or reflect), then the other stride-2 convolutions: no feature map at
+    full resolution. (With reflect padding and no further stride-2 convolution, whose zero padding breaks it, a
+    uniform image stays exactly constant through the core, and instance norm amplifies its gradient by 1/sqrt(eps)
+    at every layer.)"""
     use_bias = _uses_bias(norm_layer)
     if stem == "unshuffle":
         if n_downsampling < 1:
             raise UserError("--stem unshuffle halves the resolution first: it needs --n_downsampling 1 or more "
                             "(or use --stem conv7)")
-        layers = [PixelUnshuffle(dims), reflection_pad(dims)(1),
-                  conv(dims)(input_nc * 2 ** dims, ngf * 2, 3, bias=use_bias), norm_layer(ngf * 2), nn.ReLU(True)]
+        cin = input_nc * 2 ** dims
+        entry = [reflection_pad(dims)(1), conv(dims)(cin, ngf * 2, 3, bias=use_bias)] if stem_padding == "reflect" \
+            else [conv(dims)(cin, ngf * 2, 3, padding=1, bias=use_bias)]
+        layers = [PixelUnshuffle(dims), *entry, norm_layer(ngf * 2), nn.ReLU(True)]
         first = 1
     else:
         layers = [reflection_pad(dims)(3), conv(dims)(input_nc, ngf, 7, bias=use_bias), norm_layer(ngf), nn.ReLU(True)]
@@ -311,7 +316,7 @@ class ResnetGenerator(Generator):
     """Encoder, ``n_blocks`` ResNet blocks, decoder (Johnson et al.; CycleGAN's resnet_6blocks/resnet_9blocks)."""
 
     def __init__(self, input_nc, output_nc, *, ngf, norm_layer, use_dropout, n_blocks, n_downsampling, dims, tanh,
-                 residual, residual_gate, stem):
+                 residual, residual_gate, stem, stem_padding):
         super().__init__()
         self.size_multiple = 2 ** n_downsampling
         self.tanh = tanh
@@ -320,7 +325,7 @@ class ResnetGenerator(Generator):
         blocks = [ResnetBlock(core_nc, norm_layer=norm_layer, use_dropout=use_dropout, use_bias=_uses_bias(norm_layer),
                               dims=dims) for _ in range(n_blocks)]
         sides = dict(ngf=ngf, norm_layer=norm_layer, n_downsampling=n_downsampling, dims=dims, stem=stem)
-        self.model = nn.Sequential(encoder(input_nc, **sides), *blocks,
+        self.model = nn.Sequential(encoder(input_nc, stem_padding=stem_padding, **sides), *blocks,
                                    decoder(output_nc, tanh=tanh and not self.residual, **sides))
 
     def forward(self, x, direction="AtoB"):
@@ -387,7 +392,7 @@ class RevGANGenerator(Generator):
     bidirectional = True
 
     def __init__(self, input_nc, output_nc, *, ngf, norm_layer, use_dropout, n_blocks, n_downsampling, coupling,
-                 use_naive, dims, tanh, residual, residual_gate, stem):
+                 use_naive, dims, tanh, residual, residual_gate, stem, stem_padding):
         super().__init__()
         self.size_multiple = 2 ** n_downsampling
         self.tanh = tanh
@@ -404,8 +409,8 @@ class RevGANGenerator(Generator):
             return residual_body(half, half, norm_layer=norm_layer, use_dropout=use_dropout, use_bias=use_bias,
                                  dims=dims)
         sides = dict(ngf=ngf, norm_layer=norm_layer, n_downsampling=n_downsampling, dims=dims, stem=stem)
-        self.enc_A = encoder(input_nc, **sides)
-        self.enc_B = encoder(output_nc, **sides)
+        self.enc_A = encoder(input_nc, stem_padding=stem_padding, **sides)
+        self.enc_B = encoder(output_nc, stem_padding=stem_padding, **sides)
         self.core = ReversibleSequence([coupling_cls(body(), body()) for _ in range(n_blocks)],
                                        memory_saving=not use_naive)
         self.dec_A = decoder(input_nc, tanh=tanh and not self.residual, **sides)
@@ -490,14 +495,15 @@ def define_G(input_nc, output_nc, config: GeneratorConfig) -> Generator:
     if c.netG in ("resnet_9blocks", "resnet_6blocks"):
         net = ResnetGenerator(input_nc, output_nc, norm_layer=norm_layer, use_dropout=c.dropout, n_blocks=c.depth(),
                               n_downsampling=c.n_downsampling, residual=c.residual, residual_gate=c.residual_gate,
-                              stem=c.stem, **common)
+                              stem=c.stem, stem_padding=c.stem_padding, **common)
     elif c.netG in ("unet_128", "unet_256"):
         net = UnetGenerator(input_nc, output_nc, num_downs=7 if c.netG == "unet_128" else 8, norm_layer=norm_layer,
                             use_dropout=c.dropout, residual=c.residual, residual_gate=c.residual_gate, **common)
     elif c.netG == "revgan":
         net = RevGANGenerator(input_nc, output_nc, norm_layer=norm_layer, use_dropout=c.dropout, n_blocks=c.depth(),
                               n_downsampling=c.n_downsampling, coupling=c.coupling, use_naive=c.use_naive,
-                              residual=c.residual, residual_gate=c.residual_gate, stem=c.stem, **common)
+                              residual=c.residual, residual_gate=c.residual_gate, stem=c.stem,
+                              stem_padding=c.stem_padding, **common)
     elif c.netG == "iunet":
         try:
             architecture = parse_architecture(c.iunet_architecture)

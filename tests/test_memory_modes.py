@@ -180,6 +180,58 @@ def test_stem_is_architecture_and_old_checkpoints_are_conv7():
         assert net(x, direction).shape == x.shape
 
 
+
+def test_unshuffle_padding_is_architecture_and_old_unshuffle_checkpoints_reflect():
+    from models.config import GeneratorConfig, ModelSpec
+    spec = ModelSpec("paired_revgan", generator=GeneratorConfig(netG="revgan", stem="unshuffle", ngf=4, n_blocks=1))
+    arch = spec.to_architecture()
+    assert arch["stem_padding"] == "zeros" and ModelSpec.from_architecture(arch).generator.stem_padding == "zeros"
+    del arch["stem_padding"]  # an unshuffle checkpoint written before the entry existed
+    old = ModelSpec.from_architecture(arch).generator
+    assert old.stem_padding == "reflect"
+    from dataclasses import replace
+    from models.networks import define_G
+    torch.manual_seed(0)
+    written = define_G(3, 3, replace(spec.generator, stem_padding="reflect")).eval()  # the network as it was
+    loaded = define_G(3, 3, old).eval()
+    loaded.load_state_dict(written.state_dict())  # strict: the same entries
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(loaded(x), written(x))
+    with pytest.raises(RuntimeError):  # and never loads silently into the zero-padded stem
+        define_G(3, 3, spec.generator).load_state_dict(written.state_dict())
+    conv7 = ModelSpec("paired_revgan", generator=GeneratorConfig(netG="revgan", ngf=4, n_blocks=1))
+    assert conv7.to_architecture()["stem_padding"] is None  # the conv7 stem has no such choice
+
+
+@pytest.mark.parametrize("model", ["paired_revgan", "unpaired_revgan"])
+def test_unshuffle_stem_trains_on_a_uniform_image(model):
+    """A blank tile (a white map tile, an empty slice) through --stem unshuffle --n_downsampling 1: with the old
+    reflect padding the core sees an exactly constant map, each instance norm multiplies its gradient by 1/sqrt(eps),
+    and the step's gradients overflow (float32 overflows at --ngf 32); the zero-padded first convolution keeps them
+    at the size of any other step's."""
+    from models import create_model
+    from options.train_options import TrainOptions
+    import tempfile
+    grads = {}
+    for padding in ("reflect", "zeros"):
+        argv = ["--name", "u", "--model", model, "--checkpoints_dir", tempfile.mkdtemp(), "--gpu_ids", "-1",
+                "--ngf", "8", "--ndf", "8", "--n_blocks", "6", "--n_downsampling", "1", "--stem", "unshuffle",
+                "--stem_padding", padding, "--crop_size", "32", "--load_size", "32", "--no_dropout"]
+        with contextlib.redirect_stdout(io.StringIO()):
+            opt = TrainOptions().parse(argv)
+            torch.manual_seed(0)
+            m = create_model(opt)
+            m.setup(opt)
+        a = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        m.set_input({"A": a, "B": torch.ones(1, 3, 32, 32), "A_paths": ["a"], "B_paths": ["b"]})
+        m.optimize_parameters()
+        grads[padding] = max(p.grad.abs().max().item() for name in m.model_names for p in m.net(name).parameters()
+                             if p.grad is not None)
+    assert grads["reflect"] > 1e20  # the failure this guards against (inf at --ngf 32; 5.6e31 at this width)
+    assert grads["zeros"] < 1e5  # 279 here
+
+
 def test_largest_side_search_bisects_after_failed_probes(monkeypatch):
     """A probe that fails (out of memory before the budget, as a device smaller than --budget_gb would) gives no
     measurement: the search bisects the undecided interval instead of walking down one unit at a time."""
