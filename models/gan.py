@@ -23,9 +23,9 @@ def add_generator_options(parser, reversible: bool):
                         "RevGAN's); unshuffle, each 2x2 (2x2x2) block of pixels moved into channels and convolutions "
                         "at half resolution, the decoder's mirror (no feature map at full resolution: less memory)")
     g.add_argument("--stem_padding", policy=ARCH, default=GeneratorConfig.stem_padding, choices=STEM_PADDINGS,
-                   help="--stem unshuffle: the padding of its first convolution; zeros, or reflect as before "
-                        "2026-12-06 (then a uniform image, such as a blank tile, reaches the core as a constant map "
-                        "and the gradients of its instance norms overflow)")
+                   help="--stem unshuffle: the padding of its first convolution; zeros, or reflect as unshuffle "
+                        "checkpoints written before this option have (then a uniform image, such as a blank tile, "
+                        "reaches the core as a constant map and the gradients of its instance norms overflow)")
     g.add_argument("--no_residual", policy=ARCH, action="store_true",
                    help="no global residual: the generator's output does not start from its input (as in CycleGAN); "
                         "the residual applies only where input and output have as many channels")
