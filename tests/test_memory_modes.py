@@ -180,7 +180,6 @@ def test_stem_is_architecture_and_old_checkpoints_are_conv7():
         assert net(x, direction).shape == x.shape
 
 
-
 def test_unshuffle_padding_is_architecture_and_old_unshuffle_checkpoints_reflect():
     from models.config import GeneratorConfig, ModelSpec
     spec = ModelSpec("paired_revgan", generator=GeneratorConfig(netG="revgan", stem="unshuffle", ngf=4, n_blocks=1))
