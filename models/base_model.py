@@ -11,7 +11,7 @@ from collections import OrderedDict, namedtuple
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from models import schedule
+from models import networks, schedule
 from models.config import ModelSpec
 from models.guards import InputGuards, nan_hint
 from models.precision import Precision
@@ -68,11 +68,13 @@ class BaseModel:
         self.model_names.append(name)
         return getattr(self, "net" + name)
 
-    def add_optimizer(self, *nets: torch.nn.Module) -> torch.optim.Optimizer:
-        """Adam over the parameters of ``nets`` with --lr and --beta1, its --lr_policy scheduler (and a gradient
-        scaler under --amp fp16)."""
-        optimizer = torch.optim.Adam([p for n in nets for p in n.parameters()], lr=self.opt.lr,
-                                     betas=(self.opt.beta1, 0.999))
+    def add_optimizer(self, *nets: torch.nn.Module, gain_lr_cap=None) -> torch.optim.Optimizer:
+        """Adam over the parameters of ``nets`` with --lr (with ``gain_lr_cap``, the residual gains at most that, in
+        their own group) and --beta1, its --lr_policy scheduler (and a gradient scaler under --amp fp16)."""
+        flat = [p for n in nets for p in n.parameters()]
+        groups = flat if gain_lr_cap is None else networks.optimizer_groups(nets, self.opt.lr, gain_lr_cap)
+        optimizer = torch.optim.Adam(groups, lr=self.opt.lr, betas=(self.opt.beta1, 0.999))
+        optimizer.flat_params = flat  # the order of a one-group state (training_state.split_groups)
         self.optimizers.append(optimizer)
         self.schedulers.append(schedule.make_scheduler(optimizer, self.opt))
         self.precision.add_optimizer(optimizer)

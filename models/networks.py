@@ -246,9 +246,27 @@ def decoder(output_nc, *, ngf, norm_layer, n_downsampling, dims, tanh, stem):
 
 
 RESIDUAL_EPS = 1e-3  # inputs at exactly -1 or 1 (e.g. a flat background) enter the residual path from +-(1 - eps)
-GATE_RATE = 300.0  # the residual's gain is 1 + GATE_RATE * theta: Adam moves theta by about --lr per step, so the
-# gain by about 0.06 per step at lr 2e-4 (it can close within tens of steps; a plain gain would need 5000). 300
-# measured better than 100 on the cross-domain and near-identity unpaired tasks (docs/benchmarks.md)
+GATE_RATE = 300.0  # the residual's gain is 1 + GATE_RATE * theta: Adam moves theta by about its learning rate per
+# step, so the gain by about 0.06 per step at lr 2e-4 (it can close within tens of steps; a plain gain would need
+# 5000). 300 measured better than 100 on the cross-domain and near-identity unpaired tasks (docs/benchmarks.md)
+GATE_MAX_LR = 2e-4  # in the paired models theta's learning rate is --lr, at most this: at a higher --lr the gain
+# would move faster than the rate was chosen for (at --lr 5e-4 the cap gained paired_revgan3d 0.44 dB with --one_way
+# and 0.19 dB with both directions on thick -> thin slices, two seeds). The unpaired models keep --lr: their gain must
+# keep pace with the network to leave the identity (tests/test_unpaired_defaults.py, at --lr 0.002, stays at its
+# input with the cap). docs/benchmarks.md
+
+
+def optimizer_groups(nets, lr, gain_lr_cap):
+    """Adam's parameter groups for the parameters of ``nets``: all at ``lr``, but the residual gains, in a second
+    group at ``min(lr, gain_lr_cap)`` that records its cap as ``lr_cap`` (the schedules scale both groups alike)."""
+    rest, gains = [], []
+    for net in nets:
+        for name, p in net.named_parameters():
+            (gains if name.rsplit(".", 1)[-1] == "residual_gain" else rest).append(p)
+    groups = [{"params": rest, "lr": lr}]
+    if gains:
+        groups.append({"params": gains, "lr": min(lr, gain_lr_cap), "lr_cap": gain_lr_cap})
+    return groups
 
 
 class Generator(Recomputing, nn.Module):

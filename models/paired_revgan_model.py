@@ -4,6 +4,7 @@ With --one_way only A->B trains (as pix2pix), with D_A alone: about half the ste
 import torch
 
 from models.gan import GANModel, add_generator_options, check_netG
+from models.networks import GATE_MAX_LR
 from util.argtypes import WEIGHT, model_group
 from util.flags import ARCH, RESUMED
 
@@ -48,7 +49,7 @@ class PairedRevGANModel(GANModel):
         if self.is_train:
             pair_nc = spec.input_nc + spec.output_nc
             discriminators = [self.add_network("D_" + side, self.make_D(pair_nc)) for side in self.sides]
-            self.optimizer_G = self.add_optimizer(self.netG)
+            self.optimizer_G = self.add_optimizer(self.netG, gain_lr_cap=GATE_MAX_LR)
             self.optimizer_D = self.add_optimizer(*discriminators)
 
     def set_input(self, data):

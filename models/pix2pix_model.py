@@ -5,6 +5,7 @@ and the directions; build networks and optimizers in __init__; define set_input,
 import torch
 
 from models.gan import GANModel, add_generator_options, check_netG
+from models.networks import GATE_MAX_LR
 from util.argtypes import WEIGHT, model_group
 from util.flags import RESUMED
 
@@ -31,7 +32,7 @@ class Pix2PixModel(GANModel):
         self.netG = self.add_network("G", self.make_G(spec.input_nc, spec.output_nc))
         if self.is_train:
             self.netD = self.add_network("D", self.make_D(spec.input_nc + spec.output_nc))
-            self.optimizer_G = self.add_optimizer(self.netG)
+            self.optimizer_G = self.add_optimizer(self.netG, gain_lr_cap=GATE_MAX_LR)
             self.optimizer_D = self.add_optimizer(self.netD)
 
     def set_input(self, data):

@@ -62,13 +62,19 @@ def step(schedulers, metric=None) -> None:
                 scheduler.step()
 
 
+def group_lr(group, lr) -> float:
+    """The learning rate of parameter ``group`` for --lr ``lr``: ``lr``, capped by the group's ``lr_cap`` if it has
+    one (the residual gains' group, networks.optimizer_groups)."""
+    return min(lr, group.get("lr_cap", lr))
+
+
 def restore(scheduler, state, changed, opt) -> None:
     """Loads ``state`` (a checkpoint's scheduler state) into ``scheduler``, built from the resolved flags: the epoch
     count always; the policy's own state only when --lr_policy did not change; --lr when it did."""
     optimizer = scheduler.optimizer
     if "lr" in changed:
         for group in optimizer.param_groups:
-            group["initial_lr"] = opt.lr
+            group["initial_lr"] = group_lr(group, opt.lr)
     if "beta1" in changed:
         for group in optimizer.param_groups:
             group["betas"] = (opt.beta1, group["betas"][1])
@@ -76,14 +82,17 @@ def restore(scheduler, state, changed, opt) -> None:
     if isinstance(scheduler, lr_scheduler.ReduceLROnPlateau):
         if "lr_policy" not in changed:
             scheduler.load_state_dict(state)
+            groups = len(optimizer.param_groups)  # a state of one group (training_state.split_groups): torch < 2.6
+            scheduler.min_lrs = (scheduler.min_lrs * groups)[:groups]  # would fail at its first reduction
         scheduler.last_epoch = last_epoch
         if "lr_policy" in changed or "lr" in changed:  # the plateau search starts again from --lr
             for group in optimizer.param_groups:
-                group["lr"] = opt.lr
+                group["lr"] = group_lr(group, opt.lr)
         return
     scheduler.last_epoch = last_epoch
     for group in optimizer.param_groups:  # a plateau run's groups have no initial_lr: its --lr is the base then
-        group["initial_lr"] = opt.lr if "lr" in changed or "initial_lr" not in group else group["initial_lr"]
+        if "lr" in changed or "initial_lr" not in group:
+            group["initial_lr"] = group_lr(group, opt.lr)
     scheduler.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
     for group, base, rule in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
         group["lr"] = base * rule(last_epoch)

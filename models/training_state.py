@@ -87,7 +87,7 @@ def load_full_state(model, state: dict, path: str) -> None:
     model.load_extra(state.get("extra", {}))
     if model.is_train:
         for o, s in zip(model.optimizers, state["optimizers"]):
-            o.load_state_dict(s)
+            o.load_state_dict(split_groups(o, s, model.opt.lr))
         for sch, s in zip(model.schedulers, state["schedulers"]):
             schedule.restore(sch, s, schedule.changes(state.get("schedule"), model.opt), model.opt)
         model.precision.load_state_dicts(model.optimizers, state.get("scalers", []))
@@ -97,6 +97,37 @@ def load_full_state(model, state: dict, path: str) -> None:
     model.trained_direction = (state.get("options") or {}).get("direction", "AtoB")
     if distributed.is_main():
         print(f"loaded {model.loaded_from}")
+
+
+def split_groups(optimizer, saved: dict, lr: float) -> dict:
+    """``saved`` (an optimizer's state) in the parameter groups of ``optimizer``: a state written with one group
+    (before the paired models' residual gains had their own, networks.optimizer_groups) gets this optimizer's groups,
+    each at the saved rate scaled by its cap at --lr ``lr`` (the saved rate may be a decayed or reduced one), and each
+    parameter's Adam state moved to the parameter's new index."""
+    groups = optimizer.param_groups
+    if len(saved["param_groups"]) != 1 or len(groups) == 1:
+        return saved
+    old = saved["param_groups"][0]
+    flat = {id(p): i for i, p in enumerate(optimizer.flat_params)}  # the one group's order
+    new_groups, new_state, index = [], {}, 0
+    for group in groups:
+        scale = schedule.group_lr(group, lr) / lr
+        entry = dict(old, lr=old["lr"] * scale, params=[])
+        if "initial_lr" in old:
+            entry["initial_lr"] = old["initial_lr"] * scale
+        if "lr_cap" in group:
+            entry["lr_cap"] = group["lr_cap"]
+            if scale != 1 and distributed.is_main():
+                print(f"note: the residual gains now learn at most at {group['lr_cap']:g} (this checkpoint trained "
+                      f"them at --lr {lr:g}); the other parameters keep --lr")
+        for p in group["params"]:
+            before = old["params"][flat[id(p)]]
+            if before in saved["state"]:
+                new_state[index] = saved["state"][before]
+            entry["params"].append(index)
+            index += 1
+        new_groups.append(entry)
+    return {"state": new_state, "param_groups": new_groups}
 
 
 def rank_state(pools: dict) -> dict:

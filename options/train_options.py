@@ -62,7 +62,7 @@ class TrainOptions(BaseOptions):
                             help="epochs of decay to zero")
         parser.add_argument("--beta1", policy=SCHEDULE, type=BELOW_ONE, default=0.5, help="Adam momentum term")
         parser.add_argument("--lr", policy=SCHEDULE, type=POSITIVE, default=0.0002,
-                            help="initial learning rate for Adam")
+                            help="initial learning rate for Adam (the paired models' residual gains: at most 0.0002)")
         parser.add_argument("--gan_mode", policy=RESUMED, default="lsgan", choices=["lsgan", "vanilla", "wgangp"],
                             help="GAN loss: least squares, the original cross-entropy, or Wasserstein with a "
                                  "gradient penalty")

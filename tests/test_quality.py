@@ -1,5 +1,7 @@
 """Translation quality (issue 18): generators that start from their input (a global residual), no seams in
 whole-volume 3D outputs, and validation while training."""
+import contextlib
+import io
 import json
 import os
 import re
@@ -104,6 +106,69 @@ def test_residual_gate_starts_open_and_can_close(netG, dims):
             assert torch.allclose(net(x, direction), torch.zeros_like(x), atol=1e-12)  # tanh(h), h = 0
     ungated = define_G(2, 2, GeneratorConfig(netG=netG, ngf=4, dims=dims, n_blocks=1, residual=True))
     assert not hasattr(ungated, "residual_gain")
+
+
+@pytest.mark.parametrize("policy", ["linear", "plateau"])
+def test_paired_gains_learn_at_most_at_the_cap_and_one_group_checkpoints_resume_exactly(demo_root, tmp_path, capsys,
+                                                                                       policy):
+    """The paired models' residual gains have their own parameter group at min(--lr, GATE_MAX_LR) (the schedule
+    scales both groups alike); a checkpoint written when all the generator's parameters shared one Adam group (before
+    this rule) resumes with each parameter's Adam state: the same losses and weights as resuming the two-group
+    checkpoint."""
+    from models import create_model
+    from models.networks import GATE_MAX_LR
+    from options.train_options import TrainOptions
+    flags = tiny_flags(demo_root, tmp_path, "two", "paired_revgan", ["--n_blocks", "1", "--lr", "0.0005",
+                                                                       "--n_epochs", "1", "--n_epochs_decay", "0",
+                                                                       "--seed", "3", "--lr_policy", policy])
+    train_script.main(flags)
+    ckpt = tmp_path / "ckpt"
+    state = torch.load(ckpt / "two" / "latest.pth", weights_only=False)
+    groups = state["optimizers"][0]["param_groups"]
+    assert [g.get("initial_lr", g["lr"]) for g in groups] == [0.0005, GATE_MAX_LR]  # (plateau: no initial_lr)
+    assert groups[1]["lr_cap"] == GATE_MAX_LR
+    assert len(state["optimizers"][1]["param_groups"]) == 1  # the discriminators have no gain
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = create_model(TrainOptions().parse(flags))
+    names = [n for n, _ in model.net("G").named_parameters()]  # the one group's order
+    gains = [n for n in names if n.endswith("residual_gain")]
+    assert gains == ["residual_gain"] and names.index(gains[0]) < len(names) - 1  # not already last
+    if policy == "plateau":  # as if the plateau rule had reduced the rates once (x0.2): the gains' from their cap
+        for g in groups:
+            g["lr"] *= 0.2
+        state["schedulers"][0]["_last_lr"] = [g["lr"] for g in groups]
+        torch.save(state, ckpt / "two" / "latest.pth")
+    order = [n for n in names if n not in gains] + gains  # the two groups' order
+    one = {k: v for k, v in groups[0].items() if k != "params"}
+    two_group = state["optimizers"][0]
+    state["optimizers"][0] = {"param_groups": [dict(one, params=list(range(len(names))))],
+                              "state": {i: two_group["state"][order.index(n)] for i, n in enumerate(names)}}
+    if policy == "plateau":  # the scheduler of one group
+        state["schedulers"][0].update(min_lrs=[0], _last_lr=[groups[0]["lr"]])
+    (ckpt / "one").mkdir()
+    torch.save(state, ckpt / "one" / "latest.pth")
+    for name in ("two", "one"):
+        resume = [f if f != "two" else name for f in flags] + ["--continue_train", "--n_epochs", "2"]
+        train_script.main(resume)
+    capsys.readouterr()
+    after = {n: torch.load(ckpt / n / "latest.pth", weights_only=False) for n in ("two", "one")}
+    assert logged_rows(ckpt / "one" / "loss_log.txt")[-3:] == logged_rows(ckpt / "two" / "loss_log.txt")[-3:]
+    for net in after["two"]["networks"]:
+        for key, value in after["two"]["networks"][net].items():
+            assert torch.equal(after["one"]["networks"][net][key], value), f"{net}.{key} differs"
+    assert [g["lr"] for g in after["one"]["optimizers"][0]["param_groups"]] == \
+        [g["lr"] for g in after["two"]["optimizers"][0]["param_groups"]]
+    if policy == "plateau":  # a minimum per group (torch < 2.6 would fail at the next reduction)
+        assert after["one"]["schedulers"][0]["min_lrs"] == [0, 0]
+
+
+def test_unpaired_gains_learn_at_the_learning_rate(demo_root, tmp_path):
+    """The unpaired models keep one group at --lr: their gains must keep pace with the network to leave the
+    identity (tests/test_unpaired_defaults.py)."""
+    train_script.main(tiny_flags(demo_root, tmp_path, "un", "cycle_gan", ["--lr", "0.0005", "--n_epochs_decay", "0",
+                                                                          "--lr_policy", "plateau"]))
+    groups = torch.load(tmp_path / "ckpt" / "un" / "latest.pth", weights_only=False)["optimizers"][0]["param_groups"]
+    assert [g["lr"] for g in groups] == [0.0005]
 
 
 def test_short_paired_training_beats_the_copy_baseline(demo_root, tmp_path, capsys):
