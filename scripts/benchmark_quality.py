@@ -49,9 +49,11 @@ the training pair (which the models never get).
 
 Models are trained and tested through the application's entry points, ``python train.py`` and ``python test.py``
 in subprocesses, with the flags a user would pick (printed in the docs section). Budgets: every baseline model
-trains N epochs (time T); its RevGAN model trains N epochs (equal epochs) and, separately, the number of epochs that
-fits in T by its per-epoch time measured in its own N-epoch run (equal time; reused when that number is N; computed
-from the first seed's runs, so every seed gets the same budget). In 2D the baseline model also trains N epochs with
+trains N epochs (time T); its RevGAN model trains N epochs (equal epochs) and, separately, for T (equal time): in 2D
+the number of epochs that fits in T by its per-epoch time measured in its own N-epoch run, in 3D N epochs of the
+``--samples_per_volume`` that fits in T (an epoch's time is its patches' steps; whole epochs are too coarse in a short
+run); the run itself where that is N epochs of as many patches; computed from the first seed's runs, so every seed
+gets the same budget. In 2D the baseline model also trains N epochs with
 pytorch-CycleGAN-and-pix2pix's defaults (pix2pix: unet_256, batch norm, dropout; cycle_gan: resnet_9blocks; no
 residual), at the benchmark's width. The RevGAN model also trains N epochs with ``--netG iunet`` (the invertible
 U-Net, the least memory; ``--no_iunet`` skips it). On the paired tasks the RevGAN model also trains with
@@ -388,16 +390,51 @@ def train_and_test(ctx, task, model, epochs, flags, seed=0, tag=""):
     return out
 
 
-def equal_time_epochs(budget_s, run):
-    """Epochs of ``run``'s model that fit in ``budget_s``: its per-epoch time (from the epoch ends of its own run)
-    and its fixed cost (start-up, saving: the rest of its wall time). At least 1."""
+def epoch_time(run):
+    """(per-epoch time, fixed cost) of ``run``: the per-epoch time from the epoch ends of the run, the fixed cost
+    (start-up, saving) the rest of its wall time."""
     ends, n = run["epoch_ends"], run["epochs"]
     if len(ends) >= 2:
         per_epoch = (ends[-1] - ends[0]) / (len(ends) - 1)
     else:  # one epoch, or train.py's "end of epoch" lines not seen: the whole run, start-up included
         per_epoch = ends[-1] if len(ends) == n else run["train_s"] / n
-    fixed = max(0.0, run["train_s"] - n * per_epoch)
+    return per_epoch, max(0.0, run["train_s"] - n * per_epoch)
+
+
+def equal_time_epochs(budget_s, run):
+    """(epochs, per-epoch time, fixed cost): the epochs of ``run``'s model that fit in ``budget_s`` (at least 1)."""
+    per_epoch, fixed = epoch_time(run)
     return max(1, int((budget_s - fixed) // per_epoch)), per_epoch, fixed
+
+
+def equal_time_patches(budget_s, run):
+    """(patches per volume, per-epoch time, fixed cost) of a 3D ``run``: the ``--samples_per_volume`` that fits its
+    epochs in ``budget_s`` (taking an epoch's time as proportional to its patches: per-epoch overheads make the run
+    finish early), at most the run's own, at least 1. Finer than whole epochs, which in a short run leave the slower
+    model up to an epoch short of the budget."""
+    per_epoch, fixed = epoch_time(run)
+    samples = patches(run)
+    fit = int(samples * (budget_s - fixed) / (run["epochs"] * per_epoch))
+    return min(samples, max(1, fit)), per_epoch, fixed
+
+
+def patches(run):
+    """The --samples_per_volume a run trained with (the last one in its argv; None in 2D)."""
+    argv = run.get("train_argv", [])
+    given = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--samples_per_volume"]
+    return int(given[-1]) if given else None
+
+
+def length(budget):
+    """"6 epochs", or in 3D "6 epochs of 27 patches per volume"."""
+    k = budget.get("samples_per_volume")
+    return plural(budget["epochs"], "epoch") + (f" of {k} patch{'' if k == 1 else 'es'} per volume" if k else "")
+
+
+def epochs_cell(run):
+    """The table's epochs: "6", in 3D "6 × 27 patches" (patches per volume in each epoch)."""
+    k = patches(run)
+    return str(run["epochs"]) + (f" × {k} patch{'' if k == 1 else 'es'}" if k else "")
 
 
 def task_flags(ctx, task, upstream=False):
@@ -469,15 +506,25 @@ def at_equal_time(ctx, task, model, n, flags, seed, base_run, run, budget, tag="
     computed from the first seed whose baseline run and N-epoch ``run`` both succeeded, then reused (None until
     then, and no run); the run is ``run`` itself where its N epochs fit."""
     if budget is None and "error" not in base_run and "error" not in run:
-        m, per_epoch, fixed = equal_time_epochs(base_run["train_s"], run)
-        budget = {"epochs": m, "per_epoch_s": per_epoch, "fixed_s": fixed, "budget_s": base_run["train_s"]}
+        if dims(task) == 3:  # the same epochs (and schedule), fewer patches in each
+            k, per_epoch, fixed = equal_time_patches(base_run["train_s"], run)
+            budget = {"epochs": n, "samples_per_volume": k}
+        else:
+            m, per_epoch, fixed = equal_time_epochs(base_run["train_s"], run)
+            budget = {"epochs": m}
+        budget.update(per_epoch_s=per_epoch, fixed_s=fixed, budget_s=base_run["train_s"])
         print(f"  [{task}] budget: {base_run['train_s']:.0f} s ({TASKS[task][0]}, {plural(n, 'epoch')}); {model}"
               f"{tag.replace('_', ' ')} takes {per_epoch:.1f} s per epoch + {fixed:.0f} s fixed -> "
-              f"{plural(m, 'epoch')}", flush=True)
+              f"{length(budget)}", flush=True)
     if budget is None:
         return None, None
-    m = budget["epochs"]
-    return budget, run if m == n else train_and_test(ctx, task, model, m, flags, seed, tag=tag)
+    m, k = budget["epochs"], budget.get("samples_per_volume")
+    if m == n and (k is None or k == patches(run)):
+        return budget, run
+    if k is None:
+        return budget, train_and_test(ctx, task, model, m, flags, seed, tag=tag)
+    return budget, train_and_test(ctx, task, model, m, flags + ["--samples_per_volume", str(k)], seed,
+                                  tag=f"{tag}_{k}patches")
 
 
 def check_copy(task, copy, runs):
@@ -529,11 +576,11 @@ def table_rows(result):
             continue
         scores, psnrs = mean_scores(runs)
         if scores is None:
-            rows.append([task, run_label(result, kind), str(runs[0]["epochs"]), "", "",
+            rows.append([task, run_label(result, kind), epochs_cell(runs[0]), "", "",
                          "failed: " + runs[0]["error"].replace("|", "/"), "", "", ""])
             continue
         secs = float(np.mean([r["train_s"] for r in runs if "error" not in r]))
-        rows.append([task, run_label(result, kind), str(runs[0]["epochs"]), f"{secs:.0f}",
+        rows.append([task, run_label(result, kind), epochs_cell(runs[0]), f"{secs:.0f}",
                      f"{secs / budget:.2f}" if budget else ""] + fmt(scores, psnrs))
     return rows
 
@@ -555,13 +602,18 @@ def findings(result):
     best = max(entries, key=lambda e: e[1])
     copy = refs[0]["scores"][key]
     parts = [f"best {unit}: {best[0]} ({best[1]:.2f} dB)"]
+    first = (result["runs"].get("baseline") or [{}])[0]
+    baseline_length = length({"epochs": result["epochs"], "samples_per_volume": patches(first)})
     for kind, flag, what, budget in (("revgan_epochs", "", "at equal epochs", None),
                                      ("revgan_time", "", "at equal time", "budget"),
                                      ("oneway_time", " --one_way", "at equal time", "oneway_budget")):
         if means.get("baseline") and means.get(kind):
             d = means[kind][key] - means["baseline"][key]
             parts.append(f"{result['revgan']}{flag} − {result['baseline']} {what}: {d:+.2f} dB" +
-                         (f" ({result[budget]['epochs']} against {result['epochs']} epochs)" if budget else ""))
+                         (f" ({length(result[budget])} against {baseline_length})" if budget else ""))
+    if means.get("upstream") and means.get("revgan_epochs"):
+        d = means["revgan_epochs"][key] - means["upstream"][key]
+        parts.append(f"{result['revgan']} − {result['baseline']} with upstream defaults at equal epochs: {d:+.2f} dB")
     learned = [(label, v) for label, v in entries[len(refs):]]
     if task in CROSS_DOMAIN and TASKS[task][0].startswith("cycle"):
         short = [label for label, v in learned if v < copy + 5]
@@ -746,8 +798,8 @@ def report(ctx, results, args):
     plot(results, os.path.join(os.path.dirname(docs), png), title)
     plot_examples(ctx, results, os.path.join(os.path.dirname(docs), examples_png), title)
     budgets = [f"{r['task']}: the time {r['baseline']} needs for {plural(r['epochs'], 'epoch')} (first seed), "
-               f"{r['budget']['budget_s']:.0f} s -> {plural(r['budget']['epochs'], 'epoch')} of {r['revgan']}"
-               + (f" ({plural(r['oneway_budget']['epochs'], 'epoch')} with --one_way)" if r.get("oneway_budget")
+               f"{r['budget']['budget_s']:.0f} s -> {length(r['budget'])} of {r['revgan']}"
+               + (f" ({length(r['oneway_budget'])} with --one_way)" if r.get("oneway_budget")
                   else "") for r in results if r.get("budget")]
     flags = "\n".join(f"- {task}: {TASKS[task][0]} `--netG {ctx.baseline_netG}` and {TASKS[task][1]} "
                       f"`{' '.join(REVGAN_FLAGS)}`, both with `{flags_text(ctx, task)}`" +
@@ -769,7 +821,8 @@ detail): near-identity tasks (restoration, thick to thin slices), where the outp
 cross-domain tasks (photo to map, T1 to grey-matter map), where input and target look nothing alike. Each RevGAN
 model against its baseline model, with default flags but the width, trained and tested through `train.py` and
 `test.py`, back to back on this machine: the baseline model for N epochs, the RevGAN model for N epochs (equal
-epochs) and for the epochs that fit in the baseline's training time by its measured per-epoch time (equal time),
+epochs) and for the epochs that fit in the baseline's training time by its measured per-epoch time (equal time; 3D:
+the baseline's epochs with fewer patches per volume, as many as fit),
 and in 2D the baseline model also as pytorch-CycleGAN-and-pix2pix configures it (upstream defaults: its
 generator, normalisation and dropout, no residual), so that no RevGAN row wins by a handicapped baseline. Seeds:
 {", ".join(map(str, ctx.seeds))} (`--seed`): model rows hold the mean, each seed's PSNR in brackets. Rows above the

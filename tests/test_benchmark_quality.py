@@ -72,6 +72,8 @@ def test_tiny_run_writes_the_table_and_plots(tiny_run):
     body = section(text, "benchmark_quality_cpu")
     assert "Command: `python scripts/benchmark_quality.py --tiny" in body and "machine:" in body and "date:" in body
     assert "Smoke configuration" in body and "not results" in body
+    mapu = next(r for r in tiny_run["results"]["results"] if r["task"] == "map2d_unpaired")
+    assert "unpaired_revgan − cycle_gan with upstream defaults at equal epochs" in bq.findings(mapu)
     assert "data range" in body
     header, rows = table(body, "| task | method")
     assert header == bq.HEADER
@@ -85,7 +87,9 @@ def test_tiny_run_writes_the_table_and_plots(tiny_run):
             assert np.isfinite(psnr) and -1 <= ssim <= 1 and mae >= 0
             assert (r[8] != "") == task.endswith("3d")  # PSNR in the brain: volumes only
         for r in got[-models:]:  # model rows: epochs, time, the time ratio, each seed's PSNR
-            assert int(r[2]) >= 1 and float(r[3]) > 0 and float(r[4]) > 0
+            epochs = r[2].split(" × ")  # 3D: "N × K patches" (per volume)
+            assert int(epochs[0]) >= 1 and float(r[3]) > 0 and float(r[4]) > 0
+            assert (len(epochs) == 2 and int(epochs[1].split()[0]) >= 1) == task.endswith("3d")
             seeds = r[5].split(" (")[1].rstrip(")").split(" / ")
             assert len(seeds) == 2 and np.mean([float(x) for x in seeds]) == pytest.approx(float(r[5].split()[0]),
                                                                                            abs=0.006)
@@ -153,6 +157,19 @@ def test_runs_include_the_iunet_model_unless_skipped(monkeypatch, no_iunet):
     assert ("iunet" in result["runs"]) != no_iunet
 
 
+def run_faked(monkeypatch, task, fake, copy_scores, no_one_way=False):
+    """bq.run_task of ``task`` with training and testing replaced by ``fake`` (quick mode, 6 epochs, seed 0, no
+    upstream or iunet rows; the copy the only reference row, with ``copy_scores``)."""
+    monkeypatch.setattr(bq, "reference_methods", lambda *a: [])
+    monkeypatch.setattr(bq, "reference_rows", lambda *a: [("copy the input", copy_scores)])
+    monkeypatch.setattr(bq, "check_copy", lambda *a: None)
+    monkeypatch.setattr(bq, "train_and_test", fake)
+    ctx = bq.Context()
+    ctx.mode, ctx.train_flags, ctx.data, ctx.epochs, ctx.seeds = "quick", [], "data", 6, [0]
+    ctx.no_upstream, ctx.no_iunet, ctx.no_one_way, ctx.baseline_netG = True, True, no_one_way, "resnet_6blocks"
+    return bq.run_task(ctx, task, {})
+
+
 @pytest.mark.parametrize("no_one_way", [False, True])
 def test_paired_tasks_add_one_way_runs_at_their_own_budget(monkeypatch, no_one_way):
     """Paired tasks also train the paired RevGAN with --one_way, at equal epochs and at the epochs its own measured
@@ -165,20 +182,36 @@ def test_paired_tasks_add_one_way_runs_at_their_own_budget(monkeypatch, no_one_w
         t = per_epoch[(model, tag)]
         return {"model": model, "epochs": n, "train_s": n * t, "epoch_ends": [t * (i + 1) for i in range(n)],
                 "scores": {"PSNR": 1.0}}
-    monkeypatch.setattr(bq, "reference_methods", lambda *a: [])
-    monkeypatch.setattr(bq, "reference_rows", lambda *a: [("copy the input", {"PSNR": 1.0})])
-    monkeypatch.setattr(bq, "check_copy", lambda *a: None)
-    monkeypatch.setattr(bq, "train_and_test", fake)
-    ctx = bq.Context()
-    ctx.mode, ctx.train_flags, ctx.data, ctx.epochs, ctx.seeds = "quick", [], "data", 6, [0]
-    ctx.no_upstream, ctx.no_iunet, ctx.no_one_way, ctx.baseline_netG = True, True, no_one_way, "resnet_6blocks"
-    result = bq.run_task(ctx, "paired2d", {})
+    result = run_faked(monkeypatch, "paired2d", fake, {"PSNR": 1.0}, no_one_way)
     assert [(m, t, n) for m, t, n, _ in calls] == [("pix2pix", "", 6), ("paired_revgan", "", 6),
                                                    ("paired_revgan", "", 2)] + \
         ([] if no_one_way else [("paired_revgan", "_oneway", 6), ("paired_revgan", "_oneway", 4)])
     assert all(("--one_way" in f) == (t == "_oneway") for _, t, _, f in calls)
     assert ("oneway_time" in result["runs"]) != no_one_way
     assert (result["oneway_budget"] or {}).get("epochs") == (None if no_one_way else 4)
+
+
+def test_3d_equal_time_keeps_the_epochs_with_fewer_patches(monkeypatch):
+    """3D: the equal-time runs keep the baseline's epochs (and schedule) with the --samples_per_volume that fits the
+    baseline's time (training replaced: each patch a fixed step time, 2 s fixed), stated in the findings."""
+    calls = []
+    step = {("pix2pix3d", ""): 0.1, ("paired_revgan3d", ""): 0.25, ("paired_revgan3d", "_oneway"): 0.115}
+
+    def fake(ctx, task, model, n, flags, seed=0, tag=""):
+        calls.append((model, tag, n, last_value(flags, "--samples_per_volume")))
+        per_epoch = step[(model, re.sub(r"_\d+patches$", "", tag))] * int(last_value(flags, "--samples_per_volume"))
+        return {"model": model, "epochs": n, "train_s": n * per_epoch + 2.0, "train_argv": flags,
+                "epoch_ends": [2.0 + per_epoch * (i + 1) for i in range(n)], "scores": {"PSNR": 1.0, "SSIM": 0.5,
+                                                                                       "MAE": 0.1, "PSNR_brain": 1.0}}
+    result = run_faked(monkeypatch, "thick3d", fake, {"PSNR": 1.0, "SSIM": 0.5, "MAE": 0.1, "PSNR_brain": 1.0})
+    # budget 6 * 3.2 + 2 = 21.2 s: two-way 8 s an epoch at 32 patches -> 12 patches; one-way 3.68 s -> 27 patches
+    assert [(m, t, n, k) for m, t, n, k in calls] == [
+        ("pix2pix3d", "", 6, "32"), ("paired_revgan3d", "", 6, "32"), ("paired_revgan3d", "_12patches", 6, "12"),
+        ("paired_revgan3d", "_oneway", 6, "32"), ("paired_revgan3d", "_oneway_27patches", 6, "27")]
+    assert result["oneway_budget"]["samples_per_volume"] == 27 and result["oneway_budget"]["epochs"] == 6
+    rows = {r[1]: r for r in bq.table_rows(result)}
+    assert rows["paired_revgan3d --one_way, equal time"][2] == "6 × 27 patches"
+    assert "(6 epochs of 27 patches per volume against 6 epochs of 32 patches per volume)" in bq.findings(result)
 
 
 def test_equal_time_epochs():
