@@ -139,8 +139,8 @@ REVGAN_FLAGS = ["--n_blocks", "6"]
 LUT_BINS = 32
 
 
-def plural(n, word):
-    return f"{n} {word}" + ("" if n == 1 else "s")
+def plural(n, word, many=None):
+    return f"{n} {word if n == 1 else many or word + 's'}"
 
 
 def decay_epochs(n):
@@ -428,13 +428,13 @@ def patches(run):
 def length(budget):
     """"6 epochs", or in 3D "6 epochs of 27 patches per volume"."""
     k = budget.get("samples_per_volume")
-    return plural(budget["epochs"], "epoch") + (f" of {k} patch{'' if k == 1 else 'es'} per volume" if k else "")
+    return plural(budget["epochs"], "epoch") + (f" of {plural(k, 'patch', 'patches')} per volume" if k else "")
 
 
 def epochs_cell(run):
     """The table's epochs: "6", in 3D "6 × 27 patches" (patches per volume in each epoch)."""
     k = patches(run)
-    return str(run["epochs"]) + (f" × {k} patch{'' if k == 1 else 'es'}" if k else "")
+    return str(run["epochs"]) + (f" × {plural(k, 'patch', 'patches')}" if k else "")
 
 
 def task_flags(ctx, task, upstream=False):
@@ -519,12 +519,10 @@ def at_equal_time(ctx, task, model, n, flags, seed, base_run, run, budget, tag="
     if budget is None:
         return None, None
     m, k = budget["epochs"], budget.get("samples_per_volume")
-    if m == n and (k is None or k == patches(run)):
+    if m == n and k == patches(run):  # (2D: both None)
         return budget, run
-    if k is None:
-        return budget, train_and_test(ctx, task, model, m, flags, seed, tag=tag)
-    return budget, train_and_test(ctx, task, model, m, flags + ["--samples_per_volume", str(k)], seed,
-                                  tag=f"{tag}_{k}patches")
+    fewer = ["--samples_per_volume", str(k)] if k else []
+    return budget, train_and_test(ctx, task, model, m, flags + fewer, seed, tag=tag + (f"_{k}patches" if k else ""))
 
 
 def check_copy(task, copy, runs):
