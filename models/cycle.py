@@ -9,7 +9,10 @@ from util.flags import RESUMED
 def add_cycle_options(parser, is_train: bool, reversible: bool):
     """The flags of a cycle model: its generator's and the cycle losses'."""
     add_generator_options(parser, reversible)
-    parser.set_defaults(no_dropout=True, dataset_mode="unaligned")
+    # No global residual by default (CycleGAN's generator): with it the generator starts at its input, where the
+    # cycle loss is zero, and between domains that look different it stayed near its input, drifting back with
+    # longer training (docs/benchmarks.md, "The unpaired models without the residual"); --residual turns it on.
+    parser.set_defaults(no_dropout=True, dataset_mode="unaligned", no_residual=True)
     if is_train:
         g = model_group(parser)
         g.add_argument("--lambda_A", policy=RESUMED, type=WEIGHT, default=10.0, help="weight of cycle loss A -> B -> A")

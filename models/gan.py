@@ -27,8 +27,14 @@ def add_generator_options(parser, reversible: bool):
                         "checkpoints written before this option have (then a uniform image, such as a blank tile, "
                         "reaches the core as a constant map and the gradients of its instance norms overflow)")
     g.add_argument("--no_residual", policy=ARCH, action="store_true",
-                   help="no global residual: the generator's output does not start from its input (as in CycleGAN); "
-                        "the residual applies only where input and output have as many channels")
+                   help="no global residual: the generator's output does not start from its input (as in CycleGAN; "
+                        "the default of the unpaired models)")
+    g.add_argument("--residual", policy=ARCH, dest="no_residual", action="store_false",
+                   help="a global residual: the generator's output starts from its input, tanh(g * atanh(x) + h) "
+                        "with a learned gain g starting at 1 (the default of the paired models; for the unpaired "
+                        "ones it helps on short runs between domains that look alike, such as restoration, and holds "
+                        "them near their input between domains that do not); only where input and output have as "
+                        "many channels")
     g.add_argument("--no_residual_gate", policy=ARCH, action="store_true",
                    help="the residual's input path without its learned gain (the output is tanh(atanh(x) + h) "
                         "exactly, as before the gate existed); the gain starts at 1 and lets training leave the "

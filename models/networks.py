@@ -251,9 +251,9 @@ GATE_RATE = 300.0  # the residual's gain is 1 + GATE_RATE * theta: Adam moves th
 # 5000). 300 measured better than 100 on the cross-domain and near-identity unpaired tasks (docs/benchmarks.md)
 GATE_MAX_LR = 2e-4  # in the paired models theta's learning rate is --lr, at most this: at a higher --lr the gain
 # would move faster than the rate was chosen for (at --lr 5e-4 the cap gained paired_revgan3d 0.44 dB with --one_way
-# and 0.19 dB with both directions on thick -> thin slices, two seeds). The unpaired models keep --lr: their gain must
-# keep pace with the network to leave the identity (tests/test_unpaired_defaults.py, at --lr 0.002, stays at its
-# input with the cap). docs/benchmarks.md
+# and 0.19 dB with both directions on thick -> thin slices, two seeds). The unpaired models (with --residual) keep
+# --lr: their gain must keep pace with the network to leave the identity (tests/test_unpaired_defaults.py, at --lr
+# 0.002, stays at its input with the cap). docs/benchmarks.md
 
 
 def optimizer_groups(nets, lr, gain_lr_cap):

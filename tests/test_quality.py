@@ -163,10 +163,10 @@ def test_paired_gains_learn_at_most_at_the_cap_and_one_group_checkpoints_resume_
 
 
 def test_unpaired_gains_learn_at_the_learning_rate(demo_root, tmp_path):
-    """The unpaired models keep one group at --lr: their gains must keep pace with the network to leave the
-    identity (tests/test_unpaired_defaults.py)."""
+    """The unpaired models with --residual keep one group at --lr: their gains must keep pace with the network to
+    leave the identity (tests/test_unpaired_defaults.py)."""
     train_script.main(tiny_flags(demo_root, tmp_path, "un", "cycle_gan", ["--lr", "0.0005", "--n_epochs_decay", "0",
-                                                                          "--lr_policy", "plateau"]))
+                                                                          "--lr_policy", "plateau", "--residual"]))
     groups = torch.load(tmp_path / "ckpt" / "un" / "latest.pth", weights_only=False)["optimizers"][0]["param_groups"]
     assert [g["lr"] for g in groups] == [0.0005]
 
