@@ -9,8 +9,12 @@ generator stays at its input."""
 import pytest
 import torch
 
+import test as test_script
+import train as train_script
 from models import create_model
 from options.train_options import TrainOptions
+from tests.conftest import tiny_flags
+from util.checkpoint import load_checkpoint
 
 
 def domains(n, size, gen):
@@ -84,10 +88,6 @@ def test_residual_and_identity_defaults(tmp_path, model, flags, residual, expect
 def test_checkpoints_with_the_residual_keep_it(demo_root, tmp_path):
     """An unpaired checkpoint trained with the residual (the earlier default) is tested and resumed with it, though
     the default is now without: the architecture comes from the checkpoint."""
-    import test as test_script
-    import train as train_script
-    from tests.conftest import tiny_flags
-    from util.checkpoint import load_checkpoint
     flags = tiny_flags(demo_root, tmp_path, "res", "unpaired_revgan", ["--n_blocks", "1", "--max_dataset_size", "1",
                                                                       "--n_epochs_decay", "0", "--residual"])
     train_script.main(flags)
