@@ -244,8 +244,10 @@ def build_unpaired(out, make_pair, size=64, photo_side=256, per_photo=40, max_te
             for k in range(per_photo // 2):  # each domain gets half the photo's tiles
                 box = boxes[int(rng.integers(len(boxes)))]
                 (y, x), = random_crops(h, w, size, 1, rng, box)
+                # the domain in the name: A and B tiles are not pairs, and files of the same names would be taken
+                # for pairs (test.py's --baseline auto fits its look-up table on them)
                 _save_png(img[y:y + size, x:x + size], os.path.join(out, "train" + side),
-                          f"{_stem(package, name)}_{k:03d}.png")
+                          f"{_stem(package, name)}_{side.lower()}{k:03d}.png")
                 counts[side] += 1
     n_test = _test_tiles(out, make_pair, size, photo_side, max_test, rng)
     return {"tile": size, "photo_side": photo_side, "train_A": counts["A"], "train_B": counts["B"],
@@ -358,7 +360,7 @@ def build_tissue3d(out, voxel_mm=2, gap=6):
 
 
 # -- all ---------------------------------------------------------------------------------------------------------------
-DATA_VERSION = 3  # raise when the data a setting builds changes: cached tasks are rebuilt
+DATA_VERSION = 4  # raise when the data a setting builds changes: cached tasks are rebuilt
 SIZES = {  # tile, photo_side, per_photo, max_test (2D); voxel_mm, factor (3D): the benchmark's modes
     "quick": {"tile": 64, "photo_side": 256, "per_photo": 32, "max_test": 16, "voxel_mm": 2, "factor": 3},
     "full": {"tile": 128, "photo_side": 512, "per_photo": 100, "max_test": 24, "voxel_mm": 1, "factor": 5},

@@ -240,11 +240,13 @@ def test_data_holds_out_the_test_photos_and_regions(tmp_path):
     assert sorted(meta) == sorted(bq.TASKS)
     for task in ("paired2d", "unpaired2d", "map2d", "map2d_unpaired"):
         folder = tmp_path / task
-        train = {re.sub(r"_\d+\.png$", "", n) for side in "AB" for n in os.listdir(folder / f"train{side}")}
+        train = {re.sub(r"_[ab]?\d+\.png$", "", n) for side in "AB" for n in os.listdir(folder / f"train{side}")}
         test = {re.sub(r"_\d+\.png$", "", n) for side in "AB" for n in os.listdir(folder / f"test{side}")}
         assert train and test and not train & test  # no test photo in training
         assert sorted(os.listdir(folder / "testA")) == sorted(os.listdir(folder / "testB"))  # real pairs
     assert meta["unpaired2d"]["train_A"] > 0 and meta["unpaired2d"]["train_B"] > 0
+    for task in ("unpaired2d", "map2d_unpaired"):  # unpaired tiles never share a name (they would be taken for pairs)
+        assert not set(os.listdir(tmp_path / task / "trainA")) & set(os.listdir(tmp_path / task / "trainB"))
     # the map tasks are cross-domain: B is drawn in flat map colours (palette, borders darker) and looks nothing
     # like the photo A; near-identity tasks stay close to their input
     from PIL import Image
