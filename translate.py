@@ -38,7 +38,7 @@ def load_model(options, command):
     path, folder = checkpoint_path(command, command.epoch), os.path.join(command.checkpoints_dir, command.name)
     if not os.path.isfile(path) and upstream.available(folder, command.epoch, upstream.network_names(command)):
         opt, spec = resolve(command, options.typed)  # pytorch-CycleGAN-and-pix2pix's files: built from the flags
-        model = create_model(opt, upstream.spec_for(opt, spec))
+        model = create_model(opt, upstream.spec_for(opt, spec, options.typed))
         model.setup(opt)
         upstream.load_networks(model, folder, opt.epoch)
     else:

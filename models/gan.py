@@ -12,7 +12,15 @@ from util.image_pool import ImagePool
 
 def add_generator_options(parser, reversible: bool):
     """The generator flags every GAN model has, and with ``reversible`` those of the RevGAN generators (whose
-    --netG then defaults to revgan). Defaults come from models.config.GeneratorConfig."""
+    --netG then defaults to revgan). Defaults come from models.config.GeneratorConfig, but --norm: none.
+
+    No normalization by default (CycleGAN's generators have instance norm, pix2pix's batch norm, which with one image
+    per batch is the same in training): a per-image norm after the first convolution removes each channel's mean
+    and scale, so the generator cannot see its input's colour and contrast (how faded a photo is, which colour a
+    region has) and guesses them. Without it, on 2 CPU cores, 8 short epochs: faded photos, unpaired, 13.3 -> 19.6 dB
+    (cycle_gan 13.4 -> 19.5); camera restoration, paired, 25.3 -> 27.0-27.2; satellite -> map, paired, pix2pix
+    18.0 -> 19.0 (docs/benchmarks.md, "Normalization"). The 3D models had none already (models/volume.py)."""
+    parser.set_defaults(norm="none")
     g = model_group(parser)
     g.add_argument("--n_downsampling", policy=ARCH, type=NONNEG_INT, default=GeneratorConfig.n_downsampling,
                    help="stride-2 levels in the encoder/decoder (ResNet and RevGAN generators)")

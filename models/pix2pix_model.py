@@ -17,7 +17,7 @@ class Pix2PixModel(GANModel):
 
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
-        parser.set_defaults(norm="batch", netG="unet_256", dataset_mode="aligned")
+        parser.set_defaults(netG="unet_256", dataset_mode="aligned")
         add_generator_options(parser, reversible=False)
         if is_train:
             parser.set_defaults(pool_size=0, gan_mode="vanilla")

@@ -25,7 +25,7 @@ class TestModel(BaseModel):
                             "unpaired_revgan")
         parser.set_defaults(dataset_mode="single")
         add_generator_options(parser, reversible=True)
-        parser.set_defaults(netG="resnet_9blocks")
+        parser.set_defaults(netG="resnet_9blocks", norm="instance")  # their test.py's (files of theirs)
         parser.set_policies(model=RUN, direction=RUN)  # --model test and the direction to run: not the checkpoint's
         group = model_group(parser)
         group.add_argument("--model_suffix", policy=RUN, default="", choices=["", "_A", "_B"],

@@ -139,9 +139,14 @@ def load_networks(model, folder, epoch) -> None:
           f"--netG {g.netG}, --norm {g.norm}, --ngf {g.ngf})")
 
 
-def spec_for(opt, spec):
-    """The spec of their generators from the flags: no global residual, two downsamplings; --model test runs their
-    plain G file as SINGLE_G and their G_A/G_B files as CycleGAN's."""
+UPSTREAM_NORM = {"pix2pix": "batch"}  # their --norm defaults (instance for the other models)
+
+
+def spec_for(opt, spec, typed=()):
+    """The spec of their generators from the flags: no global residual, two downsamplings, their --norm default
+    unless --norm is in ``typed`` (the flags typed; instance norm has no weights, so the file cannot tell it); --model
+    test runs their plain G file as SINGLE_G and their G_A/G_B files as CycleGAN's."""
     model = spec.model if opt.model != "test" else "cycle_gan" if opt.model_suffix else SINGLE_G
+    norm = spec.generator.norm if "norm" in typed else UPSTREAM_NORM.get(opt.model, "instance")
     return replace(spec, model=model, generator=replace(spec.generator, residual=False, n_downsampling=2,
-                                                        n_blocks=None))  # their depth is in the --netG name
+                                                        n_blocks=None, norm=norm))  # their depth: the --netG name

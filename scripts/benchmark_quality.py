@@ -91,9 +91,10 @@ TASKS = {  # task -> (baseline model, RevGAN model)
 # Near-identity tasks (the output is the input, corrected) and cross-domain tasks (input and target look different).
 CROSS_DOMAIN = ("map2d", "map2d_unpaired", "tissue3d")
 # The baseline models as pytorch-CycleGAN-and-pix2pix configures them (2D only: upstream has no 3D models), at the
-# benchmark's width: pix2pix's U-Net with batch norm and dropout, CycleGAN's 9-block ResNet; neither has a residual.
+# benchmark's width: pix2pix's U-Net with batch norm and dropout, CycleGAN's 9-block ResNet with instance norm;
+# neither has a residual.
 UPSTREAM_FLAGS = {"pix2pix": ["--netG", "unet_256", "--norm", "batch", "--no_residual"],
-                  "cycle_gan": ["--netG", "resnet_9blocks", "--no_residual"]}
+                  "cycle_gan": ["--netG", "resnet_9blocks", "--norm", "instance", "--no_residual"]}
 
 
 def dims(task):
@@ -126,14 +127,14 @@ MODES = {
     },
 }
 # The same for every mode: equal structure for the pair (dropout off, depth 6: the RevGAN's core of 6 coupling
-# blocks against the ResNet generator of 6 residual blocks; 2D: instance norm for both, pix2pix's default being batch
-# norm; 3D: the 3D models' default, no normalization); each model keeps its own losses and GAN mode.
+# blocks against the ResNet generator of 6 residual blocks; no normalization, every model's default); each model
+# keeps its own losses and GAN mode.
 COMMON = ["--no_dropout"]
 # No data-loading worker processes, no visdom, no training page, no intermediate checkpoints or loss lines: the
 # same for both models, and nothing that competes with training for the CPU.
 HOUSEKEEPING = ["--num_threads", "0", "--display_id", "0", "--no_html", "--print_freq", "1000000000",
                 "--save_latest_freq", "1000000000", "--save_epoch_freq", "1000000000"]
-FLAGS_2D = ["--preprocess", "none", "--norm", "instance"]
+FLAGS_2D = ["--preprocess", "none"]
 FLAGS_3D = ["--intensity_A", "window:0,255", "--intensity_B", "window:0,255"]
 REVGAN_FLAGS = ["--n_blocks", "6"]
 LUT_BINS = 32
@@ -833,8 +834,8 @@ the wall time of the `train.py` process.
 
 {task_lines(results)}
 
-Flags: the two models of a pair get the same width, downsampling, normalisation (2D: instance norm; 3D: none, the
-3D models' default) and depth: the baseline models
+Flags: the two models of a pair get the same width, downsampling, normalisation (none, every model's default) and
+depth: the baseline models
 use their ResNet generator with 6 residual blocks against the RevGAN core's 6 coupling blocks (pix2pix's default
 U-Nets need sides that are multiples of 128 or 256 and pad small tiles; the upstream rows use them anyway;
 `--baseline_netG` changes the generator of the others). Each
