@@ -50,7 +50,7 @@ class GeneratorConfig:
     """
     netG: str = "resnet_9blocks"
     ngf: int = 64
-    norm: str = "instance"
+    norm: str = "instance"  # CycleGAN's, and what checkpoints without the entry had; the GAN models' --norm: none
     dropout: bool = True
     init_type: str = "normal"
     init_gain: float = 0.02

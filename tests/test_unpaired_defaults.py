@@ -7,6 +7,8 @@ no residual (identity loss 0.5), and no normalization (instance norm hid the inp
 generator); --residual gives the residual with its gain and no identity loss. The default leaves its input on two
 synthetic domains that differ in colour and texture; with the residual and the identity loss the generator stays
 at its input."""
+import json
+
 import pytest
 import torch
 
@@ -111,10 +113,11 @@ def test_default_generators_see_the_input_colour(tmp_path, model, flags, sees):
 
 
 def test_checkpoints_with_the_residual_keep_it(demo_root, tmp_path):
-    """An unpaired checkpoint trained with the residual (the earlier default) is tested and resumed with it, though
-    the default is now without: the architecture comes from the checkpoint."""
+    """An unpaired checkpoint trained with the residual and instance norm (earlier defaults) is tested and resumed
+    with them, though the defaults are now without: the architecture comes from the checkpoint."""
     flags = tiny_flags(demo_root, tmp_path, "res", "unpaired_revgan", ["--n_blocks", "1", "--max_dataset_size", "1",
-                                                                      "--n_epochs_decay", "0", "--residual"])
+                                                                      "--n_epochs_decay", "0", "--residual",
+                                                                      "--norm", "instance"])
     train_script.main(flags)
     path = tmp_path / "ckpt" / "res" / "latest.pth"
     assert load_checkpoint(str(path))["architecture"]["residual"] is True
@@ -122,6 +125,9 @@ def test_checkpoints_with_the_residual_keep_it(demo_root, tmp_path):
     test_script.main(["--dataroot", demo_root, "--name", "res", "--model", "unpaired_revgan", "--checkpoints_dir",
                       str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "res_out"), "--gpu_ids", "-1",
                       "--load_size", "32", "--crop_size", "32"])  # loads strictly: the gain must be there
-    train_script.main([f for f in flags if f != "--residual"] + ["--continue_train"])
+    summary = json.loads((tmp_path / "res_out" / "res" / "test_latest" / "summary.json").read_text())
+    assert summary["architecture"]["norm"] == "instance"  # the checkpoint's (instance norm has no weights to check)
+    train_script.main([f for f in flags if f not in ("--residual", "--norm", "instance")] + ["--continue_train"])
     state = load_checkpoint(str(path))
     assert state["architecture"]["residual"] is True and "residual_gain" in state["networks"]["G"]
+    assert state["architecture"]["norm"] == "instance"
