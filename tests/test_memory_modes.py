@@ -217,7 +217,7 @@ def test_unshuffle_stem_trains_on_a_uniform_image(model):
         argv = ["--name", "u", "--model", model, "--checkpoints_dir", tempfile.mkdtemp(), "--gpu_ids", "-1",
                 "--ngf", "8", "--ndf", "8", "--n_blocks", "6", "--n_downsampling", "1", "--stem", "unshuffle",
                 "--stem_padding", padding, "--crop_size", "32", "--load_size", "32", "--no_dropout",
-                "--norm", "instance"]  # (the default is none since, where nothing amplifies the gradient)
+                "--norm", "instance"]  # what amplifies the gradient here (the default, none, does not)
         with contextlib.redirect_stdout(io.StringIO()):
             opt = TrainOptions().parse(argv)
             torch.manual_seed(0)
