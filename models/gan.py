@@ -57,10 +57,11 @@ def add_generator_options(parser, reversible: bool):
         g.add_argument("--memory", policy=RUN, default="low", choices=MEMORY_MODES,
                        help="low: every network outside the reversible core (encoders, decoders, discriminators) "
                             "recomputes its activations in backward instead of storing them (same gradients; the "
-                            "least memory), except parts whose activations total under 4 MiB, measured on the first "
-                            "step (small inputs: there recomputing saves little and costs time); core: only the "
-                            "core saves memory (faster, stores the rest). Independent of --use_naive, which runs the "
-                            "core itself on plain autograd")
+                            "least memory), except parts whose activations total under 4 MiB, and a core under 16 "
+                            "MiB a pass, measured on the first step (small inputs, such as 64x64 tiles: there "
+                            "recomputing saves little and costs time); core: only the core saves memory, always "
+                            "(stores the rest). Independent of --use_naive, which runs the core itself on plain "
+                            "autograd")
         g.add_argument("--iunet_architecture", policy=ARCH, default=GeneratorConfig.iunet_architecture,
                        help="--netG iunet: coupling blocks per resolution level, comma-separated")
         parser.set_defaults(netG="revgan")

@@ -80,6 +80,11 @@ def init_weights(net, init_type, init_gain):
 # ------------------------------------------------------------------------------------------------------------------
 # memory: networks that recompute their activations in backward (--memory low)
 SMALL_PART_BYTES = 4 * 2 ** 20  # a part whose layers' outputs total less keeps them (--memory low)
+# A reversible core whose pass's layer outputs total less keeps them too (--memory low): 4 parts' worth, since the
+# core is the generator's deepest part. On 64x64 tiles (--ngf 32, --n_downsampling 1, 6 blocks: 6.4 MiB a pass)
+# recomputing it cost a quarter of unpaired_revgan's step on 2 CPU cores; from 128x128 (--ngf 64, 9 blocks: 37 MiB)
+# it recomputes (docs/benchmarks.md, "A small core keeps its activations").
+SMALL_CORE_BYTES_PER_PART = 4
 
 
 class Recomputing:
@@ -112,6 +117,28 @@ class Recomputing:
             return y
         return part(x) if sizes[key] else run_streamed(part, x)
 
+    def run_core(self, core, run, x):
+        """``run(x)``, a pass of the reversible ``core`` (forward or inverse): memory-saving as built, but under
+        recomputation (--memory low) a core whose layer outputs total under SMALL_CORE_BYTES_PER_PART parts' worth
+        keeps them (plain autograd: the same gradients, a forward pass less), measured on its first pass for an
+        input shape as the parts are."""
+        if not (torch.is_grad_enabled() and self.recompute and core.memory_saving) or _plain:
+            return run(x)
+        sizes = _SMALL_PARTS.setdefault(core, {})
+        key = (tuple(x.shape), x.dtype, x.device)
+        if key not in sizes:
+            with _OutputBytes(core) as counted:
+                y = run(x)
+            sizes[key] = counted.small(SMALL_CORE_BYTES_PER_PART)
+            return y
+        if not sizes[key]:
+            return run(x)
+        core.memory_saving = False
+        try:
+            return run(x)
+        finally:
+            core.memory_saving = True
+
 
 _SMALL_PARTS = weakref.WeakKeyDictionary()  # part -> {(shape, dtype, device): small}
 
@@ -138,8 +165,8 @@ class _OutputBytes:
             h.remove()
         self.streamed = streamed.STREAMED_SECTIONS != self.streamed_before
 
-    def small(self):
-        return not self.streamed and self.bytes < SMALL_PART_BYTES
+    def small(self, parts=1):
+        return not self.streamed and self.bytes < parts * SMALL_PART_BYTES
 
 
 _plain = False
@@ -437,7 +464,8 @@ class RevGANGenerator(Generator):
     def forward(self, x, direction="AtoB"):
         enc, core, dec = (self.enc_A, self.core, self.dec_B) if direction == "AtoB" else \
             (self.enc_B, self.core.inverse, self.dec_A)
-        return self._any_size(lambda a: self.output(a, self.run_part(dec, core(self.run_part(enc, a))), direction), x)
+        return self._any_size(lambda a: self.output(
+            a, self.run_part(dec, self.run_core(self.core, core, self.run_part(enc, a))), direction), x)
 
     def compile_parts(self):
         """What --compile compiles: the encoders and decoders (the reversible core stays eager)."""

@@ -152,6 +152,42 @@ def test_small_parts_keep_their_activations_after_the_first_step(model, monkeypa
     assert first >= 3 and len(calls) == first  # every part recomputed again
 
 
+@pytest.mark.parametrize("model", ["unpaired_revgan", "paired_revgan3d"])
+def test_a_small_core_keeps_its_activations_after_the_first_step(model, monkeypatch):
+    """--memory low: the reversible core's first pass for an input shape runs memory-saving and is measured; a core
+    whose layer outputs total under SMALL_CORE_BYTES_PER_PART parts' worth then runs on plain autograd (as
+    --use_naive: the same gradients, a forward pass less), a larger one keeps saving memory; --memory core always saves
+    memory."""
+    from models import networks
+    from models.reversible import sequence
+    from scripts.benchmark_models import make_step
+    saving = []
+    run = sequence.run
+    monkeypatch.setattr(sequence, "run", lambda *a, **k: saving.append(1) or run(*a, **k))
+    dims = 3 if model.endswith("3d") else 2
+    args = types.SimpleNamespace(dims=dims, size=16, ngf=None, device="cpu", batch=1)
+    flags = ["--ngf", "4", "--ndf", "4", "--n_blocks", "2", "--netD", "n_layers", "--n_layers_D", "1"]
+    passes = 6 if model.startswith("unpaired") else 2  # (fake, cycle, identity) x 2 directions; A->B and B->A
+
+    def two_steps(extra):
+        saving.clear()
+        step, m = make_step(model, flags + extra, args)
+        step()
+        first = len(saving)
+        saving.clear()
+        step()
+        assert m.net("G").core.memory_saving  # restored after each pass
+        return first, len(saving)
+
+    first, second = two_steps([])
+    assert (first, second) == (1, 0)  # tiny: measured on its first pass, kept from then on
+    first, second = two_steps(["--memory", "core"])
+    assert (first, second) == (passes, passes)
+    monkeypatch.setattr(networks, "SMALL_PART_BYTES", 1)
+    first, second = two_steps([])
+    assert (first, second) == (passes, passes)  # large: recomputed on every step
+
+
 @pytest.mark.parametrize("dims", [1, 2, 3])
 def test_pixel_unshuffle_is_torchs_and_inverts(dims):
     from models.networks import PixelUnshuffle
