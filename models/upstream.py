@@ -142,11 +142,16 @@ def load_networks(model, folder, epoch) -> None:
 UPSTREAM_NORM = {"pix2pix": "batch"}  # their --norm defaults (instance for the other models)
 
 
+def upstream_norm(model):
+    """pytorch-CycleGAN-and-pix2pix's --norm default for ``model``."""
+    return UPSTREAM_NORM.get(model, "instance")
+
+
 def spec_for(opt, spec, typed=()):
     """The spec of their generators from the flags: no global residual, two downsamplings, their --norm default
     unless --norm is in ``typed`` (the flags typed; instance norm has no weights, so the file cannot tell it); --model
     test runs their plain G file as SINGLE_G and their G_A/G_B files as CycleGAN's."""
     model = spec.model if opt.model != "test" else "cycle_gan" if opt.model_suffix else SINGLE_G
-    norm = spec.generator.norm if "norm" in typed else UPSTREAM_NORM.get(opt.model, "instance")
+    norm = spec.generator.norm if "norm" in typed else upstream_norm(opt.model)
     return replace(spec, model=model, generator=replace(spec.generator, residual=False, n_downsampling=2,
                                                         n_blocks=None, norm=norm))  # their depth: the --netG name

@@ -78,6 +78,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from datasets import make_quality_benchmark as mqb  # noqa: E402
 from models.config import ModelSpec  # noqa: E402
+from models.upstream import upstream_norm  # noqa: E402
 from scripts import bench_utils as bu  # noqa: E402
 
 TASKS = {  # task -> (baseline model, RevGAN model)
@@ -93,8 +94,8 @@ CROSS_DOMAIN = ("map2d", "map2d_unpaired", "tissue3d")
 # The baseline models as pytorch-CycleGAN-and-pix2pix configures them (2D only: upstream has no 3D models), at the
 # benchmark's width: pix2pix's U-Net with batch norm and dropout, CycleGAN's 9-block ResNet with instance norm;
 # neither has a residual.
-UPSTREAM_FLAGS = {"pix2pix": ["--netG", "unet_256", "--norm", "batch", "--no_residual"],
-                  "cycle_gan": ["--netG", "resnet_9blocks", "--norm", "instance", "--no_residual"]}
+UPSTREAM_FLAGS = {model: ["--netG", netG, "--norm", upstream_norm(model), "--no_residual"]
+                  for model, netG in (("pix2pix", "unet_256"), ("cycle_gan", "resnet_9blocks"))}
 
 
 def dims(task):
