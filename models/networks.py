@@ -144,15 +144,20 @@ _SMALL_PARTS = weakref.WeakKeyDictionary()  # part -> {(shape, dtype, device): s
 
 
 class _OutputBytes:
-    """Counts the bytes of the outputs of ``part``'s leaf modules (each storage once) while open, and whether a
+    """Counts the bytes of the outputs of ``part``'s leaf modules (each new storage once) while open, and whether a
     section of it was streamed (models.streamed: its layers run outside their modules, so they are not counted)."""
 
     def __init__(self, part):
-        self.part, self.bytes, self.seen = part, 0, set()
+        self.part, self.bytes = part, 0
 
     def _hook(self, module, inputs, output):
-        if torch.is_tensor(output) and output.untyped_storage().data_ptr() not in self.seen:
-            self.seen.add(output.untyped_storage().data_ptr())
+        """Counts an output that is new memory: not its input's storage (an in-place ReLU, an identity, a view).
+        (Not by the addresses seen so far: where a pass frees its outputs as it goes, as a recomputed part or a
+        memory-saving core does, later outputs reuse their addresses.)"""
+        if not torch.is_tensor(output):
+            return
+        ptr = output.untyped_storage().data_ptr()
+        if not any(torch.is_tensor(i) and i.untyped_storage().data_ptr() == ptr for i in inputs):
             self.bytes += output.untyped_storage().nbytes()
 
     def __enter__(self):

@@ -188,6 +188,25 @@ def test_a_small_core_keeps_its_activations_after_the_first_step(model, monkeypa
     assert (first, second) == (passes, passes)  # large: recomputed on every step
 
 
+@pytest.mark.parametrize("dims", [2, 3])
+def test_a_core_pass_is_measured_whole_though_it_frees_as_it_goes(dims):
+    """The bytes counted for a memory-saving pass of the core (which frees each layer's output as it goes, so later
+    outputs reuse the addresses) are those of the same pass on plain autograd, which keeps them all: what keeping
+    them would cost."""
+    from models.config import GeneratorConfig
+    from models.networks import _OutputBytes, define_G
+    net = define_G(1, 1, GeneratorConfig(netG="revgan", ngf=8, norm="none", n_blocks=4, dropout=False, dims=dims))
+    h = net.enc_A(torch.randn((1, 1) + (16,) * dims))
+    counted = {}
+    for saving in (True, False):
+        net.core.memory_saving = saving
+        with _OutputBytes(net.core) as c:
+            net.core(h)
+        counted[saving] = c.bytes
+    layer = h.numel() // 2 * 4  # one half of the stream, float32
+    assert counted[True] == counted[False] >= 4 * 2 * 2 * layer  # 4 blocks, F and G, two convolutions each
+
+
 @pytest.mark.parametrize("dims", [1, 2, 3])
 def test_pixel_unshuffle_is_torchs_and_inverts(dims):
     from models.networks import PixelUnshuffle
