@@ -325,7 +325,7 @@ def main():
 Command: `{cmd.strip()}` · machine: {bu.machine_description(args.device)} · date: {bu.today()}
 
 One full training step (generators, both discriminators, Adam) of each model built by the application from its
-command-line flags (ngf {args.ngf}, ndf {args.ngf}; defaults otherwise: the RevGAN models with `--memory low`, instance norm, basic PatchGAN, lsgan;
+command-line flags (ngf {args.ngf}, ndf {args.ngf}; defaults otherwise: the RevGAN models with `--memory low`, no normalization, basic PatchGAN, lsgan;
 `--no_dropout`), on a batch of {shape}. Activation memory is the peak of that step above the level before it, in a fresh process per
 row, after a warm-up step: parameters, their gradients and Adam state are allocated before it and listed separately.
 {"CPU memory is the resident set (VmHWM after resetting it)." if args.device == "cpu" else "GPU memory is torch.cuda.max_memory_allocated."}
