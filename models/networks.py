@@ -120,17 +120,15 @@ class Recomputing:
     def run_core(self, core, run, x):
         """``run(x)``, a pass of the reversible ``core`` (forward or inverse): memory-saving as built, but under
         recomputation (--memory low) a core whose layer outputs total under SMALL_CORE_BYTES_PER_PART parts' worth
-        keeps them (plain autograd: the same gradients, a forward pass less), measured on its first pass for an
-        input shape as the parts are."""
+        keeps them (plain autograd: the same gradients, a forward pass less). Measured once per input shape by a
+        dry pass (``_core_is_small``), so that every training pass of a core runs the same way, whether a run
+        starts from scratch or resumes (the two ways round differently)."""
         if not (torch.is_grad_enabled() and self.recompute and core.memory_saving) or _plain:
             return run(x)
         sizes = _SMALL_PARTS.setdefault(core, {})
         key = (tuple(x.shape), x.dtype, x.device)
         if key not in sizes:
-            with _OutputBytes(core) as counted:
-                y = run(x)
-            sizes[key] = counted.small(SMALL_CORE_BYTES_PER_PART)
-            return y
+            sizes[key] = _core_is_small(core, run, x)
         if not sizes[key]:
             return run(x)
         core.memory_saving = False
@@ -138,6 +136,21 @@ class Recomputing:
             return run(x)
         finally:
             core.memory_saving = True
+
+
+def _core_is_small(core, run, x):
+    """Whether a pass of ``core`` on ``x`` stores under SMALL_CORE_BYTES_PER_PART parts' worth of layer outputs,
+    counted on a dry pass without gradients in eval mode: it draws no random numbers and updates no running
+    statistics, so training continues as if it had not run."""
+    modes = [(m, m.training) for m in core.modules()]
+    core.eval()
+    try:
+        with torch.no_grad(), _OutputBytes(core) as counted:
+            run(x)
+    finally:
+        for m, training in modes:
+            m.train(training)
+    return counted.small(SMALL_CORE_BYTES_PER_PART)
 
 
 _SMALL_PARTS = weakref.WeakKeyDictionary()  # part -> {(shape, dtype, device): small}
