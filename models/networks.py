@@ -109,33 +109,13 @@ class Recomputing:
         if streamed.compiled(part):  # (--compile: not measured)
             return run_streamed(part, x)
         sizes = _SMALL_PARTS.setdefault(part, {})
-        key = (tuple(x.shape), x.dtype, x.device)
+        key = _input_key(x)
         if key not in sizes:
             with _OutputBytes(part) as counted:
                 y = run_streamed(part, x)
             sizes[key] = counted.small()
             return y
         return part(x) if sizes[key] else run_streamed(part, x)
-
-    def run_core(self, core, run, x):
-        """``run(x)``, a pass of the reversible ``core`` (forward or inverse): memory-saving as built, but under
-        recomputation (--memory low) a core whose layer outputs total under SMALL_CORE_BYTES_PER_PART parts' worth
-        keeps them (plain autograd: the same gradients, a forward pass less). Measured once per input shape by a
-        dry pass (``_core_is_small``), so that every training pass of a core runs the same way, whether a run
-        starts from scratch or resumes (the two ways round differently)."""
-        if not (torch.is_grad_enabled() and self.recompute and core.memory_saving) or _plain:
-            return run(x)
-        sizes = _SMALL_PARTS.setdefault(core, {})
-        key = (tuple(x.shape), x.dtype, x.device)
-        if key not in sizes:
-            sizes[key] = _core_is_small(core, run, x)
-        if not sizes[key]:
-            return run(x)
-        core.memory_saving = False
-        try:
-            return run(x)
-        finally:
-            core.memory_saving = True
 
 
 def _core_is_small(core, run, x):
@@ -153,7 +133,12 @@ def _core_is_small(core, run, x):
     return counted.small(SMALL_CORE_BYTES_PER_PART)
 
 
-_SMALL_PARTS = weakref.WeakKeyDictionary()  # part -> {(shape, dtype, device): small}
+_SMALL_PARTS = weakref.WeakKeyDictionary()  # part or core -> {(shape, dtype, device): small}
+
+
+def _input_key(x):
+    """What a part's or core's measurement holds for: its input's shape, dtype and device."""
+    return tuple(x.shape), x.dtype, x.device
 
 
 class _OutputBytes:
@@ -483,7 +468,28 @@ class RevGANGenerator(Generator):
         enc, core, dec = (self.enc_A, self.core, self.dec_B) if direction == "AtoB" else \
             (self.enc_B, self.core.inverse, self.dec_A)
         return self._any_size(lambda a: self.output(
-            a, self.run_part(dec, self.run_core(self.core, core, self.run_part(enc, a))), direction), x)
+            a, self.run_part(dec, self.run_core(core, self.run_part(enc, a))), direction), x)
+
+    def run_core(self, run, x):
+        """``run(x)``, a pass of the reversible core (``self.core`` or its inverse): memory-saving as built, but
+        under recomputation (--memory low) a core whose layer outputs total under SMALL_CORE_BYTES_PER_PART parts'
+        worth keeps them (plain autograd: the same gradients, a forward pass less). Measured once per input shape by
+        a dry pass (``_core_is_small``), so that every training pass of a core runs the same way, whether a run
+        starts from scratch or resumes (the two ways round differently)."""
+        core = self.core
+        if not (torch.is_grad_enabled() and self.recompute and core.memory_saving) or _plain:
+            return run(x)
+        sizes = _SMALL_PARTS.setdefault(core, {})
+        key = _input_key(x)
+        if key not in sizes:
+            sizes[key] = _core_is_small(core, run, x)
+        if not sizes[key]:
+            return run(x)
+        core.memory_saving = False
+        try:
+            return run(x)
+        finally:
+            core.memory_saving = True
 
     def compile_parts(self):
         """What --compile compiles: the encoders and decoders (the reversible core stays eager)."""

@@ -153,7 +153,7 @@ def test_small_parts_keep_their_activations_after_the_first_step(model, monkeypa
 
 
 @pytest.mark.parametrize("model", ["unpaired_revgan", "paired_revgan3d"])
-def test_a_small_core_keeps_its_activations_after_the_first_step(model, monkeypatch):
+def test_a_small_core_keeps_its_activations_from_its_first_pass(model, monkeypatch):
     """--memory low: before the reversible core's first pass for an input shape a dry pass measures it; a core
     whose layer outputs total under SMALL_CORE_BYTES_PER_PART parts' worth then runs on plain autograd (as
     --use_naive: the same gradients, a forward pass less), a larger one keeps saving memory; --memory core always saves
