@@ -13,7 +13,7 @@ statistics), unless --eval; the translate API (translate.py), validation and exp
 translation goes through evaluation.translator.Translator, as the translate API's do.
 """
 from cli import user_facing
-from evaluation import evaluate, summary_lines
+from evaluation import advice_lines, evaluate, summary_lines
 from options.test_options import TestOptions
 from translate import load_model
 
@@ -25,7 +25,7 @@ def main(argv=None):
     if opt.eval:
         model.eval()
     out_dir, page, mean = evaluate(opt, model, options)
-    for line in summary_lines(mean):
+    for line in summary_lines(mean) + advice_lines(model.spec, mean):
         print(line)
     print(f"results are in {out_dir} (open {page})")
 

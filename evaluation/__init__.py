@@ -107,6 +107,29 @@ def _baseline_text(r, unit=""):
     return f" ({name} baseline {r.baseline:.{r.metric.decimals}f}{unit})"
 
 
+def advice_lines(spec, mean):
+    """What the results suggest trying (``spec``: the tested model's models.config.ModelSpec, ``mean``:
+    util.results.Results): an unpaired model without the global residual whose output scores below the copy of its
+    input is on a task where input and target look alike, where the unpaired models measured 3.7-4.8 dB above the
+    copy with --residual and 0.7-0.8 dB below it without (faded photos; docs/benchmarks.md, "The unpaired models on
+    faded photos, without normalization"). Their default stays without it: between domains that look different
+    the residual kept its input."""
+    from models import find_model_using_name
+    from models.cycle import CycleModel
+    if spec.has_residual or spec.generator.netG == "iunet" or spec.input_nc != spec.output_nc or \
+            not issubclass(find_model_using_name(spec.model), CycleModel):
+        return []
+    lines = []
+    for out in mean.outputs:
+        r = mean.find(PSNR, out)
+        if r is not None and r.baseline is not None and (r.baseline_kind or "copy") == "copy" and \
+                r.value < r.baseline:
+            lines.append(f"note: {out} scores below the copy of its input (PSNR {r.value:.2f} against {r.baseline:.2f} "
+                         f"dB): where input and target look alike (restoration, denoising), an unpaired model trained "
+                         f"with --residual starts from its input and measured better (README, Quality)")
+    return lines
+
+
 def summary_lines(mean):
     """One line per translation (and per masked region: the foreground of volumes) with mean PSNR (and its
     baseline), SSIM and MAE, and one per cycle error (``mean``: util.results.Results)."""

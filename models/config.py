@@ -135,6 +135,13 @@ class ModelSpec:
     def dims(self) -> int:
         return self.generator.dims
 
+    @property
+    def has_residual(self) -> bool:
+        """Whether the generator's output starts from its input: the global residual where it applies (not the
+        invertible U-Net, and as many input as output channels)."""
+        g = self.generator
+        return g.residual and g.netG != "iunet" and self.input_nc == self.output_nc
+
     @classmethod
     def from_options(cls, opt, dims: int = 2) -> "ModelSpec":
         """The spec the command line asks for. Flags a model does not define keep the defaults above."""

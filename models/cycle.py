@@ -32,9 +32,7 @@ def identity_default(spec) -> float:
     loss on, the generator stayed there on a cross-domain task (satellite -> map: its output was its input after 8
     epochs, 6.5 dB against 12.0 dB without it; docs/benchmarks.md, "Quality ablation: the identity as a resting
     point")."""
-    g = spec.generator
-    residual = g.residual and g.netG != "iunet" and spec.input_nc == spec.output_nc
-    return 0.0 if residual else 0.5
+    return 0.0 if spec.has_residual else 0.5
 
 
 class CycleModel(GANModel):

@@ -14,10 +14,13 @@ import torch
 
 import test as test_script
 import train as train_script
+from evaluation import advice_lines
 from models import create_model
+from models.config import GeneratorConfig, ModelSpec
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags
 from util.checkpoint import load_checkpoint
+from util.results import PSNR, Result, Results
 
 
 def domains(n, size, gen):
@@ -131,3 +134,40 @@ def test_checkpoints_with_the_residual_keep_it(demo_root, tmp_path):
     state = load_checkpoint(str(path))
     assert state["architecture"]["residual"] is True and "residual_gain" in state["networks"]["G"]
     assert state["architecture"]["norm"] == "instance"
+
+
+def _spec(model="unpaired_revgan", residual=False, netG="revgan", nc=(3, 3)):
+    return ModelSpec(model, nc[0], nc[1], GeneratorConfig(netG=netG, residual=residual))
+
+
+def test_an_unpaired_model_below_the_copy_of_its_input_is_told_about_residual():
+    """test.py's note: an unpaired model without the residual that scores below the copy of its input (a task where
+    input and target look alike) is pointed to --residual; nothing for other models, other baselines or better
+    scores."""
+    below = Results([Result(PSNR, "fake_B", 19.5, 20.3), Result(PSNR, "fake_A", 22.0, 20.3)])
+    lines = advice_lines(_spec(), below)
+    assert len(lines) == 1 and lines[0].startswith("note: fake_B scores below the copy of its input (PSNR 19.50 "
+                                                   "against 20.30 dB)") and "--residual" in lines[0]
+    assert len(advice_lines(_spec("cycle_gan3d"), below)) == 1
+    for spec in (_spec(residual=True), _spec("pix2pix"), _spec("paired_revgan"), _spec(netG="iunet"),
+                 _spec(nc=(1, 3))):
+        assert advice_lines(spec, below) == []
+    lut = Results([Result(PSNR, "fake_B", 19.5, 20.3, baseline_kind="lut")])
+    assert advice_lines(_spec(), lut) == [] and advice_lines(_spec(), Results([Result(PSNR, "fake_B", 19.5)])) == []
+
+
+def test_test_py_prints_the_note_when_its_numbers_say_so(demo_root, tmp_path, capsys):
+    """Wired into test.py: the note is printed exactly when the run's PSNR is below its copy baseline."""
+    flags = tiny_flags(demo_root, tmp_path, "adv", "unpaired_revgan", ["--n_blocks", "1", "--max_dataset_size", "1",
+                                                                      "--n_epochs_decay", "0"])
+    train_script.main(flags)
+    capsys.readouterr()
+    test_script.main(["--dataroot", demo_root, "--name", "adv", "--model", "unpaired_revgan", "--checkpoints_dir",
+                      str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "out"), "--gpu_ids", "-1",
+                      "--load_size", "32", "--crop_size", "32", "--baseline", "copy"])
+    out = capsys.readouterr().out
+    mean = json.loads((tmp_path / "out" / "adv" / "test_latest" / "metrics.json").read_text())["mean"]
+    for label in ("fake_B", "fake_A"):
+        below = mean[f"PSNR_{label}"] < mean[f"baseline_PSNR_{label}"]
+        assert (f"note: {label} scores below the copy of its input" in out) == below
+    assert mean["PSNR_fake_B"] < mean["baseline_PSNR_fake_B"]  # one training step: the note must show here
