@@ -15,7 +15,7 @@ import torch
 import test as test_script
 import train as train_script
 from evaluation import advice_lines
-from models import create_model
+from models import create_model, upstream
 from models.config import GeneratorConfig, ModelSpec
 from options.train_options import TrainOptions
 from tests.conftest import tiny_flags
@@ -150,7 +150,7 @@ def test_an_unpaired_model_below_the_copy_of_its_input_is_told_about_residual():
                                                    "against 20.30 dB)") and "--residual" in lines[0]
     assert len(advice_lines(_spec("cycle_gan3d"), below)) == 1
     for spec in (_spec(residual=True), _spec("pix2pix"), _spec("paired_revgan"), _spec(netG="iunet"),
-                 _spec(nc=(1, 3))):
+                 _spec(nc=(1, 3)), _spec(upstream.SINGLE_G, netG="resnet_9blocks")):
         assert advice_lines(spec, below) == []
     lut = Results([Result(PSNR, "fake_B", 19.5, 20.3, baseline_kind="lut")])
     assert advice_lines(_spec(), lut) == [] and advice_lines(_spec(), Results([Result(PSNR, "fake_B", 19.5)])) == []
