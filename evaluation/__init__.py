@@ -114,14 +114,11 @@ def advice_lines(spec, mean):
     copy with --residual and 0.7-0.8 dB below it without (faded photos; docs/benchmarks.md, "The unpaired models on
     faded photos, without normalization"). Their default stays without it: between domains that look different
     the residual kept its input."""
-    from models import available_models, find_model_using_name
-    from models.cycle import CycleModel
     below = [r for r in (mean.find(PSNR, out) for out in mean.outputs)
              if r is not None and r.baseline is not None and (r.baseline_kind or "copy") == "copy" and
              r.value < r.baseline]
-    # (a generator of pytorch-CycleGAN-and-pix2pix run alone, models.upstream.SINGLE_G, names no model of ours)
     if not below or spec.has_residual or spec.generator.netG == "iunet" or spec.input_nc != spec.output_nc or \
-            spec.model not in available_models() or not issubclass(find_model_using_name(spec.model), CycleModel):
+            not spec.trains_unpaired:
         return []
     return [f"note: {r.output} scores below the copy of its input (PSNR {r.value:.2f} against {r.baseline:.2f} dB): "
             f"if input and target should look alike (restoration, denoising), try training with --residual, which "

@@ -136,6 +136,15 @@ class ModelSpec:
         return self.generator.dims
 
     @property
+    def trains_unpaired(self) -> bool:
+        """Whether its model learns from unpaired data with cycle losses (cycle_gan, unpaired_revgan and their 3D
+        versions); False for a generator of pytorch-CycleGAN-and-pix2pix run alone (models.upstream.SINGLE_G), which
+        names no model of ours."""
+        from models import available_models, find_model_using_name
+        from models.cycle import CycleModel
+        return self.model in available_models() and issubclass(find_model_using_name(self.model), CycleModel)
+
+    @property
     def has_residual(self) -> bool:
         """Whether the generator's output starts from its input: the global residual where it applies (not the
         invertible U-Net, and as many input as output channels)."""

@@ -23,6 +23,21 @@ def tiny_flags(root, tmp, name, model, extra=()):
             "--max_dataset_size", "3", "--print_freq", "1", "--save_latest_freq", "2"] + list(extra)
 
 
+def train_then_test_against_copy(root, tmp, capsys, name, model, extra):
+    """Trains ``model`` on ``root`` with tiny_flags plus ``extra``, then runs test.py on it with --baseline copy.
+    Returns test.py's printed output and the mean of its metrics.json."""
+    import json
+
+    import test as test_script
+    import train as train_script
+    train_script.main(tiny_flags(root, tmp, name, model, extra))
+    capsys.readouterr()
+    test_script.main(["--dataroot", root, "--name", name, "--model", model, "--checkpoints_dir", str(tmp / "ckpt"),
+                      "--results_dir", str(tmp / "res"), "--gpu_ids", "-1", "--load_size", "32", "--crop_size", "32",
+                      "--baseline", "copy"])
+    return capsys.readouterr().out, json.loads((tmp / "res" / name / "test_latest" / "metrics.json").read_text())["mean"]
+
+
 def logged_rows(path):
     """The values of each line of a loss_log.txt ({name: value}), in order."""
     rows = []

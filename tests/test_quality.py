@@ -15,7 +15,7 @@ import test as test_script
 import train as train_script
 from models.config import GeneratorConfig, ModelSpec
 from models.networks import define_G
-from tests.conftest import logged_rows, tiny_flags, vol_flags
+from tests.conftest import logged_rows, tiny_flags, train_then_test_against_copy, vol_flags
 from util.checkpoint import load_checkpoint
 
 GENERATORS = [("resnet_6blocks", 2), ("unet_128", 2), ("revgan", 2), ("resnet_6blocks", 3), ("revgan", 3)]
@@ -177,15 +177,9 @@ def test_short_paired_training_beats_the_copy_baseline(demo_root, tmp_path, caps
     beat copying the input (--baseline copy). This checks that training starts from the input and improves on it,
     no more: a look-up table of the input's colour fitted on the training pairs (what --baseline auto shows for
     this data) scores above such a short run, and above the demo's model too (README)."""
-    flags = tiny_flags(demo_root, tmp_path, "near", "paired_revgan", ["--ngf", "16", "--ndf", "16",
-                                                                     "--max_dataset_size", "16", "--n_epochs", "3",
-                                                                     "--n_epochs_decay", "1"])
-    train_script.main(flags)
-    capsys.readouterr()
-    test_script.main(["--dataroot", demo_root, "--name", "near", "--model", "paired_revgan", "--checkpoints_dir",
-                      str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "res"), "--gpu_ids", "-1",
-                      "--load_size", "32", "--crop_size", "32", "--baseline", "copy"])
-    mean = json.load(open(tmp_path / "res" / "near" / "test_latest" / "metrics.json"))["mean"]
+    _, mean = train_then_test_against_copy(demo_root, tmp_path, capsys, "near", "paired_revgan",
+                                           ["--ngf", "16", "--ndf", "16", "--max_dataset_size", "16", "--n_epochs", "3",
+                                            "--n_epochs_decay", "1"])
     assert mean["PSNR_fake_B"] > mean["baseline_PSNR_fake_B"] + 1, mean
     assert mean["PSNR_fake_A"] > mean["baseline_PSNR_fake_A"], mean
 

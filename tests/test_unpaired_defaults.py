@@ -18,7 +18,7 @@ from evaluation import advice_lines
 from models import create_model, upstream
 from models.config import GeneratorConfig, ModelSpec
 from options.train_options import TrainOptions
-from tests.conftest import tiny_flags
+from tests.conftest import tiny_flags, train_then_test_against_copy
 from util.checkpoint import load_checkpoint
 from util.results import PSNR, Result, Results
 
@@ -158,15 +158,8 @@ def test_an_unpaired_model_below_the_copy_of_its_input_is_told_about_residual():
 
 def test_test_py_prints_the_note_when_its_numbers_say_so(demo_root, tmp_path, capsys):
     """Wired into test.py: the note is printed exactly when the run's PSNR is below its copy baseline."""
-    flags = tiny_flags(demo_root, tmp_path, "adv", "unpaired_revgan", ["--n_blocks", "1", "--max_dataset_size", "1",
-                                                                      "--n_epochs_decay", "0"])
-    train_script.main(flags)
-    capsys.readouterr()
-    test_script.main(["--dataroot", demo_root, "--name", "adv", "--model", "unpaired_revgan", "--checkpoints_dir",
-                      str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "out"), "--gpu_ids", "-1",
-                      "--load_size", "32", "--crop_size", "32", "--baseline", "copy"])
-    out = capsys.readouterr().out
-    mean = json.loads((tmp_path / "out" / "adv" / "test_latest" / "metrics.json").read_text())["mean"]
+    out, mean = train_then_test_against_copy(demo_root, tmp_path, capsys, "adv", "unpaired_revgan",
+                                             ["--n_blocks", "1", "--max_dataset_size", "1", "--n_epochs_decay", "0"])
     for label in ("fake_B", "fake_A"):
         below = mean[f"PSNR_{label}"] < mean[f"baseline_PSNR_{label}"]
         assert (f"note: {label} scores below the copy of its input" in out) == below
