@@ -110,10 +110,10 @@ def _baseline_text(r, unit=""):
 def advice_lines(spec, mean):
     """What the results suggest trying (``spec``: the tested model's models.config.ModelSpec, ``mean``:
     util.results.Results): an unpaired model without the global residual whose output scores below the copy of its
-    input is on a task where input and target look alike, where the unpaired models measured 3.7-4.8 dB above the
-    copy with --residual and 0.7-0.8 dB below it without (faded photos; docs/benchmarks.md, "The unpaired models on
-    faded photos, without normalization"). Their default stays without it: between domains that look different
-    the residual kept its input."""
+    input may be on a task where input and target look alike, where the unpaired models measured 3.7-4.8 dB above
+    the copy with --residual and 0.7-0.8 dB below it without (faded photos; docs/benchmarks.md, "The unpaired models
+    on faded photos, without normalization"); or on one between domains that look different, where no setting beat
+    the copy (T1 -> grey-matter map, 3D) and the residual kept its input: so the note says "if"."""
     below = [r for r in (mean.find(PSNR, out) for out in mean.outputs)
              if r is not None and r.baseline is not None and (r.baseline_kind or "copy") == "copy" and
              r.value < r.baseline]
