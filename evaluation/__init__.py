@@ -117,8 +117,7 @@ def advice_lines(spec, mean):
     below = [r for r in (mean.find(PSNR, out) for out in mean.outputs)
              if r is not None and r.baseline is not None and (r.baseline_kind or "copy") == "copy" and
              r.value < r.baseline]
-    if not below or spec.has_residual or spec.generator.netG == "iunet" or spec.input_nc != spec.output_nc or \
-            not spec.trains_unpaired:
+    if not below or not spec.residual_applies or spec.has_residual or not spec.trains_unpaired:
         return []
     return [f"note: {r.output} scores below the copy of its input (PSNR {r.value:.2f} against {r.baseline:.2f} dB): "
             f"if input and target should look alike (restoration, denoising), try training with --residual, which "

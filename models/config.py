@@ -145,11 +145,15 @@ class ModelSpec:
         return self.model in available_models() and issubclass(find_model_using_name(self.model), CycleModel)
 
     @property
+    def residual_applies(self) -> bool:
+        """Whether the global residual can apply to its generator: not the invertible U-Net (it starts as the
+        identity anyway), and as many input as output channels."""
+        return self.generator.netG != "iunet" and self.input_nc == self.output_nc
+
+    @property
     def has_residual(self) -> bool:
-        """Whether the generator's output starts from its input: the global residual where it applies (not the
-        invertible U-Net, and as many input as output channels)."""
-        g = self.generator
-        return g.residual and g.netG != "iunet" and self.input_nc == self.output_nc
+        """Whether the generator's output starts from its input: the global residual, where it applies."""
+        return self.generator.residual and self.residual_applies
 
     @classmethod
     def from_options(cls, opt, dims: int = 2) -> "ModelSpec":
