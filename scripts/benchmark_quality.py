@@ -5,6 +5,7 @@ to the identity and on tasks whose input and target look nothing alike.
     python scripts/benchmark_quality.py --quick --seeds 2        # CPU (make bench): a few hours on 2 cores
     python scripts/benchmark_quality.py --device cuda --seeds 2  # GPU: full sizes
     python scripts/benchmark_quality.py --quick --tasks map2d_unpaired --epochs 12
+    python scripts/benchmark_quality.py --quick --references_only  # the non-learned rows only: seconds
     python scripts/benchmark_quality.py --tiny --docs /tmp/b.md  # smoke configuration (tests): numbers mean nothing
 
 Tasks (built by datasets/make_quality_benchmark.py from real images that ship inside installed packages; nothing is
@@ -38,7 +39,9 @@ Cross-domain (input and target look different; copying the input is no answer):
   patches independently. Models: cycle_gan3d against unpaired_revgan3d.
 
 Reference rows, on the same test data with the same metric code (evaluation.metrics.compare):
-copy the input (A itself), and simple non-learned methods fitted on the training data only: paired2d and map2d a
+copy the input (A itself), and simple non-learned methods fitted on the training data only: on every task the mean
+of the B training data output everywhere (a constant colour or intensity: a model not above it has learned no more
+than the target's average, whatever its distance from the copy); paired2d and map2d a
 per-channel affine colour fit (least squares, 3x4) and a per-colour look-up table (32 bins per channel, the mean
 target colour of each bin over the training pairs; bins without training pixels use the affine fit); unpaired2d and
 map2d_unpaired per-channel histogram matching of the A training tiles to the B training tiles (no pairs used, as for
@@ -196,6 +199,13 @@ def fit_lut(a, b, bins=LUT_BINS):
     return apply
 
 
+def fit_constant(b):
+    """The mean of the target values ``b`` (pixels as rows, or voxels), output everywhere whatever the input: what
+    a model scores that learned the target domain's average colour and nothing of the translation."""
+    mean = np.mean(b, axis=0)
+    return lambda x: np.broadcast_to(mean, np.shape(x)).astype(np.float64)
+
+
 def fit_histogram_matching(a, b):
     """Per-channel histogram matching of the A pixels' distribution onto the B pixels' (no pairs needed)."""
     maps = []
@@ -267,27 +277,33 @@ def fit_intensity_matching(a, b):
     return lambda vol: np.interp(vol, qa, qb)
 
 
+CONSTANT = "the mean target of the training data (a constant)"
+
+
 def reference_methods(task, folder, meta):
     """[(method, fn)] of the copy baseline and the task's non-learned baseline(s), fitted on the training data:
     fn(A) -> output for 2D (RGB arrays in [0, 1]), fn(name, A) -> output for 3D (original units). Baselines that use
     training pairs on unpaired tasks (which the models never get) say so."""
     from util.volume import list_volumes, load_volume
+    if dims(task) == 3:
+        a, b = (np.concatenate([load_volume(p)[0].ravel() for p in list_volumes(os.path.join(folder, "train" + s))])
+                for s in "AB")
+        const = fit_constant(b)
+        constant = (CONSTANT, lambda name, v: const(v))
     if task == "thick3d":
         window = meta["window"]
 
         def cubic(name, a):
             thick = load_volume(os.path.join(folder, "acquired", name + ".nii.gz"))[0]
             return np.clip(mqb.interpolate_thick(thick, a.shape[2], meta["factor"], order=3), *window)
-        return [("copy the input (linear interpolation)", lambda name, a: a),
+        return [("copy the input (linear interpolation)", lambda name, a: a), constant,
                 ("cubic-spline interpolation of the thick slices", cubic)]
     if task == "tissue3d":
-        a, b = (np.concatenate([load_volume(p)[0].ravel() for p in list_volumes(os.path.join(folder, "train" + s))])
-                for s in "AB")
         lut, match = fit_intensity_lut(a, b, meta["window"]), fit_intensity_matching(a, b)
-        return [("copy the input", lambda name, v: v),
+        return [("copy the input", lambda name, v: v), constant,
                 ("intensity histogram matching (unpaired)", lambda name, v: match(v)),
                 ("per-intensity look-up table (fitted on training pairs the models never see)", lambda name, v: lut(v))]
-    methods = [("copy the input", lambda a: a)]
+    methods = [("copy the input", lambda a: a), (CONSTANT, fit_constant(pixels(folder, "trainB")))]
     if task in ("paired2d", "map2d"):
         a, b = pixels(folder, "trainA"), pixels(folder, "trainB")
         methods.append(("per-channel affine colour fit", fit_affine(a, b)))
@@ -627,6 +643,10 @@ def findings(result):
     else:
         below = [label for label, v in learned if v < copy]
         parts.append("no model below the copy" if not below else "below the copy baseline: " + ", ".join(below))
+    constant = dict(entries[:len(refs)]).get(CONSTANT)
+    below = [label for label, v in learned if constant is not None and v <= constant]
+    if below:  # a model that scores no better than one colour everywhere has not learned the translation (yet)
+        parts.append(f"not above the constant ({constant:.2f} dB): " + ", ".join(below))
     return f"- {task}: " + "; ".join(parts) + "."
 
 
@@ -891,6 +911,9 @@ def main(argv=None):
                    help="skip the rows of the paired RevGAN models with --one_way (A -> B only)")
     p.add_argument("--workdir", default=os.path.join(bu.ROOT, ".bench", "quality"),
                    help="data, checkpoints, results, logs and results.json")
+    p.add_argument("--references_only", action="store_true",
+                   help="build the data and print the non-learned reference rows only (seconds; trains nothing, "
+                        "writes no docs)")
     p.add_argument("--docs", default=bu.BENCHMARKS_MD, help="the markdown file whose section is written")
     p.add_argument("--no_docs", action="store_true", help="print the table and write results.json only")
     args = p.parse_args(argv)
@@ -917,6 +940,12 @@ def main(argv=None):
     print(f"benchmark_quality ({ctx.mode}, {ctx.device}): building the data in {ctx.data} ...", flush=True)
     metas = ctx.metas = mqb.build(ctx.data, tasks=args.tasks, **MODES[ctx.mode]["data"])
     print(f"  data ready at {time.perf_counter() - ctx.t0:.0f} s", flush=True)
+    if args.references_only:
+        rows = [[task, m] + fmt(scores) for task in args.tasks
+                for m, scores in reference_rows(task, os.path.join(ctx.data, task), metas[task],
+                                                reference_methods(task, os.path.join(ctx.data, task), metas[task]))]
+        print(bu.markdown_table(["task", "method"] + HEADER[-4:], rows))
+        return rows
     results = []
     for task in args.tasks:
         print(f"[{task}] {metas[task]['title']} (benchmark at {time.perf_counter() - ctx.t0:.0f} s)", flush=True)

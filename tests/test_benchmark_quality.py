@@ -56,11 +56,11 @@ def table(body, header_start):
 
 TINY_TASKS = ["map2d_unpaired", "tissue3d"]
 EXPECTED = {  # task -> the methods of its rows, in order; the last 3 or 4 are models
-    "map2d_unpaired": ["copy the input", "per-channel histogram matching (unpaired)",
+    "map2d_unpaired": ["copy the input", bq.CONSTANT, "per-channel histogram matching (unpaired)",
                        "per-colour look-up table (32³ bins, fitted on training pairs the models never see)",
                        "cycle_gan", "cycle_gan, upstream defaults", "unpaired_revgan, equal epochs",
                        "unpaired_revgan, equal time"],
-    "tissue3d": ["copy the input", "intensity histogram matching (unpaired)",
+    "tissue3d": ["copy the input", bq.CONSTANT, "intensity histogram matching (unpaired)",
                  "per-intensity look-up table (fitted on training pairs the models never see)",
                  "cycle_gan3d", "unpaired_revgan3d, equal epochs", "unpaired_revgan3d, equal time"],
 }
@@ -234,6 +234,33 @@ def test_colour_baselines_fit_what_they_should():
     assert np.abs(lut(a ** 2) - b).mean() < 0.05
     match = bq.fit_histogram_matching(b, b)  # same distributions: the identity (to the 8-bit level)
     assert np.abs(match(b) - b).max() <= 1 / 255 + 1e-9
+    const = bq.fit_constant(b)(a.reshape(50, 100, 3))  # the mean target colour everywhere, whatever the input
+    assert const.shape == (50, 100, 3) and np.allclose(const, b.mean(axis=0))
+    assert np.allclose(bq.fit_constant(np.array([1.0, 3.0]))(np.zeros((2, 3, 4))), 2.0)  # volumes: one intensity
+
+
+def test_references_only_trains_nothing_and_writes_no_docs(tmp_path, capsys):
+    docs = tmp_path / "benchmarks.md"
+    rows = bq.main(["--tiny", "--references_only", "--workdir", str(tmp_path / "work"), "--docs", str(docs),
+                    "--tasks", "map2d_unpaired", "tissue3d"])
+    assert [r[:2] for r in rows] == [[task, m] for task in ("map2d_unpaired", "tissue3d") for m in EXPECTED[task][:4]]
+    assert all(np.isfinite(float(r[2])) for r in rows) and (rows[-1][5] != "") and not docs.exists()
+    out = capsys.readouterr().out
+    assert "| map2d_unpaired | " + bq.CONSTANT in out
+    assert sorted(os.listdir(tmp_path / "work")) == ["data"]  # no checkpoints, results, logs or results.json
+
+
+def test_findings_name_the_models_not_above_the_constant():
+    """A model that scores no better than the mean target colour everywhere is named, on any kind of task."""
+    def result(task, model_psnr):
+        refs = [("copy the input", 6.0), (bq.CONSTANT, 18.7), ("per-channel histogram matching (unpaired)", 15.2)]
+        return {"task": task, "references": [{"method": m, "scores": {"PSNR": v}} for m, v in refs],
+                "runs": {"baseline": [{"scores": {"PSNR": model_psnr}}], "revgan_epochs": [{"scores": {"PSNR": 19.0}}]},
+                "epochs": 8, "baseline": bq.TASKS[task][0], "revgan": bq.TASKS[task][1]}
+    low = bq.findings(result("map2d_unpaired", 15.3))
+    assert "not above the constant (18.70 dB): cycle_gan." in low and "unpaired_revgan" not in low.split("constant")[-1]
+    assert "not above the constant" not in bq.findings(result("map2d_unpaired", 18.8))
+    assert "not above the constant (18.70 dB): pix2pix." in bq.findings(result("paired2d", 18.7))
 
 
 def test_data_holds_out_the_test_photos_and_regions(tmp_path):
