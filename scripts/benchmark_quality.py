@@ -608,7 +608,8 @@ HEADER = ["task", "method", "epochs", "training time (s)", "time ÷ baseline mod
 def findings(result):
     """One sentence per task, computed from the numbers (means over the seeds): what beats what, and the targets
     of the project (cross-domain unpaired: 5 dB above the copy; cross-domain paired: above the best non-learned
-    baseline; near-identity: nothing learned below the copy; RevGAN at least its baseline at equal time)."""
+    baseline; near-identity: nothing learned below the copy; RevGAN at least its baseline at equal time), and on
+    every task the models not above the constant (the mean target), which have learned no translation."""
     refs, task = result["references"], result["task"]
     key = "PSNR_brain" if dims(task) == 3 else "PSNR"
     unit = "PSNR in the brain" if key == "PSNR_brain" else "PSNR"
