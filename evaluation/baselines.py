@@ -6,13 +6,17 @@
 - ``lut``: a look-up table from the input's colour (its intensity, for one channel) to the mean target colour,
   fitted on the training pairs (aligned pairs, or A and B files of the same names) under --dataroot: the best a
   model can do that sees one pixel and no context. It needs paired training data at hand.
+- ``mean``: the mean target colour (intensity) of the same training pairs, output everywhere whatever the input: what
+  a model scores that learned the target domain's average and nothing of the translation. Where the input's colour
+  says little about the target's (photos -> maps of other places), the table over-fits and this scores better.
 - ``none``: no baseline.
 
-``--baseline auto`` (the default) fits the look-up table whenever paired training data is at hand and takes whichever
-of the copy and the table scores the better mean PSNR on the training pairs (the table's score measured on pairs it
-was not fitted on: each half of the pairs scored by the table of the other half), the table alone where input and
-target have different channels; without paired training data it takes the copy where the channels match, else no
-baseline. It says which it took, and both scores, on the page and in test.py's printout.
+``--baseline auto`` (the default) fits the table and the mean whenever paired training data is at hand and takes
+whichever of the copy, the table and the mean scores the best mean PSNR on the training pairs (the table's and the
+mean's scores measured on pairs they were not fitted on: each half of the pairs scored by the fit on the other half;
+a tie goes to the copy, then the table), the copy left out where input and target have different channels; without
+paired training data it takes the copy where the channels match, else no baseline. It says which it took, and every
+score, on the page and in test.py's printout.
 """
 import os
 from dataclasses import dataclass
@@ -22,8 +26,8 @@ import numpy as np
 
 from util.errors import UserError
 
-KINDS = ("auto", "copy", "lut", "none")
-ABOUT = {"copy": "copy of the input", "lut": "look-up table", "none": "no baseline"}
+KINDS = ("auto", "copy", "lut", "mean", "none")
+ABOUT = {"copy": "copy of the input", "lut": "look-up table", "mean": "mean target", "none": "no baseline"}
 MAX_PAIRS = 200  # training pairs a look-up table is fitted on (the first, in file order)
 MAX_SAMPLES = 4_000_000  # pixels or voxels it is fitted on (a strided sample of the pairs)
 
@@ -33,7 +37,7 @@ class Baseline:
     """A baseline of one translation: ``predict(source)`` -> the baseline's output on the target's scale (or None).
 
     Attributes:
-        kind: "copy", "lut" or "none".
+        kind: "copy", "lut", "mean" or "none".
         about: what it is, for pages and the console ("look-up table fitted on 120 training pairs").
         predict: source array (C, ...) -> prediction (C', ...) on the target's scale, or None.
     """
@@ -108,6 +112,12 @@ class LookUpTable:
         out = self.table[:, self._index(source, self.levels)]
         return out.reshape((self.table.shape[0],) + source.shape[1:])
 
+    def constant(self, source):
+        """The mean target of all pairs (per target channel) everywhere: the shape of ``__call__``'s output."""
+        source = np.asarray(source)
+        return np.broadcast_to(self.mean.reshape((-1,) + (1,) * (source.ndim - 1)),
+                               (len(self.mean),) + source.shape[1:]).copy()
+
 
 def _strided(arrays, budget):
     """A strided sample of each (source, target) pair, so that all together hold about ``budget`` pixels."""
@@ -120,7 +130,7 @@ def _strided(arrays, budget):
 # -- test.py ---------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Fitted:
-    """A look-up table fitted on the training pairs, and how it and the copy score there.
+    """A look-up table and the mean target fitted on the training pairs, and how they and the copy score there.
 
     Attributes:
         baseline: the table as a Baseline.
@@ -130,7 +140,9 @@ class Fitted:
             (``held_out``; with one pair: on that pair).
         copy_psnr: the copy of the input's mean PSNR on the same pairs; None where input and target differ in
             channels.
-        held_out: whether ``lut_psnr`` was measured on pairs the table was not fitted on.
+        held_out: whether ``lut_psnr`` and ``mean_psnr`` were measured on pairs they were not fitted on.
+        mean: the mean target colour (intensity) of the pairs as a Baseline.
+        mean_psnr: its mean PSNR on the pairs, measured as ``lut_psnr``.
     """
     baseline: Baseline
     pairs: int
@@ -138,23 +150,28 @@ class Fitted:
     lut_psnr: float
     copy_psnr: Optional[float]
     held_out: bool
+    mean: Baseline
+    mean_psnr: float
 
     def choice(self):
-        """--baseline auto: the better of the copy and the table on the training pairs, said in its ``about``."""
-        lut = f"{self.lut_psnr:.2f} dB" + (" (each half of them scored by the table fitted on the other half)"
-                                          if self.held_out else "")
-        if self.copy_psnr is None:
-            return Baseline("lut", f"{self.baseline.about}; chosen by --baseline auto (the input has other channels "
-                                   f"than the target, so its copy is no baseline): mean PSNR on those pairs {lut}",
-                            self.baseline.predict)
-        pairs = f"{self.pairs} training pair{'s' * (self.pairs != 1)}"
-        if self.copy_psnr >= self.lut_psnr:
-            return Baseline("copy", f"{ABOUT['copy']}; chosen by --baseline auto, the better on {pairs}: mean PSNR "
-                                    f"{self.copy_psnr:.2f} dB, against {lut} for a look-up table of the input's "
-                                    f"{self.what} fitted on them", COPY.predict)
-        return Baseline("lut", f"{self.baseline.about}; chosen by --baseline auto, the better on those pairs: mean "
-                               f"PSNR {lut}, against {self.copy_psnr:.2f} dB for the copy of the input",
-                        self.baseline.predict)
+        """--baseline auto: the best of the copy, the table and the mean on the training pairs (ties: the copy, then
+        the table), said with every score in its ``about``."""
+        fitted = " (each half of them scored by the fit on the other half)" if self.held_out else ""
+        candidates = [("copy", self.copy_psnr, COPY, "for the copy of the input")] if self.copy_psnr is not None \
+            else []
+        candidates += [("lut", self.lut_psnr, self.baseline, f"for a look-up table of the input's {self.what} fitted "
+                                                             f"on them"),
+                       ("mean", self.mean_psnr, self.mean, f"for their mean target {self.what}")]
+        kind, psnr, chosen, _ = max(candidates, key=lambda c: c[1])  # the first of equals: copy, then lut
+        others = " and ".join(f"{p:.2f} dB {text}" for k, p, _, text in candidates if k != kind)
+        if kind == "copy":
+            pairs = f"{self.pairs} training pair{'s' * (self.pairs != 1)}"
+            return Baseline(kind, f"{ABOUT['copy']}; chosen by --baseline auto, the best on {pairs}: mean PSNR "
+                                  f"{psnr:.2f} dB, against {others}{fitted}", chosen.predict)
+        why = "" if self.copy_psnr is not None else \
+            " (the input has other channels than the target, so its copy is no baseline)"
+        return Baseline(kind, f"{chosen.about}; chosen by --baseline auto{why}, the best on those pairs: mean PSNR "
+                              f"{psnr:.2f} dB{fitted}, against {others}", chosen.predict)
 
 
 def for_test(opt, model, domains, say=print):
@@ -178,9 +195,9 @@ def for_test(opt, model, domains, say=print):
             fitted[key] = _fit(opt, model, domains, t.source, t.target, same)
         fit, why = fitted[key]
         if fit is not None:
-            out[label] = fit.baseline if wanted == "lut" else fit.choice()
-        elif wanted == "lut":
-            raise UserError(f"--baseline lut: {why}")
+            out[label] = {"lut": fit.baseline, "mean": fit.mean}.get(wanted) or fit.choice()
+        elif wanted in ("lut", "mean"):
+            raise UserError(f"--baseline {wanted}: {why}")
         elif same:
             out[label] = Baseline("copy", f"{ABOUT['copy']}; --baseline auto found nothing to compare it with: "
                                           f"{why}", COPY.predict)
@@ -211,8 +228,9 @@ def _table(samples, channels):
 
 
 def _fit(opt, model, domains, source, target, same):
-    """(Fitted, None) with a look-up table from domain ``source`` to ``target`` fitted on the training pairs and
-    the scores of it and (``same``: input and target have the same channels) of the copy, or (None, why not)."""
+    """(Fitted, None) with a look-up table from domain ``source`` to ``target`` and the mean target fitted on the
+    training pairs, and the scores of them and (``same``: input and target have the same channels) of the copy, or
+    (None, why not)."""
     try:  # per pair a strided sample (pixels or voxels): the table is fitted and scored on these
         samples = _volume_samples(opt, domains, source, target) if model.dims == 3 else list(
             _strided(list(_image_pairs(opt, domains, source, target)), MAX_SAMPLES))
@@ -231,29 +249,33 @@ def _fit(opt, model, domains, source, target, same):
         def fit_on(raw):
             return _table([(unit(s, slo, shi), unit(t, dlo, dhi)) for s, t in raw], 1)
 
-        def through(table):  # original units in, original units out
-            return lambda arr: dlo + table(unit(arr, slo, shi)) * (dhi - dlo)
+        def through(fn):  # original units in, original units out
+            return lambda arr: dlo + fn(unit(arr, slo, shi)) * (dhi - dlo)
     else:  # images on 0..1
         data_range = 1.0
 
         def fit_on(raw):
             return _table(raw, raw[0][0].shape[0])
 
-        def through(table):
-            return table
+        def through(fn):
+            return fn
     table = fit_on(samples)
     held_out = len(samples) >= 2
-    if held_out:  # each half scored by the table of the other half
+    if held_out:  # each half scored by the fit on the other half
         halves = samples[0::2], samples[1::2]
-        scores = [_psnr(through(fit_on(halves[1 - k]))(s), t, data_range) for k in (0, 1) for s, t in halves[k]]
+        scored = [(fit_on(halves[1 - k]), halves[k]) for k in (0, 1)]
     else:
-        scores = [_psnr(through(table)(s), t, data_range) for s, t in samples]
+        scored = [(table, samples)]
+    scores, means = ([_psnr(through(fn(fit))(s), t, data_range) for fit, part in scored for s, t in part]
+                     for fn in (lambda fit: fit, lambda fit: fit.constant))
     copy = _mean_psnr(_psnr(s, t, data_range) for s, t in samples) if same and all(
         s.shape == t.shape for s, t in samples) else None
     what = "colour" if table.channels > 1 else "intensity"
     n = len(samples)
-    about = f"look-up table of the input's {what}, fitted on {n} training pair{'s' * (n != 1)}"
-    return Fitted(Baseline("lut", about, through(table)), n, what, _mean_psnr(scores), copy, held_out), None
+    pairs = f"{n} training pair{'s' * (n != 1)}"
+    mean = Baseline("mean", f"mean target {what} of {pairs}, the same everywhere", through(table.constant))
+    return Fitted(Baseline("lut", f"look-up table of the input's {what}, fitted on {pairs}", through(table)), n, what,
+                  _mean_psnr(scores), copy, held_out, mean, _mean_psnr(means)), None
 
 
 def _image_pairs(opt, domains, source, target):

@@ -9,7 +9,8 @@ over 100 random subsets of min(1000, n) images) are torchmetrics' implementation
 come from --fid_weights PATH, from torch's hub cache (downloaded there on first use, ~92 MB), or not at all: then
 one line says how to get them. The baseline is test.py's (--baseline) for the same translation: the copy of the input
 (the FID (KID) of the real input images against the real target images, where both domains have as many channels),
-the look-up table's outputs of the inputs against the real target images, or none.
+the look-up table's outputs of the inputs (or the mean target everywhere) against the real target images, or
+none.
 
 FID of a few dozen images is biased upwards (its covariance estimate needs thousands): compare numbers of the same
 test set only. KID is unbiased; its standard deviation over subsets is reported with it.
@@ -165,13 +166,13 @@ class SetMetrics:
         self.real, self.fake, self.based = {}, {}, {}  # domain -> {path: features}; label -> [features] (twice)
 
     def kind(self, label):
-        """The kind of baseline of ``label``: "copy", "lut" or "none"."""
+        """The kind of baseline of ``label``: "copy", "lut", "mean" or "none"."""
         chosen = (self.baselines or {}).get(label)
         return "copy" if chosen is None else chosen.kind
 
     def add(self, visuals, data, domains):
-        """One item: its real images (each file once, by path), its outputs and, for a look-up table baseline, its
-        output of the input."""
+        """One item: its real images (each file once, by path), its outputs and, for a look-up table or mean baseline,
+        its output of the input."""
         side_of = {domain: side for side, domain in domains.side.items()}
         for domain in ("A", "B"):
             image, side = visuals.get("real_" + domain), side_of.get(domain)
@@ -184,7 +185,7 @@ class SetMetrics:
         for label, (source, _) in self.translations.items():
             if visuals.get(label) is not None:
                 self.fake.setdefault(label, []).append(self.network.fn(as_uint8(visuals[label])))
-            if self.kind(label) == "lut" and visuals.get("real_" + source) is not None:
+            if self.kind(label) in ("lut", "mean") and visuals.get("real_" + source) is not None:
                 predicted = self.baselines[label](to01(visuals["real_" + source][0]))  # (C, H, W) on 0..1
                 image = torch.from_numpy(np.asarray(predicted, np.float32) * 2 - 1)[None]
                 self.based.setdefault(label, []).append(self.network.fn(as_uint8(image)))
@@ -195,8 +196,8 @@ class SetMetrics:
 
     def results(self):
         """[Result] of FID and KID (with its std) per translation whose output and target sets have 2 or more
-        images; the baseline (``baselines``): the real inputs, or the look-up table's outputs, against the real
-        targets."""
+        images; the baseline (``baselines``): the real inputs, or the look-up table's (mean's) outputs, against the
+        real targets."""
         out = []
         for label, (source, target) in self.translations.items():
             fake, real = self.fake.get(label), self.real.get(target)

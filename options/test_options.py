@@ -20,12 +20,13 @@ class TestOptions(BaseOptions):
         parser.add_argument("--fid", policy=RUN, action="store_true",
                             help="2D: also FID and KID of each translation against the real images of its target "
                                  "domain (testA and testB; standard InceptionV3 features, see --fid_weights)")
-        parser.add_argument("--baseline", policy=RUN, default="auto", choices=["auto", "copy", "lut", "none"],
+        parser.add_argument("--baseline", policy=RUN, default="auto", choices=["auto", "copy", "lut", "mean", "none"],
                             help="what the metrics are compared with: copy (the input unchanged), lut (a look-up "
-                                 "table of the input's colour fitted on the training pairs), none; auto: with paired "
-                                 "training data at hand, whichever of copy and lut has the better PSNR on the "
-                                 "training pairs (lut alone where input and target differ in channels), else copy "
-                                 "where the channels match, else none")
+                                 "table of the input's colour fitted on the training pairs), mean (their mean "
+                                 "target colour everywhere), none; auto: with paired training data at hand, "
+                                 "whichever of copy, lut and mean has the best PSNR on the training pairs (no copy "
+                                 "where input and target differ in channels), else copy where the channels match, "
+                                 "else none")
         parser.set_defaults(load_size=parser.get_default("crop_size"))  # no random crop at test time
         return parser
 

@@ -102,7 +102,8 @@ def test_fid_and_kid_of_test_py_on_unpaired_images(tmp_path, stand_in, capsys):
 
 def test_fid_and_kid_compare_with_the_baseline_of_the_other_metrics(demo_root, tmp_path, stand_in, monkeypatch):
     """--fid beside --baseline: lut compares the look-up table's outputs of the inputs with the real targets (the
-    summary row then names one baseline for every metric); none has no FID baseline."""
+    summary row then names one baseline for every metric), mean the mean target colour everywhere; none has no FID
+    baseline."""
     from evaluation import baselines
     chosen = {}
 
@@ -129,6 +130,16 @@ def test_fid_and_kid_compare_with_the_baseline_of_the_other_metrics(demo_root, t
     assert mean["baseline_FID_fake_B"] < frechet(real, feats(images / "real_A")) / 10  # not the copy's
     records = {r["key"]: r for r in json.load(open(res / "summary.json"))["results"]}
     assert {records[k]["baseline_kind"] for k in ("PSNR_fake_B", "FID_fake_B", "KID_fake_B")} == {"lut"}
+    # mean: the mean target colour everywhere, for every metric (its FID: of identical images, finite)
+    test_script.main(common + ["--results_dir", str(tmp_path / "mean"), "--baseline", "mean"])
+    res = tmp_path / "mean" / "paired2d" / "test_latest"
+    records = {r["key"]: r for r in json.load(open(res / "summary.json"))["results"]}
+    assert {records[k]["baseline_kind"] for k in ("PSNR_fake_B", "FID_fake_B", "KID_fake_B")} == {"mean"}
+    const = chosen["fake_B"]
+    assert const.kind == "mean"
+    flat = torch.cat([stand_in_features(fid.as_uint8(torch.from_numpy(const(x) * 2 - 1)[None])) for x in sources])
+    assert np.isfinite(records["FID_fake_B"]["baseline"])
+    assert records["FID_fake_B"]["baseline"] == pytest.approx(frechet(real, flat.numpy()), rel=1e-3)
     test_script.main(common + ["--results_dir", str(tmp_path / "none"), "--baseline", "none"])
     mean = json.load(open(tmp_path / "none" / "paired2d" / "test_latest" / "metrics.json"))["mean"]
     assert "FID_fake_B" in mean and not any(k.startswith("baseline_") for k in mean)

@@ -88,10 +88,11 @@ def _printed_baselines(out):
             if line.startswith("baseline of ")}
 
 
-def test_baseline_auto_takes_the_better_of_copy_and_look_up_table_on_the_training_pairs(demo_root, paired, browser,
-                                                                                         capsys):
-    """auto fits the table whenever paired training data is at hand and takes whichever of it and the copy scores
-    better on the training pairs, saying which and both scores; without paired training data it keeps the copy."""
+def test_baseline_auto_takes_the_best_of_copy_look_up_table_and_mean_on_the_training_pairs(demo_root, paired,
+                                                                                            browser, capsys):
+    """auto fits the table and the mean whenever paired training data is at hand and takes whichever of them and the
+    copy scores best on the training pairs, saying which and every score; without paired training data it keeps the
+    copy."""
     res = paired / "auto"
     capsys.readouterr()
     # the demo's pairs differ by a colour cast: the table wins there
@@ -101,8 +102,8 @@ def test_baseline_auto_takes_the_better_of_copy_and_look_up_table_on_the_trainin
     assert set(said) == {"fake_B", "fake_A"}
     for label in said:
         assert said[label].startswith("look-up table of the input's colour, fitted on ")
-        assert "chosen by --baseline auto, the better on those pairs: mean PSNR " in said[label]
-        assert "dB for the copy of the input" in said[label]
+        assert "chosen by --baseline auto, the best on those pairs: mean PSNR " in said[label]
+        assert "dB for the copy of the input and " in said[label] and "dB for their mean target colour" in said[label]
     cast = _records(res / "cast" / "pr" / "test_latest")
     assert cast["PSNR_fake_B"]["baseline_kind"] == "lut" and "(look-up table baseline" in out
     page = browser.inspect(res / "cast" / "pr" / "test_latest" / "index.html")
@@ -118,7 +119,7 @@ def test_baseline_auto_takes_the_better_of_copy_and_look_up_table_on_the_trainin
     test_script.main(_test(same, paired, "pr", res / "same"))
     said = _printed_baselines(capsys.readouterr().out)
     pairs = len(os.listdir(same / "trainA"))
-    assert said["fake_B"].startswith(f"copy of the input; chosen by --baseline auto, the better on {pairs} training "
+    assert said["fake_B"].startswith(f"copy of the input; chosen by --baseline auto, the best on {pairs} training "
                                      f"pairs: mean PSNR 100.00 dB, against ")
     assert "for a look-up table of the input's colour fitted on them" in said["fake_B"]
     assert _records(res / "same" / "pr" / "test_latest")["PSNR_fake_B"]["baseline_kind"] == "copy"
@@ -163,14 +164,15 @@ def test_baseline_auto_on_volumes_in_other_units_and_in_the_same(tmp_path):
     model = SimpleNamespace(dims=3, volume=SimpleNamespace(intensity={"A": (0.0, 100.0), "B": (0.0, 1000.0)}),
                             translators=lambda: {"fake_B": SimpleNamespace(source="A", target="B")})
     domains = DomainMap("AtoB", 1, 1)
-    for case, scale in (("units", 10.0), ("same", 1.0)):
+    for case, scale in (("units", 10.0), ("same", 1.0), ("unrelated", 0.0)):
         root = tmp_path / case
         for folder in ("trainA", "trainB"):
             (root / folder).mkdir(parents=True)
         for k in range(3):
             a = rng.uniform(0, 100, (6, 7, 8)).astype(np.float32)
             np.save(root / "trainA" / f"v{k}.npy", a)
-            np.save(root / "trainB" / f"v{k}.npy", a * scale + (rng.normal(0, 5, a.shape) if scale != 1 else 0))
+            np.save(root / "trainB" / f"v{k}.npy", a * scale + (rng.normal(0, 5, a.shape) if scale != 1 else 0) +
+                    (500 if case == "unrelated" else 0))
         said = []
         chosen = baselines.for_test(SimpleNamespace(baseline="auto", dataroot=str(root)), model, domains,
                                     say=said.append)["fake_B"]
@@ -180,8 +182,18 @@ def test_baseline_auto_on_volumes_in_other_units_and_in_the_same(tmp_path):
                                                                     "on 3 training pairs; chosen by --baseline auto")
             x = np.full((1, 2, 2, 2), 50.0)
             assert np.allclose(chosen(x), 500.0, atol=10)  # original units in and out
-        else:
+        elif case == "same":
             assert chosen.kind == "copy" and "mean PSNR 100.00 dB, against " in chosen.about
+        else:  # B = 500 + noise whatever A is: the table over-fits its bins, one intensity everywhere does better
+            assert chosen.kind == "mean" and chosen.about.startswith("mean target intensity of 3 training pairs, the "
+                                                                     "same everywhere; chosen by --baseline auto")
+            assert "dB for a look-up table of the input's intensity fitted on them" in chosen.about
+            b = np.concatenate([np.load(root / "trainB" / f"v{k}.npy").ravel() for k in range(3)])
+            x = np.full((1, 2, 2, 2), 50.0)
+            assert chosen(x).shape == x.shape and np.allclose(chosen(x), b.mean(), atol=0.5)  # original units
+            asked = baselines.for_test(SimpleNamespace(baseline="mean", dataroot=str(root)), model, domains,
+                                       say=said.append)["fake_B"]
+            assert asked.kind == "mean" and "chosen" not in asked.about and np.allclose(asked(x), chosen(x))
 
 
 def test_look_up_table_learns_a_colour_mapping():

@@ -67,7 +67,7 @@ METRICS = {m.name: m for m in (MAE, PSNR, SSIM, FID, KID)}  # every kind a resul
 SHOWN = (PSNR, SSIM, MAE)  # the order of the pages' metric columns
 CYCLE_METRICS = (MAE,)  # what evaluation measures of a cycle A -> B -> A (against A)
 REGIONS = ("foreground",)  # named regions of masked metrics (volumes: evaluation.metrics); no region: every voxel
-BASELINES = {"copy": "copy of the input", "lut": "look-up table"}  # the kinds of baseline (evaluation.baselines)
+BASELINES = {"copy": "copy of the input", "lut": "look-up table", "mean": "mean target"}  # the kinds of baseline (evaluation.baselines)
 DOMAINS = ("A", "B")
 # a trained model's translations: output label -> (source, target) domains (--val_metric's outputs; pages of results
 # that do not describe their translations)
@@ -90,7 +90,8 @@ class Result:
         data_range: the data range the metric used (1.0 for images on 0..1, a volume's target window), None where
             unknown (files of earlier versions).
         baseline_kind: what the baseline is: "copy" (the input unchanged; what files of earlier versions hold, where
-            this is None) or "lut" (a look-up table fitted on the training pairs; evaluation.baselines).
+            this is None), "lut" (a look-up table fitted on the training pairs) or "mean" (their mean target
+            everywhere; evaluation.baselines).
     """
     metric: Metric
     output: str
@@ -133,7 +134,7 @@ class Result:
 
     @property
     def baseline_name(self) -> Optional[str]:
-        """The baseline, for people: "copy of the input", "look-up table"; None without one."""
+        """The baseline, for people: "copy of the input", "look-up table", "mean target"; None without one."""
         if self.baseline is None:
             return None
         return BASELINES.get(self.baseline_kind or "copy", self.baseline_kind)

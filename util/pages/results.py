@@ -74,9 +74,10 @@ def measured(mean, run, dims, fraction):
         same = len(set(kinds.values())) == 1
         text = next(iter(kinds.values())) if same else "; ".join(f"{o}: {k}" for o, k in kinds.items())
         caveat = (" The copy of the input is a baseline only where input and target are the same kind of image; "
-                  "across kinds (photos → maps) a look-up table of the input's colour fitted on the training pairs "
-                  "scores better (test.py --baseline auto takes it where paired training data shows that, "
-                  "--baseline lut always), --baseline none compares with nothing."
+                  "across kinds (photos → maps) a look-up table of the input's colour fitted on the training pairs, "
+                  "or their mean target colour everywhere, scores better (test.py --baseline auto takes the best "
+                  "where paired training data shows it, --baseline lut or mean always), --baseline none compares "
+                  "with nothing."
                   if any(k.startswith("copy") and "look-up table" not in k for k in kinds.values()) else "")
         lines.append(f"Baseline: {text}.{caveat}")
     if fraction:
