@@ -8,7 +8,8 @@
   model can do that sees one pixel and no context. It needs paired training data at hand.
 - ``mean``: the mean target colour (intensity) of the same training pairs, output everywhere whatever the input: what
   a model scores that learned the target domain's average and nothing of the translation. Where the input's colour
-  says little about the target's (photos -> maps of other places), the table over-fits and this scores better.
+  says little about the target's, the table over-fits the training images and this can score better on others (the
+  quality benchmark's photo -> map task, tested on other photos).
 - ``none``: no baseline.
 
 ``--baseline auto`` (the default) fits the table and the mean whenever paired training data is at hand and takes
