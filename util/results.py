@@ -67,7 +67,8 @@ METRICS = {m.name: m for m in (MAE, PSNR, SSIM, FID, KID)}  # every kind a resul
 SHOWN = (PSNR, SSIM, MAE)  # the order of the pages' metric columns
 CYCLE_METRICS = (MAE,)  # what evaluation measures of a cycle A -> B -> A (against A)
 REGIONS = ("foreground",)  # named regions of masked metrics (volumes: evaluation.metrics); no region: every voxel
-BASELINES = {"copy": "copy of the input", "lut": "look-up table", "mean": "mean target"}  # the kinds of baseline (evaluation.baselines)
+# the kinds of baseline (evaluation.baselines)
+BASELINES = {"copy": "copy of the input", "lut": "look-up table", "mean": "mean target"}
 DOMAINS = ("A", "B")
 # a trained model's translations: output label -> (source, target) domains (--val_metric's outputs; pages of results
 # that do not describe their translations)

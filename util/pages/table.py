@@ -138,8 +138,8 @@ def summary_table(mean, outputs=None, titles=None, table_id="summary"):
     """The results at a glance (``mean``: util.results.Results): a row per output (fake_B, fake_A) and per masked
     region it was also measured on (the foreground of volumes); per metric the output's value, the baseline's and
     the difference (green where the output is better), and which baseline that is (the copy of the input, a
-    look-up table, the mean target; test.py --baseline). Without any baseline the table has the values only. None when ``mean`` has
-    no result of a translation."""
+    look-up table, the mean target; test.py --baseline). Without any baseline the table has the values only. None
+    when ``mean`` has no result of a translation."""
     found = mean.translations
     outputs = [o for o in (outputs or found.outputs) if o in found.outputs]
     if not outputs:
