@@ -14,8 +14,9 @@
 
 ``--baseline auto`` (the default) fits the table and the mean whenever paired training data is at hand and takes
 whichever of the copy, the table and the mean scores the best mean PSNR on the training pairs (the table's and the
-mean's scores measured on pairs they were not fitted on: each half of the pairs scored by the fit on the other half;
-a tie goes to the copy, then the table), the copy left out where input and target have different channels; without
+mean's scores measured on pairs they were not fitted on: the first half of the pairs in file order scored by the fit
+on the second and the other way round, so that, as for a test set of other images, the two halves mostly come from
+other images or subjects; a tie goes to the copy, then the table), the copy left out where input and target have different channels; without
 paired training data it takes the copy where the channels match, else no baseline. It says which it took, and every
 score, on the page and in test.py's printout.
 """
@@ -137,7 +138,8 @@ class Fitted:
         baseline: the table as a Baseline.
         pairs: the training pairs it was fitted on.
         what: "colour" or "intensity": what the table looks up.
-        lut_psnr: its mean PSNR on the pairs (dB), each half of them scored by a table fitted on the other half
+        lut_psnr: its mean PSNR on the pairs (dB), each half of them (in file order) scored by a table fitted on the
+            other half
             (``held_out``; with one pair: on that pair).
         copy_psnr: the copy of the input's mean PSNR on the same pairs; None where input and target differ in
             channels.
@@ -157,7 +159,7 @@ class Fitted:
     def choice(self):
         """--baseline auto: the best of the copy, the table and the mean on the training pairs (ties: the copy, then
         the table), said with every score in its ``about``."""
-        fitted = " (each half of them scored by the fit on the other half)" if self.held_out else ""
+        fitted = " (each half of them, in file order, scored by the fit on the other half)" if self.held_out else ""
         candidates = [("copy", self.copy_psnr, COPY, "for the copy of the input")] if self.copy_psnr is not None \
             else []
         candidates += [("lut", self.lut_psnr, self.baseline, f"for a look-up table of the input's {self.what} fitted "
@@ -262,8 +264,10 @@ def _fit(opt, model, domains, source, target, same):
             return fn
     table = fit_on(samples)
     held_out = len(samples) >= 2
-    if held_out:  # each half scored by the fit on the other half
-        halves = samples[0::2], samples[1::2]
+    if held_out:  # each half scored by the fit on the other; halves in file order, where neighbours (tiles or crops
+        # of one photo) stay together: interleaved, the table scored 19.53 dB on the quality
+        # benchmark's photo -> map pairs and 17.54 on its test photos, where one colour everywhere scores 18.74
+        halves = samples[:len(samples) // 2], samples[len(samples) // 2:]
         scored = [(fit_on(halves[1 - k]), halves[k]) for k in (0, 1)]
     else:
         scored = [(table, samples)]

@@ -196,6 +196,29 @@ def test_baseline_auto_on_volumes_in_other_units_and_in_the_same(tmp_path):
             assert asked.kind == "mean" and "chosen" not in asked.about and np.allclose(asked(x), chosen(x))
 
 
+def test_baseline_auto_scores_the_fits_on_the_other_half_of_the_files(tmp_path):
+    """The table and the mean are scored on halves in file order, as a test set of other images would score them:
+    a table fitted on the first files' intensities has seen none of the last files' and falls back to the mean there
+    (split every other file, it would have seen both and scored far above the mean)."""
+    from types import SimpleNamespace
+
+    from data.base_dataset import DomainMap
+    from evaluation import baselines
+    rng = np.random.default_rng(0)
+    model = SimpleNamespace(dims=3, volume=SimpleNamespace(intensity={"A": (0.0, 100.0), "B": (0.0, 1000.0)}))
+    for folder in ("trainA", "trainB"):
+        (tmp_path / folder).mkdir()
+    for k in range(4):  # v0, v1: dark inputs; v2, v3: bright ones; B = 10 A in all
+        a = rng.uniform(0, 50, (6, 7, 8)).astype(np.float32) + (50 if k >= 2 else 0)
+        np.save(tmp_path / "trainA" / f"v{k}.npy", a)
+        np.save(tmp_path / "trainB" / f"v{k}.npy", 10 * a)
+    fit, why = baselines._fit(SimpleNamespace(dataroot=str(tmp_path)), model, DomainMap("AtoB", 1, 1), "A", "B", True)
+    assert why is None and fit.held_out and fit.pairs == 4
+    assert fit.lut_psnr == pytest.approx(fit.mean_psnr, abs=0.5) and fit.lut_psnr < 15
+    x = np.full((1, 2, 2, 2), 75.0)
+    assert np.allclose(fit.baseline(x), 750.0, atol=10)  # the table itself is fitted on every pair
+
+
 def test_look_up_table_learns_a_colour_mapping():
     rng = np.random.default_rng(0)
     source = rng.random((3, 64, 64))
