@@ -319,6 +319,12 @@ def reference_methods(task, folder, meta):
     return methods
 
 
+def task_references(task, folder, meta):
+    """(methods, rows): the task's reference methods fitted on its training data, and their rows on its test data."""
+    methods = reference_methods(task, folder, meta)
+    return methods, reference_rows(task, folder, meta, methods)
+
+
 def reference_rows(task, folder, meta, methods):
     """[(method, scores)] of ``methods`` on the task's test data."""
     if dims(task) == 3:
@@ -484,9 +490,7 @@ def run_task(ctx, task, meta):
     baseline, revgan = TASKS[task]
     folder = os.path.join(ctx.data, task)
     t = time.perf_counter()
-    methods = reference_methods(task, folder, meta)
-    ctx.methods[task] = methods
-    refs = reference_rows(task, folder, meta, methods)
+    ctx.methods[task], refs = task_references(task, folder, meta)
     print(f"  [{task}] reference baselines computed in {time.perf_counter() - t:.1f} s: " + "; ".join(
         f"{m}: {s['PSNR']:.2f} dB" for m, s in refs), flush=True)
     n = ctx.epochs or MODES[ctx.mode]["epochs"][task]
@@ -943,8 +947,7 @@ def main(argv=None):
     print(f"  data ready at {time.perf_counter() - ctx.t0:.0f} s", flush=True)
     if args.references_only:
         rows = [[task, m] + fmt(scores) for task in args.tasks
-                for m, scores in reference_rows(task, os.path.join(ctx.data, task), metas[task],
-                                                reference_methods(task, os.path.join(ctx.data, task), metas[task]))]
+                for m, scores in task_references(task, os.path.join(ctx.data, task), metas[task])[1]]
         print(bu.markdown_table(["task", "method"] + HEADER[-4:], rows))
         return rows
     results = []
