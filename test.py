@@ -25,7 +25,7 @@ def main(argv=None):
     if opt.eval:
         model.eval()
     out_dir, page, mean = evaluate(opt, model, options)
-    for line in summary_lines(mean) + advice_lines(model.spec, mean):
+    for line in summary_lines(mean) + advice_lines(model.spec, mean, getattr(model, "path_open", None)):
         print(line)
     print(f"results are in {out_dir} (open {page})")
 

@@ -7,6 +7,7 @@
 
 Checkpoints (full state) go to checkpoints/NAME/latest.pth and EPOCH.pth; resume with --continue_train.
 """
+import itertools
 import os
 import sys
 import time
@@ -18,6 +19,7 @@ from data import create_dataset, validation_source
 from evaluation.snapshots import Snapshot
 from evaluation.validation import Validation, format_metrics
 from models import create_model
+from models import cycle
 from models.volume import match_data
 from options.resolution import resolve
 from options.train_options import TrainOptions
@@ -80,6 +82,11 @@ def train(options, opt, spec, checkpoint):
         visualizer.finish(progress.epoch - 1)
         visualizer.close()
         return
+    if getattr(model, "probe_due", False):  # --residual_auto: decided before the first step
+        steps = dataset.batches_left() * (last - progress.epoch + 1)  # of this run (a short one probes fewer)
+        model.decide_residual(progress_bar(probe_batches(dataset, progress.epoch), "residual probe",
+                                           total=min(cycle.PROBE_STEPS, steps), leave=False,
+                                           disable=not distributed.is_main()), steps)
     log, display = LossLog(opt, model, visualizer, dataset.epoch_samples), Display(opt, model, visualizer)
     saver = Checkpoints(opt, model, validation)
     for epoch in progress_bar(range(progress.epoch, last + 1), "epochs", initial=progress.epoch - opt.epoch_count,
@@ -155,6 +162,14 @@ def timed(batches):
     for batch in batches:
         yield batch, time.time() - start
         start = time.time()
+
+
+def probe_batches(dataset, epoch):
+    """The training batches from ``epoch`` on, in their order, for as long as they are drawn (the training loop sets
+    its epoch again before its first step)."""
+    for k in itertools.count():
+        dataset.set_epoch(epoch + k)
+        yield from dataset
 
 
 def train_step(model, batch):

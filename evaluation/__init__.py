@@ -107,17 +107,20 @@ def _baseline_text(r, unit=""):
     return f" ({name} baseline {r.baseline:.{r.metric.decimals}f}{unit})"
 
 
-def advice_lines(spec, mean):
+def advice_lines(spec, mean, residual_open=None):
     """What the results suggest trying (``spec``: the tested model's models.config.ModelSpec, ``mean``:
-    util.results.Results): an unpaired model without the global residual whose output scores below the copy of its
-    input may be on a task where input and target look alike, where the unpaired models measured 3.7-4.8 dB above
-    the copy with --residual and 0.7-0.8 dB below it without (faded photos; docs/benchmarks.md, "The unpaired models
-    on faded photos, without normalization"); or on one between domains that look different, where no setting beat
-    the copy (T1 -> grey-matter map, 3D) and the residual kept its input: so the note says "if"."""
+    util.results.Results, ``residual_open``: whether its residual's input path is open, where training decided it
+    (--residual_auto); None: as ``spec`` says): an unpaired model without the global residual (or with it closed in
+    training) whose output scores below the copy of its input may be on a task where input and target look alike,
+    where the unpaired models measured 3.7-4.8 dB above the copy with --residual and 0.7-0.8 dB below it without
+    (faded photos; docs/benchmarks.md, "The unpaired models on faded photos, without normalization"); or on one
+    between domains that look different, where no setting beat the copy (T1 -> grey-matter map, 3D) and the residual
+    kept its input: so the note says "if"."""
     below = [r for r in (mean.find(PSNR, out) for out in mean.outputs)
              if r is not None and r.baseline is not None and (r.baseline_kind or "copy") == "copy" and
              r.value < r.baseline]
-    if not below or not spec.residual_applies or spec.has_residual or not spec.trains_unpaired:
+    has_residual = spec.has_residual if residual_open is None else residual_open
+    if not below or not spec.residual_applies or has_residual or not spec.trains_unpaired:
         return []
     return [f"note: {r.output} scores below the copy of its input (PSNR {r.value:.2f} against {r.baseline:.2f} dB): "
             f"if input and target should look alike (restoration, denoising), try training with --residual, which "

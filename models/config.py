@@ -45,6 +45,9 @@ class GeneratorConfig:
         residual_gate: the residual's input path is scaled by a learned gain per output channel and direction,
             starting at 1 and fast to move (networks.Generator.output), so that training can leave the identity;
             what a checkpoint without the entry lacks.
+        residual_auto: the unpaired models' default: training starts with the residual open and decides after a
+            probe whether to keep it (models.cycle.CycleModel.probe_step); the generator records the decision in
+            buffers. What a checkpoint without the entry lacks (its residual, if any, stays as trained).
         iunet_architecture: coupling blocks per level of the invertible U-Net, comma-separated.
         dims: 2 for images, 3 for volumes.
     """
@@ -61,6 +64,7 @@ class GeneratorConfig:
     tanh: bool = True
     residual: bool = False
     residual_gate: bool = False
+    residual_auto: bool = False
     stem: str = "conv7"
     stem_padding: str = "zeros"
     iunet_architecture: str = "2,2,2,2"
@@ -165,10 +169,14 @@ class ModelSpec:
                   if renames.get(f.name, f.name) in values}
             kw.update(fixed)
             return config_cls(**kw)
+        # --no_residual None: the unpaired models' default with neither --residual nor --no_residual typed (the
+        # residual, decided in training); --residual_auto None: follow that
+        no_residual = values.get("no_residual", not GeneratorConfig.residual)
+        auto = values.get("residual_auto")
         generator = pick(GeneratorConfig, {}, dims=dims, dropout=not values.get("no_dropout", False),
-                         tanh=not values.get("no_output_tanh", False),
-                         residual=not values.get("no_residual", not GeneratorConfig.residual),
-                         residual_gate=not values.get("no_residual_gate", not GeneratorConfig.residual_gate))
+                         tanh=not values.get("no_output_tanh", False), residual=not no_residual,
+                         residual_gate=not values.get("no_residual_gate", not GeneratorConfig.residual_gate),
+                         residual_auto=not no_residual and (no_residual is None if auto is None else bool(auto)))
         discriminator = pick(DiscriminatorConfig, {"n_layers": "n_layers_D"}, dims=dims)
         return cls(opt.model, opt.input_nc, opt.output_nc, generator, discriminator, bool(values.get("one_way")))
 
@@ -182,6 +190,7 @@ class ModelSpec:
             "n_downsampling": g.n_downsampling, "coupling": g.coupling if g.reversible else None,
             "no_output_tanh": not g.tanh, "residual": g.residual if g.netG != "iunet" else None, "dims": g.dims,
             "residual_gate": g.residual_gate if g.netG != "iunet" and g.residual else None,
+            "residual_auto": g.residual_auto if g.netG != "iunet" and g.residual else None,
             "stem": g.stem if g.netG in STEM_NETG else None,
             "stem_padding": g.stem_padding if g.netG in STEM_NETG and g.stem == "unshuffle" else None,
             "iunet_architecture": g.iunet_architecture if g.netG == "iunet" else None,
@@ -204,7 +213,7 @@ class ModelSpec:
             n_downsampling=given("n_downsampling", GeneratorConfig.n_downsampling),
             coupling=given("coupling", GeneratorConfig.coupling), use_naive=given("use_naive", False),
             tanh=not given("no_output_tanh", False), residual=given("residual", False),
-            residual_gate=given("residual_gate", False),
+            residual_gate=given("residual_gate", False), residual_auto=given("residual_auto", False),
             stem=stem, stem_padding=given("stem_padding", "reflect" if stem == "unshuffle" else
                                           GeneratorConfig.stem_padding),
             iunet_architecture=given("iunet_architecture", GeneratorConfig.iunet_architecture), dims=dims)

@@ -35,14 +35,14 @@ def add_generator_options(parser, reversible: bool):
                         "checkpoints written before this option have (then a uniform image, such as a blank tile, "
                         "reaches the core as a constant map and the gradients of its instance norms overflow)")
     g.add_argument("--no_residual", policy=ARCH, action="store_true",
-                   help="no global residual: the generator's output does not start from its input (as in CycleGAN; "
-                        "the default of the unpaired models)")
+                   help="no global residual: the generator's output does not start from its input (as in "
+                        "CycleGAN's generator)")
     g.add_argument("--residual", policy=ARCH, dest="no_residual", action="store_false",
                    help="a global residual: the generator's output starts from its input, tanh(g * atanh(x) + h) "
                         "with a learned gain g starting at 1 (the default of the paired models; for the unpaired "
-                        "ones it helps on short runs between domains that look alike, such as restoration, and holds "
-                        "them near their input between domains that do not); only where input and output have as "
-                        "many channels")
+                        "ones, kept whatever the domains: it learns best between domains that look alike, such as "
+                        "restoration, and holds them near their input between domains that do not, see "
+                        "--residual_auto); only where input and output have as many channels")
     g.add_argument("--no_residual_gate", policy=ARCH, action="store_true",
                    help="the residual's input path without its learned gain (the output is tanh(atanh(x) + h) "
                         "exactly, as before the gate existed); the gain starts at 1 and lets training leave the "
@@ -85,10 +85,13 @@ class GANModel(BaseModel):
     """A BaseModel trained adversarially: the GAN criterion, an L1 criterion, image pools of generated images for the
     discriminators, and the discriminator's loss with a real WGAN-GP gradient penalty.
 
-    Subclasses build their networks (``make_G``/``make_D``) and call ``add_pools`` for the fakes they pool."""
+    Subclasses build their networks (``make_G``/``make_D``) and call ``add_pools`` for the fakes they pool. While
+    ``measure_separation`` is set, each discriminator loss appends its networks.separation to ``separations``."""
+    measure_separation = False
 
     def __init__(self, opt, spec):
         super().__init__(opt, spec)
+        self.separations = []
         if self.is_train:
             self.criterionGAN = networks.GANLoss(opt.gan_mode).to(self.device)
             self.criterionL1 = torch.nn.L1Loss()
@@ -134,7 +137,10 @@ class GANModel(BaseModel):
     def discriminator_terms(self, netD, real: torch.Tensor, fake: torch.Tensor) -> tuple:
         """``netD``'s loss on a real batch, on a (detached) fake batch, and the gradient penalty (0 but under
         wgangp; taken inside the fp16 gradient scaler of ``self.optimizer_D``, the discriminators' optimizer)."""
-        loss_real, loss_fake = self.criterionGAN(netD(real), True), self.criterionGAN(netD(fake.detach()), False)
+        pred_real, pred_fake = netD(real), netD(fake.detach())
+        if self.measure_separation:
+            self.separations.append(networks.separation(pred_real, pred_fake))
+        loss_real, loss_fake = self.criterionGAN(pred_real, True), self.criterionGAN(pred_fake, False)
         penalty = networks.gradient_penalty(netD, real, fake, lambda_gp=self.opt.lambda_gp,
                                             scale=self.precision.loss_scale(self.optimizer_D)) \
             if self.opt.gan_mode == "wgangp" else 0.0

@@ -328,6 +328,13 @@ class Generator(Recomputing, nn.Module):
         if self.residual and gate:
             self.residual_gain = nn.Parameter(torch.zeros(2 if self.bidirectional else 1, output_nc))
 
+    def add_residual_switch(self):
+        """Buffers that record whether the residual's input path is open (1) or closed (0) and whether training has
+        decided it (--residual_auto, models.cycle.CycleModel.probe_step): closed, the output is ``tanh(h)``, the
+        generator's without the residual. They start open and undecided; checkpoints keep them."""
+        self.register_buffer("residual_open", torch.ones(()))
+        self.register_buffer("residual_decided", torch.zeros(()))
+
     def output(self, x, h, direction="AtoB"):
         """The generator's output for input ``x`` from its last layer's ``h``."""
         if not self.residual:
@@ -336,6 +343,9 @@ class Generator(Recomputing, nn.Module):
         base = x.to(wide)
         if self.tanh:
             base = torch.atanh(base.clamp(-1 + RESIDUAL_EPS, 1 - RESIDUAL_EPS))
+        switch = getattr(self, "residual_open", None)
+        if switch is not None:
+            base = base * switch.to(wide)
         gain = getattr(self, "residual_gain", None)
         if gain is not None:
             g = 1 + GATE_RATE * gain[0 if direction == "AtoB" else 1].to(wide)
@@ -584,6 +594,8 @@ def define_G(input_nc, output_nc, config: GeneratorConfig) -> Generator:
     else:
         raise UserError(f"unknown --netG {c.netG!r}; valid: resnet_9blocks, resnet_6blocks, unet_128, unet_256, "
                         f"revgan, iunet")
+    if c.residual_auto and net.residual:
+        net.add_residual_switch()
     return init_weights(net, c.init_type, c.init_gain)
 
 
@@ -642,6 +654,19 @@ def define_D(input_nc, config: DiscriminatorConfig) -> nn.Module:
 
 # ------------------------------------------------------------------------------------------------------------------
 # losses
+def separation(real_scores, fake_scores) -> float:
+    """How well a discriminator tells real from fake: the probability that it scores a patch of ``real_scores``
+    above a patch of ``fake_scores`` (ties count half; the area under its ROC curve), 0.5 where it cannot tell them
+    apart, 1 where it always can. From the ranks of all scores together (mid-ranks for ties), in float64."""
+    real, fake = real_scores.detach().flatten().double(), fake_scores.detach().flatten().double()
+    values, inverse, counts = torch.unique(torch.cat([real, fake]), return_inverse=True, return_counts=True)
+    counts = counts.double()
+    below = torch.cumsum(counts, 0) - counts  # scores below each distinct value
+    ranks = (below + (counts + 1) / 2)[inverse]  # 1-based mid-ranks
+    n_real, n_fake = real.numel(), fake.numel()
+    return float((ranks[:n_real].sum() - n_real * (n_real + 1) / 2) / (n_real * n_fake))
+
+
 class GANLoss(nn.Module):
     """lsgan (MSE), vanilla (BCE with logits) or wgangp (mean critic score) against real/fake targets."""
 

@@ -7,6 +7,7 @@ and image pools), ``extra`` (the model's own facts; 3D: the intensity ranges and
 ``schedule`` (the schedule flags); train.py adds ``options`` (every plain value of its run configuration) and
 ``validation`` (the best so far).
 """
+import copy
 import random
 from dataclasses import asdict, dataclass
 
@@ -137,6 +138,25 @@ def rank_state(pools: dict) -> dict:
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}}
 
 
+def snapshot(model) -> dict:
+    """What a training step changes, copied in memory (the networks' tensors on the CPU): networks, optimizers,
+    gradient scalers, this process's pools and random states."""
+    return {"networks": {n: {k: v.detach().to("cpu", copy=True) for k, v in model.net(n).state_dict().items()}
+                         for n in model.model_names},
+            "optimizers": copy.deepcopy([o.state_dict() for o in model.optimizers]),
+            "scalers": copy.deepcopy(model.precision.state_dicts(model.optimizers)), "rank": rank_state(model.pools)}
+
+
+def restore(model, saved: dict) -> None:
+    """``model`` back to its ``snapshot``."""
+    for name in model.model_names:
+        model.net(name).load_state_dict(saved["networks"][name])
+    for o, s in zip(model.optimizers, saved["optimizers"]):
+        o.load_state_dict(s)
+    model.precision.load_state_dicts(model.optimizers, saved["scalers"])
+    set_rank_state(saved["rank"], model.pools)
+
+
 def load_rank_state(state: dict, pools: dict, path: str) -> None:
     """Restores this process's random states and image pools from a checkpoint ``state`` (read from ``path``)."""
     ranks = state.get("ranks") or [{"pools": state.get("pools", {}), "rng": state["rng"]}]  # older checkpoints
@@ -144,7 +164,11 @@ def load_rank_state(state: dict, pools: dict, path: str) -> None:
     if len(ranks) != world and distributed.is_main():
         print(f"note: {path} was written by {len(ranks)} process(es), this run has {world}: the data order "
               f"continues, but random draws (dropout, image pools) differ from an uninterrupted run")
-    mine = ranks[rank % len(ranks)]
+    set_rank_state(ranks[rank % len(ranks)], pools)
+
+
+def set_rank_state(mine: dict, pools: dict) -> None:
+    """This process's random states and image pools from ``mine`` (a rank_state)."""
     for k, p in pools.items():
         if k in mine["pools"]:
             p.load_state_dict(mine["pools"][k])

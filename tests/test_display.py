@@ -68,7 +68,7 @@ def test_visdom_dashboard_shows_losses_lr_memory_and_images(demo_root, tmp_path,
     flags = tiny_flags(demo_root, tmp_path, "vis2d", "unpaired_revgan", [
         "--display_id", "1", "--display_port", str(visdom_port), "--display_server", "127.0.0.1",
         "--display_env", env, "--display_freq", "1", "--display_ncols", "3",
-        "--lambda_identity", "0.5"])  # identity visuals (the default without the residual; typed to be sure)
+        "--no_residual", "--lambda_identity", "0.5"])  # identity visuals (--no_residual's default; typed to be sure)
     train_script.main(flags)
     assert "visdom" not in capsys.readouterr().err
     logged = logged_rows(tmp_path / "ckpt" / "vis2d" / "loss_log.txt")

@@ -2,11 +2,12 @@
 generator starts as the identity, where the cycle and identity losses are zero; the identity loss then held it
 there (its output was its input after 8 epochs of satellite -> map); without the identity loss, and with a fast
 learned gain on the residual's input path, it left, but kept the photo's structure under a colour change and drifted
-back towards its input with longer training (docs/benchmarks.md). The unpaired models' default is now CycleGAN's:
-no residual (identity loss 0.5), and no normalization (instance norm hid the input's colour and contrast from the
-generator); --residual gives the residual with its gain and no identity loss. The default leaves its input on two
-synthetic domains that differ in colour and texture; with the residual and the identity loss the generator stays
-at its input."""
+back towards its input with longer training (docs/benchmarks.md). The unpaired models' default now decides the
+residual in training (tests/test_residual_probe.py: kept between domains that look alike, closed where they look
+different), with no normalization (instance norm hid the input's colour and contrast from the generator);
+--residual keeps the residual with its gain and no identity loss, --no_residual gives CycleGAN's generator (identity
+loss 0.5). That generator leaves its input on two synthetic domains that differ in colour and texture; with the
+residual and the identity loss the generator stays at its input."""
 import json
 
 import pytest
@@ -58,10 +59,11 @@ def colour_shift(tmp_path, extra, steps=120):
     return ((fake.mean((0, 2, 3)) - mean_a).norm() / (mean_b - mean_a).norm()).item()
 
 
-@pytest.mark.parametrize("flags", [[], ["--residual", "--norm", "instance"]])
+@pytest.mark.parametrize("flags", [["--no_residual"], ["--residual", "--norm", "instance"]])
 def test_unpaired_revgan_leaves_its_input(tmp_path, flags):
-    """The default (no residual, no normalization) and the residual with its learned gain and instance norm (no
-    identity loss) both move to the target's colours. (--residual without normalization moves 0.11 here: it learns
+    """CycleGAN's generator (no residual, no normalization) and the residual with its learned gain and instance norm
+    (no identity loss) both move to the target's colours (the default, the residual decided in training:
+    tests/test_residual_probe.py). (--residual without normalization moves 0.11 here: it learns
     restoration best and stays near its input between domains that look different; docs/benchmarks.md.)"""
     assert colour_shift(tmp_path, flags) > 0.4  # measured 1.0 (default) and 1.01
 
@@ -72,21 +74,26 @@ def test_the_identity_loss_on_a_residual_generator_holds_it_at_its_input(tmp_pat
     assert held < 0.1  # measured 0.02
 
 
-@pytest.mark.parametrize("model,flags,residual,expected", [
-    ("unpaired_revgan", [], False, 0.5), ("cycle_gan", [], False, 0.5), ("unpaired_revgan3d", [], False, 0.5),
-    ("cycle_gan3d", [], False, 0.5), ("unpaired_revgan", ["--residual"], True, 0.0),
-    ("cycle_gan", ["--residual"], True, 0.0), ("unpaired_revgan", ["--no_residual"], False, 0.5),
-    ("unpaired_revgan", ["--netG", "iunet", "--residual"], None, 0.5),  # (the invertible U-Net has none)
-    ("unpaired_revgan", ["--lambda_identity", "0.3"], False, 0.3), ("paired_revgan", [], True, None),
-    ("pix2pix", [], True, None), ("pix2pix3d", ["--no_residual"], False, None)])
-def test_residual_and_identity_defaults(tmp_path, model, flags, residual, expected):
-    """The unpaired models default to no residual (identity loss 0.5, CycleGAN's); the paired ones to the residual.
-    The identity weight follows the residual unless typed."""
+@pytest.mark.parametrize("model,flags,residual,auto,expected", [
+    ("unpaired_revgan", [], True, True, 0.5), ("cycle_gan", [], True, True, 0.5),  # (0.5 where the residual closes)
+    ("unpaired_revgan3d", [], True, True, 0.5), ("cycle_gan3d", [], True, True, 0.5),
+    ("unpaired_revgan", ["--residual"], True, False, 0.0), ("cycle_gan", ["--residual"], True, False, 0.0),
+    ("unpaired_revgan", ["--residual_auto"], True, True, 0.5),
+    ("unpaired_revgan", ["--no_residual"], False, None, 0.5), ("cycle_gan", ["--no_residual"], False, None, 0.5),
+    ("unpaired_revgan", ["--no_residual", "--residual_auto"], False, None, 0.5),
+    ("unpaired_revgan", ["--netG", "iunet"], None, None, 0.5),  # (the invertible U-Net has none)
+    ("unpaired_revgan", ["--lambda_identity", "0.3"], True, True, 0.3), ("paired_revgan", [], True, False, None),
+    ("pix2pix", [], True, False, None), ("pix2pix3d", ["--no_residual"], False, None, None)])
+def test_residual_and_identity_defaults(tmp_path, model, flags, residual, auto, expected):
+    """The unpaired models default to the residual decided before training (tests/test_residual_probe.py; the
+    identity loss 0.5 where it closes), --residual to the residual kept (no identity loss), --no_residual to
+    CycleGAN's generator (identity loss 0.5); the paired ones to the residual. The identity weight follows the
+    residual unless typed."""
     from models import options_spec, with_architecture_defaults
     opt = TrainOptions().parse(["--dataroot", str(tmp_path), "--name", "x", "--model", model, "--checkpoints_dir",
                                 str(tmp_path), "--gpu_ids", "-1"] + flags)
     spec = options_spec(opt)
-    assert spec.to_architecture()["residual"] is residual
+    assert spec.to_architecture()["residual"] is residual and spec.to_architecture()["residual_auto"] is auto
     if expected is not None:
         assert opt.lambda_identity is None or "--lambda_identity" in flags
         assert with_architecture_defaults(opt, spec).lambda_identity == expected
@@ -100,11 +107,13 @@ def test_default_generators_see_the_input_colour(tmp_path, model, flags, sees):
     """Instance norm after the first convolution removes each channel's mean and scale, so a generator without the
     residual gives the same output for an image and for the image faded (its contrast compressed, a cast added): it
     cannot tell how faded its input is, and guessed (6 dB below the copy on faded photos, docs/benchmarks.md,
-    "Normalization"). The unpaired models now default to no normalization, whose output changes with the fade."""
+    "Normalization"). The unpaired models now default to no normalization, whose output changes with the fade.
+    (Without the residual, as where --residual_auto closes it: the residual passes the input's colour anyway.)"""
     torch.manual_seed(0)
     opt = TrainOptions().parse(["--dataroot", str(tmp_path), "--name", "x", "--model", model, "--checkpoints_dir",
                                 str(tmp_path), "--gpu_ids", "-1", "--ngf", "8", "--ndf", "8", "--n_downsampling", "1"]
-                               + (["--n_blocks", "2"] if model == "unpaired_revgan" else []) + flags)
+                               + (["--n_blocks", "2"] if model == "unpaired_revgan" else []) + ["--no_residual"]
+                               + flags)
     net = create_model(opt)
     x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
     faded = 0.6 * x + 0.2  # the same fade in every channel: no channel mixing
@@ -149,6 +158,8 @@ def test_an_unpaired_model_below_the_copy_of_its_input_is_told_about_residual():
     assert len(lines) == 1 and lines[0].startswith("note: fake_B scores below the copy of its input (PSNR 19.50 "
                                                    "against 20.30 dB)") and "--residual" in lines[0]
     assert len(advice_lines(_spec("cycle_gan3d"), below)) == 1
+    assert len(advice_lines(_spec(residual=True), below, residual_open=False)) == 1  # closed in training
+    assert advice_lines(_spec(residual=True), below, residual_open=True) == []
     for spec in (_spec(residual=True), _spec("pix2pix"), _spec("paired_revgan"), _spec(netG="iunet"),
                  _spec(nc=(1, 3)), _spec(upstream.SINGLE_G, netG="resnet_9blocks")):
         assert advice_lines(spec, below) == []
@@ -159,7 +170,8 @@ def test_an_unpaired_model_below_the_copy_of_its_input_is_told_about_residual():
 def test_test_py_prints_the_note_when_its_numbers_say_so(demo_root, tmp_path, capsys):
     """Wired into test.py: the note is printed exactly when the run's PSNR is below its copy baseline."""
     out, mean = train_then_test_against_copy(demo_root, tmp_path, capsys, "adv", "unpaired_revgan",
-                                             ["--n_blocks", "1", "--max_dataset_size", "1", "--n_epochs_decay", "0"])
+                                             ["--n_blocks", "1", "--max_dataset_size", "1", "--n_epochs_decay", "0",
+                                              "--no_residual"])
     for label in ("fake_B", "fake_A"):
         below = mean[f"PSNR_{label}"] < mean[f"baseline_PSNR_{label}"]
         assert (f"note: {label} scores below the copy of its input" in out) == below
