@@ -45,9 +45,9 @@ class GeneratorConfig:
         residual_gate: the residual's input path is scaled by a learned gain per output channel and direction,
             starting at 1 and fast to move (networks.Generator.output), so that training can leave the identity;
             what a checkpoint without the entry lacks.
-        residual_auto: the unpaired models' default: training starts with the residual open and decides after a
-            probe whether to keep it (models.cycle.CycleModel.probe_step); the generator records the decision in
-            buffers. What a checkpoint without the entry lacks (its residual, if any, stays as trained).
+        residual_auto: the unpaired models' default: before training, a probe with the residual open decides
+            whether training keeps it (models.cycle.CycleModel.decide_residual); the generator records the decision
+            in buffers. What a checkpoint without the entry lacks (its residual, if any, stays as trained).
         iunet_architecture: coupling blocks per level of the invertible U-Net, comma-separated.
         dims: 2 for images, 3 for volumes.
     """
@@ -170,7 +170,7 @@ class ModelSpec:
             kw.update(fixed)
             return config_cls(**kw)
         # --no_residual None: the unpaired models' default with neither --residual nor --no_residual typed (the
-        # residual, decided in training); --residual_auto None: follow that
+        # residual, decided before training); --residual_auto None: follow that
         no_residual = values.get("no_residual", not GeneratorConfig.residual)
         auto = values.get("residual_auto")
         generator = pick(GeneratorConfig, {}, dims=dims, dropout=not values.get("no_dropout", False),

@@ -27,7 +27,7 @@ PROBE_SEPARATION = 0.85
 def add_cycle_options(parser, is_train: bool, reversible: bool):
     """The flags of a cycle model: its generator's and the cycle losses'."""
     add_generator_options(parser, reversible)
-    # The residual decided in training by default (no_residual None: neither --residual nor --no_residual typed): a
+    # The residual decided before training by default (no_residual None: neither --residual nor --no_residual typed): a
     # residual generator starts at its input, where the cycle loss is zero, and between domains that look different
     # it stayed near its input, drifting back with longer training (docs/benchmarks.md, "The unpaired models without
     # the residual"); between domains that look alike it learns best ("The unpaired models on faded photos").
@@ -147,10 +147,9 @@ class CycleModel(GANModel):
         """--residual_auto, before the first step: PROBE_STEPS steps (fewer where the whole run has fewer ``steps``,
         at least 2) on ``batches`` (an iterable of as many training batches) with the residual open, the
         discriminators' separation over their second half, and the decision, printed and kept in the generators'
-        buffers. Then the networks, optimizers, scalers, pools and
-        random states go back to what they were: training runs from the same start as with --residual (no identity
-        loss), or as with --no_residual (the same networks, the input path closed; --lambda_identity, 0.5 unless
-        typed)."""
+        buffers. Then the networks, optimizers, scalers, pools and random states go back to what they were: training
+        runs from the same start as with --residual (no identity loss), or as with --no_residual (the same networks,
+        the input path closed; --lambda_identity, 0.5 unless typed)."""
         wanted = max(2, min(PROBE_STEPS, steps or PROBE_STEPS))
         saved = training_state.snapshot(self)
         separations, done = [], 0

@@ -330,7 +330,7 @@ class Generator(Recomputing, nn.Module):
 
     def add_residual_switch(self):
         """Buffers that record whether the residual's input path is open (1) or closed (0) and whether training has
-        decided it (--residual_auto, models.cycle.CycleModel.probe_step): closed, the output is ``tanh(h)``, the
+        decided it (--residual_auto, models.cycle.CycleModel.decide_residual): closed, the output is ``tanh(h)``, the
         generator's without the residual. They start open and undecided; checkpoints keep them."""
         self.register_buffer("residual_open", torch.ones(()))
         self.register_buffer("residual_decided", torch.zeros(()))
