@@ -120,9 +120,11 @@ def build(options, opt, spec, checkpoint):
     train_opt.txt records the configuration."""
     set_precision(opt)
     set_seed(opt.seed)
-    dataset = create_dataset(opt, split="train" if validation_source(opt) == "fraction" else None)
+    dataset = create_dataset(opt, split="train" if validation_source(opt) == "fraction" else None,
+                             per_epoch=opt.samples_per_epoch or None)
     world = distributed.world_size()
     say(f"the number of training images = {len(dataset)}" + (
+        f"; {opt.samples_per_epoch} drawn per epoch (--samples_per_epoch)" if opt.samples_per_epoch else "") + (
         f"; effective batch size = {opt.batch_size} per process x {world} processes = {opt.batch_size * world}"
         if world > 1 else ""))
     model = create_model(opt, spec)  # the same initial weights on every rank (DDP also broadcasts rank 0's)

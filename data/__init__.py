@@ -30,12 +30,18 @@ class EpochSampler(torch.utils.data.Sampler):
     """Shuffled (or serial) order that depends only on (seed, epoch), starting at ``start``: a resumed run sees
     exactly the batches the interrupted run would have seen next.
 
+    ``per_epoch`` (--samples_per_epoch; default ``n``): the samples an epoch takes. Shuffled, a random draw without
+    repeats within the epoch (more than ``n``: whole permutations one after another, then part of one; the datasets
+    draw crops and flips per (epoch, index), so a sample taken twice in an epoch is the same crop twice); serial, the
+    next ``per_epoch`` samples in order, wrapping round, so that successive epochs go through all of them.
+
     Under torchrun (``world`` processes) the epoch's order is padded by repeating its first samples to a multiple of
     ``world`` (as torch's DistributedSampler does) and process ``rank`` takes every ``world``-th sample from
     ``rank``; ``start`` then counts samples of all processes together."""
 
-    def __init__(self, n, seed, shuffle, rank=0, world=1):
+    def __init__(self, n, seed, shuffle, rank=0, world=1, per_epoch=None):
         self.n, self.seed, self.shuffle, self.rank, self.world = n, seed, shuffle, rank, world
+        self.per_epoch = n if per_epoch is None else per_epoch
         self.epoch, self.start = 0, 0
 
     def set_epoch(self, epoch, start=0):
@@ -44,14 +50,21 @@ class EpochSampler(torch.utils.data.Sampler):
     @property
     def total(self):
         """Samples in one epoch, over all processes (with the padding)."""
-        return -(-self.n // self.world) * self.world
+        return -(-self.per_epoch // self.world) * self.world
 
     def order(self):
+        m = self.per_epoch
+        if not self.n:
+            return []
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
-            order = torch.randperm(self.n, generator=g).tolist()
+            order = []
+            while len(order) < m:
+                order += torch.randperm(self.n, generator=g).tolist()
+            order = order[:m]
         else:
-            order = list(range(self.n))
+            first = self.epoch * m % self.n if m != self.n else 0
+            order = [(first + i) % self.n for i in range(m)]
         while len(order) < self.total:
             order += order[:self.total - len(order)]
         return order
@@ -78,12 +91,12 @@ def collate(batch):
 class DataLoader:
     """Wraps a dataset with an epoch-aware sampler (sharded over torchrun's processes) and a torch DataLoader."""
 
-    def __init__(self, opt, domains=None, split=None, shard=True):
+    def __init__(self, opt, domains=None, split=None, shard=True, per_epoch=None):
         self.opt = opt
         self.dataset = find_dataset_using_name(opt.dataset_mode)(opt, domains or DomainMap.of(opt), split)
         shuffle = opt.is_train and not opt.serial_batches
         rank, world = (distributed.rank(), distributed.world_size()) if shard else (0, 1)
-        self.sampler = EpochSampler(len(self.dataset), opt.seed, shuffle, rank, world)
+        self.sampler = EpochSampler(len(self.dataset), opt.seed, shuffle, rank, world, per_epoch)
         self.loader = torch.utils.data.DataLoader(
             self.dataset, batch_size=opt.batch_size, sampler=self.sampler, num_workers=int(opt.num_threads),
             drop_last=False, persistent_workers=False, collate_fn=collate,
@@ -111,12 +124,13 @@ class DataLoader:
         return iter(self.loader)
 
 
-def create_dataset(opt, domains=None, split=None, shard=True):
+def create_dataset(opt, domains=None, split=None, shard=True, per_epoch=None):
     """The --dataset_mode dataset of --dataroot in a DataLoader; ``domains`` (a DomainMap) says which folders and
     channel counts feed each side (default: the options', as for training); ``split``: see BaseDataset;
-    ``shard=False``: every torchrun process reads all of it (validation)."""
+    ``shard=False``: every torchrun process reads all of it (validation); ``per_epoch``: samples per epoch (training's
+    --samples_per_epoch; default all)."""
     check_dataroot(opt)
-    return DataLoader(opt, domains, split, shard)
+    return DataLoader(opt, domains, split, shard, per_epoch)
 
 
 def check_dataroot(opt):
