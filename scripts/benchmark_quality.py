@@ -52,11 +52,12 @@ the training pair (which the models never get).
 
 Models are trained and tested through the application's entry points, ``python train.py`` and ``python test.py``
 in subprocesses, with the flags a user would pick (printed in the docs section). Budgets: every baseline model
-trains N epochs (time T); its RevGAN model trains N epochs (equal epochs) and, separately, for T (equal time): in 2D
-the number of epochs that fits in T by its per-epoch time measured in its own N-epoch run, in 3D N epochs of the
-``--samples_per_volume`` that fits in T (an epoch's time is its patches' steps; whole epochs are too coarse in a short
-run); the run itself where that is N epochs of as many patches; computed from the first seed's runs, so every seed
-gets the same budget. In 2D the baseline model also trains N epochs with
+trains N epochs (time T); its RevGAN model trains N epochs (equal epochs) and, separately, for T (equal time): N
+epochs (the same schedule) of fewer samples each, as many as fit in T by the per-epoch time measured in its own
+N-epoch run (an epoch's time is its samples' steps): in 2D ``--samples_per_epoch`` (a random draw of that many
+training images each epoch), in 3D ``--samples_per_volume``; whole epochs are too coarse in a short run (a model at
+1.1x its baseline's step time would lose a sixth of a 6-epoch budget). The run itself where its N epochs fit;
+computed from the first seed's runs, so every seed gets the same budget. In 2D the baseline model also trains N epochs with
 pytorch-CycleGAN-and-pix2pix's defaults (pix2pix: unet_256, batch norm, dropout; cycle_gan: resnet_9blocks; no
 residual), at the benchmark's width. The RevGAN model also trains N epochs with ``--netG iunet`` (the invertible
 U-Net, the least memory; ``--no_iunet`` skips it). On the paired tasks the RevGAN model also trains with
@@ -74,6 +75,7 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 import time
 
 import numpy as np
@@ -377,7 +379,8 @@ def train_and_test(ctx, task, model, epochs, flags, seed=0, tag=""):
     print(f"  {label}: training ... (log: {os.path.join(logs, name + '_train.log')})", flush=True)
     rc, secs, ends = run_entry("train.py", argv, os.path.join(logs, name + "_train.log"), label, ctx.t0)
     out = {"name": name, "model": model, "seed": seed, "epochs": epochs, "n_epochs": epochs - decay,
-           "n_epochs_decay": decay, "train_s": secs, "epoch_ends": ends, "train_argv": argv}
+           "n_epochs_decay": decay, "train_s": secs, "epoch_ends": ends, "train_argv": argv,
+           "train_samples": training_samples(os.path.join(logs, name + "_train.log"))}
     if rc != 0:
         out["error"] = f"train.py exit {rc}: {log_tail(os.path.join(logs, name + '_train.log'))}"
         print(f"  {label}: FAILED after {secs:.0f} s: {out['error']}", flush=True)
@@ -425,40 +428,73 @@ def epoch_time(run):
     return per_epoch, max(0.0, run["train_s"] - n * per_epoch)
 
 
-def equal_time_epochs(budget_s, run):
-    """(epochs, per-epoch time, fixed cost): the epochs of ``run``'s model that fit in ``budget_s`` (at least 1)."""
+def equal_time_samples(budget_s, run):
+    """(samples per epoch, per-epoch time, fixed cost) of ``run``: the samples per epoch (2D: training images; 3D:
+    patches per volume) that fit its epochs in ``budget_s``, taking an epoch's time as proportional to its samples
+    (per-epoch overheads make the run finish early); at most the run's own, at least 1. Finer than whole epochs, which
+    in a short run leave the slower model up to an epoch short of the budget."""
     per_epoch, fixed = epoch_time(run)
-    return max(1, int((budget_s - fixed) // per_epoch)), per_epoch, fixed
+    full = samples(run)
+    fit = int(full * (budget_s - fixed) / (run["epochs"] * per_epoch))
+    return min(full, max(1, fit)), per_epoch, fixed
 
 
-def equal_time_patches(budget_s, run):
-    """(patches per volume, per-epoch time, fixed cost) of a 3D ``run``: the ``--samples_per_volume`` that fits its
-    epochs in ``budget_s`` (taking an epoch's time as proportional to its patches: per-epoch overheads make the run
-    finish early), at most the run's own, at least 1. Finer than whole epochs, which in a short run leave the slower
-    model up to an epoch short of the budget."""
-    per_epoch, fixed = epoch_time(run)
-    samples = patches(run)
-    fit = int(samples * (budget_s - fixed) / (run["epochs"] * per_epoch))
-    return min(samples, max(1, fit)), per_epoch, fixed
+SAMPLE_FLAGS = {2: "--samples_per_epoch", 3: "--samples_per_volume"}  # what an equal-time run trains fewer of
 
 
-def patches(run):
-    """The --samples_per_volume a run trained with (the last one in its argv; None in 2D)."""
+def training_samples(log):
+    """The training images (samples) train.py reported in ``log`` ("the number of training images = N"), or None."""
+    try:
+        with open(log, errors="replace") as f:
+            found = re.search(r"the number of training images = (\d+)", f.read())
+    except OSError:
+        return None
+    return int(found.group(1)) if found else None
+
+
+def given(run, flag):
+    """The last value of ``flag`` in a run's train.py argv, as int, or None."""
     argv = run.get("train_argv", [])
-    given = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--samples_per_volume"]
-    return int(given[-1]) if given else None
+    values = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == flag]
+    return int(values[-1]) if values else None
+
+
+def samples(run):
+    """The samples each epoch of a run took: its --samples_per_volume (3D) or --samples_per_epoch (2D), else (2D) the
+    training images train.py reported."""
+    return given(run, "--samples_per_volume") or given(run, "--samples_per_epoch") or run.get("train_samples")
+
+
+def budget_samples(budget):
+    """(samples per epoch, unit) of an equal-time budget; (None, None) for whole epochs."""
+    if budget.get("samples_per_volume"):
+        return budget["samples_per_volume"], ("patch", "patches")
+    if budget.get("samples_per_epoch"):
+        return budget["samples_per_epoch"], ("sample", "samples")
+    return None, None
 
 
 def length(budget):
-    """"6 epochs", or in 3D "6 epochs of 27 patches per volume"."""
-    k = budget.get("samples_per_volume")
-    return plural(budget["epochs"], "epoch") + (f" of {plural(k, 'patch', 'patches')} per volume" if k else "")
+    """"6 epochs", "6 epochs of 150 samples" (2D) or "6 epochs of 27 patches per volume" (3D)."""
+    k, unit = budget_samples(budget)
+    return plural(budget["epochs"], "epoch") + (
+        f" of {plural(k, *unit)}" + (" per volume" if unit[0] == "patch" else "") if k else "")
 
 
 def epochs_cell(run):
-    """The table's epochs: "6", in 3D "6 × 27 patches" (patches per volume in each epoch)."""
-    k = patches(run)
-    return str(run["epochs"]) + (f" × {plural(k, 'patch', 'patches')}" if k else "")
+    """The table's epochs: "6"; "6 × 150 samples" (2D, --samples_per_epoch) or "6 × 27 patches" (3D: patches per
+    volume in each epoch)."""
+    k, unit = budget_samples({"samples_per_volume": given(run, "--samples_per_volume"),
+                              "samples_per_epoch": given(run, "--samples_per_epoch")})
+    return str(run["epochs"]) + (f" × {plural(k, *unit)}" if k else "")
+
+
+def bar_label(model, run, kind):
+    """A run's name in the plots: "paired_revgan, 6 ep (=epochs)"; equal-time runs with their samples per epoch
+    where fewer, "paired_revgan, 6 ep × 88 (=time)"."""
+    k = given(run, "--samples_per_epoch") or given(run, "--samples_per_volume")
+    fewer = f" × {k}" if k and kind.endswith("_time") and k != run.get("train_samples") else ""
+    return f"{model}, {run['epochs']} ep{fewer}{SHORT_LABELS[kind]}"
 
 
 def task_flags(ctx, task, upstream=False):
@@ -527,24 +563,21 @@ def at_equal_time(ctx, task, model, n, flags, seed, base_run, run, budget, tag="
     """(budget, the run of ``model`` with ``flags`` that fits in the baseline's time) for this seed: the budget is
     computed from the first seed whose baseline run and N-epoch ``run`` both succeeded, then reused (None until
     then, and no run); the run is ``run`` itself where its N epochs fit."""
-    if budget is None and "error" not in base_run and "error" not in run:
-        if dims(task) == 3:  # the same epochs (and schedule), fewer patches in each
-            k, per_epoch, fixed = equal_time_patches(base_run["train_s"], run)
-            budget = {"epochs": n, "samples_per_volume": k}
-        else:
-            m, per_epoch, fixed = equal_time_epochs(base_run["train_s"], run)
-            budget = {"epochs": m}
-        budget.update(per_epoch_s=per_epoch, fixed_s=fixed, budget_s=base_run["train_s"])
+    flag = SAMPLE_FLAGS[dims(task)]
+    if budget is None and "error" not in base_run and "error" not in run and samples(run):
+        # the same epochs (and schedule), fewer samples in each
+        k, per_epoch, fixed = equal_time_samples(base_run["train_s"], run)
+        budget = {"epochs": n, flag.lstrip("-"): k, "per_epoch_s": per_epoch, "fixed_s": fixed,
+                  "budget_s": base_run["train_s"]}
         print(f"  [{task}] budget: {base_run['train_s']:.0f} s ({TASKS[task][0]}, {plural(n, 'epoch')}); {model}"
               f"{tag.replace('_', ' ')} takes {per_epoch:.1f} s per epoch + {fixed:.0f} s fixed -> "
               f"{length(budget)}", flush=True)
     if budget is None:
         return None, None
-    m, k = budget["epochs"], budget.get("samples_per_volume")
-    if m == n and k == patches(run):  # (2D: both None)
+    k, unit = budget_samples(budget)
+    if k == samples(run):
         return budget, run
-    fewer = ["--samples_per_volume", str(k)] if k else []
-    return budget, train_and_test(ctx, task, model, m, flags + fewer, seed, tag=tag + (f"_{k}patches" if k else ""))
+    return budget, train_and_test(ctx, task, model, n, flags + [flag, str(k)], seed, tag=f"{tag}_{k}{unit[1]}")
 
 
 def check_copy(task, copy, runs):
@@ -624,7 +657,7 @@ def findings(result):
     copy = refs[0]["scores"][key]
     parts = [f"best {unit}: {best[0]} ({best[1]:.2f} dB)"]
     first = (result["runs"].get("baseline") or [{}])[0]
-    baseline_length = length({"epochs": result["epochs"], "samples_per_volume": patches(first)})
+    baseline_length = length({"epochs": result["epochs"], "samples_per_volume": given(first, "--samples_per_volume")})
     for kind, flag, what, budget in (("revgan_epochs", "", "at equal epochs", None),
                                      ("revgan_time", "", "at equal time", "budget"),
                                      ("oneway_time", " --one_way", "at equal time", "oneway_budget")):
@@ -676,7 +709,7 @@ def plot(results, path, title):
                 continue
             runs = result["runs"][kind]
             model = result["baseline"] if kind in ("baseline", "upstream") else result["revgan"]
-            names.append(f"{model}, {runs[0]['epochs']} ep{SHORT_LABELS[kind]}")
+            names.append(bar_label(model, runs[0], kind))
             cs.append(colours[kind])
             for k in values:
                 values[k].append(scores[k])
@@ -694,7 +727,7 @@ def plot(results, path, title):
             ax.set_xlabel(labels[k], fontsize=8)
             ax.tick_params(axis="x", labelsize=7)
             if row == 0:
-                ax.set_title(result["meta"]["title"], fontsize=9)
+                ax.set_title(textwrap.fill(result["meta"]["title"], 36), fontsize=9)  # within its panel
     fig.suptitle(title + " (model bars: mean over the seeds)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -723,8 +756,7 @@ def example_panels(ctx, result):
         for kind, run in firsts.items():
             path = os.path.join(run["results_dir"], "volumes", "fake_B", name)
             if os.path.isfile(path):
-                panels.append((f"{run['model']}, {run['epochs']} ep{SHORT_LABELS[kind]}",
-                               cut(load_volume(path)[0])))
+                panels.append((bar_label(run["model"], run, kind), cut(load_volume(path)[0])))
         panels.append(("target B", cut(load_volume(os.path.join(folder, "testB", name))[0])))
         return panels
     names = sorted(os.listdir(os.path.join(folder, "testA")))
@@ -735,7 +767,7 @@ def example_panels(ctx, result):
     for kind, run in firsts.items():
         path = os.path.join(run["results_dir"], "images", "fake_B", os.path.splitext(name)[0] + ".png")
         if os.path.isfile(path):
-            panels.append((f"{run['model']}, {run['epochs']} ep{SHORT_LABELS[kind]}", read_rgb(path)))
+            panels.append((bar_label(run["model"], run, kind), read_rgb(path)))
     panels.append(("target B", read_rgb(os.path.join(folder, "testB", name))))
     return panels
 
@@ -846,8 +878,9 @@ detail): near-identity tasks (restoration, thick to thin slices), where the outp
 cross-domain tasks (photo to map, T1 to grey-matter map), where input and target look nothing alike. Each RevGAN
 model against its baseline model, with default flags but the width, trained and tested through `train.py` and
 `test.py`, back to back on this machine: the baseline model for N epochs, the RevGAN model for N epochs (equal
-epochs) and for the epochs that fit in the baseline's training time by its measured per-epoch time (equal time; 3D:
-the baseline's epochs with fewer patches per volume, as many as fit),
+epochs) and for the baseline's epochs with fewer samples in each, as many as fit in the baseline's training time by
+its measured per-epoch time (equal time; 2D: `--samples_per_epoch`, a random draw of the training images each epoch;
+3D: `--samples_per_volume`),
 and in 2D the baseline model also as pytorch-CycleGAN-and-pix2pix configures it (upstream defaults: its
 generator, normalisation and dropout, no residual), so that no RevGAN row wins by a handicapped baseline. Seeds:
 {", ".join(map(str, ctx.seeds))} (`--seed`): model rows hold the mean, each seed's PSNR in brackets. Rows above the

@@ -173,23 +173,32 @@ def run_faked(monkeypatch, task, fake, copy_scores, no_one_way=False):
 
 @pytest.mark.parametrize("no_one_way", [False, True])
 def test_paired_tasks_add_one_way_runs_at_their_own_budget(monkeypatch, no_one_way):
-    """Paired tasks also train the paired RevGAN with --one_way, at equal epochs and at the epochs its own measured
-    per-epoch time fits in the baseline's time (training replaced: fixed per-epoch times)."""
+    """Paired tasks also train the paired RevGAN with --one_way, at equal epochs and, at equal time, the same epochs
+    of the --samples_per_epoch its own measured per-epoch time fits in the baseline's time (training replaced: 30
+    training images, a fixed step time), stated in the table and the findings."""
     calls = []
-    per_epoch = {("pix2pix", ""): 10.0, ("paired_revgan", ""): 30.0, ("paired_revgan", "_oneway"): 15.0}
+    step = {("pix2pix", ""): 1 / 3, ("paired_revgan", ""): 1.0, ("paired_revgan", "_oneway"): 0.5}
 
     def fake(ctx, task, model, n, flags, seed=0, tag=""):
         calls.append((model, tag, n, flags))
-        t = per_epoch[(model, tag)]
+        k = int(bq.given({"train_argv": flags}, "--samples_per_epoch") or 30)
+        t = step[(model, re.sub(r"_\d+samples$", "", tag))] * k
         return {"model": model, "epochs": n, "train_s": n * t, "epoch_ends": [t * (i + 1) for i in range(n)],
-                "scores": {"PSNR": 1.0}}
-    result = run_faked(monkeypatch, "paired2d", fake, {"PSNR": 1.0}, no_one_way)
-    assert [(m, t, n) for m, t, n, _ in calls] == [("pix2pix", "", 6), ("paired_revgan", "", 6),
-                                                   ("paired_revgan", "", 2)] + \
-        ([] if no_one_way else [("paired_revgan", "_oneway", 6), ("paired_revgan", "_oneway", 4)])
-    assert all(("--one_way" in f) == (t == "_oneway") for _, t, _, f in calls)
+                "train_argv": flags, "train_samples": 30, "scores": {"PSNR": 1.0, "SSIM": 0.5, "MAE": 0.1}}
+    result = run_faked(monkeypatch, "paired2d", fake, {"PSNR": 1.0, "SSIM": 0.5, "MAE": 0.1}, no_one_way)
+    # budget 6 * 10 s: two-way 30 s an epoch of 30 images -> 10 images; one-way 15 s -> 20
+    assert [(m, t, n, bq.given({"train_argv": f}, "--samples_per_epoch")) for m, t, n, f in calls] == [
+        ("pix2pix", "", 6, None), ("paired_revgan", "", 6, None), ("paired_revgan", "_10samples", 6, 10)] + \
+        ([] if no_one_way else [("paired_revgan", "_oneway", 6, None), ("paired_revgan", "_oneway_20samples", 6, 20)])
+    assert all(("--one_way" in f) == t.startswith("_oneway") for _, t, _, f in calls)
     assert ("oneway_time" in result["runs"]) != no_one_way
-    assert (result["oneway_budget"] or {}).get("epochs") == (None if no_one_way else 4)
+    assert result["budget"]["samples_per_epoch"] == 10 and result["budget"]["epochs"] == 6
+    rows = {r[1]: r for r in bq.table_rows(result)}
+    assert rows["paired_revgan, equal time"][2] == "6 × 10 samples"
+    assert "paired_revgan − pix2pix at equal time: +0.00 dB (6 epochs of 10 samples against 6 epochs)" in \
+        bq.findings(result)
+    if not no_one_way:
+        assert result["oneway_budget"]["samples_per_epoch"] == 20
 
 
 def test_3d_equal_time_keeps_the_epochs_with_fewer_patches(monkeypatch):
@@ -215,13 +224,22 @@ def test_3d_equal_time_keeps_the_epochs_with_fewer_patches(monkeypatch):
     assert "(6 epochs of 27 patches per volume against 6 epochs of 32 patches per volume)" in bq.findings(result)
 
 
-def test_equal_time_epochs():
-    run = {"epochs": 4, "train_s": 50.0, "epoch_ends": [15.0, 25.0, 35.0, 45.0]}  # 10 s an epoch, 10 s fixed
-    assert bq.equal_time_epochs(100.0, run) == (9, 10.0, 10.0)
-    assert bq.equal_time_epochs(30.0, run)[0] == 2
-    assert bq.equal_time_epochs(5.0, run)[0] == 1  # never less than one epoch
-    assert bq.equal_time_epochs(100.0, dict(run, epoch_ends=[]))[:2] == (8, 12.5)  # no epoch lines: run time / N
+def test_equal_time_samples():
+    run = {"epochs": 4, "train_s": 50.0, "epoch_ends": [15.0, 25.0, 35.0, 45.0], "train_samples": 100}
+    assert bq.equal_time_samples(30.0, run) == (50, 10.0, 10.0)  # 10 s an epoch, 10 s fixed: half the samples fit
+    assert bq.equal_time_samples(100.0, run)[0] == 100  # never more than its own
+    assert bq.equal_time_samples(5.0, run)[0] == 1  # never less than one
+    assert bq.equal_time_samples(30.0, dict(run, train_argv=["--samples_per_epoch", "40"]))[0] == 20
+    assert bq.equal_time_samples(30.0, dict(run, epoch_ends=[]))[:2] == (60, 12.5)  # no epoch lines: run time / N
     assert bq.decay_epochs(6) == 2 and bq.decay_epochs(1) == 0
+
+
+def test_training_samples_read_from_the_train_log(tmp_path):
+    log = tmp_path / "train.log"
+    log.write_text("note: x\nthe number of training images = 192; effective batch size = ...\n")
+    assert bq.training_samples(str(log)) == 192
+    log.write_text("nothing\n")
+    assert bq.training_samples(str(log)) is None and bq.training_samples(str(tmp_path / "none")) is None
 
 
 def test_colour_baselines_fit_what_they_should():
