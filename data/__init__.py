@@ -33,7 +33,8 @@ class EpochSampler(torch.utils.data.Sampler):
     ``per_epoch`` (--samples_per_epoch; default ``n``): the samples an epoch takes. Shuffled, a random draw without
     repeats within the epoch (more than ``n``: whole permutations one after another, then part of one; the datasets
     draw crops and flips per (epoch, index), so a sample taken twice in an epoch is the same crop twice); serial, the
-    next ``per_epoch`` samples in order, wrapping round, so that successive epochs go through all of them.
+    next ``per_epoch`` samples in order (epoch 1 from the first), wrapping round, so that successive epochs go through
+    all of them.
 
     Under torchrun (``world`` processes) the epoch's order is padded by repeating its first samples to a multiple of
     ``world`` (as torch's DistributedSampler does) and process ``rank`` takes every ``world``-th sample from
@@ -63,7 +64,7 @@ class EpochSampler(torch.utils.data.Sampler):
                 order += torch.randperm(self.n, generator=g).tolist()
             order = order[:m]
         else:
-            first = self.epoch * m % self.n if m != self.n else 0
+            first = (self.epoch - 1) * m % self.n if m != self.n else 0  # epoch 1 from the first
             order = [(first + i) % self.n for i in range(m)]
         while len(order) < self.total:
             order += order[:self.total - len(order)]

@@ -44,8 +44,8 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--phase", policy=RESUMED, default="train", help="train, val, test, ...")
         parser.add_argument("--samples_per_epoch", policy=RESUMED, type=NONNEG_INT, default=0,
                             help="training samples (images, pairs; patches for volumes) an epoch takes: a random "
-                                 "draw, none twice in an epoch (--serial_batches: the next ones in order), so that "
-                                 "epochs (the schedule, saving, validation) need not follow the dataset's size; "
+                                 "draw, each once before any twice (--serial_batches: the next ones in order), so "
+                                 "that epochs (the schedule, saving, validation) need not follow the dataset's size; "
                                  "0 (default): each sample once")
         # validation (see README: validation while training)
         parser.add_argument("--val_freq", policy=RESUMED, type=NONNEG_INT, default=0,

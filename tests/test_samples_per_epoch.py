@@ -40,12 +40,16 @@ def test_more_samples_than_the_dataset_take_each_once_before_any_twice():
 
 def test_serial_epochs_go_on_where_the_last_stopped():
     assert [order(10, e, per_epoch=4, shuffle=False) for e in (1, 2, 3)] == \
-        [[4, 5, 6, 7], [8, 9, 0, 1], [2, 3, 4, 5]]
+        [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 0, 1]]
 
 
-def test_processes_share_the_epochs_samples():
-    shards = [order(20, 2, per_epoch=9, rank=r, world=3) for r in range(3)]
-    assert sorted(sum(shards, [])) == sorted(order(20, 2, per_epoch=9))
+@pytest.mark.parametrize("k", [9, 10])
+def test_processes_share_the_epochs_samples(k):
+    """Sharded over 3 processes: together the epoch's draw (10: padded with its first sample, as without the flag)."""
+    draw = order(20, 2, per_epoch=k)
+    shards = [order(20, 2, per_epoch=k, rank=r, world=3) for r in range(3)]
+    assert sorted(sum(shards, [])) == sorted(draw + draw[:-k % 3])
+    assert [len(s) for s in shards] == [-(-k // 3)] * 3
 
 
 def test_train_runs_epochs_of_that_many_samples_and_resumes_with_it(demo_root, tmp_path, capsys):
