@@ -453,9 +453,11 @@ def training_samples(log):
 
 
 def given(run, flag):
-    """The last value of ``flag`` in a run's train.py argv, as int, or None."""
+    """The last value of ``flag`` (``flag V`` or ``flag=V``) in a run's train.py argv, as int, or None."""
     argv = run.get("train_argv", [])
-    values = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == flag]
+    values = [v for i, a in enumerate(argv) for v in
+              ([argv[i + 1]] if a == flag and i + 1 < len(argv) else [a[len(flag) + 1:]] if a.startswith(flag + "=")
+               else [])]
     return int(values[-1]) if values else None
 
 
@@ -490,11 +492,10 @@ def epochs_cell(run):
 
 
 def bar_label(model, run, kind):
-    """A run's name in the plots: "paired_revgan, 6 ep (=epochs)"; equal-time runs with their samples per epoch
-    where fewer, "paired_revgan, 6 ep × 88 (=time)"."""
-    k = given(run, "--samples_per_epoch") or given(run, "--samples_per_volume")
-    fewer = f" × {k}" if k and kind.endswith("_time") and k != run.get("train_samples") else ""
-    return f"{model}, {run['epochs']} ep{fewer}{SHORT_LABELS[kind]}"
+    """A run's name in the plots: "paired_revgan, 6 ep (=epochs)"; equal-time runs trained with fewer samples per
+    epoch (at_equal_time's tag in the run's name) with their count, "paired_revgan, 6 ep × 88 (=time)"."""
+    fewer = re.search(r"_(\d+)(samples|patches)_\d+ep_", run.get("name", ""))
+    return f"{model}, {run['epochs']} ep{f' × {fewer.group(1)}' if fewer else ''}{SHORT_LABELS[kind]}"
 
 
 def task_flags(ctx, task, upstream=False):
@@ -564,18 +565,23 @@ def at_equal_time(ctx, task, model, n, flags, seed, base_run, run, budget, tag="
     computed from the first seed whose baseline run and N-epoch ``run`` both succeeded, then reused (None until
     then, and no run); the run is ``run`` itself where its N epochs fit."""
     flag = SAMPLE_FLAGS[dims(task)]
-    if budget is None and "error" not in base_run and "error" not in run and samples(run):
-        # the same epochs (and schedule), fewer samples in each
+    if budget is None and "error" not in base_run and "error" not in run:
+        if not samples(run):
+            print(f"  [{task}] no equal-time run: {run.get('name')}'s log does not say how many training images it "
+                  f"read", flush=True)
+            return None, None
+        # the same epochs (and schedule), fewer samples in each; 2D: the epochs alone where all of them fit
         k, per_epoch, fixed = equal_time_samples(base_run["train_s"], run)
-        budget = {"epochs": n, flag.lstrip("-"): k, "per_epoch_s": per_epoch, "fixed_s": fixed,
-                  "budget_s": base_run["train_s"]}
+        budget = {"epochs": n, "per_epoch_s": per_epoch, "fixed_s": fixed, "budget_s": base_run["train_s"]}
+        if dims(task) == 3 or k < samples(run):
+            budget[flag.lstrip("-")] = k
         print(f"  [{task}] budget: {base_run['train_s']:.0f} s ({TASKS[task][0]}, {plural(n, 'epoch')}); {model}"
               f"{tag.replace('_', ' ')} takes {per_epoch:.1f} s per epoch + {fixed:.0f} s fixed -> "
               f"{length(budget)}", flush=True)
     if budget is None:
         return None, None
     k, unit = budget_samples(budget)
-    if k == samples(run):
+    if k is None or k == samples(run):
         return budget, run
     return budget, train_and_test(ctx, task, model, n, flags + [flag, str(k)], seed, tag=f"{tag}_{k}{unit[1]}")
 
@@ -727,7 +733,7 @@ def plot(results, path, title):
             ax.set_xlabel(labels[k], fontsize=8)
             ax.tick_params(axis="x", labelsize=7)
             if row == 0:
-                ax.set_title(textwrap.fill(result["meta"]["title"], 36), fontsize=9)  # within its panel
+                ax.set_title(textwrap.fill(result["meta"]["title"], 36, break_on_hyphens=False), fontsize=9)  # within its panel
     fig.suptitle(title + " (model bars: mean over the seeds)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

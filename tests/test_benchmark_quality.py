@@ -234,6 +234,28 @@ def test_equal_time_samples():
     assert bq.decay_epochs(6) == 2 and bq.decay_epochs(1) == 0
 
 
+def test_equal_time_where_the_run_fits_is_the_run_itself(monkeypatch):
+    """2D: a RevGAN run whose N epochs fit in the baseline's time is its own equal-time row (no second run), and
+    the findings say N epochs, not N epochs of all the samples; the plots name only reduced runs' samples."""
+    calls = []
+
+    def fake(ctx, task, model, n, flags, seed=0, tag=""):
+        calls.append((model, tag))
+        t = {"cycle_gan": 12.0, "unpaired_revgan": 10.0}[model]
+        return {"name": f"{task}_{model}{tag}_{n}ep_seed{seed}", "model": model, "epochs": n, "train_s": n * t,
+                "epoch_ends": [t * (i + 1) for i in range(n)], "train_argv": flags, "train_samples": 96,
+                "scores": {"PSNR": 1.0, "SSIM": 0.5, "MAE": 0.1}}
+    result = run_faked(monkeypatch, "unpaired2d", fake, {"PSNR": 1.0, "SSIM": 0.5, "MAE": 0.1})
+    assert calls == [("cycle_gan", ""), ("unpaired_revgan", "")]
+    assert result["runs"]["revgan_time"] == result["runs"]["revgan_epochs"]
+    assert "at equal time: +0.00 dB (6 epochs against 6 epochs)" in bq.findings(result)
+    run = result["runs"]["revgan_time"][0]
+    assert bq.bar_label("unpaired_revgan", run, "revgan_time") == "unpaired_revgan, 6 ep (=time)"
+    reduced = dict(run, name="unpaired2d_unpaired_revgan_83samples_6ep_seed0")
+    assert bq.bar_label("unpaired_revgan", reduced, "revgan_time") == "unpaired_revgan, 6 ep × 83 (=time)"
+    assert bq.given({"train_argv": ["--samples_per_epoch=40", "--x"]}, "--samples_per_epoch") == 40
+
+
 def test_training_samples_read_from_the_train_log(tmp_path):
     log = tmp_path / "train.log"
     log.write_text("note: x\nthe number of training images = 192; effective batch size = ...\n")
