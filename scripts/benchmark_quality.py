@@ -57,11 +57,11 @@ epochs (the same schedule) of fewer samples each, as many as fit in T by the per
 N-epoch run (an epoch's time is its samples' steps): in 2D ``--samples_per_epoch`` (a random draw of that many
 training images each epoch), in 3D ``--samples_per_volume``; whole epochs are too coarse in a short run (a model at
 1.1x its baseline's step time would lose a sixth of a 6-epoch budget). The run itself where its N epochs fit;
-computed from the first seed's runs, so every seed gets the same budget. In 2D the baseline model also trains N epochs with
-pytorch-CycleGAN-and-pix2pix's defaults (pix2pix: unet_256, batch norm, dropout; cycle_gan: resnet_9blocks; no
-residual), at the benchmark's width. The RevGAN model also trains N epochs with ``--netG iunet`` (the invertible
-U-Net, the least memory; ``--no_iunet`` skips it). On the paired tasks the RevGAN model also trains with
-``--one_way`` (A -> B only, no second discriminator), at N epochs and at the epochs its own per-epoch time fits in T
+computed from the first seed's runs, so every seed gets the same budget. In 2D the baseline model also trains N
+epochs with pytorch-CycleGAN-and-pix2pix's defaults (pix2pix: unet_256, batch norm, dropout; cycle_gan:
+resnet_9blocks; no residual), at the benchmark's width. The RevGAN model also trains N epochs with ``--netG iunet``
+(the invertible U-Net, the least memory; ``--no_iunet`` skips it). On the paired tasks the RevGAN model also trains
+with ``--one_way`` (A -> B only, no second discriminator), at N epochs and at equal time by its own per-epoch time
 (``--no_one_way`` skips it). ``--seeds N`` repeats every model run with ``--seed`` 0 .. N-1.
 Metrics: PSNR, SSIM and MAE, from test.py's metrics.json for the models; 2D on RGB in [0, 1] (data range 1), 3D on
 the template's units in the window 0-255 (data range 255), whole volume, and PSNR inside the brain (T1 input > 0).
@@ -733,7 +733,8 @@ def plot(results, path, title):
             ax.set_xlabel(labels[k], fontsize=8)
             ax.tick_params(axis="x", labelsize=7)
             if row == 0:
-                ax.set_title(textwrap.fill(result["meta"]["title"], 36, break_on_hyphens=False), fontsize=9)  # within its panel
+                title_lines = textwrap.fill(result["meta"]["title"], 36, break_on_hyphens=False)  # within the panel
+                ax.set_title(title_lines, fontsize=9)
     fig.suptitle(title + " (model bars: mean over the seeds)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
