@@ -63,14 +63,19 @@ class TrainingProgress:
         self.loss_sum, self.loss_count = counters.get("loss_sum", 0.0), counters.get("loss_count", 0)
 
 
+def step_state(model) -> dict:
+    """What a training step changes in ``model`` besides its random states and pools, by reference: the networks',
+    optimizers' and gradient scalers' state dicts."""
+    return {"networks": {n: model.net(n).state_dict() for n in model.model_names},
+            "optimizers": [o.state_dict() for o in model.optimizers],
+            "scalers": model.precision.state_dicts(model.optimizers)}
+
+
 def full_state(model, **extra) -> dict:
     """``model``'s full training state plus ``extra`` entries; every torchrun rank's random states and image pools go
     into ``ranks`` (gathered on every rank)."""
-    return {**extra, "architecture": model.spec.to_architecture(),
-            "networks": {n: model.net(n).state_dict() for n in model.model_names},
-            "optimizers": [o.state_dict() for o in model.optimizers],
-            "schedulers": [s.state_dict() for s in model.schedulers],
-            "scalers": model.precision.state_dicts(model.optimizers), "counters": model.progress.as_dict(),
+    return {**extra, "architecture": model.spec.to_architecture(), **step_state(model),
+            "schedulers": [s.state_dict() for s in model.schedulers], "counters": model.progress.as_dict(),
             "ranks": distributed.gather(rank_state(model.pools)), "extra": model.extra_state(),
             "schedule": schedule.saved_schedule(model.opt) if model.is_train else None}
 
@@ -139,12 +144,12 @@ def rank_state(pools: dict) -> dict:
 
 
 def snapshot(model) -> dict:
-    """What a training step changes, copied in memory (the networks' tensors on the CPU): networks, optimizers,
-    gradient scalers, this process's pools and random states."""
-    return {"networks": {n: {k: v.detach().to("cpu", copy=True) for k, v in model.net(n).state_dict().items()}
-                         for n in model.model_names},
-            "optimizers": copy.deepcopy([o.state_dict() for o in model.optimizers]),
-            "scalers": copy.deepcopy(model.precision.state_dicts(model.optimizers)), "rank": rank_state(model.pools)}
+    """What a training step changes, copied in memory (the networks' tensors on the CPU): step_state, this process's
+    pools and random states."""
+    state = step_state(model)
+    networks = {n: {k: v.detach().to("cpu", copy=True) for k, v in sd.items()}
+                for n, sd in state.pop("networks").items()}
+    return {**copy.deepcopy(state), "networks": networks, "rank": rank_state(model.pools)}
 
 
 def restore(model, saved: dict) -> None:
