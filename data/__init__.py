@@ -64,7 +64,7 @@ class EpochSampler(torch.utils.data.Sampler):
                 order += torch.randperm(self.n, generator=g).tolist()
             order = order[:m]
         else:
-            first = (self.epoch - 1) * m % self.n if m != self.n else 0  # epoch 1 from the first
+            first = (self.epoch - 1) * m % self.n  # epoch 1 from the first (all of them: every epoch)
             order = [(first + i) % self.n for i in range(m)]
         while len(order) < self.total:
             order += order[:self.total - len(order)]
