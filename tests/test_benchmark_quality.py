@@ -87,9 +87,14 @@ def test_tiny_run_writes_the_table_and_plots(tiny_run):
             assert np.isfinite(psnr) and -1 <= ssim <= 1 and mae >= 0
             assert (r[8] != "") == task.endswith("3d")  # PSNR in the brain: volumes only
         for r in got[-models:]:  # model rows: epochs, time, the time ratio, each seed's PSNR
-            epochs = r[2].split(" × ")  # 3D: "N × K patches" (per volume)
+            epochs = r[2].split(" × ")  # 3D: "N × K patches" (per volume); 2D at equal time "N × K samples" (fewer)
             assert int(epochs[0]) >= 1 and float(r[3]) > 0 and float(r[4]) > 0
-            assert (len(epochs) == 2 and int(epochs[1].split()[0]) >= 1) == task.endswith("3d")
+            if task.endswith("3d"):
+                assert len(epochs) == 2 and int(epochs[1].split()[0]) >= 1 and epochs[1].split()[1] in ("patch",
+                                                                                                      "patches")
+            else:  # whole epochs, unless the equal-time run trained fewer samples in each
+                assert len(epochs) == 1 or ("equal time" in r[1] and int(epochs[1].split()[0]) >= 1 and
+                                            epochs[1].split()[1] in ("sample", "samples"))
             seeds = r[5].split(" (")[1].rstrip(")").split(" / ")
             assert len(seeds) == 2 and np.mean([float(x) for x in seeds]) == pytest.approx(float(r[5].split()[0]),
                                                                                            abs=0.006)
