@@ -375,12 +375,13 @@ def _as_in_forward(states):
     """Puts the modules of ``states`` back in the training mode of the forward and their parameters back to the
     ``requires_grad`` of the forward for a recomputation: ``model.eval()``, freezing or unfreezing parameters
     between forward and backward must not change the gradients (plain autograd's graph was built before)."""
-    modes, flags = [], []
+    modes, flags = [], {}  # flags by identity: a parameter shared by two functions must be flipped once, not twice
     for state in states:
         modes += [(m, training) for m, training in state.modes if m.training != training]
-        flags += [p for p in state.params if not p.requires_grad]
+        flags.update((id(p), p) for p in state.params if not p.requires_grad)
         if state.frozen:
-            flags += [p for p in state.frozen if p.requires_grad]
+            flags.update((id(p), p) for p in state.frozen if p.requires_grad)
+    flags = list(flags.values())
     for m, training in modes:
         m.training = training
     for p in flags:

@@ -435,6 +435,35 @@ def test_requires_grad_changed_between_forward_and_backward(change, direction, k
     assert sum(g is None for g in results[1]) == 6  # the changed parameters got no gradient
 
 
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("change", ["freeze", "unfreeze"])
+@pytest.mark.parametrize("alone", [True, False])
+def test_requires_grad_changed_on_a_parameter_shared_by_f_and_g(change, direction, alone):
+    # One convolution serves F and G of a ReversibleBlock(keep_input=True) (and, in a sequence, F of the block
+    # before it): its requires_grad of the forward is put back once for the recomputation (flipped once per
+    # function, as it was, the block alone ended where the change left it and refused to differentiate)
+    results = []
+    for ms in (True, False):
+        torch.manual_seed(0)
+        shared = nn.Conv2d(2, 2, 3, padding=1)
+        inner = ReversibleBlock(AdditiveCoupling(nn.Sequential(shared, nn.Tanh()), nn.Sequential(conv_body(), shared)),
+                                keep_input=True, keep_input_inverse=True, disable=not ms)
+        first = AffineCoupling(nn.Sequential(conv_body(), shared), conv_body())
+        net = (inner if alone else ReversibleSequence([first, inner], memory_saving=ms)).double()
+        if change == "unfreeze":
+            shared.requires_grad_(False)
+        x = make_input().requires_grad_(True)
+        y = call(net, x, direction)
+        shared.requires_grad_(change == "unfreeze")
+        loss_of(y).backward()
+        results.append([x.grad] + [p.grad for p in net.parameters()])
+    for a, b in zip(*results):
+        assert (a is None) == (b is None)
+        if b is not None:
+            assert rel(a, b) <= TOL
+    assert shared.weight.grad is None and shared.bias.grad is None
+
+
 # -- 8. functorch transforms and batched backward ----------------------------------------------------------------------
 def small_net(ms):
     torch.manual_seed(0)
