@@ -56,13 +56,14 @@ trains N epochs (time T); its RevGAN model trains N epochs (equal epochs) and, s
 epochs (the same schedule) of fewer samples each, as many as fit in T by the per-epoch time measured in its own
 N-epoch run (an epoch's time is its samples' steps): in 2D ``--samples_per_epoch`` (a random draw of that many
 training images each epoch), in 3D ``--samples_per_volume``; whole epochs are too coarse in a short run (a model at
-1.1x its baseline's step time would lose a sixth of a 6-epoch budget). The run itself where its N epochs fit;
-computed from the first seed's runs, so every seed gets the same budget. In 2D the baseline model also trains N
-epochs with pytorch-CycleGAN-and-pix2pix's defaults (pix2pix: unet_256, batch norm, dropout; cycle_gan:
-resnet_9blocks; no residual), at the benchmark's width. The RevGAN model also trains N epochs with ``--netG iunet``
-(the invertible U-Net, the least memory; ``--no_iunet`` skips it). On the paired tasks the RevGAN model also trains
-with ``--one_way`` (A -> B only, no second discriminator), at N epochs and at equal time by its own per-epoch time
-(``--no_one_way`` skips it). ``--seeds N`` repeats every model run with ``--seed`` 0 .. N-1.
+1.1x its baseline's step time would lose a sixth of a 6-epoch budget). The run itself where its N epochs fit.
+T and the per-epoch time are means over every seed's N-epoch runs, so every seed gets the same budget and one
+slow or fast run (identical commands vary up to 1.3x in wall time on a shared CPU) weighs less. In 2D the baseline
+model also trains N epochs with pytorch-CycleGAN-and-pix2pix's defaults (pix2pix: unet_256, batch norm, dropout;
+cycle_gan: resnet_9blocks; no residual), at the benchmark's width. The RevGAN model also trains N epochs with
+``--netG iunet`` (the invertible U-Net, the least memory; ``--no_iunet`` skips it). On the paired tasks the RevGAN
+model also trains with ``--one_way`` (A -> B only, no second discriminator), at N epochs and at equal time by its own
+per-epoch time (``--no_one_way`` skips it). ``--seeds N`` repeats every model run with ``--seed`` 0 .. N-1.
 Metrics: PSNR, SSIM and MAE, from test.py's metrics.json for the models; 2D on RGB in [0, 1] (data range 1), 3D on
 the template's units in the window 0-255 (data range 255), whole volume, and PSNR inside the brain (T1 input > 0).
 Writes the section ``benchmark_quality_<cpu|gpu>`` of docs/benchmarks.md (or --docs), a plot beside it, and
@@ -428,14 +429,16 @@ def epoch_time(run):
     return per_epoch, max(0.0, run["train_s"] - n * per_epoch)
 
 
-def equal_time_samples(budget_s, run):
-    """(samples per epoch, per-epoch time, fixed cost) of ``run``: the samples per epoch (2D: training images; 3D:
-    patches per volume) that fit its epochs in ``budget_s``, taking an epoch's time as proportional to its samples
-    (per-epoch overheads make the run finish early); at most the run's own, at least 1. Finer than whole epochs, which
-    in a short run leave the slower model up to an epoch short of the budget."""
-    per_epoch, fixed = epoch_time(run)
-    full = samples(run)
-    fit = int(full * (budget_s - fixed) / (run["epochs"] * per_epoch))
+def equal_time_samples(budget_s, runs):
+    """(samples per epoch, per-epoch time, fixed cost) of a model's N-epoch ``runs`` (one per seed): the samples per
+    epoch (2D: training images; 3D: patches per volume) that fit its epochs in ``budget_s``, taking an epoch's time as
+    proportional to its samples (per-epoch overheads make the run finish early) and the per-epoch time and fixed cost
+    as their means over ``runs``; at most the runs' own, at least 1. Finer than whole epochs, which in a short run
+    leave the slower model up to an epoch short of the budget."""
+    runs = [runs] if isinstance(runs, dict) else runs
+    per_epoch, fixed = (float(np.mean(v)) for v in zip(*(epoch_time(run) for run in runs)))
+    full = samples(runs[0])
+    fit = int(full * (budget_s - fixed) / (runs[0]["epochs"] * per_epoch))
     return min(full, max(1, fit)), per_epoch, fixed
 
 
@@ -522,8 +525,8 @@ ONE_WAY_FLAGS = ["--one_way"]  # paired RevGAN models trained A -> B only: what 
 
 def run_task(ctx, task, meta):
     """The task's reference rows and, for each seed, its runs: the baseline model (N epochs), the baseline with
-    upstream's defaults (2D), the RevGAN model at N epochs and at the baseline's time (its epochs computed from the
-    first seed's runs, so every seed gets the same budget)."""
+    upstream's defaults (2D), the RevGAN model at N epochs, then at the baseline's time: every seed gets the same
+    budget, computed from the means of every seed's N-epoch runs (a slow or fast run of one model evens out)."""
     baseline, revgan = TASKS[task]
     folder = os.path.join(ctx.data, task)
     t = time.perf_counter()
@@ -533,57 +536,73 @@ def run_task(ctx, task, meta):
     n = ctx.epochs or MODES[ctx.mode]["epochs"][task]
     flags = task_flags(ctx, task)
     runs = {kind: [] for kind in RUN_KINDS}
-    budget = oneway_budget = None
     one_way = ModelSpec(revgan).has_one_way and not getattr(ctx, "no_one_way", False)
+    one_flags = flags + REVGAN_FLAGS + ONE_WAY_FLAGS
     for seed in ctx.seeds:
-        base_run = train_and_test(ctx, task, baseline, n, flags + ["--netG", ctx.baseline_netG], seed)
-        rev_run = train_and_test(ctx, task, revgan, n, flags + REVGAN_FLAGS, seed)
-        runs["baseline"].append(base_run)
-        runs["revgan_epochs"].append(rev_run)
+        runs["baseline"].append(train_and_test(ctx, task, baseline, n, flags + ["--netG", ctx.baseline_netG], seed))
+        runs["revgan_epochs"].append(train_and_test(ctx, task, revgan, n, flags + REVGAN_FLAGS, seed))
         if dims(task) == 2 and baseline in UPSTREAM_FLAGS and not ctx.no_upstream:
             runs["upstream"].append(train_and_test(ctx, task, baseline, n, task_flags(ctx, task, upstream=True),
                                                    seed, tag="_upstream"))
         if not ctx.no_iunet:
             runs["iunet"].append(train_and_test(ctx, task, revgan, n, flags + IUNET_FLAGS, seed, tag="_iunet"))
-        budget, timed = at_equal_time(ctx, task, revgan, n, flags + REVGAN_FLAGS, seed, base_run, rev_run, budget)
-        runs["revgan_time"] += [timed] if timed else []
         if one_way:
-            one_flags = flags + REVGAN_FLAGS + ONE_WAY_FLAGS
-            one_run = train_and_test(ctx, task, revgan, n, one_flags, seed, tag="_oneway")
-            runs["oneway_epochs"].append(one_run)
-            oneway_budget, timed = at_equal_time(ctx, task, revgan, n, one_flags, seed, base_run, one_run,
-                                                 oneway_budget, tag="_oneway")
-            runs["oneway_time"] += [timed] if timed else []
+            runs["oneway_epochs"].append(train_and_test(ctx, task, revgan, n, one_flags, seed, tag="_oneway"))
+    budget = equal_time_budget(task, revgan, n, runs["baseline"], runs["revgan_epochs"])
+    oneway_budget = equal_time_budget(task, revgan, n, runs["baseline"], runs["oneway_epochs"], "_oneway")
+    for i, seed in enumerate(ctx.seeds):
+        for kind, epochs_kind, model_flags, own, tag in (
+                ("revgan_time", "revgan_epochs", flags + REVGAN_FLAGS, budget, ""),
+                ("oneway_time", "oneway_epochs", one_flags, oneway_budget, "_oneway")):
+            if own:
+                runs[kind].append(at_equal_time(ctx, task, revgan, n, model_flags, seed, runs[epochs_kind][i], own,
+                                                tag))
     check_copy(task, refs[0][1], [r for kind in runs.values() for r in kind])
     return {"task": task, "meta": meta, "references": [{"method": m, "scores": s} for m, s in refs],
             "runs": {k: v for k, v in runs.items() if v}, "epochs": n, "baseline": baseline, "revgan": revgan,
             "budget": budget, "oneway_budget": oneway_budget, "seeds": list(ctx.seeds)}
 
 
-def at_equal_time(ctx, task, model, n, flags, seed, base_run, run, budget, tag=""):
-    """(budget, the run of ``model`` with ``flags`` that fits in the baseline's time) for this seed: the budget is
-    computed from the first seed whose baseline run and N-epoch ``run`` both succeeded, then reused (None until
-    then, and no run); the run is ``run`` itself where its N epochs fit."""
+def equal_time_budget(task, model, n, base_runs, runs, tag=""):
+    """The equal-time budget of ``model`` (``tag``: its variant) from every seed's successful N-epoch runs: the
+    baseline's mean training time, the epochs (and schedule) kept, the samples in each that fit (2D: all of them,
+    and no such key, where the epochs fit). None where a model has no successful run."""
     flag = SAMPLE_FLAGS[dims(task)]
-    if budget is None and "error" not in base_run and "error" not in run:
-        if not samples(run):
-            print(f"  [{task}] no equal-time run: {run.get('name')}'s log does not say how many training images it "
-                  f"read", flush=True)
-            return None, None
-        # the same epochs (and schedule), fewer samples in each; 2D: the epochs alone where all of them fit
-        k, per_epoch, fixed = equal_time_samples(base_run["train_s"], run)
-        budget = {"epochs": n, "per_epoch_s": per_epoch, "fixed_s": fixed, "budget_s": base_run["train_s"]}
-        if dims(task) == 3 or k < samples(run):
-            budget[flag.lstrip("-")] = k
-        print(f"  [{task}] budget: {base_run['train_s']:.0f} s ({TASKS[task][0]}, {plural(n, 'epoch')}); {model}"
-              f"{tag.replace('_', ' ')} takes {per_epoch:.1f} s per epoch + {fixed:.0f} s fixed -> "
-              f"{length(budget)}", flush=True)
-    if budget is None:
-        return None, None
+    base_runs = [r for r in base_runs if "error" not in r]
+    runs = [r for r in runs if "error" not in r]
+    if not base_runs or not runs:
+        return None
+    if not samples(runs[0]):
+        print(f"  [{task}] no equal-time run: {runs[0].get('name')}'s log does not say how many training images it "
+              f"read", flush=True)
+        return None
+    budget_s = float(np.mean([r["train_s"] for r in base_runs]))
+    k, per_epoch, fixed = equal_time_samples(budget_s, runs)
+    budget = {"epochs": n, "per_epoch_s": per_epoch, "fixed_s": fixed, "budget_s": budget_s,
+              "from_runs": [len(base_runs), len(runs)]}
+    if dims(task) == 3 or k < samples(runs[0]):
+        budget[flag.lstrip("-")] = k
+    print(f"  [{task}] budget: {budget_s:.0f} s ({TASKS[task][0]}, {plural(n, 'epoch')}; mean of "
+          f"{plural(len(base_runs), 'run')}); {model}{tag.replace('_', ' ')} takes {per_epoch:.1f} s per epoch + "
+          f"{fixed:.0f} s fixed (mean of {plural(len(runs), 'run')}) -> {length(budget)}", flush=True)
+    return budget
+
+
+def seeds_text(result):
+    """Which runs a budget's time is the mean of: "mean of 2 seeds" ("first seed" for results of earlier versions,
+    whose budgets came from it)."""
+    counts = (result.get("budget") or {}).get("from_runs")
+    return "first seed" if counts is None else "one run" if counts[0] == 1 else f"mean of {counts[0]} seeds"
+
+
+def at_equal_time(ctx, task, model, n, flags, seed, run, budget, tag=""):
+    """The run of ``model`` with ``flags`` for this seed that fits in ``budget``: ``run`` (its N-epoch run) itself
+    where its N epochs fit, else a run of the same epochs with fewer samples in each."""
     k, unit = budget_samples(budget)
     if k is None or k == samples(run):
-        return budget, run
-    return budget, train_and_test(ctx, task, model, n, flags + [flag, str(k)], seed, tag=f"{tag}_{k}{unit[1]}")
+        return run
+    return train_and_test(ctx, task, model, n, flags + [SAMPLE_FLAGS[dims(task)], str(k)], seed,
+                          tag=f"{tag}_{k}{unit[1]}")
 
 
 def check_copy(task, copy, runs):
@@ -861,7 +880,7 @@ def report(ctx, results, args):
         title += " (smoke configuration, not results)"
     plot(results, os.path.join(os.path.dirname(docs), png), title)
     plot_examples(ctx, results, os.path.join(os.path.dirname(docs), examples_png), title)
-    budgets = [f"{r['task']}: the time {r['baseline']} needs for {plural(r['epochs'], 'epoch')} (first seed), "
+    budgets = [f"{r['task']}: the time {r['baseline']} needs for {plural(r['epochs'], 'epoch')} ({seeds_text(r)}), "
                f"{r['budget']['budget_s']:.0f} s -> {length(r['budget'])} of {r['revgan']}"
                + (f" ({length(r['oneway_budget'])} with --one_way)" if r.get("oneway_budget")
                   else "") for r in results if r.get("budget")]

@@ -163,7 +163,7 @@ def test_runs_include_the_iunet_model_unless_skipped(monkeypatch, no_iunet):
     assert ("iunet" in result["runs"]) != no_iunet
 
 
-def run_faked(monkeypatch, task, fake, copy_scores, no_one_way=False):
+def run_faked(monkeypatch, task, fake, copy_scores, no_one_way=False, seeds=(0,)):
     """bq.run_task of ``task`` with training and testing replaced by ``fake`` (quick mode, 6 epochs, seed 0, no
     upstream or iunet rows; the copy the only reference row, with ``copy_scores``)."""
     monkeypatch.setattr(bq, "reference_methods", lambda *a: [])
@@ -171,7 +171,7 @@ def run_faked(monkeypatch, task, fake, copy_scores, no_one_way=False):
     monkeypatch.setattr(bq, "check_copy", lambda *a: None)
     monkeypatch.setattr(bq, "train_and_test", fake)
     ctx = bq.Context()
-    ctx.mode, ctx.train_flags, ctx.data, ctx.epochs, ctx.seeds = "quick", [], "data", 6, [0]
+    ctx.mode, ctx.train_flags, ctx.data, ctx.epochs, ctx.seeds = "quick", [], "data", 6, list(seeds)
     ctx.no_upstream, ctx.no_iunet, ctx.no_one_way, ctx.baseline_netG = True, True, no_one_way, "resnet_6blocks"
     return bq.run_task(ctx, task, {})
 
@@ -193,8 +193,9 @@ def test_paired_tasks_add_one_way_runs_at_their_own_budget(monkeypatch, no_one_w
     result = run_faked(monkeypatch, "paired2d", fake, {"PSNR": 1.0, "SSIM": 0.5, "MAE": 0.1}, no_one_way)
     # budget 6 * 10 s: two-way 30 s an epoch of 30 images -> 10 images; one-way 15 s -> 20
     assert [(m, t, n, bq.given({"train_argv": f}, "--samples_per_epoch")) for m, t, n, f in calls] == [
-        ("pix2pix", "", 6, None), ("paired_revgan", "", 6, None), ("paired_revgan", "_10samples", 6, 10)] + \
-        ([] if no_one_way else [("paired_revgan", "_oneway", 6, None), ("paired_revgan", "_oneway_20samples", 6, 20)])
+        ("pix2pix", "", 6, None), ("paired_revgan", "", 6, None)] + \
+        ([] if no_one_way else [("paired_revgan", "_oneway", 6, None)]) + [("paired_revgan", "_10samples", 6, 10)] + \
+        ([] if no_one_way else [("paired_revgan", "_oneway_20samples", 6, 20)])
     assert all(("--one_way" in f) == t.startswith("_oneway") for _, t, _, f in calls)
     assert ("oneway_time" in result["runs"]) != no_one_way
     assert result["budget"]["samples_per_epoch"] == 10 and result["budget"]["epochs"] == 6
@@ -204,6 +205,31 @@ def test_paired_tasks_add_one_way_runs_at_their_own_budget(monkeypatch, no_one_w
         bq.findings(result)
     if not no_one_way:
         assert result["oneway_budget"]["samples_per_epoch"] == 20
+
+
+def test_equal_time_budget_is_the_mean_of_every_seeds_runs(monkeypatch):
+    """With several seeds every equal-epoch run comes first, then one budget from the means of all their times (a
+    slow run of one seed evens out), the same for every seed; a failed run is left out of the means."""
+    calls = []
+    base_s = {0: 50.0, 1: 70.0, 2: None}  # pix2pix's 6 epochs per seed; seed 2 fails
+    per_image = {0: 0.5, 1: 0.3, 2: 0.4}  # the RevGAN's step time per seed
+
+    def fake(ctx, task, model, n, flags, seed=0, tag=""):
+        calls.append((model, tag, seed))
+        if model == "pix2pix" and base_s[seed] is None:
+            return {"model": model, "epochs": n, "error": "failed", "train_argv": flags}
+        k = int(bq.given({"train_argv": flags}, "--samples_per_epoch") or 30)
+        t = base_s[seed] / n if model == "pix2pix" else per_image[seed] * k
+        return {"model": model, "epochs": n, "train_s": n * t, "epoch_ends": [t * (i + 1) for i in range(n)],
+                "train_argv": flags, "train_samples": 30, "scores": {"PSNR": 1.0, "SSIM": 0.5, "MAE": 0.1}}
+    result = run_faked(monkeypatch, "paired2d", fake, {"PSNR": 1.0, "SSIM": 0.5, "MAE": 0.1}, no_one_way=True,
+                       seeds=(0, 1, 2))
+    # budget: mean of 50 and 70 s = 60 s; the RevGAN's mean epoch 0.4 * 30 = 12 s -> 6 epochs of 25 images
+    assert result["budget"]["budget_s"] == 60.0 and result["budget"]["samples_per_epoch"] == 25
+    assert result["budget"]["from_runs"] == [2, 3]
+    assert calls == [(m, "", seed) for seed in (0, 1, 2) for m in ("pix2pix", "paired_revgan")] + \
+        [("paired_revgan", "_25samples", seed) for seed in (0, 1, 2)]
+    assert bq.seeds_text(result) == "mean of 2 seeds" and bq.seeds_text({"budget": {"epochs": 6}}) == "first seed"
 
 
 def test_3d_equal_time_keeps_the_epochs_with_fewer_patches(monkeypatch):
@@ -221,8 +247,8 @@ def test_3d_equal_time_keeps_the_epochs_with_fewer_patches(monkeypatch):
     result = run_faked(monkeypatch, "thick3d", fake, {"PSNR": 1.0, "SSIM": 0.5, "MAE": 0.1, "PSNR_brain": 1.0})
     # budget 6 * 3.2 + 2 = 21.2 s: two-way 8 s an epoch at 32 patches -> 12 patches; one-way 3.68 s -> 27 patches
     assert [(m, t, n, k) for m, t, n, k in calls] == [
-        ("pix2pix3d", "", 6, "32"), ("paired_revgan3d", "", 6, "32"), ("paired_revgan3d", "_12patches", 6, "12"),
-        ("paired_revgan3d", "_oneway", 6, "32"), ("paired_revgan3d", "_oneway_27patches", 6, "27")]
+        ("pix2pix3d", "", 6, "32"), ("paired_revgan3d", "", 6, "32"), ("paired_revgan3d", "_oneway", 6, "32"),
+        ("paired_revgan3d", "_12patches", 6, "12"), ("paired_revgan3d", "_oneway_27patches", 6, "27")]
     assert result["oneway_budget"]["samples_per_volume"] == 27 and result["oneway_budget"]["epochs"] == 6
     rows = {r[1]: r for r in bq.table_rows(result)}
     assert rows["paired_revgan3d --one_way, equal time"][2] == "6 × 27 patches"
@@ -236,6 +262,9 @@ def test_equal_time_samples():
     assert bq.equal_time_samples(5.0, run)[0] == 1  # never less than one
     assert bq.equal_time_samples(30.0, dict(run, train_argv=["--samples_per_epoch", "40"]))[0] == 20
     assert bq.equal_time_samples(30.0, dict(run, epoch_ends=[]))[:2] == (60, 12.5)  # no epoch lines: run time / N
+    # several seeds' runs: the means of their per-epoch times and fixed costs (10 and 20 s an epoch, 10 s fixed)
+    slow = {"epochs": 4, "train_s": 90.0, "epoch_ends": [30.0, 50.0, 70.0, 90.0], "train_samples": 100}
+    assert bq.equal_time_samples(40.0, [run, slow]) == (50, 15.0, 10.0)
     assert bq.decay_epochs(6) == 2 and bq.decay_epochs(1) == 0
 
 
