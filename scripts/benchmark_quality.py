@@ -905,8 +905,8 @@ cross-domain tasks (photo to map, T1 to grey-matter map), where input and target
 model against its baseline model, with default flags but the width, trained and tested through `train.py` and
 `test.py`, back to back on this machine: the baseline model for N epochs, the RevGAN model for N epochs (equal
 epochs) and for the baseline's epochs with fewer samples in each, as many as fit in the baseline's training time by
-its measured per-epoch time (equal time; 2D: `--samples_per_epoch`, a random draw of the training images each epoch;
-3D: `--samples_per_volume`),
+its measured per-epoch time (equal time, both times the means over the seeds' N-epoch runs; 2D:
+`--samples_per_epoch`, a random draw of the training images each epoch; 3D: `--samples_per_volume`),
 and in 2D the baseline model also as pytorch-CycleGAN-and-pix2pix configures it (upstream defaults: its
 generator, normalisation and dropout, no residual), so that no RevGAN row wins by a handicapped baseline. Seeds:
 {", ".join(map(str, ctx.seeds))} (`--seed`): model rows hold the mean, each seed's PSNR in brackets. Rows above the
