@@ -407,18 +407,13 @@ def test_lazy_modules_run_their_first_call_on_plain_autograd_then_save_memory():
 
 
 # -- 7. freezing or unfreezing parameters between forward and backward -------------------------------------------------
-@pytest.mark.parametrize("direction", DIRECTIONS)
-@pytest.mark.parametrize("change", ["freeze", "unfreeze"])
-@pytest.mark.parametrize("keep_input", [False, True])
-def test_requires_grad_changed_between_forward_and_backward(change, direction, keep_input):
+def grads_after_a_late_change(build, change, direction):
+    """``build(ms)`` -> (network, parameters frozen or unfrozen between its forward and its backward); the gradients
+    of the memory-saving network must equal plain autograd's (those of the plain run are returned)."""
     results = []
     for ms in (True, False):
         torch.manual_seed(0)
-        blocks = [AffineCoupling(conv_body(), conv_body()) for _ in range(2)]
-        inner = ReversibleBlock(AdditiveCoupling(conv_body(), conv_body()), keep_input=keep_input,
-                                keep_input_inverse=keep_input, disable=not ms)
-        net = ReversibleSequence(blocks + [inner], memory_saving=ms).double()
-        changed = list(blocks[0].F.parameters()) + list(inner.module.G[0].parameters())
+        net, changed = build(ms)
         if change == "unfreeze":
             for p in changed:
                 p.requires_grad_(False)
@@ -432,7 +427,21 @@ def test_requires_grad_changed_between_forward_and_backward(change, direction, k
         assert (a is None) == (b is None)
         if b is not None:
             assert rel(a, b) <= TOL
-    assert sum(g is None for g in results[1]) == 6  # the changed parameters got no gradient
+    return results[1]
+
+
+@pytest.mark.parametrize("direction", DIRECTIONS)
+@pytest.mark.parametrize("change", ["freeze", "unfreeze"])
+@pytest.mark.parametrize("keep_input", [False, True])
+def test_requires_grad_changed_between_forward_and_backward(change, direction, keep_input):
+    def build(ms):
+        blocks = [AffineCoupling(conv_body(), conv_body()) for _ in range(2)]
+        inner = ReversibleBlock(AdditiveCoupling(conv_body(), conv_body()), keep_input=keep_input,
+                                keep_input_inverse=keep_input, disable=not ms)
+        net = ReversibleSequence(blocks + [inner], memory_saving=ms).double()
+        return net, list(blocks[0].F.parameters()) + list(inner.module.G[0].parameters())
+    grads = grads_after_a_late_change(build, change, direction)
+    assert sum(g is None for g in grads) == 6  # the changed parameters got no gradient
 
 
 @pytest.mark.parametrize("direction", DIRECTIONS)
@@ -442,26 +451,15 @@ def test_requires_grad_changed_on_a_parameter_shared_by_f_and_g(change, directio
     # One convolution serves F and G of a ReversibleBlock(keep_input=True) (and, in a sequence, F of the block
     # before it): its requires_grad of the forward is put back once for the recomputation (flipped once per
     # function, as it was, the block alone ended where the change left it and refused to differentiate)
-    results = []
-    for ms in (True, False):
-        torch.manual_seed(0)
+    def build(ms):
         shared = nn.Conv2d(2, 2, 3, padding=1)
         inner = ReversibleBlock(AdditiveCoupling(nn.Sequential(shared, nn.Tanh()), nn.Sequential(conv_body(), shared)),
                                 keep_input=True, keep_input_inverse=True, disable=not ms)
         first = AffineCoupling(nn.Sequential(conv_body(), shared), conv_body())
-        net = (inner if alone else ReversibleSequence([first, inner], memory_saving=ms)).double()
-        if change == "unfreeze":
-            shared.requires_grad_(False)
-        x = make_input().requires_grad_(True)
-        y = call(net, x, direction)
-        shared.requires_grad_(change == "unfreeze")
-        loss_of(y).backward()
-        results.append([x.grad] + [p.grad for p in net.parameters()])
-    for a, b in zip(*results):
-        assert (a is None) == (b is None)
-        if b is not None:
-            assert rel(a, b) <= TOL
-    assert shared.weight.grad is None and shared.bias.grad is None
+        return (inner if alone else ReversibleSequence([first, inner], memory_saving=ms)).double(), [shared.weight,
+                                                                                                      shared.bias]
+    grads = grads_after_a_late_change(build, change, direction)
+    assert sum(g is None for g in grads) == 2  # the shared convolution's weight and bias got no gradient
 
 
 # -- 8. functorch transforms and batched backward ----------------------------------------------------------------------
