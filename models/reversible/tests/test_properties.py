@@ -318,6 +318,7 @@ def test_random_networks_match_plain_autograd(specs, pattern, batch, seed, flip_
         builder = Builder(memory_saving, hooks)
         net = builder.network(specs, seed)
         outs, loss, leaves = run(net, xs, pattern, seed + 1)
+        initialised = [p.detach().clone() for p in net.parameters()]  # by their first calls, in the forward
         if flip_modes:  # every module switches mode between forward and backward (model.eval() before backward)
             for m in net.modules():
                 m.training = not m.training
@@ -326,6 +327,7 @@ def test_random_networks_match_plain_autograd(specs, pattern, batch, seed, flip_
             every[j % len(every)].requires_grad_(not every[j % len(every)].requires_grad)
         params = [p for p in every if p.requires_grad]
         grads = torch.autograd.grad(loss, leaves + params, allow_unused=True)
+        assert all(torch.equal(a, b) for a, b in zip(initialised, net.parameters()))  # backward initialised none again
         results.append((outs, grads, [b.clone() for b in net.buffers()], sorted(hooks),
                         sorted(builder.module_hooks), [p.detach().clone() for p in every]))
     (outs_s, grads_s, bufs_s, hooks_s, mods_s, params_s), (outs_p, grads_p, bufs_p, hooks_p, mods_p, params_p) = results
@@ -341,8 +343,8 @@ def test_random_networks_match_plain_autograd(specs, pattern, batch, seed, flip_
             assert float((gs - gp).norm()) <= TOL * max(float(gp.norm()), floor)
     for bs, bp in zip(bufs_s, bufs_p):  # no_grad and grad-mode kernels may round differently: up to rounding
         assert rel(bs, bp) <= TOL if bp.is_floating_point() else torch.equal(bs, bp)
-    for ps, pp in zip(params_s, params_p):  # initialised by their first call, once, to the same values
-        assert torch.equal(ps, pp)
+    for ps, pp in zip(params_s, params_p):  # initialised by their first call to the same values, up to rounding:
+        assert rel(ps, pp) <= TOL  # the memory-saving forward runs without grad, whose kernels may round differently
     assert hooks_s == hooks_p  # each parameter hook ran as often as with plain autograd
     assert len(mods_s) == len(mods_p)  # module hooks on couplings ran as often, and saw the same values
     assert all(abs(a - b) <= TOL * max(abs(b), 1.0) for a, b in zip(mods_s, mods_p))
