@@ -435,7 +435,6 @@ def equal_time_samples(budget_s, runs):
     proportional to its samples (per-epoch overheads make the run finish early) and the per-epoch time and fixed cost
     as their means over ``runs``; at most the runs' own, at least 1. Finer than whole epochs, which in a short run
     leave the slower model up to an epoch short of the budget."""
-    runs = [runs] if isinstance(runs, dict) else runs
     per_epoch, fixed = (float(np.mean(v)) for v in zip(*(epoch_time(run) for run in runs)))
     full = samples(runs[0])
     fit = int(full * (budget_s - fixed) / (runs[0]["epochs"] * per_epoch))

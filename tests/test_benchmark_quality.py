@@ -257,11 +257,11 @@ def test_3d_equal_time_keeps_the_epochs_with_fewer_patches(monkeypatch):
 
 def test_equal_time_samples():
     run = {"epochs": 4, "train_s": 50.0, "epoch_ends": [15.0, 25.0, 35.0, 45.0], "train_samples": 100}
-    assert bq.equal_time_samples(30.0, run) == (50, 10.0, 10.0)  # 10 s an epoch, 10 s fixed: half the samples fit
-    assert bq.equal_time_samples(100.0, run)[0] == 100  # never more than its own
-    assert bq.equal_time_samples(5.0, run)[0] == 1  # never less than one
-    assert bq.equal_time_samples(30.0, dict(run, train_argv=["--samples_per_epoch", "40"]))[0] == 20
-    assert bq.equal_time_samples(30.0, dict(run, epoch_ends=[]))[:2] == (60, 12.5)  # no epoch lines: run time / N
+    assert bq.equal_time_samples(30.0, [run]) == (50, 10.0, 10.0)  # 10 s an epoch, 10 s fixed: half the samples fit
+    assert bq.equal_time_samples(100.0, [run])[0] == 100  # never more than its own
+    assert bq.equal_time_samples(5.0, [run])[0] == 1  # never less than one
+    assert bq.equal_time_samples(30.0, [dict(run, train_argv=["--samples_per_epoch", "40"])])[0] == 20
+    assert bq.equal_time_samples(30.0, [dict(run, epoch_ends=[])])[:2] == (60, 12.5)  # no epoch lines: run time / N
     # several seeds' runs: the means of their per-epoch times and fixed costs (10 and 20 s an epoch, 10 s fixed)
     slow = {"epochs": 4, "train_s": 90.0, "epoch_ends": [30.0, 50.0, 70.0, 90.0], "train_samples": 100}
     assert bq.equal_time_samples(40.0, [run, slow]) == (50, 15.0, 10.0)
