@@ -7,7 +7,8 @@
 
 --direction means what it means for test.py --model test on that checkpoint: AtoB is the translation the model was
 trained for (whatever --direction it was trained with), BtoA the other way (RevGAN: the inverse of its core;
-CycleGAN: G_B; a paired RevGAN trained --one_way has no trained BtoA and is refused). The network is exported in eval mode (batch-norm running statistics, no dropout), traced under
+CycleGAN: G_B; a paired RevGAN trained one way, its default without --two_way, has no trained BtoA and is
+refused). The network is exported in eval mode (batch-norm running statistics, no dropout), traced under
 torch.no_grad (where the reversible core runs as a plain forward, no custom autograd), with the batch size and the
 spatial sizes free: any multiple of the generator's size multiple (other sizes: pad, run, crop; test.py and the
 translate API do that for you). Both directions of a RevGAN come from one core: BtoA is

@@ -46,7 +46,7 @@ class BaseModel:
     @classmethod
     def directions_of(cls, spec: ModelSpec) -> dict:
         """The directions a model of this class with the networks of ``spec`` translates (``directions``; a paired
-        RevGAN trained --one_way: A -> B only)."""
+        RevGAN trained one way, its default: A -> B only)."""
         return cls.directions
 
     def __init__(self, opt, spec: ModelSpec):

@@ -119,9 +119,9 @@ class ModelSpec:
         model: the --model that trained it (e.g. unpaired_revgan).
         input_nc, output_nc: channels of domain A and domain B.
         generator, discriminator: the network structures.
-        one_way: paired RevGAN models trained in their A -> B direction only (--one_way): no discriminator D_B, and
-            the B -> A networks (encoder of B, decoder of A) untrained, so B -> A is refused; what a checkpoint
-            without the entry was not.
+        one_way: paired RevGAN models trained in their A -> B direction only (their default; not --two_way): no
+            discriminator D_B, and the B -> A networks (encoder of B, decoder of A) untrained, so B -> A is refused;
+            what a checkpoint without the entry (written before the option existed) was not.
     """
     model: str
     input_nc: int = 3

@@ -280,7 +280,7 @@ GATE_RATE = 300.0  # the residual's gain is 1 + GATE_RATE * theta: Adam moves th
 # step, so the gain by about 0.06 per step at lr 2e-4 (it can close within tens of steps; a plain gain would need
 # 5000). 300 measured better than 100 on the cross-domain and near-identity unpaired tasks (docs/benchmarks.md)
 GATE_MAX_LR = 2e-4  # in the paired models theta's learning rate is --lr, at most this: at a higher --lr the gain
-# would move faster than the rate was chosen for (at --lr 5e-4 the cap gained paired_revgan3d 0.44 dB with --one_way
+# would move faster than the rate was chosen for (at --lr 5e-4 the cap gained paired_revgan3d 0.44 dB one way
 # and 0.19 dB with both directions on thick -> thin slices, two seeds). The unpaired models (with --residual) keep
 # --lr: their gain must keep pace with the network to leave the identity (tests/test_unpaired_defaults.py, at --lr
 # 0.002, stays at its input with the cap). docs/benchmarks.md
@@ -506,7 +506,7 @@ class RevGANGenerator(Generator):
         return [self.enc_A, self.enc_B, self.dec_A, self.dec_B]
 
     def btoa_only_parts(self):
-        """The networks only B -> A runs (what a --one_way model never trains)."""
+        """The networks only B -> A runs (what a paired model without --two_way never trains)."""
         return [self.enc_B, self.dec_A]
 
     def roundtrip_error(self, x):
@@ -559,7 +559,7 @@ class IUNetGenerator(Generator):
         return [] if self.exact else [self.stem_A, self.stem_B, self.head_A, self.head_B]
 
     def btoa_only_parts(self):
-        """The networks only B -> A runs (what a --one_way model never trains)."""
+        """The networks only B -> A runs (what a paired model without --two_way never trains)."""
         return [] if self.exact else [self.stem_B, self.head_A]
 
     def roundtrip_error(self, x):

@@ -1,6 +1,7 @@
-"""Paired RevGAN (as in the original): one reversible generator trained in both directions with conditional
-discriminators D_A (judges A->B on (A, B) pairs) and D_B (judges B->A on (B, A) pairs), GAN loss plus lambda * L1.
-With --one_way only A->B trains (as pix2pix), with D_A alone: about half the step."""
+"""Paired RevGAN: one reversible generator trained with a conditional discriminator D_A (judges A->B on (A, B)
+pairs), GAN loss plus lambda * L1. By default only A->B trains (after --direction), as pix2pix does: a step costs
+about pix2pix's. With --two_way it also trains B->A, as the original RevGAN did, with a second discriminator D_B
+(judges B->A on (B, A) pairs): about twice the step."""
 import torch
 
 from models.gan import GANModel, add_generator_options, check_netG
@@ -24,10 +25,17 @@ class PairedRevGANModel(GANModel):
             group.add_argument(
                 "--lambda_L1", policy=RESUMED, type=WEIGHT, default=100.0, help="weight of the L1 losses")
             group.add_argument(
+                "--two_way", policy=ARCH, dest="one_way", action="store_false",
+                help="train both directions, A->B and B->A, as the original RevGAN did: a second discriminator D_B "
+                     "and a B->A pass each step (about twice the step time and memory of the default, which trains "
+                     "A->B only, as pix2pix does); the checkpoint then translates both ways (test.py --direction "
+                     "BtoA, the translate API, export)")
+            group.add_argument(
                 "--one_way", policy=ARCH, action="store_true",
-                help="train A->B only (after --direction), as pix2pix does: no B->A pass and no discriminator D_B, "
-                     "about half the step time and one discriminator fewer; the checkpoint translates A->B only "
-                     "(its B->A networks never train, so test.py, the translate API and export refuse BtoA)")
+                help="train A->B only (after --direction), as pix2pix does: the default (a flag for commands written "
+                     "before it was); the checkpoint translates A->B only (its B->A networks never train, so "
+                     "test.py, the translate API and export refuse BtoA; --two_way trains both)")
+            parser.set_defaults(one_way=True)
         return parser
 
     @classmethod

@@ -43,7 +43,8 @@ class TestModel(BaseModel):
         directions = upstream.SINGLE_G_DIRECTIONS if spec.model == upstream.SINGLE_G else \
             find_model_using_name(spec.model).directions_of(spec)
         if direction not in directions:
-            why = " (it was trained with --one_way: its B to A networks never trained)" if spec.one_way else ""
+            why = " (it was trained A to B only, the paired RevGAN's default: its B to A networks never trained; " \
+                  "--two_way trains both directions)" if spec.one_way else ""
             raise UserError(f"a {spec.model} model translates A to B only{why}; drop --direction BtoA")
         name, call = directions[direction]
         # a network called in the other direction than the translation's is a one-way network from B to A

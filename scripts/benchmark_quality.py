@@ -62,8 +62,9 @@ slow or fast run (identical commands vary up to 1.3x in wall time on a shared CP
 model also trains N epochs with pytorch-CycleGAN-and-pix2pix's defaults (pix2pix: unet_256, batch norm, dropout;
 cycle_gan: resnet_9blocks; no residual), at the benchmark's width. The RevGAN model also trains N epochs with
 ``--netG iunet`` (the invertible U-Net, the least memory; ``--no_iunet`` skips it). On the paired tasks the RevGAN
-model also trains with ``--one_way`` (A -> B only, no second discriminator), at N epochs and at equal time by its own
-per-epoch time (``--no_one_way`` skips it). ``--seeds N`` repeats every model run with ``--seed`` 0 .. N-1.
+model also trains with ``--two_way`` (both directions, a second discriminator, as the original RevGAN; the default
+trains A -> B only), at N epochs and at equal time by its own per-epoch time (``--no_two_way`` skips it).
+``--seeds N`` repeats every model run with ``--seed`` 0 .. N-1.
 Metrics: PSNR, SSIM and MAE, from test.py's metrics.json for the models; 2D on RGB in [0, 1] (data range 1), 3D on
 the template's units in the window 0-255 (data range 255), whole volume, and PSNR inside the brain (T1 input > 0).
 Writes the section ``benchmark_quality_<cpu|gpu>`` of docs/benchmarks.md (or --docs), a plot beside it, and
@@ -511,15 +512,15 @@ def task_flags(ctx, task, upstream=False):
     return COMMON + FLAGS_2D + mode["2d"] + ctx.train_flags
 
 
-RUN_KINDS = ("baseline", "upstream", "revgan_epochs", "revgan_time", "oneway_epochs", "oneway_time", "iunet")
+RUN_KINDS = ("baseline", "upstream", "revgan_epochs", "revgan_time", "twoway_epochs", "twoway_time", "iunet")
 RUN_LABELS = {"baseline": "", "upstream": ", upstream defaults", "revgan_epochs": ", equal epochs",
-              "revgan_time": ", equal time", "oneway_epochs": " --one_way, equal epochs",
-              "oneway_time": " --one_way, equal time", "iunet": " --netG iunet, equal epochs"}
+              "revgan_time": ", equal time", "twoway_epochs": " --two_way, equal epochs",
+              "twoway_time": " --two_way, equal time", "iunet": " --netG iunet, equal epochs"}
 SHORT_LABELS = {"baseline": "", "upstream": " (upstream)", "revgan_epochs": " (=epochs)", "revgan_time": " (=time)",
-                "oneway_epochs": " one-way (=epochs)", "oneway_time": " one-way (=time)",
+                "twoway_epochs": " two-way (=epochs)", "twoway_time": " two-way (=time)",
                 "iunet": " iunet (=epochs)"}  # in the plots
 IUNET_FLAGS = ["--netG", "iunet"]  # the most memory-efficient generator: what it costs in quality
-ONE_WAY_FLAGS = ["--one_way"]  # paired RevGAN models trained A -> B only: what half the step buys per hour
+TWO_WAY_FLAGS = ["--two_way"]  # paired RevGAN models trained both ways: what the second direction costs per hour
 
 
 def run_task(ctx, task, meta):
@@ -535,8 +536,8 @@ def run_task(ctx, task, meta):
     n = ctx.epochs or MODES[ctx.mode]["epochs"][task]
     flags = task_flags(ctx, task)
     runs = {kind: [] for kind in RUN_KINDS}
-    one_way = ModelSpec(revgan).has_one_way and not getattr(ctx, "no_one_way", False)
-    one_flags = flags + REVGAN_FLAGS + ONE_WAY_FLAGS
+    two_way = ModelSpec(revgan).has_one_way and not getattr(ctx, "no_two_way", False)
+    two_flags = flags + REVGAN_FLAGS + TWO_WAY_FLAGS
     for seed in ctx.seeds:
         runs["baseline"].append(train_and_test(ctx, task, baseline, n, flags + ["--netG", ctx.baseline_netG], seed))
         runs["revgan_epochs"].append(train_and_test(ctx, task, revgan, n, flags + REVGAN_FLAGS, seed))
@@ -545,21 +546,21 @@ def run_task(ctx, task, meta):
                                                    seed, tag="_upstream"))
         if not ctx.no_iunet:
             runs["iunet"].append(train_and_test(ctx, task, revgan, n, flags + IUNET_FLAGS, seed, tag="_iunet"))
-        if one_way:
-            runs["oneway_epochs"].append(train_and_test(ctx, task, revgan, n, one_flags, seed, tag="_oneway"))
+        if two_way:
+            runs["twoway_epochs"].append(train_and_test(ctx, task, revgan, n, two_flags, seed, tag="_twoway"))
     budget = equal_time_budget(task, revgan, n, runs["baseline"], runs["revgan_epochs"])
-    oneway_budget = equal_time_budget(task, revgan, n, runs["baseline"], runs["oneway_epochs"], "_oneway")
+    twoway_budget = equal_time_budget(task, revgan, n, runs["baseline"], runs["twoway_epochs"], "_twoway")
     for i, seed in enumerate(ctx.seeds):
         for kind, epochs_kind, model_flags, own, tag in (
                 ("revgan_time", "revgan_epochs", flags + REVGAN_FLAGS, budget, ""),
-                ("oneway_time", "oneway_epochs", one_flags, oneway_budget, "_oneway")):
+                ("twoway_time", "twoway_epochs", two_flags, twoway_budget, "_twoway")):
             if own:
                 runs[kind].append(at_equal_time(ctx, task, revgan, n, model_flags, seed, runs[epochs_kind][i], own,
                                                 tag))
     check_copy(task, refs[0][1], [r for kind in runs.values() for r in kind])
     return {"task": task, "meta": meta, "references": [{"method": m, "scores": s} for m, s in refs],
             "runs": {k: v for k, v in runs.items() if v}, "epochs": n, "baseline": baseline, "revgan": revgan,
-            "budget": budget, "oneway_budget": oneway_budget, "seeds": list(ctx.seeds)}
+            "budget": budget, "twoway_budget": twoway_budget, "seeds": list(ctx.seeds)}
 
 
 def equal_time_budget(task, model, n, base_runs, runs, tag=""):
@@ -684,7 +685,7 @@ def findings(result):
     baseline_length = length({"epochs": result["epochs"], "samples_per_volume": given(first, "--samples_per_volume")})
     for kind, flag, what, budget in (("revgan_epochs", "", "at equal epochs", None),
                                      ("revgan_time", "", "at equal time", "budget"),
-                                     ("oneway_time", " --one_way", "at equal time", "oneway_budget")):
+                                     ("twoway_time", " --two_way", "at equal time", "twoway_budget")):
         if means.get("baseline") and means.get(kind):
             d = means[kind][key] - means["baseline"][key]
             parts.append(f"{result['revgan']}{flag} − {result['baseline']} {what}: {d:+.2f} dB" +
@@ -718,7 +719,7 @@ def plot(results, path, title):
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(2, len(results), figsize=(4.6 * len(results), 6.6), squeeze=False)
     colours = {"ref": "#b0b0b0", "baseline": "#4c72b0", "upstream": "#8fa8d6", "revgan_epochs": "#dd8452",
-               "revgan_time": "#f2b88c", "oneway_epochs": "#c44e52", "oneway_time": "#e8a3a5", "iunet": "#55a868"}
+               "revgan_time": "#f2b88c", "twoway_epochs": "#c44e52", "twoway_time": "#e8a3a5", "iunet": "#55a868"}
     for col, result in enumerate(results):
         key = "PSNR_brain" if dims(result["task"]) == 3 else "PSNR"
         names, values, cs = [], {key: [], "SSIM": []}, []
@@ -881,7 +882,7 @@ def report(ctx, results, args):
     plot_examples(ctx, results, os.path.join(os.path.dirname(docs), examples_png), title)
     budgets = [f"{r['task']}: the time {r['baseline']} needs for {plural(r['epochs'], 'epoch')} ({seeds_text(r)}), "
                f"{r['budget']['budget_s']:.0f} s -> {length(r['budget'])} of {r['revgan']}"
-               + (f" ({length(r['oneway_budget'])} with --one_way)" if r.get("oneway_budget")
+               + (f" ({length(r['twoway_budget'])} with --two_way)" if r.get("twoway_budget")
                   else "") for r in results if r.get("budget")]
     flags = "\n".join(f"- {task}: {TASKS[task][0]} `--netG {ctx.baseline_netG}` and {TASKS[task][1]} "
                       f"`{' '.join(REVGAN_FLAGS)}`, both with `{flags_text(ctx, task)}`" +
@@ -970,8 +971,8 @@ def main(argv=None):
     p.add_argument("--no_upstream", action="store_true",
                    help="skip the rows of the baseline models with pytorch-CycleGAN-and-pix2pix's defaults")
     p.add_argument("--no_iunet", action="store_true", help="skip the rows of the RevGAN models with --netG iunet")
-    p.add_argument("--no_one_way", action="store_true",
-                   help="skip the rows of the paired RevGAN models with --one_way (A -> B only)")
+    p.add_argument("--no_two_way", action="store_true",
+                   help="skip the rows of the paired RevGAN models with --two_way (both directions)")
     p.add_argument("--workdir", default=os.path.join(bu.ROOT, ".bench", "quality"),
                    help="data, checkpoints, results, logs and results.json")
     p.add_argument("--references_only", action="store_true",
@@ -995,7 +996,7 @@ def main(argv=None):
     ctx.device, ctx.epochs, ctx.baseline_netG = args.device, args.epochs, args.baseline_netG
     ctx.train_flags = args.train_flags.split()
     ctx.seeds, ctx.no_upstream, ctx.no_iunet = list(range(args.seeds)), args.no_upstream, args.no_iunet
-    ctx.no_one_way = args.no_one_way
+    ctx.no_two_way = args.no_two_way
     ctx.work = os.path.abspath(args.workdir)
     ctx.data = os.path.join(ctx.work, "data")
     ctx.command = "python scripts/benchmark_quality.py " + " ".join(sys.argv[1:] if argv is None else argv)

@@ -163,7 +163,7 @@ def test_runs_include_the_iunet_model_unless_skipped(monkeypatch, no_iunet):
     assert ("iunet" in result["runs"]) != no_iunet
 
 
-def run_faked(monkeypatch, task, fake, copy_scores, no_one_way=False, seeds=(0,)):
+def run_faked(monkeypatch, task, fake, copy_scores, no_two_way=False, seeds=(0,)):
     """bq.run_task of ``task`` with training and testing replaced by ``fake`` (quick mode, 6 epochs, seed 0, no
     upstream or iunet rows; the copy the only reference row, with ``copy_scores``)."""
     monkeypatch.setattr(bq, "reference_methods", lambda *a: [])
@@ -172,17 +172,17 @@ def run_faked(monkeypatch, task, fake, copy_scores, no_one_way=False, seeds=(0,)
     monkeypatch.setattr(bq, "train_and_test", fake)
     ctx = bq.Context()
     ctx.mode, ctx.train_flags, ctx.data, ctx.epochs, ctx.seeds = "quick", [], "data", 6, list(seeds)
-    ctx.no_upstream, ctx.no_iunet, ctx.no_one_way, ctx.baseline_netG = True, True, no_one_way, "resnet_6blocks"
+    ctx.no_upstream, ctx.no_iunet, ctx.no_two_way, ctx.baseline_netG = True, True, no_two_way, "resnet_6blocks"
     return bq.run_task(ctx, task, {})
 
 
-@pytest.mark.parametrize("no_one_way", [False, True])
-def test_paired_tasks_add_one_way_runs_at_their_own_budget(monkeypatch, no_one_way):
-    """Paired tasks also train the paired RevGAN with --one_way, at equal epochs and, at equal time, the same epochs
+@pytest.mark.parametrize("no_two_way", [False, True])
+def test_paired_tasks_add_two_way_runs_at_their_own_budget(monkeypatch, no_two_way):
+    """Paired tasks also train the paired RevGAN with --two_way, at equal epochs and, at equal time, the same epochs
     of the --samples_per_epoch its own measured per-epoch time fits in the baseline's time (training replaced: 30
     training images, a fixed step time), stated in the table and the findings."""
     calls = []
-    step = {("pix2pix", ""): 1 / 3, ("paired_revgan", ""): 1.0, ("paired_revgan", "_oneway"): 0.5}
+    step = {("pix2pix", ""): 1 / 3, ("paired_revgan", ""): 0.5, ("paired_revgan", "_twoway"): 1.0}
 
     def fake(ctx, task, model, n, flags, seed=0, tag=""):
         calls.append((model, tag, n, flags))
@@ -190,21 +190,22 @@ def test_paired_tasks_add_one_way_runs_at_their_own_budget(monkeypatch, no_one_w
         t = step[(model, re.sub(r"_\d+samples$", "", tag))] * k
         return {"model": model, "epochs": n, "train_s": n * t, "epoch_ends": [t * (i + 1) for i in range(n)],
                 "train_argv": flags, "train_samples": 30, "scores": {"PSNR": 1.0, "SSIM": 0.5, "MAE": 0.1}}
-    result = run_faked(monkeypatch, "paired2d", fake, {"PSNR": 1.0, "SSIM": 0.5, "MAE": 0.1}, no_one_way)
-    # budget 6 * 10 s: two-way 30 s an epoch of 30 images -> 10 images; one-way 15 s -> 20
+    result = run_faked(monkeypatch, "paired2d", fake, {"PSNR": 1.0, "SSIM": 0.5, "MAE": 0.1}, no_two_way)
+    # budget 6 * 10 s: one-way (the default) 15 s an epoch of 30 images -> 20 images; two-way 30 s -> 10
     assert [(m, t, n, bq.given({"train_argv": f}, "--samples_per_epoch")) for m, t, n, f in calls] == [
         ("pix2pix", "", 6, None), ("paired_revgan", "", 6, None)] + \
-        ([] if no_one_way else [("paired_revgan", "_oneway", 6, None)]) + [("paired_revgan", "_10samples", 6, 10)] + \
-        ([] if no_one_way else [("paired_revgan", "_oneway_20samples", 6, 20)])
-    assert all(("--one_way" in f) == t.startswith("_oneway") for _, t, _, f in calls)
-    assert ("oneway_time" in result["runs"]) != no_one_way
-    assert result["budget"]["samples_per_epoch"] == 10 and result["budget"]["epochs"] == 6
+        ([] if no_two_way else [("paired_revgan", "_twoway", 6, None)]) + [("paired_revgan", "_20samples", 6, 20)] + \
+        ([] if no_two_way else [("paired_revgan", "_twoway_10samples", 6, 10)])
+    assert all(("--two_way" in f) == t.startswith("_twoway") for _, t, _, f in calls)
+    assert ("twoway_time" in result["runs"]) != no_two_way
+    assert result["budget"]["samples_per_epoch"] == 20 and result["budget"]["epochs"] == 6
     rows = {r[1]: r for r in bq.table_rows(result)}
-    assert rows["paired_revgan, equal time"][2] == "6 × 10 samples"
-    assert "paired_revgan − pix2pix at equal time: +0.00 dB (6 epochs of 10 samples against 6 epochs)" in \
+    assert rows["paired_revgan, equal time"][2] == "6 × 20 samples"
+    assert "paired_revgan − pix2pix at equal time: +0.00 dB (6 epochs of 20 samples against 6 epochs)" in \
         bq.findings(result)
-    if not no_one_way:
-        assert result["oneway_budget"]["samples_per_epoch"] == 20
+    if not no_two_way:
+        assert result["twoway_budget"]["samples_per_epoch"] == 10
+        assert rows["paired_revgan --two_way, equal time"][2] == "6 × 10 samples"
 
 
 def test_equal_time_budget_is_the_mean_of_every_seeds_runs(monkeypatch):
@@ -222,7 +223,7 @@ def test_equal_time_budget_is_the_mean_of_every_seeds_runs(monkeypatch):
         t = base_s[seed] / n if model == "pix2pix" else per_image[seed] * k
         return {"model": model, "epochs": n, "train_s": n * t, "epoch_ends": [t * (i + 1) for i in range(n)],
                 "train_argv": flags, "train_samples": 30, "scores": {"PSNR": 1.0, "SSIM": 0.5, "MAE": 0.1}}
-    result = run_faked(monkeypatch, "paired2d", fake, {"PSNR": 1.0, "SSIM": 0.5, "MAE": 0.1}, no_one_way=True,
+    result = run_faked(monkeypatch, "paired2d", fake, {"PSNR": 1.0, "SSIM": 0.5, "MAE": 0.1}, no_two_way=True,
                        seeds=(0, 1, 2))
     # budget: mean of 50 and 70 s = 60 s; the RevGAN's mean epoch 0.4 * 30 = 12 s -> 6 epochs of 25 images
     assert result["budget"]["budget_s"] == 60.0 and result["budget"]["samples_per_epoch"] == 25
@@ -236,7 +237,7 @@ def test_3d_equal_time_keeps_the_epochs_with_fewer_patches(monkeypatch):
     """3D: the equal-time runs keep the baseline's epochs (and schedule) with the --samples_per_volume that fits the
     baseline's time (training replaced: each patch a fixed step time, 2 s fixed), stated in the findings."""
     calls = []
-    step = {("pix2pix3d", ""): 0.1, ("paired_revgan3d", ""): 0.25, ("paired_revgan3d", "_oneway"): 0.115}
+    step = {("pix2pix3d", ""): 0.1, ("paired_revgan3d", ""): 0.115, ("paired_revgan3d", "_twoway"): 0.25}
 
     def fake(ctx, task, model, n, flags, seed=0, tag=""):
         calls.append((model, tag, n, last_value(flags, "--samples_per_volume")))
@@ -245,13 +246,14 @@ def test_3d_equal_time_keeps_the_epochs_with_fewer_patches(monkeypatch):
                 "epoch_ends": [2.0 + per_epoch * (i + 1) for i in range(n)], "scores": {"PSNR": 1.0, "SSIM": 0.5,
                                                                                        "MAE": 0.1, "PSNR_brain": 1.0}}
     result = run_faked(monkeypatch, "thick3d", fake, {"PSNR": 1.0, "SSIM": 0.5, "MAE": 0.1, "PSNR_brain": 1.0})
-    # budget 6 * 3.2 + 2 = 21.2 s: two-way 8 s an epoch at 32 patches -> 12 patches; one-way 3.68 s -> 27 patches
+    # budget 6 * 3.2 + 2 = 21.2 s: one-way (the default) 3.68 s an epoch at 32 patches -> 27 patches; two-way 8 s -> 12
     assert [(m, t, n, k) for m, t, n, k in calls] == [
-        ("pix2pix3d", "", 6, "32"), ("paired_revgan3d", "", 6, "32"), ("paired_revgan3d", "_oneway", 6, "32"),
-        ("paired_revgan3d", "_12patches", 6, "12"), ("paired_revgan3d", "_oneway_27patches", 6, "27")]
-    assert result["oneway_budget"]["samples_per_volume"] == 27 and result["oneway_budget"]["epochs"] == 6
+        ("pix2pix3d", "", 6, "32"), ("paired_revgan3d", "", 6, "32"), ("paired_revgan3d", "_twoway", 6, "32"),
+        ("paired_revgan3d", "_27patches", 6, "27"), ("paired_revgan3d", "_twoway_12patches", 6, "12")]
+    assert result["budget"]["samples_per_volume"] == 27 and result["budget"]["epochs"] == 6
+    assert result["twoway_budget"]["samples_per_volume"] == 12
     rows = {r[1]: r for r in bq.table_rows(result)}
-    assert rows["paired_revgan3d --one_way, equal time"][2] == "6 × 27 patches"
+    assert rows["paired_revgan3d --two_way, equal time"][2] == "6 × 12 patches"
     assert "(6 epochs of 27 patches per volume against 6 epochs of 32 patches per volume)" in bq.findings(result)
 
 

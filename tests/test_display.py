@@ -104,7 +104,7 @@ def test_visdom_shows_volume_mid_slices(vol_root, tmp_path, visdom_port):
     env = "revgan_test_3d"
     flags = vol_flags(vol_root, tmp_path, "vis3d", "paired_revgan3d", [
         "--display_id", "1", "--display_port", str(visdom_port), "--display_env", env, "--display_freq", "1",
-        "--n_epochs_decay", "0"])
+        "--n_epochs_decay", "0", "--two_way"])
     train_script.main(flags)
     images = _window(visdom_port, env, "5")
     assert images["title"].endswith("real_A | fake_B | real_B | fake_A")

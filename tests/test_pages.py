@@ -62,8 +62,8 @@ def _test_flags(root, tmp, name, results, extra=()):
 # -- 2D: two tiny runs, tested, compared -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def runs2d(demo_root, tmp_path_factory):
-    """Two tiny paired RevGAN runs (different seeds) tested on data with a file named like HTML; the second is
-    tested on one image fewer, so the comparison has an unmatched input."""
+    """Two tiny paired RevGAN runs (different seeds, both directions) tested on data with a file named like HTML;
+    the second is tested on one image fewer, so the comparison has an unmatched input."""
     tmp = tmp_path_factory.mktemp("runs2d")
     root = tmp / "data"
     shutil.copytree(demo_root, root)
@@ -73,7 +73,7 @@ def runs2d(demo_root, tmp_path_factory):
     results = tmp / "res"
     n = len(os.listdir(test_dir))
     for name, seed, num in (("runa", "0", n), ("runb", "1", n - 1)):
-        train_script.main(tiny_flags(str(root), tmp, name, "paired_revgan", ["--seed", seed]))
+        train_script.main(tiny_flags(str(root), tmp, name, "paired_revgan", ["--seed", seed, "--two_way"]))
         test_script.main(_test_flags(str(root), tmp, name, results, ["--num_test", str(num)]))
     return SimpleNamespace(results=results, a=results / "runa" / "test_latest", b=results / "runb" / "test_latest",
                            n=n)
@@ -625,7 +625,7 @@ def test_slice_browser_escapes_names_and_loads_only_the_volume_shown(tmp_path, b
 
 
 def test_results_page_3d_end_to_end_values_match_the_nifti(vol_root, tmp_path, browser):
-    train_script.main(vol_flags(vol_root, tmp_path, "p3d", "paired_revgan3d", ["--n_epochs_decay", "0"]))
+    train_script.main(vol_flags(vol_root, tmp_path, "p3d", "paired_revgan3d", ["--n_epochs_decay", "0", "--two_way"]))
     test_script.main(["--dataroot", vol_root, "--name", "p3d", "--model", "paired_revgan3d", "--checkpoints_dir",
                       str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "res"), "--gpu_ids", "-1"])
     out = tmp_path / "res" / "p3d" / "test_latest"

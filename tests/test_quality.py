@@ -120,7 +120,8 @@ def test_paired_gains_learn_at_most_at_the_cap_and_one_group_checkpoints_resume_
     from options.train_options import TrainOptions
     flags = tiny_flags(demo_root, tmp_path, "two", "paired_revgan", ["--n_blocks", "1", "--lr", "0.0005",
                                                                        "--n_epochs", "1", "--n_epochs_decay", "0",
-                                                                       "--seed", "3", "--lr_policy", policy])
+                                                                       "--seed", "3", "--lr_policy", policy,
+                                                                       "--two_way"])  # as checkpoints then were
     train_script.main(flags)
     ckpt = tmp_path / "ckpt"
     state = torch.load(ckpt / "two" / "latest.pth", weights_only=False)
@@ -181,7 +182,6 @@ def test_short_paired_training_beats_the_copy_baseline(demo_root, tmp_path, caps
                                            ["--ngf", "16", "--ndf", "16", "--max_dataset_size", "16", "--n_epochs", "3",
                                             "--n_epochs_decay", "1"])
     assert mean["PSNR_fake_B"] > mean["baseline_PSNR_fake_B"] + 1, mean
-    assert mean["PSNR_fake_A"] > mean["baseline_PSNR_fake_A"], mean
 
 
 def test_sliding_window_has_no_seams_on_a_flat_background(tmp_path):
@@ -241,13 +241,13 @@ def test_validation_logs_keeps_best_and_does_not_change_training(demo_root, tmp_
 
 
 def test_validation_resume_is_exact(demo_root, tmp_path):
-    common = ["--n_blocks", "1", "--max_dataset_size", "6", "--n_epochs", "2", "--n_epochs_decay", "1",
-              "--val_freq", "1", "--val_fraction", "0.3", "--val_metric", "mae_fake_a"]
+    common = ["--two_way", "--n_blocks", "1", "--max_dataset_size", "6", "--n_epochs", "2", "--n_epochs_decay", "1",
+              "--val_freq", "1", "--val_fraction", "0.3", "--val_metric", "mae_fake_a"]  # B -> A validated
     train_script.main(tiny_flags(demo_root, tmp_path, "ref", "paired_revgan", common))
     split = tiny_flags(demo_root, tmp_path, "split", "paired_revgan", common)
-    train_script.main(split[:-len(common)] + ["--n_blocks", "1", "--max_dataset_size", "6", "--n_epochs", "1",
-                                              "--n_epochs_decay", "0", "--val_freq", "1", "--val_fraction", "0.3",
-                                              "--val_metric", "mae_fake_a"])
+    train_script.main(split[:-len(common)] + ["--two_way", "--n_blocks", "1", "--max_dataset_size", "6",
+                                              "--n_epochs", "1", "--n_epochs_decay", "0", "--val_freq", "1",
+                                              "--val_fraction", "0.3", "--val_metric", "mae_fake_a"])
     train_script.main(split + ["--continue_train"])
     ref, resumed = (tmp_path / "ckpt" / n / "loss_log.txt" for n in ("ref", "split"))
     assert logged_rows(ref) == logged_rows(resumed)

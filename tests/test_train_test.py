@@ -124,22 +124,23 @@ def test_sigkill_mid_epoch_then_resume_logs_identical_losses(demo_root, tmp_path
         assert resumed[t][-1] == ref_losses[t][0], f"iteration {t} differs after resume"
 
 
-def test_paired_revgan_one_way(demo_root, tmp_path, capsys):
-    """--one_way trains A->B only: no D_B, only the A->B losses logged; the checkpoint says so, --continue_train
-    keeps it, test.py writes fake_B alone, and B->A is refused in one line."""
+def test_paired_revgan_trains_one_way_by_default(demo_root, tmp_path, capsys):
+    """The paired RevGAN trains A->B only by default, as pix2pix: no D_B, only the A->B losses logged; the checkpoint
+    says so, --continue_train keeps it (--two_way there is another architecture), test.py writes fake_B alone, and
+    B->A is refused in one line that names --two_way."""
     from tests.conftest import logged_rows
     from tests.test_user_errors import one_line_failure
-    flags = tiny_flags(demo_root, tmp_path, "one", "paired_revgan", ["--n_blocks", "2", "--one_way"])
+    flags = tiny_flags(demo_root, tmp_path, "one", "paired_revgan", ["--n_blocks", "2"])
     train_script.main(flags)
     ckpt = tmp_path / "ckpt" / "one"
     state = load_checkpoint(str(ckpt / "latest.pth"))
     assert state["architecture"]["one_way"] is True and set(state["networks"]) == {"G", "D_A"}
     rows = logged_rows(ckpt / "loss_log.txt")
     assert rows and all(set(r) - {"recon_err"} == {"G_A", "L1_A", "D_A"} for r in rows)
-    resumed = [f for f in flags if f != "--one_way"]  # taken from the checkpoint
-    train_script.main(resumed + ["--continue_train", "--n_epochs", "2"])
+    capsys.readouterr()
+    one_line_failure(capsys, train_script.main, flags + ["--continue_train", "--two_way"], "another architecture")
+    train_script.main(flags + ["--continue_train", "--one_way", "--n_epochs", "2"])  # the old flag: the default
     assert set(load_checkpoint(str(ckpt / "latest.pth"))["networks"]) == {"G", "D_A"}
-    assert "one_way True" in capsys.readouterr().out
     common = ["--name", "one", "--checkpoints_dir", str(tmp_path / "ckpt"), "--gpu_ids", "-1", "--load_size", "32",
               "--crop_size", "32", "--num_test", "2"]
     test_script.main(["--dataroot", demo_root, "--model", "paired_revgan", "--results_dir", str(tmp_path / "r")]
@@ -148,4 +149,26 @@ def test_paired_revgan_one_way(demo_root, tmp_path, capsys):
     assert (images / "fake_B").is_dir() and not (images / "fake_A").exists()
     one_line_failure(capsys, test_script.main, ["--dataroot", os.path.join(demo_root, "testB"), "--model", "test",
                                                 "--direction", "BtoA", "--results_dir", str(tmp_path / "r2")] + common,
-                     "trained with --one_way")
+                     "--two_way trains both directions")
+
+
+def test_two_way_checkpoints_and_those_from_before_the_default_keep_both_directions(demo_root, tmp_path, capsys):
+    """--two_way trains both directions with D_B; a checkpoint written before the one-way default (its architecture
+    without the entry: it trained both ways) resumes both ways without the flag, and test.py translates B->A."""
+    from util.checkpoint import save_checkpoint
+    flags = tiny_flags(demo_root, tmp_path, "two", "paired_revgan", ["--n_blocks", "2", "--two_way"])
+    train_script.main(flags)
+    path = str(tmp_path / "ckpt" / "two" / "latest.pth")
+    state = load_checkpoint(path)
+    assert state["architecture"]["one_way"] is False and set(state["networks"]) == {"G", "D_A", "D_B"}
+    del state["architecture"]["one_way"]  # as written before the entry existed
+    save_checkpoint(state, path)
+    capsys.readouterr()
+    train_script.main([f for f in flags if f != "--two_way"] + ["--continue_train", "--n_epochs", "2"])
+    assert "one_way False" in capsys.readouterr().out
+    assert set(load_checkpoint(path)["networks"]) == {"G", "D_A", "D_B"}
+    test_script.main(["--dataroot", os.path.join(demo_root, "testB"), "--model", "test", "--direction", "BtoA",
+                      "--name", "two", "--checkpoints_dir", str(tmp_path / "ckpt"), "--gpu_ids", "-1",
+                      "--load_size", "32", "--crop_size", "32", "--num_test", "2",
+                      "--results_dir", str(tmp_path / "r")])
+    assert list((tmp_path / "r" / "two" / "test_latest_BtoA_only" / "images" / "fake").iterdir())

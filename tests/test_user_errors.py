@@ -65,7 +65,8 @@ def test_real_small_tmpfs(demo_root, tmp_path, capsys):
         pytest.skip("mounting a tmpfs is not allowed here (the fault-injection test covers a full disk)")
     try:
         flags = tiny_flags(demo_root, tmp_path, "run", "paired_revgan", ["--n_blocks", "1", "--n_epochs_decay", "0",
-                                                                        "--max_dataset_size", "1", "--no_html"])
+                                                                        "--max_dataset_size", "1", "--no_html",
+                                                                        "--two_way"])  # the checkpoint size 700k was chosen for
         flags[flags.index("--checkpoints_dir") + 1] = str(mount)
         one_line_failure(capsys, train_script.main, flags, "no space left")
         left = os.listdir(mount / "run")

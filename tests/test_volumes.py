@@ -19,8 +19,8 @@ MODELS3D = ["paired_revgan3d", "unpaired_revgan3d", "pix2pix3d", "cycle_gan3d"]
 
 @pytest.mark.parametrize("model", MODELS3D)
 def test_each_3d_model_trains_resumes_and_tests_whole_volumes(vol_root, tmp_path, model):
-    flags = vol_flags(vol_root, tmp_path, model, model, ["--intensity_A", "percentile:1,99",
-                                                         "--intensity_B", "minmax"])
+    flags = vol_flags(vol_root, tmp_path, model, model, ["--intensity_A", "percentile:1,99", "--intensity_B", "minmax"]
+                      + (["--two_way"] if model == "paired_revgan3d" else []))  # both directions, B -> A tested
     train_script.main(flags)
     state = torch.load(tmp_path / "ckpt" / model / "latest.pth", weights_only=True)
     assert state["architecture"]["dims"] == 3 and state["counters"]["epoch"] == 3
