@@ -13,7 +13,8 @@ depth, memory modes and precision.
 
 ``--compare`` rows: each model with the flags users get (the defaults; ``--ngf`` sets --ngf and --ndf where given):
 ``cycle_gan``, ``unpaired_revgan`` (``--memory low``, the default; ``--memory core``; ``--stem unshuffle``;
-``--netG iunet``), ``pix2pix`` (unet_256), ``paired_revgan`` (the same four), and with ``--dims 3`` their 3D versions; activation memory and the
+``--netG iunet``), ``pix2pix`` (unet_256), ``paired_revgan`` (the same four and ``--two_way``), and with ``--dims 3``
+their 3D versions (``--only paired`` or ``unpaired``: those rows alone, printed); activation memory and the
 process's total peak at ``--size``, each as a ratio to the model's baseline, the step time as a ratio to it, and
 (``--max_side``) the largest side at which one training step's parameters, gradients, Adam state and activations
 fit in ``--budget_gb`` (every model at its default flags; ``--max_side all``: every row).
@@ -59,15 +60,22 @@ def configs(dims):
     return rows
 
 
-def compare_configs(dims):
-    """(label, model, flags, baseline label) per row of --compare: each model with its default flags."""
+COMPARE_PAIRS = {"unpaired": ("cycle_gan", "unpaired_revgan"), "paired": ("pix2pix", "paired_revgan")}
+
+
+def compare_configs(dims, pairs=tuple(COMPARE_PAIRS)):
+    """(label, model, flags, baseline label) per row of --compare: each model with its default flags (``pairs``:
+    which of COMPARE_PAIRS); the paired RevGAN also with --two_way (both directions, as the original)."""
     sfx = SUFFIX[dims]
     rows = []
-    for base, revgan in (("cycle_gan", "unpaired_revgan"), ("pix2pix", "paired_revgan")):
+    for base, revgan in (COMPARE_PAIRS[p] for p in pairs):
         base_label = base + sfx
         rows.append((base_label, base + sfx, [], base_label))
-        for label, flags in (("", []), (" --memory core", ["--memory", "core"]), (" --stem unshuffle",
-                             ["--stem", "unshuffle"]), (" --netG iunet", ["--netG", "iunet"])):
+        variants = [("", []), (" --memory core", ["--memory", "core"]), (" --stem unshuffle", ["--stem", "unshuffle"]),
+                    (" --netG iunet", ["--netG", "iunet"])]
+        if revgan == "paired_revgan":
+            variants.append((" --two_way", ["--two_way"]))
+        for label, flags in variants:
             rows.append((revgan + sfx + label, revgan + sfx, flags, base_label))
     return rows
 
@@ -265,6 +273,8 @@ def main():
     p.add_argument("--budget_gb", type=float, default=16.0, help="--max_patch, --max_side: memory budget (GiB)")
     p.add_argument("--max_size", type=int, default=None,
                    help="largest side tried (--max_patch: 512; --max_side: 8192 in 2D, 1024 in 3D)")
+    p.add_argument("--only", nargs="+", choices=list(COMPARE_PAIRS),
+                   help="--compare: only these models and their baselines (prints the table; writes no docs)")
     p.add_argument("--compare", action="store_true",
                    help="every RevGAN model and memory mode against its baseline model, with default flags")
     p.add_argument("--max_side", nargs="?", const="models", choices=["models", "all"],
@@ -412,7 +422,7 @@ def measure_and_time(rows_cfg, common, desc, unit="model"):
 
 def compare(args, common):
     """--compare: every RevGAN model and memory mode against its baseline, with the flags users get."""
-    rows_cfg = compare_configs(args.dims)
+    rows_cfg = compare_configs(args.dims, args.only or tuple(COMPARE_PAIRS))
     results, times = measure_and_time(rows_cfg, common, "benchmark_models --compare (memory)")
     sides = {}
     if args.max_side:
@@ -439,7 +449,7 @@ def compare(args, common):
         ([f"largest side in {args.budget_gb:g} GiB"] if sides else [])
     table = bu.markdown_table(header, rows)
     print(table)
-    if args.no_docs:
+    if args.no_docs or args.only:
         return results, times, sides
     tag = ("cpu" if args.device == "cpu" else "gpu") + ("_3d" if args.dims == 3 else "")
     shape = "×".join(map(str, (args.batch, channels(args.dims)) + (args.size,) * args.dims))
