@@ -249,7 +249,7 @@ def test_results_page_in_chromium_escapes_markup_names(demo_root, tmp_path, brow
     first = sorted(os.listdir(test_dir))[0]
     os.rename(test_dir / first, test_dir / (MARKUP + ".png"))
     n_items = len(os.listdir(test_dir))
-    flags = tiny_flags(str(root), tmp_path, "results", "paired_revgan")
+    flags = tiny_flags(str(root), tmp_path, "results", "paired_revgan", ["--two_way"])  # both outputs on the page
     train_script.main(flags)
     test_script.main(["--dataroot", str(root), "--name", "results", "--model", "paired_revgan", "--checkpoints_dir",
                       str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "res"), "--gpu_ids", "-1",

@@ -26,9 +26,9 @@ def _test(root, tmp, name, results, extra=()):
 
 @pytest.fixture(scope="module")
 def paired(demo_root, tmp_path_factory):
-    """A tiny paired RevGAN trained on the demo's aligned pairs."""
+    """A tiny paired RevGAN trained on the demo's aligned pairs, both directions (each gets its baseline)."""
     tmp = tmp_path_factory.mktemp("paired")
-    train_script.main(tiny_flags(demo_root, tmp, "pr", "paired_revgan", ["--n_blocks", "1"]))
+    train_script.main(tiny_flags(demo_root, tmp, "pr", "paired_revgan", ["--n_blocks", "1", "--two_way"]))
     return tmp
 
 
