@@ -967,7 +967,10 @@ def main(argv=None):
                         "at the RevGAN's ngf and n_downsampling)")
     p.add_argument("--train_flags", default="",
                    help="more train.py flags for every model, e.g. --train_flags='--lambda_L1 50 --no_flip'")
-    p.add_argument("--seeds", type=int, default=1, help="train every model with --seed 0 .. N-1 (rows: the mean)")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="train every model with N seeds, --seed S .. S+N-1 (S: --first_seed; rows: the mean)")
+    p.add_argument("--first_seed", type=int, default=0,
+                   help="S, the first seed (more seeds for a run made before: its table and this one's together)")
     p.add_argument("--no_upstream", action="store_true",
                    help="skip the rows of the baseline models with pytorch-CycleGAN-and-pix2pix's defaults")
     p.add_argument("--no_iunet", action="store_true", help="skip the rows of the RevGAN models with --netG iunet")
@@ -987,6 +990,8 @@ def main(argv=None):
         p.error("--epochs must be at least 1")
     if args.seeds < 1:
         p.error("--seeds must be at least 1")
+    if args.first_seed < 0:
+        p.error("--first_seed must be 0 or more")
     if args.device == "cuda":
         import torch
         if not torch.cuda.is_available():
@@ -995,7 +1000,8 @@ def main(argv=None):
     ctx.mode = "tiny" if args.tiny else "quick" if args.quick else "full"
     ctx.device, ctx.epochs, ctx.baseline_netG = args.device, args.epochs, args.baseline_netG
     ctx.train_flags = args.train_flags.split()
-    ctx.seeds, ctx.no_upstream, ctx.no_iunet = list(range(args.seeds)), args.no_upstream, args.no_iunet
+    ctx.seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    ctx.no_upstream, ctx.no_iunet = args.no_upstream, args.no_iunet
     ctx.no_two_way = args.no_two_way
     ctx.work = os.path.abspath(args.workdir)
     ctx.data = os.path.join(ctx.work, "data")

@@ -377,3 +377,16 @@ def test_data_holds_out_the_test_photos_and_regions(tmp_path):
     assert np.array_equal(t1, b) and gm.shape == t1.shape and 0 < gm.max() <= 255
     brain = t1 > 0
     assert np.corrcoef(t1[brain], gm[brain])[0, 1] < 0.5
+
+
+def test_first_seed_starts_the_seeds_there(monkeypatch, tmp_path):
+    """--first_seed S --seeds N trains seeds S .. S+N-1 (more seeds for a run made before); a negative S is refused."""
+    seen = []
+    monkeypatch.setattr(bq.mqb, "build", lambda data, tasks, **kw: {t: {"title": t} for t in tasks})
+    monkeypatch.setattr(bq, "run_task", lambda ctx, task, meta: seen.append(list(ctx.seeds)) or {})
+    monkeypatch.setattr(bq, "report", lambda *a: None)
+    bq.main(["--tasks", "map2d", "--first_seed", "2", "--seeds", "2", "--workdir", str(tmp_path), "--no_docs"])
+    assert seen == [[2, 3]]
+    with pytest.raises(SystemExit) as e:
+        bq.main(["--first_seed", "-1", "--workdir", str(tmp_path)])
+    assert e.value.code == 2
