@@ -132,7 +132,8 @@ class ModelSpec:
 
     @property
     def has_one_way(self) -> bool:
-        """Whether --one_way applies to this model (the paired RevGAN models)."""
+        """Whether the direction flags (--two_way; --one_way, the default) apply to this model (the paired RevGAN
+        models)."""
         return self.model.startswith("paired_revgan")
 
     @property

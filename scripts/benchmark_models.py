@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from scripts import bench_utils as bu  # noqa: E402
+from models.config import ModelSpec  # noqa: E402
 
 DEPTHS = {2: [6, 9, 18, 36], 3: [0, 1, 2, 4, 8]}
 SUFFIX = {2: "", 3: "3d"}
@@ -73,7 +74,7 @@ def compare_configs(dims, pairs=tuple(COMPARE_PAIRS)):
         rows.append((base_label, base + sfx, [], base_label))
         variants = [("", []), (" --memory core", ["--memory", "core"]), (" --stem unshuffle", ["--stem", "unshuffle"]),
                     (" --netG iunet", ["--netG", "iunet"])]
-        if revgan == "paired_revgan":
+        if ModelSpec(revgan).has_one_way:  # the models that train one direction unless --two_way
             variants.append((" --two_way", ["--two_way"]))
         for label, flags in variants:
             rows.append((revgan + sfx + label, revgan + sfx, flags, base_label))

@@ -64,7 +64,7 @@ cycle_gan: resnet_9blocks; no residual), at the benchmark's width. The RevGAN mo
 ``--netG iunet`` (the invertible U-Net, the least memory; ``--no_iunet`` skips it). On the paired tasks the RevGAN
 model also trains with ``--two_way`` (both directions, a second discriminator, as the original RevGAN; the default
 trains A -> B only), at N epochs and at equal time by its own per-epoch time (``--no_two_way`` skips it).
-``--seeds N`` repeats every model run with ``--seed`` 0 .. N-1.
+``--seeds N`` repeats every model run with ``--seed`` S .. S+N-1 (S: ``--first_seed``, 0 by default).
 Metrics: PSNR, SSIM and MAE, from test.py's metrics.json for the models; 2D on RGB in [0, 1] (data range 1), 3D on
 the template's units in the window 0-255 (data range 255), whole volume, and PSNR inside the brain (T1 input > 0).
 Writes the section ``benchmark_quality_<cpu|gpu>`` of docs/benchmarks.md (or --docs), a plot beside it, and
