@@ -36,7 +36,7 @@ class GeneratorConfig:
         stem: how the encoder enters and the decoder leaves the first resolution level (ResNet and RevGAN
             generators): conv7 (a 7x7 convolution at full resolution, CycleGAN's and the original RevGAN's; what a
             checkpoint without the entry holds) or unshuffle (pixel unshuffle, then convolutions at half resolution;
-            see networks.encoder).
+            see networks.encoder; the default of the paired RevGAN models and pix2pix3d, ModelSpec.from_options).
         stem_padding: the padding of the unshuffle stem's first convolution: zeros (a uniform image then does not
             reach the core as an exactly constant map, whose instance norms would amplify the gradients without
             bound) or reflect (what an unshuffle checkpoint without the entry holds).
@@ -174,10 +174,15 @@ class ModelSpec:
         # residual, decided before training); --residual_auto None: follow that
         no_residual = values.get("no_residual", not GeneratorConfig.residual)
         auto = values.get("residual_auto")
+        # --stem None: the default of the paired RevGAN models and pix2pix3d with no --stem typed (unshuffle, where
+        # the encoder has a stride-2 level for it to take the place of; else conv7)
+        stem = values.get("stem", GeneratorConfig.stem) or (
+            "unshuffle" if values.get("n_downsampling", GeneratorConfig.n_downsampling) else GeneratorConfig.stem)
         generator = pick(GeneratorConfig, {}, dims=dims, dropout=not values.get("no_dropout", False),
                          tanh=not values.get("no_output_tanh", False), residual=not no_residual,
                          residual_gate=not values.get("no_residual_gate", not GeneratorConfig.residual_gate),
-                         residual_auto=not no_residual and (no_residual is None if auto is None else bool(auto)))
+                         residual_auto=not no_residual and (no_residual is None if auto is None else bool(auto)),
+                         stem=stem)
         discriminator = pick(DiscriminatorConfig, {"n_layers": "n_layers_D"}, dims=dims)
         return cls(opt.model, opt.input_nc, opt.output_nc, generator, discriminator, bool(values.get("one_way")))
 

@@ -74,7 +74,8 @@ class CycleModel(GANModel):
 
     @staticmethod
     def architecture_defaults(config, spec):
-        return {"lambda_identity": identity_default(spec)} if config.lambda_identity is None else {}
+        return {**GANModel.architecture_defaults(config, spec),
+                **({"lambda_identity": identity_default(spec)} if config.lambda_identity is None else {})}
 
     def build_cycle_training(self, generators) -> None:
         """Visuals; for training the discriminators, pools and the two optimizers (generators, discriminators)."""

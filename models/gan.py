@@ -29,7 +29,9 @@ def add_generator_options(parser, reversible: bool):
                    help="how the encoder enters the first resolution level and the decoder leaves it (ResNet and "
                         "RevGAN generators): conv7, a 7x7 convolution at full resolution (CycleGAN's, the original "
                         "RevGAN's); unshuffle, each 2x2 (2x2x2) block of pixels moved into channels and convolutions "
-                        "at half resolution, the decoder's mirror (no feature map at full resolution: less memory)")
+                        "at half resolution, the decoder's mirror (no feature map at full resolution: less memory). "
+                        "Default: conv7; paired_revgan, paired_revgan3d and pix2pix3d: unshuffle (conv7 at "
+                        "--n_downsampling 0), the stem they measured best with")
     g.add_argument("--stem_padding", policy=ARCH, default=GeneratorConfig.stem_padding, choices=STEM_PADDINGS,
                    help="--stem unshuffle: the padding of its first convolution; zeros, or reflect as unshuffle "
                         "checkpoints written before this option have (then a uniform image, such as a blank tile, "
@@ -88,6 +90,11 @@ class GANModel(BaseModel):
     Subclasses build their networks (``make_G``/``make_D``) and call ``add_pools`` for the fakes they pool. While
     ``measure_separation`` is set, each discriminator loss appends its networks.separation to ``separations``."""
     measure_separation = False
+
+    @staticmethod
+    def architecture_defaults(config, spec):
+        # --stem None (the paired RevGAN models' and pix2pix3d's default): the stem from_options resolved
+        return {"stem": spec.generator.stem} if getattr(config, "stem", "") is None else {}
 
     def __init__(self, opt, spec):
         super().__init__(opt, spec)

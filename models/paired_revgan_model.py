@@ -18,7 +18,8 @@ class PairedRevGANModel(GANModel):
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
         add_generator_options(parser, reversible=True)
-        parser.set_defaults(dataset_mode="aligned")
+        # stem None: the unshuffle stem (ModelSpec.from_options; docs/benchmarks.md, "The unshuffle stem")
+        parser.set_defaults(dataset_mode="aligned", stem=None)
         if is_train:
             parser.set_defaults(pool_size=0)
             group = model_group(parser)

@@ -12,12 +12,13 @@ depth, memory modes and precision.
     python scripts/benchmark_models.py --precision --dims 3 --device cuda --size 128
 
 ``--compare`` rows: each model with the flags users get (the defaults; ``--ngf`` sets --ngf and --ndf where given):
-``cycle_gan``, ``unpaired_revgan`` (``--memory low``, the default; ``--memory core``; ``--stem unshuffle``;
-``--netG iunet``), ``pix2pix`` (unet_256), ``paired_revgan`` (the same four and ``--two_way``), and with ``--dims 3``
-their 3D versions (``--only paired`` or ``unpaired``: those rows alone, printed); activation memory and the
-process's total peak at ``--size``, each as a ratio to the model's baseline, the step time as a ratio to it, and
-(``--max_side``) the largest side at which one training step's parameters, gradients, Adam state and activations
-fit in ``--budget_gb`` (every model at its default flags; ``--max_side all``: every row).
+``cycle_gan``, ``unpaired_revgan`` (``--memory low``, the default; ``--memory core``; the other ``--stem``, unshuffle
+(conv7 where the model's default is unshuffle); ``--netG iunet``), ``pix2pix`` (unet_256), ``paired_revgan`` (the
+same four and ``--two_way``), and with ``--dims 3`` their 3D versions (``--only paired`` or ``unpaired``: those
+rows alone, printed); activation memory and the process's total peak at ``--size``, each as a ratio to the
+model's baseline, the step time as a ratio to it, and (``--max_side``) the largest side at which one training
+step's parameters, gradients, Adam state and activations fit in ``--budget_gb`` (every model at its default
+flags; ``--max_side all``: every row).
 Depth rows (no ``--compare``): ``cycle_gan`` (resnet_9blocks) and ``unpaired_revgan`` at core depths 6, 9, 18, 36, each with the
 memory-saving core and with ``--use_naive`` (plain autograd). 3D rows: ``cycle_gan3d`` (resnet_9blocks) and
 ``unpaired_revgan3d`` at core depths 0, 1, 2, 4, 8, with and without ``--use_naive``, on single-channel patches.
@@ -64,6 +65,16 @@ def configs(dims):
 COMPARE_PAIRS = {"unpaired": ("cycle_gan", "unpaired_revgan"), "paired": ("pix2pix", "paired_revgan")}
 
 
+def default_stem(model):
+    """The stem ``model`` builds with default flags (conv7; unshuffle for the paired RevGAN models, pix2pix3d)."""
+    from models import options_spec
+    from options.train_options import TrainOptions
+    with contextlib.redirect_stdout(io.StringIO()):
+        opt = TrainOptions().parse(["--name", "bench", "--model", model, "--checkpoints_dir", tempfile.mkdtemp(),
+                                    "--gpu_ids", "-1"])
+    return options_spec(opt).generator.stem
+
+
 def compare_configs(dims, pairs=tuple(COMPARE_PAIRS)):
     """(label, model, flags, baseline label) per row of --compare: each model with its default flags (``pairs``:
     which of COMPARE_PAIRS); the paired RevGAN also with --two_way (both directions, as the original)."""
@@ -72,8 +83,9 @@ def compare_configs(dims, pairs=tuple(COMPARE_PAIRS)):
     for base, revgan in (COMPARE_PAIRS[p] for p in pairs):
         base_label = base + sfx
         rows.append((base_label, base + sfx, [], base_label))
-        variants = [("", []), (" --memory core", ["--memory", "core"]), (" --stem unshuffle", ["--stem", "unshuffle"]),
-                    (" --netG iunet", ["--netG", "iunet"])]
+        other_stem = "conv7" if default_stem(revgan + sfx) == "unshuffle" else "unshuffle"
+        variants = [("", []), (" --memory core", ["--memory", "core"]),
+                    (f" --stem {other_stem}", ["--stem", other_stem]), (" --netG iunet", ["--netG", "iunet"])]
         if ModelSpec(revgan).has_one_way:  # the models that train one direction unless --two_way
             variants.append((" --two_way", ["--two_way"]))
         for label, flags in variants:

@@ -135,6 +135,7 @@ def test_paired_revgan_trains_one_way_by_default(demo_root, tmp_path, capsys):
     ckpt = tmp_path / "ckpt" / "one"
     state = load_checkpoint(str(ckpt / "latest.pth"))
     assert state["architecture"]["one_way"] is True and set(state["networks"]) == {"G", "D_A"}
+    assert state["architecture"]["stem"] == "unshuffle"  # the paired RevGAN's default stem
     rows = logged_rows(ckpt / "loss_log.txt")
     assert rows and all(set(r) - {"recon_err"} == {"G_A", "L1_A", "D_A"} for r in rows)
     capsys.readouterr()
@@ -153,19 +154,21 @@ def test_paired_revgan_trains_one_way_by_default(demo_root, tmp_path, capsys):
 
 
 def test_two_way_checkpoints_and_those_from_before_the_default_keep_both_directions(demo_root, tmp_path, capsys):
-    """--two_way trains both directions with D_B; a checkpoint written before the one-way default (its architecture
-    without the entry: it trained both ways) resumes both ways without the flag, and test.py translates B->A."""
+    """--two_way trains both directions with D_B; a checkpoint written before the one-way default and the stem
+    (its architecture without the entries: it trained both ways, with the conv7 stem) resumes both ways with conv7
+    without the flags, and test.py translates B->A."""
     from util.checkpoint import save_checkpoint
     flags = tiny_flags(demo_root, tmp_path, "two", "paired_revgan", ["--n_blocks", "2", "--two_way"])
-    train_script.main(flags)
+    train_script.main(flags + ["--stem", "conv7"])
     path = str(tmp_path / "ckpt" / "two" / "latest.pth")
     state = load_checkpoint(path)
     assert state["architecture"]["one_way"] is False and set(state["networks"]) == {"G", "D_A", "D_B"}
-    del state["architecture"]["one_way"]  # as written before the entry existed
+    del state["architecture"]["one_way"], state["architecture"]["stem"]  # as written before the entries existed
     save_checkpoint(state, path)
     capsys.readouterr()
     train_script.main([f for f in flags if f != "--two_way"] + ["--continue_train", "--n_epochs", "2"])
-    assert "one_way False" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "one_way False" in out and "stem conv7" in out
     assert set(load_checkpoint(path)["networks"]) == {"G", "D_A", "D_B"}
     test_script.main(["--dataroot", os.path.join(demo_root, "testB"), "--model", "test", "--direction", "BtoA",
                       "--name", "two", "--checkpoints_dir", str(tmp_path / "ckpt"), "--gpu_ids", "-1",
