@@ -121,7 +121,10 @@ class BaseModel:
         for name in self.model_names:
             net = self.net(name)
             for part in getattr(net, "compile_parts", lambda: [net])() if opt.compile else []:
-                part.compile()  # in place: the state_dict keeps its names
+                # in place: the state_dict keeps its names. Static shapes (training's are fixed; a new shape compiles
+                # again): with dynamic ones Inductor failed on the unshuffle stem's halved sizes ("cannot determine
+                # truth value of Relational"), paired_revgan's default stem
+                part.compile(dynamic=False)
             setattr(self, "net" + name, distributed.wrap(net, self.device))
 
     def train(self, mode: bool = True) -> None:

@@ -510,7 +510,10 @@ class RevGANGenerator(Generator):
         return [self.enc_B, self.dec_A]
 
     def roundtrip_error(self, x):
-        return reconstruction_error(self.core, self.enc_A(x))
+        # on x padded as forward pads it (the unshuffle stem needs even sizes)
+        errors = []
+        self._any_size(lambda a: errors.append(reconstruction_error(self.core, self.enc_A(a))) or a, x)
+        return errors[0]
 
 
 def parse_architecture(text):
