@@ -177,7 +177,8 @@ class ModelSpec:
         # --stem None: the default of the paired RevGAN models and pix2pix3d with no --stem typed (unshuffle, where
         # the encoder has a stride-2 level for it to take the place of; else conv7)
         stem = values.get("stem", GeneratorConfig.stem) or (
-            "unshuffle" if values.get("n_downsampling", GeneratorConfig.n_downsampling) else GeneratorConfig.stem)
+            "unshuffle" if values.get("n_downsampling", GeneratorConfig.n_downsampling)
+            and values.get("netG") in STEM_NETG else GeneratorConfig.stem)
         generator = pick(GeneratorConfig, {}, dims=dims, dropout=not values.get("no_dropout", False),
                          tanh=not values.get("no_output_tanh", False), residual=not no_residual,
                          residual_gate=not values.get("no_residual_gate", not GeneratorConfig.residual_gate),

@@ -31,7 +31,8 @@ def add_generator_options(parser, reversible: bool):
                         "RevGAN's); unshuffle, each 2x2 (2x2x2) block of pixels moved into channels and convolutions "
                         "at half resolution, the decoder's mirror (no feature map at full resolution: less memory). "
                         "Default: conv7; paired_revgan, paired_revgan3d and pix2pix3d: unshuffle (conv7 at "
-                        "--n_downsampling 0), the stem they measured best with")
+                        "--n_downsampling 0): ahead of conv7 on the paired map task and for pix2pix3d in 3D, within "
+                        "seed noise of it on the other paired tasks, with less memory")
     g.add_argument("--stem_padding", policy=ARCH, default=GeneratorConfig.stem_padding, choices=STEM_PADDINGS,
                    help="--stem unshuffle: the padding of its first convolution; zeros, or reflect as unshuffle "
                         "checkpoints written before this option have (then a uniform image, such as a blank tile, "

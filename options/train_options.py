@@ -91,7 +91,9 @@ class TrainOptions(BaseOptions):
                                  "without it they run in full float32")
         parser.add_argument("--compile", policy=RUN, action="store_true",
                             help="torch.compile the encoders, decoders and discriminators (whole generators of the "
-                                 "non-reversible models; reversible cores stay eager)")
+                                 "non-reversible models; reversible cores stay eager), for static shapes: each new "
+                                 "input shape compiles again (after torch's recompile limit, 8, that part runs "
+                                 "eager), so use it with fixed crops, not --preprocess none on images of many sizes")
         parser.add_argument("--recon_warn", policy=RUN, type=POSITIVE, default=1e-2,
                             help="reversible models: warn when the core's relative reconstruction error, measured "
                                  "every --print_freq images, exceeds this")

@@ -110,6 +110,32 @@ def fake_checkpoint(folder, model, **generator):
     return folder
 
 
+@pytest.mark.parametrize("case", ["unpaired2d", "paired3d"])
+def test_unshuffle_stem_exports(tmp_path, case):
+    """The unshuffle stem (the paired models' default) through TorchScript and ONNX: the same output as test.py's
+    translator at a size other than the traced one (a multiple of its size_multiple, as the export says; a fixture
+    checkpoint, its generator rebuilt with that stem)."""
+    from dataclasses import replace
+    ort = pytest.importorskip("onnxruntime")
+    folder = checkpoints(tmp_path, case)
+    state = torch.load(folder / "latest.pth", weights_only=False)
+    spec = ModelSpec.from_architecture(state["architecture"])
+    spec = replace(spec, generator=replace(spec.generator, stem="unshuffle", stem_padding="zeros"))
+    torch.manual_seed(0)
+    state["architecture"] = spec.to_architecture()
+    state["networks"] = {"G": define_G(spec.input_nc, spec.output_nc, spec.generator).state_dict()}
+    torch.save(state, folder / "latest.pth")
+    ref = load_translator(str(folder))
+    assert not any(isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d)) and m.kernel_size[0] == 7
+                   for m in ref.model.net("G").modules())
+    x = torch.rand((1, spec.input_nc) + ((36, 44) if spec.dims == 2 else (16, 20, 12))) * 2 - 1
+    path = run_export(folder, "--format", "torchscript")
+    np.testing.assert_allclose(torch.jit.load(path)(x).numpy(), ref.run(x).numpy(), rtol=0, atol=1e-5)
+    path = run_export(folder, "--format", "onnx")
+    got = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+    np.testing.assert_allclose(got, ref.run(x).numpy(), rtol=0, atol=1e-4)
+
+
 def test_what_cannot_be_exported_says_so_in_one_line(tmp_path, capsys, monkeypatch):
     folder = fake_checkpoint(tmp_path / "ckpt" / "iu", "unpaired_revgan", netG="iunet", ngf=4,
                              iunet_architecture="1,1")
