@@ -109,6 +109,7 @@ def test_results_page_2d_summary_sorting_viewer_and_escaping(runs2d, browser, tm
         "Array.from(document.querySelectorAll('#options dt, #options dd')).map(e => e.textContent)"))] * 2))
     assert options["model"] == "paired_revgan" and options["direction"] == "AtoB" and "crop_size" in options
     assert "revgan" in options["generator"] and "patch" not in options and "display_winsize" not in options
+    assert "stem unshuffle" in options["generator"]  # the paired default, which a reader of the page cannot guess
     assert json.load(open(runs2d.a / "summary.json"))["mean"] == pytest.approx(mean)
 
     # sorting: PSNR of fake_B, worst first on the first click, reversed on the second

@@ -123,7 +123,7 @@ def options_that_matter(opt, run, n_items):
            ("eval mode", "yes (--eval)" if get("eval") else "no (training-mode normalization)")]
     if arch:
         out.append(("generator", ", ".join(f"{k} {v}" for k, v in arch.items() if v is not None and k in (
-            "netG", "ngf", "n_blocks", "n_downsampling", "coupling", "iunet_architecture", "norm"))))
+            "netG", "ngf", "n_blocks", "n_downsampling", "stem", "coupling", "iunet_architecture", "norm"))))
         if arch.get("input_nc") and arch.get("output_nc"):
             out.append(("channels", f"{arch['input_nc']} → {arch['output_nc']}"))
         flags = [k for k in ("no_dropout", "no_output_tanh", "use_naive") if arch.get(k)]
