@@ -510,9 +510,12 @@ class RevGANGenerator(Generator):
         return [self.enc_B, self.dec_A]
 
     def roundtrip_error(self, x):
-        # on x padded as forward pads it (the unshuffle stem needs even sizes)
         errors = []
-        self._any_size(lambda a: errors.append(reconstruction_error(self.core, self.enc_A(a))) or a, x)
+
+        def measure(padded):  # on x padded as forward pads it (the unshuffle stem needs even sizes)
+            errors.append(reconstruction_error(self.core, self.enc_A(padded)))
+            return padded
+        self._any_size(measure, x)
         return errors[0]
 
 

@@ -69,9 +69,8 @@ def default_stem(model):
     """The stem ``model`` builds with default flags (conv7; unshuffle for the paired RevGAN models, pix2pix3d)."""
     from models import options_spec
     from options.train_options import TrainOptions
-    with contextlib.redirect_stdout(io.StringIO()):
-        opt = TrainOptions().parse(["--name", "bench", "--model", model, "--checkpoints_dir", tempfile.mkdtemp(),
-                                    "--gpu_ids", "-1"])
+    with contextlib.redirect_stdout(io.StringIO()), tempfile.TemporaryDirectory() as tmp:
+        opt = TrainOptions().parse(["--name", "bench", "--model", model, "--checkpoints_dir", tmp, "--gpu_ids", "-1"])
     return options_spec(opt).generator.stem
 
 
