@@ -242,14 +242,13 @@ def test_stem_is_architecture_and_old_checkpoints_are_conv7():
     ("paired_revgan", "0", "conv7"),  # nothing for the unshuffle stem to stand in for: conv7, not a refusal
     ("unpaired_revgan", None, "conv7"), ("cycle_gan", None, "conv7"), ("pix2pix", None, "conv7"),
     ("paired_revgan --netG iunet", None, "conv7")])  # no stem to choose: the default's entry, never recorded
-def test_paired_revgan_defaults_to_the_unshuffle_stem(model, n_downsampling, stem):
+def test_paired_revgan_defaults_to_the_unshuffle_stem(model, n_downsampling, stem, tmp_path):
     """The paired RevGAN models' and pix2pix3d's default stem is unshuffle; typed --stem wins; the other models keep
     conv7; the run's configuration (what train_opt.txt prints) holds the stem used, not None."""
     from models import options_spec, with_architecture_defaults
     from options.train_options import TrainOptions
-    import tempfile
     model, *more = model.split()
-    base = ["--name", "s", "--model", model, "--checkpoints_dir", tempfile.mkdtemp(), "--gpu_ids", "-1"] + more
+    base = ["--name", "s", "--model", model, "--checkpoints_dir", str(tmp_path), "--gpu_ids", "-1"] + more
     base += ["--n_downsampling", n_downsampling] if n_downsampling else []
     for typed, expected in (([], stem), (["--stem", "conv7"], "conv7"), (["--stem", "unshuffle"], "unshuffle")):
         if (typed[-1:] == ["unshuffle"] and n_downsampling == "0") or (typed and more):  # a refusal (tested
