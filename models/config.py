@@ -36,7 +36,7 @@ class GeneratorConfig:
         stem: how the encoder enters and the decoder leaves the first resolution level (ResNet and RevGAN
             generators): conv7 (a 7x7 convolution at full resolution, CycleGAN's and the original RevGAN's; what a
             checkpoint without the entry holds) or unshuffle (pixel unshuffle, then convolutions at half resolution;
-            see networks.encoder; the default of the paired RevGAN models and pix2pix3d, ModelSpec.from_options).
+            see networks.encoder; the default of paired_revgan and the 3D models, ModelSpec.from_options).
         stem_padding: the padding of the unshuffle stem's first convolution: zeros (a uniform image then does not
             reach the core as an exactly constant map, whose instance norms would amplify the gradients without
             bound) or reflect (what an unshuffle checkpoint without the entry holds).
@@ -174,7 +174,7 @@ class ModelSpec:
         # residual, decided before training); --residual_auto None: follow that
         no_residual = values.get("no_residual", not GeneratorConfig.residual)
         auto = values.get("residual_auto")
-        # --stem None: the default of the paired RevGAN models and pix2pix3d with no --stem typed (unshuffle, where
+        # --stem None: the default of paired_revgan and the 3D models with no --stem typed (unshuffle, where
         # the encoder has a stride-2 level for it to take the place of; else conv7)
         stem = values.get("stem", GeneratorConfig.stem) or (
             "unshuffle" if values.get("n_downsampling", GeneratorConfig.n_downsampling)

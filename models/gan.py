@@ -30,9 +30,10 @@ def add_generator_options(parser, reversible: bool):
                         "RevGAN generators): conv7, a 7x7 convolution at full resolution (CycleGAN's, the original "
                         "RevGAN's); unshuffle, each 2x2 (2x2x2) block of pixels moved into channels and convolutions "
                         "at half resolution, the decoder's mirror (no feature map at full resolution: less memory). "
-                        "Default: conv7; paired_revgan, paired_revgan3d and pix2pix3d: unshuffle (conv7 at "
-                        "--n_downsampling 0): ahead of conv7 on the paired map task and for pix2pix3d in 3D, within "
-                        "seed noise of it on the other paired tasks, with less memory")
+                        "Default: conv7; paired_revgan and the 3D models: unshuffle (conv7 at --n_downsampling 0): "
+                        "ahead of conv7 on the paired map task and for pix2pix3d in 3D, within seed noise of it on "
+                        "the other paired tasks and for the unpaired 3D models (in about half their time), with less "
+                        "memory")
     g.add_argument("--stem_padding", policy=ARCH, default=GeneratorConfig.stem_padding, choices=STEM_PADDINGS,
                    help="--stem unshuffle: the padding of its first convolution; zeros, or reflect as unshuffle "
                         "checkpoints written before this option have (then a uniform image, such as a blank tile, "
@@ -94,7 +95,7 @@ class GANModel(BaseModel):
 
     @staticmethod
     def architecture_defaults(config, spec):
-        # --stem None (the paired RevGAN models' and pix2pix3d's default): the stem from_options resolved
+        # --stem None (the default of paired_revgan and the 3D models): the stem from_options resolved
         return {"stem": spec.generator.stem} if getattr(config, "stem", "") is None else {}
 
     def __init__(self, opt, spec):

@@ -239,11 +239,12 @@ def test_stem_is_architecture_and_old_checkpoints_are_conv7():
 
 @pytest.mark.parametrize("model,n_downsampling,stem", [
     ("paired_revgan", None, "unshuffle"), ("paired_revgan3d", None, "unshuffle"), ("pix2pix3d", None, "unshuffle"),
+    ("unpaired_revgan3d", None, "unshuffle"), ("cycle_gan3d", None, "unshuffle"),
     ("paired_revgan", "0", "conv7"),  # nothing for the unshuffle stem to stand in for: conv7, not a refusal
     ("unpaired_revgan", None, "conv7"), ("cycle_gan", None, "conv7"), ("pix2pix", None, "conv7"),
     ("paired_revgan --netG iunet", None, "conv7")])  # no stem to choose: the default's entry, never recorded
 def test_paired_revgan_defaults_to_the_unshuffle_stem(model, n_downsampling, stem, tmp_path):
-    """The paired RevGAN models' and pix2pix3d's default stem is unshuffle; typed --stem wins; the other models keep
+    """The default stem of paired_revgan and the 3D models is unshuffle; typed --stem wins; the other models keep
     conv7; the run's configuration (what train_opt.txt prints) holds the stem used, not None."""
     from models import options_spec, with_architecture_defaults
     from options.train_options import TrainOptions
