@@ -66,7 +66,7 @@ COMPARE_PAIRS = {"unpaired": ("cycle_gan", "unpaired_revgan"), "paired": ("pix2p
 
 
 def default_stem(model):
-    """The stem ``model`` builds with default flags (conv7; unshuffle for the paired RevGAN models, pix2pix3d)."""
+    """The stem ``model`` builds with default flags (conv7; unshuffle for paired_revgan and the 3D models)."""
     from models import options_spec
     from options.train_options import TrainOptions
     with contextlib.redirect_stdout(io.StringIO()), tempfile.TemporaryDirectory() as tmp:
