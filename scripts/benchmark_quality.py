@@ -115,7 +115,10 @@ MODES = {
         "data": mqb.SIZES["quick"],
         "epochs": {"paired2d": 6, "unpaired2d": 8, "thick3d": 6, "map2d": 8, "map2d_unpaired": 8, "tissue3d": 12},
         "2d": ["--ngf", "32", "--ndf", "32", "--n_downsampling", "1"],
-        "3d": ["--ngf", "8", "--ndf", "8", "--n_downsampling", "1", "--netD", "n_layers", "--n_layers_D", "2",
+        # 3D at --ngf 16 (the full mode's width, and what 3D users run or more), not 8: at 8 each coupling of the
+        # RevGAN works on 8 channels, a ResNet block on 16, and pix2pix3d led by 0.27 dB (docs/benchmarks.md, "The
+        # unshuffle stem")
+        "3d": ["--ngf", "16", "--ndf", "16", "--n_downsampling", "1", "--netD", "n_layers", "--n_layers_D", "2",
                "--patch_size", "32", "--samples_per_volume", "32", "--lr", "0.0005"],
     },
     "full": {
