@@ -61,7 +61,8 @@ def float64():
 
 
 @pytest.mark.parametrize("model,extra", [("paired_revgan", ["--two_way"]), ("unpaired_revgan", []),
-                                         ("paired_revgan3d", []), ("unpaired_revgan3d", []), ("paired_revgan", [])])
+                                         ("paired_revgan3d", []), ("unpaired_revgan3d", []), ("paired_revgan", []),
+                                         ("unpaired_revgan3d", ["--stem", "conv7"])])  # a full-resolution 3D stem
 def test_low_memory_step_equals_the_plain_step(model, extra, float64, monkeypatch):
     from models import streamed
     monkeypatch.setattr(streamed, "MIN_BYTES", 0)  # these small maps are streamed too (models/streamed.py)
@@ -243,7 +244,7 @@ def test_stem_is_architecture_and_old_checkpoints_are_conv7():
     ("paired_revgan", "0", "conv7"),  # nothing for the unshuffle stem to stand in for: conv7, not a refusal
     ("unpaired_revgan", None, "conv7"), ("cycle_gan", None, "conv7"), ("pix2pix", None, "conv7"),
     ("paired_revgan --netG iunet", None, "conv7")])  # no stem to choose: the default's entry, never recorded
-def test_paired_revgan_defaults_to_the_unshuffle_stem(model, n_downsampling, stem, tmp_path):
+def test_default_stem_per_model(model, n_downsampling, stem, tmp_path):
     """The default stem of paired_revgan and the 3D models is unshuffle; typed --stem wins; the other models keep
     conv7; the run's configuration (what train_opt.txt prints) holds the stem used, not None."""
     from models import options_spec, with_architecture_defaults
