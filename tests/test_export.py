@@ -112,9 +112,9 @@ def fake_checkpoint(folder, model, **generator):
 
 @pytest.mark.parametrize("case", ["unpaired2d", "paired3d"])
 def test_unshuffle_stem_exports(tmp_path, case):
-    """The unshuffle stem (the default of paired_revgan and the 3D models) through TorchScript and ONNX: the same output as test.py's
-    translator at a size other than the traced one (a multiple of its size_multiple, as the export says; a fixture
-    checkpoint, its generator rebuilt with that stem)."""
+    """The unshuffle stem (the default of paired_revgan and the 3D models) through TorchScript and ONNX: the same
+    output as test.py's translator at a size other than the traced one (a multiple of its size_multiple, as the export
+    says; a fixture checkpoint, its generator rebuilt with that stem)."""
     from dataclasses import replace
     ort = pytest.importorskip("onnxruntime")
     folder = checkpoints(tmp_path, case)
