@@ -8,5 +8,4 @@ class CycleGAN3DModel(VolumeModel, CycleGANModel):
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
         parser = volume_defaults(CycleGANModel.modify_commandline_options(parser, is_train), paired=False)
-        parser.set_defaults(stem=None)  # the unshuffle stem, as unpaired_revgan3d's (its comment says why)
         return parser

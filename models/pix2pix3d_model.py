@@ -9,7 +9,4 @@ class Pix2Pix3DModel(VolumeModel, Pix2PixModel):
     def modify_commandline_options(parser, is_train=True):
         parser = volume_defaults(Pix2PixModel.modify_commandline_options(parser, is_train), paired=True)
         parser.set_defaults(netG="resnet_9blocks")  # the U-Nets need 128³ or 256³ patches
-        # stem None: the unshuffle stem, as the paired RevGAN models' (ModelSpec.from_options): in 3D pix2pix gains
-        # from it (docs/benchmarks.md, "The unshuffle stem"), where in 2D it loses
-        parser.set_defaults(stem=None)
         return parser

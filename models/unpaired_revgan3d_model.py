@@ -8,8 +8,4 @@ class UnpairedRevGAN3DModel(VolumeModel, UnpairedRevGANModel):
     @staticmethod
     def modify_commandline_options(parser, is_train=True):
         parser = volume_defaults(UnpairedRevGANModel.modify_commandline_options(parser, is_train), paired=False)
-        # stem None: the unshuffle stem (ModelSpec.from_options): in 3D it scores as conv7 does in about half the time
-        # (docs/benchmarks.md, "The unshuffle stem"); the unpaired 2D models keep conv7 (they lose with it on the map
-        # task)
-        parser.set_defaults(stem=None)
         return parser

@@ -13,8 +13,11 @@ def volume_defaults(parser, paired: bool):
     """3D models read single-channel volumes by default; paired ones pair A and B files by name. Their default
     --norm is none: test.py translates whole volumes window by window, and a normalization computed per window
     (instance norm) makes neighbouring windows disagree: grey blocks in flat background and seams at window borders
-    (measured: 16.9 dB against 30.6 dB with the global residual and no normalization; see README, Quality)."""
-    parser.set_defaults(dataset_mode="volume", input_nc=1, output_nc=1, paired=paired, norm="none")
+    (measured: 16.9 dB against 30.6 dB with the global residual and no normalization; see README, Quality). Their
+    default --stem is None, the unshuffle stem (ModelSpec.from_options): it gains pix2pix3d 0.29 dB, and scores as
+    conv7 does for the unpaired 3D models in 0.52-0.66x the time (docs/benchmarks.md, "The unshuffle stem"); in 2D only
+    paired_revgan has it (2D pix2pix and the unpaired 2D models lose with it)."""
+    parser.set_defaults(dataset_mode="volume", input_nc=1, output_nc=1, paired=paired, norm="none", stem=None)
     return parser
 
 
