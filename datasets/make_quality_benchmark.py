@@ -258,6 +258,10 @@ def build_unpaired(out, make_pair, size=64, photo_side=256, per_photo=40, max_te
 # -- 3D ----------------------------------------------------------------------------------------------------------------
 TEMPLATE = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
 GREY_MATTER = "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz"  # its grey-matter probability map (0-255)
+WHITE_MATTER = "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz"  # its white-matter probability map (0-255)
+# The T2-weighted rendering's intensity of each tissue (fraction of 255): CSF brightest, grey above white matter, the
+# order of a T2-weighted MRI (the T1's is the reverse: white matter brightest, CSF dark).
+T2_CONTRAST = {"csf": 1.0, "grey": 0.55, "white": 0.3}
 
 
 def template_path(name=TEMPLATE):
@@ -345,18 +349,41 @@ def build_thick3d(out, voxel_mm=2, factor=3, gap=6):
             "data_range": "255 (template units, window 0-255)"}
 
 
-def build_tissue3d(out, voxel_mm=2, gap=6):
-    """T1 -> grey-matter map (3D, cross-domain): A the MNI152 T1 template, B its grey-matter probability map (0-255:
-    bright in the cortex and deep grey matter, dark in white matter, where the T1 is brightest), split along y as
-    thick3d. Trained unpaired (random patches of A and of B, drawn independently), tested on the held-out pair."""
-    (a, b), affine = load_template(voxel_mm, (TEMPLATE, GREY_MATTER))
+def _build_cross3d(out, a, b, affine, gap):
+    """Writes the unpaired cross-domain 3D task A -> B (the T1 and a volume on its grid), split along y as thick3d;
+    trained unpaired (random patches of A and of B, drawn independently), tested on the held-out pair."""
     shapes = {}
     for phase, (y0, y1) in _split_y(b.shape[1], gap).items():
         for side, vol in (("A", a), ("B", b)):
             _save_nifti(vol[:, y0:y1], _shifted(affine, y0), os.path.join(out, phase + side, f"mni_{phase}.nii.gz"))
         shapes[phase] = list(b[:, y0:y1].shape)
-    return {"voxel_mm": voxel_mm, "gap": gap, "train_shape": shapes["train"], "test_shape": shapes["test"],
+    return {"gap": gap, "train_shape": shapes["train"], "test_shape": shapes["test"],
             "window": [0.0, 255.0], "data_range": "255 (template units, window 0-255); also in the brain (T1 > 0)"}
+
+
+def build_tissue3d(out, voxel_mm=2, gap=6):
+    """T1 -> grey-matter map (3D, cross-domain): A the MNI152 T1 template, B its grey-matter probability map (0-255:
+    bright in the cortex and deep grey matter, dark in white matter, where the T1 is brightest)."""
+    (a, b), affine = load_template(voxel_mm, (TEMPLATE, GREY_MATTER))
+    return {"voxel_mm": voxel_mm, **_build_cross3d(out, a, b, affine, gap)}
+
+
+def render_t2(t1, grey, white):
+    """A T2-weighted rendering of the template from its tissue probability maps (0-255): each voxel the mix of
+    T2_CONTRAST's tissue intensities by its probabilities, CSF taking what grey and white matter leave of the brain
+    (T1 > 0: the template is brain-extracted; outside it dark, as in the T1)."""
+    brain = np.asarray(t1) > 0
+    g, w = brain * grey / 255.0, brain * white / 255.0
+    csf = np.clip(brain - g - w, 0, 1)
+    c = T2_CONTRAST
+    return np.clip(255.0 * (c["csf"] * csf + c["grey"] * g + c["white"] * w), 0, 255).astype(np.float32)
+
+
+def build_t2w3d(out, voxel_mm=2, gap=6):
+    """T1 -> T2-weighted (3D, cross-domain): A the MNI152 T1 template, B its T2-weighted rendering (render_t2: CSF
+    bright, white matter dark, the contrast of the T1 reversed inside the brain, the background dark in both)."""
+    (a, g, w), affine = load_template(voxel_mm, (TEMPLATE, GREY_MATTER, WHITE_MATTER))
+    return {"voxel_mm": voxel_mm, "contrast": T2_CONTRAST, **_build_cross3d(out, a, render_t2(a, g, w), affine, gap)}
 
 
 # -- all ---------------------------------------------------------------------------------------------------------------
@@ -386,6 +413,8 @@ TASKS = {
                                                    z["max_test"], seed=3)),
     "tissue3d": ("T1 to grey-matter map (3D, unpaired, cross-domain)",
                  lambda d, z: build_tissue3d(d, z["voxel_mm"], gap=max(2, 12 // z["voxel_mm"]))),
+    "t2w3d": ("T1 to T2-weighted MRI (3D, unpaired, cross-domain)",
+              lambda d, z: build_t2w3d(d, z["voxel_mm"], gap=max(2, 12 // z["voxel_mm"]))),
 }
 
 

@@ -37,18 +37,22 @@ Cross-domain (input and target look different; copying the input is no answer):
 - ``tissue3d``, T1 to grey-matter map, 3D unpaired: A the MNI152 T1, B its grey-matter probability map (bright in
   the cortex, dark in white matter, where the T1 is brightest), the split of thick3d; the models draw their A and B
   patches independently. Models: cycle_gan3d against unpaired_revgan3d.
+- ``t2w3d``, T1 to T2-weighted MRI, 3D unpaired: A the MNI152 T1, B a T2-weighted rendering of it from its grey- and
+  white-matter probability maps (make_quality_benchmark.render_t2: CSF bright, grey matter mid, white matter dark,
+  the T1's contrast reversed inside the brain, dark outside), the split and training of tissue3d. Unlike the
+  grey-matter map, nothing is lost: the translation is one-to-one, the unpaired task users know from MRI
+  (T1 <-> T2). Models: cycle_gan3d against unpaired_revgan3d.
 
-Reference rows, on the same test data with the same metric code (evaluation.metrics.compare):
-copy the input (A itself), and simple non-learned methods fitted on the training data only: on every task the mean
-of the B training data output everywhere (a constant colour or intensity: a model not above it has learned no more
-than the target's average, whatever its distance from the copy); paired2d and map2d a
-per-channel affine colour fit (least squares, 3x4) and a per-colour look-up table (32 bins per channel, the mean
-target colour of each bin over the training pairs; bins without training pixels use the affine fit); unpaired2d and
-map2d_unpaired per-channel histogram matching of the A training tiles to the B training tiles (no pairs used, as for
-the models), and for map2d_unpaired also the look-up table fitted on pairs of the training photos, which the models
-never get; thick3d cubic-spline interpolation of the acquired thick slices (instead of the input's linear one),
-clipped to the window; tissue3d intensity histogram matching (unpaired) and a per-intensity look-up table fitted on
-the training pair (which the models never get).
+Reference rows, on the same test data with the same metric code (evaluation.metrics.compare): copy the input (A itself),
+and simple non-learned methods fitted on the training data only: on every task the mean of the B training data output
+everywhere (a constant colour or intensity: a model not above it has learned no more than the target's average, whatever
+its distance from the copy); paired2d and map2d a per-channel affine colour fit (least squares, 3x4) and a per-colour
+look-up table (32 bins per channel, the mean target colour of each bin over the training pairs; bins without training
+pixels use the affine fit); unpaired2d and map2d_unpaired per-channel histogram matching of the A training tiles to the
+B training tiles (no pairs used, as for the models), and for map2d_unpaired also the look-up table fitted on pairs of
+the training photos, which the models never get; thick3d cubic-spline interpolation of the acquired thick slices
+(instead of the input's linear one), clipped to the window; tissue3d and t2w3d intensity histogram matching (unpaired)
+and a per-intensity look-up table fitted on the training pair (which the models never get).
 
 Models are trained and tested through the application's entry points, ``python train.py`` and ``python test.py``
 in subprocesses, with the flags a user would pick (printed in the docs section). Budgets: every baseline model
@@ -95,9 +99,10 @@ TASKS = {  # task -> (baseline model, RevGAN model)
     "map2d": ("pix2pix", "paired_revgan"),
     "map2d_unpaired": ("cycle_gan", "unpaired_revgan"),
     "tissue3d": ("cycle_gan3d", "unpaired_revgan3d"),
+    "t2w3d": ("cycle_gan3d", "unpaired_revgan3d"),
 }
 # Near-identity tasks (the output is the input, corrected) and cross-domain tasks (input and target look different).
-CROSS_DOMAIN = ("map2d", "map2d_unpaired", "tissue3d")
+CROSS_DOMAIN = ("map2d", "map2d_unpaired", "tissue3d", "t2w3d")
 # The baseline models as pytorch-CycleGAN-and-pix2pix configures them (2D only: upstream has no 3D models), at the
 # benchmark's width: pix2pix's U-Net with batch norm and dropout, CycleGAN's 9-block ResNet with instance norm;
 # neither has a residual.
@@ -113,7 +118,8 @@ def dims(task):
 MODES = {
     "quick": {
         "data": mqb.SIZES["quick"],
-        "epochs": {"paired2d": 6, "unpaired2d": 8, "thick3d": 6, "map2d": 8, "map2d_unpaired": 8, "tissue3d": 12},
+        "epochs": {"paired2d": 6, "unpaired2d": 8, "thick3d": 6, "map2d": 8, "map2d_unpaired": 8, "tissue3d": 12,
+                   "t2w3d": 12},
         "2d": ["--ngf", "32", "--ndf", "32", "--n_downsampling", "1"],
         # 3D at --ngf 16 (the full mode's width, and what 3D users run or more), not 8: at 8 each coupling of the
         # RevGAN works on 8 channels, a ResNet block on 16, and pix2pix3d led by 0.27 dB (docs/benchmarks.md, "The
@@ -124,7 +130,7 @@ MODES = {
     "full": {
         "data": mqb.SIZES["full"],
         "epochs": {"paired2d": 30, "unpaired2d": 30, "thick3d": 40, "map2d": 30, "map2d_unpaired": 30,
-                   "tissue3d": 60},
+                   "tissue3d": 60, "t2w3d": 60},
         "2d": ["--ngf", "64", "--ndf", "64", "--n_downsampling", "2"],
         "3d": ["--ngf", "16", "--ndf", "16", "--n_downsampling", "1", "--netD", "n_layers", "--n_layers_D", "3",
                "--patch_size", "64", "--samples_per_volume", "64"],
@@ -305,7 +311,7 @@ def reference_methods(task, folder, meta):
             return np.clip(mqb.interpolate_thick(thick, a.shape[2], meta["factor"], order=3), *window)
         return [("copy the input (linear interpolation)", lambda name, a: a), constant,
                 ("cubic-spline interpolation of the thick slices", cubic)]
-    if task == "tissue3d":
+    if task in ("tissue3d", "t2w3d"):
         lut, match = fit_intensity_lut(a, b, meta["window"]), fit_intensity_matching(a, b)
         return [("copy the input", lambda name, v: v), constant,
                 ("intensity histogram matching (unpaired)", lambda name, v: match(v)),
@@ -831,6 +837,11 @@ DEGRADATIONS = {"paired2d": "a low-light camera: blur, white-balance error, unde
                                   "borders)"}
 
 
+CROSS_3D_TARGETS = {"tissue3d": "its grey-matter probability map",
+                    "t2w3d": "its T2-weighted rendering (from its tissue probability maps: CSF bright, white matter "
+                             "dark)"}
+
+
 def task_lines(results):
     rows = []
     for r in results:
@@ -839,7 +850,7 @@ def task_lines(results):
         if dims(task) == 3:
             data = (f"MNI152 T1 at {m['voxel_mm']} mm; A: {m['slice_mm']} mm axial slices (mean of {m['factor']}), "
                     f"linearly interpolated back" if task == "thick3d" else
-                    f"A: MNI152 T1 at {m['voxel_mm']} mm; B: its grey-matter probability map (trained unpaired: "
+                    f"A: MNI152 T1 at {m['voxel_mm']} mm; B: {CROSS_3D_TARGETS[task]} (trained unpaired: "
                     f"patches of A and of B drawn independently)")
             split = (f"train: posterior part {'×'.join(map(str, m['train_shape']))}; test: anterior part "
                      f"{'×'.join(map(str, m['test_shape']))} (split along y, {m['gap']}-voxel gap)")

@@ -377,6 +377,25 @@ def test_data_holds_out_the_test_photos_and_regions(tmp_path):
     assert np.array_equal(t1, b) and gm.shape == t1.shape and 0 < gm.max() <= 255
     brain = t1 > 0
     assert np.corrcoef(t1[brain], gm[brain])[0, 1] < 0.5
+    folder = tmp_path / "t2w3d"  # T1 -> T2-weighted: the same T1, the tissue order reversed in the brain
+    t1_, t2 = (nib.load(str(folder / f"test{s}" / "mni_test.nii.gz")).get_fdata() for s in "AB")
+    assert np.array_equal(t1_, t1) and (t2[~brain] == 0).all() and 0 < t2.max() <= 255
+    assert np.corrcoef(t1[brain], t2[brain])[0, 1] < -0.3
+    _, rows = bq.task_references("t2w3d", str(folder), meta["t2w3d"])  # its references are tissue3d's
+    assert [m for m, _ in rows] == EXPECTED["tissue3d"][:4]
+    psnr = {m: s["PSNR"] for m, s in rows}  # a per-intensity map fitted on pairs solves it; a monotone one does not
+    assert psnr[EXPECTED["tissue3d"][3]] > psnr["copy the input"] + 10
+    assert psnr["intensity histogram matching (unpaired)"] < psnr["copy the input"] + 1
+
+
+def test_t2_rendering_orders_the_tissues_as_t2_weighted_mri():
+    """CSF brightest, then grey matter, then white matter (a T1's order reversed); outside the brain dark."""
+    t1 = np.array([0.0, 40.0, 160.0, 220.0, 180.0])  # background, CSF, grey, white, a grey/white mix
+    grey = np.array([0, 0, 255, 0, 127.5])
+    white = np.array([0, 0, 0, 255, 127.5])
+    t2 = mqb.render_t2(t1, grey, white)
+    assert t2[0] == 0 and t2[1] > t2[2] > t2[3] and t2[2] > t2[4] > t2[3]
+    assert t2[1] == 255 * mqb.T2_CONTRAST["csf"] and t2[3] == pytest.approx(255 * mqb.T2_CONTRAST["white"])
 
 
 def test_first_seed_starts_the_seeds_there(monkeypatch, tmp_path):
