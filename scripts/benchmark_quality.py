@@ -912,24 +912,23 @@ def report(ctx, results, args):
 
 Command: `{ctx.command}` · machine: {bu.machine_description(ctx.device)} · date: {bu.today()}
 
-{smoke}Translation quality on held-out real data (built by `datasets/make_quality_benchmark.py` from images that
-ship inside scikit-image, scikit-learn, matplotlib and nilearn; see `scripts/benchmark_quality.py` for every
-detail): near-identity tasks (restoration, thick to thin slices), where the output is the input corrected, and
-cross-domain tasks (photo to map, T1 to grey-matter map), where input and target look nothing alike. Each RevGAN
-model against its baseline model, with default flags but the width, trained and tested through `train.py` and
-`test.py`, back to back on this machine: the baseline model for N epochs, the RevGAN model for N epochs (equal
-epochs) and for the baseline's epochs with fewer samples in each, as many as fit in the baseline's training time by
-its measured per-epoch time (equal time, both times the means over the seeds' N-epoch runs; 2D:
-`--samples_per_epoch`, a random draw of the training images each epoch; 3D: `--samples_per_volume`),
-and in 2D the baseline model also as pytorch-CycleGAN-and-pix2pix configures it (upstream defaults: its
-generator, normalisation and dropout, no residual), so that no RevGAN row wins by a handicapped baseline. Seeds:
-{", ".join(map(str, ctx.seeds))} (`--seed`): model rows hold the mean, each seed's PSNR in brackets. Rows above the
-models: the copy-the-input baseline and simple non-learned baselines, fitted on the training data only, on the same
-test data with the same metric code (`evaluation.metrics.compare`). PSNR, SSIM (scikit-image, 7-wide window) and
-MAE of A → B against the real B; 2D on RGB in [0, 1] (data range 1), 3D in the template's units over the whole test
-volume (data range 255, the window 0–255) and, as PSNR, inside the brain (voxels where the T1 input is above 0; the
-background outside the brain is 0 in both domains and would dominate the whole-volume numbers). Training time is
-the wall time of the `train.py` process.
+{smoke}Translation quality on held-out real data (built by `datasets/make_quality_benchmark.py` from images that ship
+inside scikit-image, scikit-learn, matplotlib and nilearn; see `scripts/benchmark_quality.py` for every detail):
+near-identity tasks (restoration, thick to thin slices), where the output is the input corrected, and cross-domain tasks
+(photo to map, T1 to grey-matter map, T1 to T2-weighted), where input and target look nothing alike. Each RevGAN model
+against its baseline model, with default flags but the width, trained and tested through `train.py` and `test.py`, back
+to back on this machine: the baseline model for N epochs, the RevGAN model for N epochs (equal epochs) and for the
+baseline's epochs with fewer samples in each, as many as fit in the baseline's training time by its measured per-epoch
+time (equal time, both times the means over the seeds' N-epoch runs; 2D: `--samples_per_epoch`, a random draw of the
+training images each epoch; 3D: `--samples_per_volume`), and in 2D the baseline model also as
+pytorch-CycleGAN-and-pix2pix configures it (upstream defaults: its generator, normalisation and dropout, no residual),
+so that no RevGAN row wins by a handicapped baseline. Seeds: {", ".join(map(str, ctx.seeds))} (`--seed`): model rows
+hold the mean, each seed's PSNR in brackets. Rows above the models: the copy-the-input baseline and simple non-learned
+baselines, fitted on the training data only, on the same test data with the same metric code
+(`evaluation.metrics.compare`). PSNR, SSIM (scikit-image, 7-wide window) and MAE of A → B against the real B; 2D on RGB
+in [0, 1] (data range 1), 3D in the template's units over the whole test volume (data range 255, the window 0–255) and,
+as PSNR, inside the brain (voxels where the T1 input is above 0; the background outside the brain is 0 in both domains
+and would dominate the whole-volume numbers). Training time is the wall time of the `train.py` process.
 
 {task_lines(results)}
 
