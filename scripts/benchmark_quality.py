@@ -103,6 +103,10 @@ TASKS = {  # task -> (baseline model, RevGAN model)
 }
 # Near-identity tasks (the output is the input, corrected) and cross-domain tasks (input and target look different).
 CROSS_DOMAIN = ("map2d", "map2d_unpaired", "tissue3d", "t2w3d")
+# The unpaired 3D cross-domain tasks (the T1 to a volume on its grid; the same references) and what their B is.
+CROSS_3D_TARGETS = {"tissue3d": "its grey-matter probability map",
+                    "t2w3d": "its T2-weighted rendering (from its tissue probability maps: CSF bright, white matter "
+                             "dark)"}
 # The baseline models as pytorch-CycleGAN-and-pix2pix configures them (2D only: upstream has no 3D models), at the
 # benchmark's width: pix2pix's U-Net with batch norm and dropout, CycleGAN's 9-block ResNet with instance norm;
 # neither has a residual.
@@ -311,7 +315,7 @@ def reference_methods(task, folder, meta):
             return np.clip(mqb.interpolate_thick(thick, a.shape[2], meta["factor"], order=3), *window)
         return [("copy the input (linear interpolation)", lambda name, a: a), constant,
                 ("cubic-spline interpolation of the thick slices", cubic)]
-    if task in ("tissue3d", "t2w3d"):
+    if task in CROSS_3D_TARGETS:
         lut, match = fit_intensity_lut(a, b, meta["window"]), fit_intensity_matching(a, b)
         return [("copy the input", lambda name, v: v), constant,
                 ("intensity histogram matching (unpaired)", lambda name, v: match(v)),
@@ -835,11 +839,6 @@ DEGRADATIONS = {"paired2d": "a low-light camera: blur, white-balance error, unde
                 "map2d": "the photo itself; B: the photo drawn as a map (flat colours by region and texture, borders)",
                 "map2d_unpaired": "the photo itself; B: the photo drawn as a map (flat colours by region and texture, "
                                   "borders)"}
-
-
-CROSS_3D_TARGETS = {"tissue3d": "its grey-matter probability map",
-                    "t2w3d": "its T2-weighted rendering (from its tissue probability maps: CSF bright, white matter "
-                             "dark)"}
 
 
 def task_lines(results):
