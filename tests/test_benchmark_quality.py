@@ -2,10 +2,8 @@
 test.py of an unpaired 2D and an unpaired 3D task, two seeds, the upstream-default rows, the reference
 baselines, the docs section, the plots); its pieces (data split, baselines, equal-time budget) do what they say.
 The benchmark itself is not a test: its numbers come from `make bench`."""
-import json
 import os
 import re
-import subprocess
 import sys
 
 import numpy as np
@@ -16,23 +14,13 @@ sys.path.insert(0, ROOT)
 
 from datasets import make_quality_benchmark as mqb  # noqa: E402
 from scripts import benchmark_quality as bq  # noqa: E402
+from tests.bench_runs import OTHER_SECTION, tiny_benchmark  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("quality")
-    docs = tmp / "docs" / "benchmarks.md"
-    docs.parent.mkdir()
-    docs.write_text("# Benchmarks\n\n<!-- begin other -->\nkept\n<!-- end other -->\n")
-    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "benchmark_quality.py"), "--tiny",
-                           "--workdir", str(tmp / "work"), "--docs", str(docs), "--seeds", "2", "--no_iunet",
-                           "--tasks", *TINY_TASKS], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=540)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    with open(tmp / "work" / "results.json") as f:
-        results = json.load(f)
-    return {"tmp": tmp, "docs": docs, "stdout": proc.stdout, "results": results}
+    return tiny_benchmark(tmp_path_factory.mktemp("quality"), "benchmark_quality.py",
+                          ["--seeds", "2", "--no_iunet", "--tasks", *TINY_TASKS], timeout=540)
 
 
 def section(text, name):
@@ -68,7 +56,7 @@ EXPECTED = {  # task -> the methods of its rows, in order; the last 3 or 4 are m
 
 def test_tiny_run_writes_the_table_and_plots(tiny_run):
     text = tiny_run["docs"].read_text()
-    assert "<!-- begin other -->\nkept\n<!-- end other -->" in text  # other sections untouched
+    assert OTHER_SECTION in text  # other sections untouched
     body = section(text, "benchmark_quality_cpu")
     assert "Command: `python scripts/benchmark_quality.py --tiny" in body and "machine:" in body and "date:" in body
     assert "Smoke configuration" in body and "not results" in body
