@@ -377,6 +377,34 @@ def log_tail(path, n=3):
     return " / ".join(lines[-n:])[-300:]
 
 
+def run_flags(ctx, task, name, model):
+    """The flags train.py and test.py share for run ``name``: its data, name, model, checkpoints folder and device."""
+    return ["--dataroot", os.path.join(ctx.data, task), "--name", name, "--model", model, "--checkpoints_dir",
+            os.path.join(ctx.work, "checkpoints"), "--gpu_ids", "0" if ctx.device == "cuda" else "-1"]
+
+
+def run_test(ctx, name, argv, log_path, label, epoch="latest"):
+    """test.py with ``argv`` on checkpoint ``epoch`` of run ``name``. Returns (its mean metrics, or None where it
+    failed; the error then; its results folder; its wall seconds)."""
+    rc, secs, _ = run_entry("test.py", argv, log_path, label, ctx.t0)
+    out_dir = os.path.join(ctx.work, "results", name, f"test_{epoch}")
+    metrics_path = os.path.join(out_dir, "metrics.json")
+    if rc != 0 or not os.path.isfile(metrics_path):
+        return None, f"test.py exit {rc}: {log_tail(log_path)}", out_dir, secs
+    with open(metrics_path) as f:
+        mean = json.load(f).get("mean", {})
+    if "PSNR_fake_B" not in mean:
+        return None, f"{metrics_path} holds no mean PSNR_fake_B", out_dir, secs
+    return mean, None, out_dir, secs
+
+
+def output_volumes(ctx, task, results_dir):
+    """(A, B, the model's A -> B from test.py's ``results_dir``) of each test volume of ``task``, original units."""
+    from util.volume import load_volume
+    return [(a, b, load_volume(os.path.join(results_dir, "volumes", "fake_B", vol + ".nii.gz"))[0])
+            for vol, a, b in test_volumes(os.path.join(ctx.data, task))]
+
+
 def train_and_test(ctx, task, model, epochs, flags, seed=0, tag=""):
     """Trains ``model`` for ``epochs`` (``--seed seed``) and tests it; returns a result dict (metrics, times) or one
     with "error"."""
@@ -387,8 +415,7 @@ def train_and_test(ctx, task, model, epochs, flags, seed=0, tag=""):
     for d in (os.path.join(ckpt, name), os.path.join(results, name)):
         shutil.rmtree(d, ignore_errors=True)
     decay = decay_epochs(epochs)
-    base = ["--dataroot", os.path.join(ctx.data, task), "--name", name, "--model", model, "--checkpoints_dir", ckpt,
-            "--gpu_ids", "0" if ctx.device == "cuda" else "-1"]
+    base = run_flags(ctx, task, name, model)
     argv = base + ["--n_epochs", str(epochs - decay), "--n_epochs_decay", str(decay), "--seed", str(seed)] + \
         HOUSEKEEPING + flags
     print(f"  {label}: training ... (log: {os.path.join(logs, name + '_train.log')})", flush=True)
@@ -403,28 +430,19 @@ def train_and_test(ctx, task, model, epochs, flags, seed=0, tag=""):
     print(f"  {label}: trained in {secs:.0f} s; testing ...", flush=True)
     test_argv = base + ["--results_dir", results, "--num_test", "1000000", "--baseline", "copy"] + \
         (FLAGS_2D[:2] if dims(task) == 2 else [])  # copy: test.py's checked against this script's (its own refs)
-    rc, tsecs, _ = run_entry("test.py", test_argv, os.path.join(logs, name + "_test.log"), label, ctx.t0)
+    mean, error, results_dir, tsecs = run_test(ctx, name, test_argv, os.path.join(logs, name + "_test.log"), label)
     out["test_s"] = tsecs
-    metrics_path = os.path.join(results, name, "test_latest", "metrics.json")
-    if rc != 0 or not os.path.isfile(metrics_path):
-        out["error"] = f"test.py exit {rc}: {log_tail(os.path.join(logs, name + '_test.log'))}"
-        print(f"  {label}: test FAILED: {out['error']}", flush=True)
-        return out
-    with open(metrics_path) as f:
-        mean = json.load(f).get("mean", {})
-    if "PSNR_fake_B" not in mean:
-        out["error"] = f"{metrics_path} holds no mean PSNR_fake_B"
+    if mean is None:
+        out["error"] = error
         print(f"  {label}: test FAILED: {out['error']}", flush=True)
         return out
     out["scores"] = {k: mean[f"{k}_fake_B"] for k in ("PSNR", "SSIM", "MAE")}
     out["copy_scores"] = {k: mean.get(f"baseline_{k}_fake_B") for k in ("PSNR", "SSIM", "MAE")}
-    out["results_dir"] = os.path.join(results, name, "test_latest")
+    out["results_dir"] = results_dir
     if dims(task) == 3:
-        from util.volume import load_volume
         window = ctx.metas[task]["window"]
-        out["scores"]["PSNR_brain"] = float(np.mean([
-            brain_psnr(load_volume(os.path.join(out["results_dir"], "volumes", "fake_B", vol + ".nii.gz"))[0], b, a,
-                       window[1] - window[0]) for vol, a, b in test_volumes(os.path.join(ctx.data, task))]))
+        out["scores"]["PSNR_brain"] = float(np.mean([brain_psnr(fake, b, a, window[1] - window[0])
+                                                     for a, b, fake in output_volumes(ctx, task, results_dir)]))
     print(f"  {label}: PSNR {out['scores']['PSNR']:.2f} dB, SSIM {out['scores']['SSIM']:.4f}, MAE "
           f"{out['scores']['MAE']:.4f}" + (f", PSNR in the brain {out['scores']['PSNR_brain']:.2f} dB"
                                           if "PSNR_brain" in out["scores"] else "") +

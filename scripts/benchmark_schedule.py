@@ -46,22 +46,15 @@ def correlations(out, a, b):
 
 def test_checkpoint(ctx, task, name, model, epoch):
     """test.py on checkpoint ``epoch`` of run ``name``; its scores (the quality benchmark's, with the correlations)."""
-    from util.volume import load_volume
-    folder = os.path.join(ctx.data, task)
-    base = ["--dataroot", folder, "--name", name, "--model", model, "--checkpoints_dir", ctx.ckpt,
-            "--gpu_ids", "0" if ctx.device == "cuda" else "-1"]
-    argv = base + ["--results_dir", ctx.results, "--num_test", "1000000", "--epoch", str(epoch)]
-    log = os.path.join(ctx.logs, f"{name}_test_{epoch}.log")
-    rc, _, _ = bq.run_entry("test.py", argv, log, f"{name} epoch {epoch}", ctx.t0)
-    out_dir = os.path.join(ctx.results, name, f"test_{epoch}")
-    if rc != 0 or not os.path.isfile(os.path.join(out_dir, "metrics.json")):
-        raise SystemExit(f"test.py of {name}, epoch {epoch}, failed (exit {rc}): {bq.log_tail(log)}")
-    with open(os.path.join(out_dir, "metrics.json")) as f:
-        mean = json.load(f)["mean"]
+    argv = bq.run_flags(ctx, task, name, model) + ["--results_dir", os.path.join(ctx.work, "results"), "--num_test",
+                                                   "1000000", "--epoch", str(epoch)]
+    mean, error, out_dir, _ = bq.run_test(ctx, name, argv, os.path.join(ctx.logs, f"{name}_test_{epoch}.log"),
+                                          f"{name} epoch {epoch}", epoch)
+    if mean is None:
+        raise SystemExit(f"test.py of {name}, epoch {epoch}, failed: {error}")
     window = ctx.metas[task]["window"]
     brain, r_in, r_out = [], [], []
-    for vol, a, b in bq.test_volumes(folder):
-        fake = load_volume(os.path.join(out_dir, "volumes", "fake_B", vol + ".nii.gz"))[0]
+    for a, b, fake in bq.output_volumes(ctx, task, out_dir):
         brain.append(bq.brain_psnr(fake, b, a, window[1] - window[0]))
         r = correlations(fake, a, b)
         r_in.append(r[0])
@@ -75,16 +68,15 @@ def run_model(ctx, task, model, seed):
     name = f"{task}_{model}_{ctx.n_epochs}+{ctx.n_epochs_decay}ep_seed{seed}"
     total = ctx.n_epochs + ctx.n_epochs_decay
     own = ["--netG", ctx.baseline_netG] if ctx.baseline_netG and model == bq.TASKS[task][0] else []
-    argv = ["--dataroot", os.path.join(ctx.data, task), "--name", name, "--model", model,
-            "--checkpoints_dir", ctx.ckpt, "--gpu_ids", "0" if ctx.device == "cuda" else "-1",
-            "--n_epochs", str(ctx.n_epochs), "--n_epochs_decay", str(ctx.n_epochs_decay), "--seed", str(seed)] + \
+    argv = bq.run_flags(ctx, task, name, model) + ["--n_epochs", str(ctx.n_epochs), "--n_epochs_decay",
+                                                   str(ctx.n_epochs_decay), "--seed", str(seed)] + \
         bq.HOUSEKEEPING + bq.task_flags(ctx, task) + own + ["--lr", str(ctx.lr), "--save_epoch_freq", str(ctx.every)]
     log = os.path.join(ctx.logs, name + "_train.log")
     print(f"  [{task}] {model}, seed {seed}: training {total} epochs ... (log: {log})", flush=True)
     rc, secs, ends = bq.run_entry("train.py", argv, log, f"[{task}] {model} seed {seed}", ctx.t0)
     if rc != 0:
         raise SystemExit(f"train.py of {name} failed (exit {rc}): {bq.log_tail(log)}")
-    checkpoints = [e for e in range(ctx.every, total, ctx.every)] + [total]
+    checkpoints = list(range(ctx.every, total, ctx.every)) + [total]
     rows = []
     for epoch in checkpoints:
         scores = test_checkpoint(ctx, task, name, model, "latest" if epoch == total else epoch)
@@ -225,7 +217,7 @@ def main(argv=None):
     ctx.seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     ctx.work = os.path.abspath(args.workdir)
     ctx.data = os.path.join(ctx.work, "data")
-    ctx.ckpt, ctx.results, ctx.logs = (os.path.join(ctx.work, d) for d in ("checkpoints", "results", "logs"))
+    ctx.logs = os.path.join(ctx.work, "logs")
     os.makedirs(ctx.logs, exist_ok=True)
     ctx.command = "python scripts/benchmark_schedule.py " + " ".join(sys.argv[1:] if argv is None else argv)
     ctx.t0 = time.perf_counter()
