@@ -57,10 +57,11 @@ and a per-intensity look-up table fitted on the training pair (which the models 
 Models are trained and tested through the application's entry points, ``python train.py`` and ``python test.py``
 in subprocesses, with the flags a user would pick (printed in the docs section). Budgets: every baseline model
 trains N epochs (time T); its RevGAN model trains N epochs (equal epochs) and, separately, for T (equal time): N
-epochs (the same schedule) of fewer samples each, as many as fit in T by the per-epoch time measured in its own
-N-epoch run (an epoch's time is its samples' steps): in 2D ``--samples_per_epoch`` (a random draw of that many
-training images each epoch), in 3D ``--samples_per_volume``; whole epochs are too coarse in a short run (a model at
-1.1x its baseline's step time would lose a sixth of a 6-epoch budget). The run itself where its N epochs fit.
+epochs (the same schedule) of fewer samples each where it is slower, more where it is faster, as many as fit in T by
+the per-epoch time measured in its own N-epoch run (an epoch's time is its samples' steps): in 2D
+``--samples_per_epoch`` (a random draw of that many training images each epoch), in 3D ``--samples_per_volume``;
+whole epochs are too coarse in a short run (a model at 1.1x its baseline's step time would lose a sixth of a 6-epoch
+budget). The run itself where its N epochs take T to the sample.
 T and the per-epoch time are means over every seed's N-epoch runs, so every seed gets the same budget and one
 slow or fast run (identical commands vary up to 1.3x in wall time on a shared CPU) weighs less. In 2D the baseline
 model also trains N epochs with pytorch-CycleGAN-and-pix2pix's defaults (pix2pix: unet_256, batch norm, dropout;
@@ -465,15 +466,15 @@ def equal_time_samples(budget_s, runs):
     """(samples per epoch, per-epoch time, fixed cost) of a model's N-epoch ``runs`` (one per seed): the samples per
     epoch (2D: training images; 3D: patches per volume) that fit its epochs in ``budget_s``, taking an epoch's time as
     proportional to its samples (per-epoch overheads make the run finish early) and the per-epoch time and fixed cost
-    as their means over ``runs``; at most the runs' own, at least 1. Finer than whole epochs, which in a short run
-    leave the slower model up to an epoch short of the budget."""
+    as their means over ``runs``; at least 1. Fewer than the runs' own where the model is slower than the budget,
+    more where it is faster: the time a faster model saves is its to train with, as a user with that hour would.
+    Finer than whole epochs, which in a short run leave the slower model up to an epoch short of the budget."""
     per_epoch, fixed = (float(np.mean(v)) for v in zip(*(epoch_time(run) for run in runs)))
     full = samples(runs[0])
-    fit = int(full * (budget_s - fixed) / (runs[0]["epochs"] * per_epoch))
-    return min(full, max(1, fit)), per_epoch, fixed
+    return max(1, int(full * (budget_s - fixed) / (runs[0]["epochs"] * per_epoch))), per_epoch, fixed
 
 
-SAMPLE_FLAGS = {2: "--samples_per_epoch", 3: "--samples_per_volume"}  # what an equal-time run trains fewer of
+SAMPLE_FLAGS = {2: "--samples_per_epoch", 3: "--samples_per_volume"}  # what an equal-time run trains more or fewer of
 
 
 def training_samples(log):
@@ -526,10 +527,10 @@ def epochs_cell(run):
 
 
 def bar_label(model, run, kind):
-    """A run's name in the plots: "paired_revgan, 6 ep (=epochs)"; equal-time runs trained with fewer samples per
-    epoch (at_equal_time's tag in the run's name) with their count, "paired_revgan, 6 ep × 88 (=time)"."""
-    fewer = re.search(r"_(\d+)(samples|patches)_\d+ep_", run.get("name", ""))
-    return f"{model}, {run['epochs']} ep{f' × {fewer.group(1)}' if fewer else ''}{SHORT_LABELS[kind]}"
+    """A run's name in the plots: "paired_revgan, 6 ep (=epochs)"; equal-time runs trained with fewer or more samples
+    per epoch (at_equal_time's tag in the run's name) with their count, "paired_revgan, 6 ep × 88 (=time)"."""
+    other = re.search(r"_(\d+)(samples|patches)_\d+ep_", run.get("name", ""))
+    return f"{model}, {run['epochs']} ep{f' × {other.group(1)}' if other else ''}{SHORT_LABELS[kind]}"
 
 
 def task_flags(ctx, task, upstream=False):
@@ -597,7 +598,7 @@ def run_task(ctx, task, meta):
 def equal_time_budget(task, model, n, base_runs, runs, tag=""):
     """The equal-time budget of ``model`` (``tag``: its variant) from every seed's successful N-epoch runs: the
     baseline's mean training time, the epochs (and schedule) kept, the samples in each that fit (2D: all of them,
-    and no such key, where the epochs fit). None where a model has no successful run."""
+    and no such key, where the epochs fill it to the sample). None where a model has no successful run."""
     flag = SAMPLE_FLAGS[dims(task)]
     base_runs = [r for r in base_runs if "error" not in r]
     runs = [r for r in runs if "error" not in r]
@@ -611,7 +612,7 @@ def equal_time_budget(task, model, n, base_runs, runs, tag=""):
     k, per_epoch, fixed = equal_time_samples(budget_s, runs)
     budget = {"epochs": n, "per_epoch_s": per_epoch, "fixed_s": fixed, "budget_s": budget_s,
               "from_runs": [len(base_runs), len(runs)]}
-    if dims(task) == 3 or k < samples(runs[0]):
+    if dims(task) == 3 or k != samples(runs[0]):
         budget[flag.lstrip("-")] = k
     print(f"  [{task}] budget: {budget_s:.0f} s ({TASKS[task][0]}, {plural(n, 'epoch')}; mean of "
           f"{plural(len(base_runs), 'run')}); {model}{tag.replace('_', ' ')} takes {per_epoch:.1f} s per epoch + "
@@ -628,7 +629,7 @@ def seeds_text(result):
 
 def at_equal_time(ctx, task, model, n, flags, seed, run, budget, tag=""):
     """The run of ``model`` with ``flags`` for this seed that fits in ``budget``: ``run`` (its N-epoch run) itself
-    where its N epochs fit, else a run of the same epochs with fewer samples in each."""
+    where its N epochs take the budget, else a run of the same epochs with fewer or more samples in each."""
     k, unit = budget_samples(budget)
     if k is None or k == samples(run):
         return run
@@ -935,17 +936,18 @@ near-identity tasks (restoration, thick to thin slices), where the output is the
 (photo to map, T1 to grey-matter map, T1 to T2-weighted), where input and target look nothing alike. Each RevGAN model
 against its baseline model, with default flags but the width, trained and tested through `train.py` and `test.py`, back
 to back on this machine: the baseline model for N epochs, the RevGAN model for N epochs (equal epochs) and for the
-baseline's epochs with fewer samples in each, as many as fit in the baseline's training time by its measured per-epoch
-time (equal time, both times the means over the seeds' N-epoch runs; 2D: `--samples_per_epoch`, a random draw of the
-training images each epoch; 3D: `--samples_per_volume`), and in 2D the baseline model also as
-pytorch-CycleGAN-and-pix2pix configures it (upstream defaults: its generator, normalisation and dropout, no residual),
-so that no RevGAN row wins by a handicapped baseline. Seeds: {", ".join(map(str, ctx.seeds))} (`--seed`): model rows
-hold the mean, each seed's PSNR in brackets. Rows above the models: the copy-the-input baseline and simple non-learned
-baselines, fitted on the training data only, on the same test data with the same metric code
-(`evaluation.metrics.compare`). PSNR, SSIM (scikit-image, 7-wide window) and MAE of A → B against the real B; 2D on RGB
-in [0, 1] (data range 1), 3D in the template's units over the whole test volume (data range 255, the window 0–255) and,
-as PSNR, inside the brain (voxels where the T1 input is above 0; the background outside the brain is 0 in both domains
-and would dominate the whole-volume numbers). Training time is the wall time of the `train.py` process.
+baseline's epochs with fewer samples in each where it is slower, more where it is faster, as many as fit in the
+baseline's training time by its measured per-epoch time (equal time, both times the means over the seeds' N-epoch
+runs; 2D: `--samples_per_epoch`, a random draw of the training images each epoch; 3D: `--samples_per_volume`), and in
+2D the baseline model also as pytorch-CycleGAN-and-pix2pix configures it (upstream defaults: its generator,
+normalisation and dropout, no residual), so that no RevGAN row wins by a handicapped baseline.
+Seeds: {", ".join(map(str, ctx.seeds))} (`--seed`): model rows hold the mean, each seed's PSNR in brackets.
+Rows above the models: the copy-the-input baseline and simple non-learned baselines, fitted on the training data only,
+on the same test data with the same metric code (`evaluation.metrics.compare`). PSNR, SSIM (scikit-image, 7-wide window)
+and MAE of A → B against the real B; 2D on RGB in [0, 1] (data range 1), 3D in the template's units over the whole test
+volume (data range 255, the window 0–255) and, as PSNR, inside the brain (voxels where the T1 input is above 0; the
+background outside the brain is 0 in both domains and would dominate the whole-volume numbers). Training time is the
+wall time of the `train.py` process.
 
 {task_lines(results)}
 

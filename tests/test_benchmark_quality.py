@@ -248,7 +248,8 @@ def test_3d_equal_time_keeps_the_epochs_with_fewer_patches(monkeypatch):
 def test_equal_time_samples():
     run = {"epochs": 4, "train_s": 50.0, "epoch_ends": [15.0, 25.0, 35.0, 45.0], "train_samples": 100}
     assert bq.equal_time_samples(30.0, [run]) == (50, 10.0, 10.0)  # 10 s an epoch, 10 s fixed: half the samples fit
-    assert bq.equal_time_samples(100.0, [run])[0] == 100  # never more than its own
+    assert bq.equal_time_samples(50.0, [run])[0] == 100  # its own time: its own samples
+    assert bq.equal_time_samples(90.0, [run])[0] == 200  # a faster model trains as many more as fit
     assert bq.equal_time_samples(5.0, [run])[0] == 1  # never less than one
     assert bq.equal_time_samples(30.0, [dict(run, train_argv=["--samples_per_epoch", "40"])])[0] == 20
     assert bq.equal_time_samples(30.0, [dict(run, epoch_ends=[])])[:2] == (60, 12.5)  # no epoch lines: run time / N
@@ -258,17 +259,23 @@ def test_equal_time_samples():
     assert bq.decay_epochs(6) == 2 and bq.decay_epochs(1) == 0
 
 
-def test_equal_time_where_the_run_fits_is_the_run_itself(monkeypatch):
-    """2D: a RevGAN run whose N epochs fit in the baseline's time is its own equal-time row (no second run), and
-    the findings say N epochs, not N epochs of all the samples; the plots name only reduced runs' samples."""
-    calls = []
-
+def fake_timed(calls, epoch_s):
+    """A train_and_test stand-in: ``epoch_s[model]`` seconds per epoch of 96 training images (2D), proportional to
+    the --samples_per_epoch given."""
     def fake(ctx, task, model, n, flags, seed=0, tag=""):
         calls.append((model, tag))
-        t = {"cycle_gan": 12.0, "unpaired_revgan": 10.0}[model]
+        t = epoch_s[model] * (bq.given({"train_argv": flags}, "--samples_per_epoch") or 96) / 96
         return {"name": f"{task}_{model}{tag}_{n}ep_seed{seed}", "model": model, "epochs": n, "train_s": n * t,
                 "epoch_ends": [t * (i + 1) for i in range(n)], "train_argv": flags, "train_samples": 96,
                 "scores": {"PSNR": 1.0, "SSIM": 0.5, "MAE": 0.1}}
+    return fake
+
+
+def test_equal_time_where_the_run_takes_the_budget_is_the_run_itself(monkeypatch):
+    """2D: a RevGAN run whose N epochs take the baseline's time is its own equal-time row (no second run), and
+    the findings say N epochs, not N epochs of all the samples; the plots name only other runs' samples."""
+    calls = []
+    fake = fake_timed(calls, {"cycle_gan": 12.0, "unpaired_revgan": 12.0})
     result = run_faked(monkeypatch, "unpaired2d", fake, {"PSNR": 1.0, "SSIM": 0.5, "MAE": 0.1})
     assert calls == [("cycle_gan", ""), ("unpaired_revgan", "")]
     assert result["runs"]["revgan_time"] == result["runs"]["revgan_epochs"]
@@ -277,6 +284,19 @@ def test_equal_time_where_the_run_fits_is_the_run_itself(monkeypatch):
     assert bq.bar_label("unpaired_revgan", run, "revgan_time") == "unpaired_revgan, 6 ep (=time)"
     reduced = dict(run, name="unpaired2d_unpaired_revgan_83samples_6ep_seed0")
     assert bq.bar_label("unpaired_revgan", reduced, "revgan_time") == "unpaired_revgan, 6 ep × 83 (=time)"
+
+
+def test_a_faster_revgan_trains_the_time_it_saves(monkeypatch):
+    """Equal time is the baseline's time, also for a faster RevGAN model: its equal-time run takes the same epochs of
+    more samples, as many as fit (10 s an epoch against 12: 96 × 1.2 = 115), and the findings say so."""
+    calls = []
+    fake = fake_timed(calls, {"cycle_gan": 12.0, "unpaired_revgan": 10.0})
+    result = run_faked(monkeypatch, "unpaired2d", fake, {"PSNR": 1.0, "SSIM": 0.5, "MAE": 0.1})
+    assert calls == [("cycle_gan", ""), ("unpaired_revgan", ""), ("unpaired_revgan", "_115samples")]
+    run = result["runs"]["revgan_time"][0]
+    assert bq.given(run, "--samples_per_epoch") == 115 and abs(run["train_s"] - 71.875) < 1e-9
+    assert "at equal time: +0.00 dB (6 epochs of 115 samples against 6 epochs)" in bq.findings(result)
+    assert bq.table_rows(result)[-1][1:5] == ["unpaired_revgan, equal time", "6 × 115 samples", "72", "1.00"]
     assert bq.given({"train_argv": ["--samples_per_epoch=40", "--x"]}, "--samples_per_epoch") == 40
 
 
