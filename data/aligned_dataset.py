@@ -43,9 +43,9 @@ class AlignedDataset(BaseDataset):
             raise UserError(f"{path_a}: side-by-side pairs need --input_nc equal to --output_nc")
         ab, bits = load_image(path_a, self.channels("A"))
         h, w = ab.shape[1:]
-        if w != 2 * h:
-            raise UserError(f"aligned image {path_a} is {w}x{h} (width x height); an A|B pair must be twice as "
-                            f"wide as high (see datasets/combine_A_and_B.py)")
+        if w % 2:  # halves of any shape, as pix2pix splits them (datasets/combine_A_and_B.py writes such pairs)
+            raise UserError(f"aligned image {path_a} is {w}x{h} (width x height): an A|B pair is two images of one "
+                            f"size side by side, so its width must be even (see datasets/combine_A_and_B.py)")
         halves = {"A": ab[:, :, : w // 2], "B": ab[:, :, w // 2:]}  # the file's own A (left) and B (right)
         return halves[self.domains.side_folder("A")], halves[self.domains.side_folder("B")], path_a, path_a, bits, bits
 

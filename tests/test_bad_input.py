@@ -50,8 +50,8 @@ def test_bad_inputs_leave_checkpoints_intact(trained, demo_root, tmp_path, capsy
     fails(capsys, argv(dataroot=str(empty), dataset_mode="unaligned"), "has no images")
 
     root = copy_root(demo_root, tmp_path)
-    Image.new("RGB", (40, 32)).save(root / "train" / "aaa_wrong_width.png")
-    fails(capsys, argv(dataroot=str(root)), "twice as wide")
+    Image.new("RGB", (41, 32)).save(root / "train" / "aaa_odd_width.png")
+    fails(capsys, argv(dataroot=str(root)), "width must be even")
 
     root2 = copy_root(demo_root, tmp_path / "r2")
     shutil.rmtree(root2 / "train")

@@ -206,3 +206,30 @@ def test_generators_take_any_size(netG, dims):
         x = torch.randn((1, 1) + (16,) * dims if netG != "unet_128" else (1, 1, 128, 128))
         inner = g.model if hasattr(g, "model") else (lambda t: g.dec_B(g.core(g.enc_A(t))))
         assert torch.equal(g(x), inner(x))
+
+
+def test_side_by_side_pairs_of_any_shape(odd_root, tmp_path):
+    """A|B files whose halves are not square (what datasets/combine_A_and_B.py writes from non-square photos) train
+    and test as pix2pix reads them: split at half the width, each output at its half's size."""
+    import subprocess
+    import sys
+    root, photos = odd_root
+    split = tmp_path / "split"
+    for side in "AB":
+        for phase in ("train", "test"):
+            os.makedirs(split / side / phase)
+            for name in photos:  # B in RGB too: side-by-side pairs share one channel count
+                Image.open(os.path.join(root, phase + side, f"{name}.png")).convert("RGB").save(
+                    split / side / phase / f"{name}.png")
+    ab = tmp_path / "AB"
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "datasets", "combine_A_and_B.py")
+    subprocess.run([sys.executable, script, "--fold_A", str(split / "A"), "--fold_B",
+                    str(split / "B"), "--fold_AB", str(ab)], check=True, capture_output=True)
+    assert {Image.open(ab / "train" / f"{n}.png").size for n in photos} == {(2 * w, h) for h, w in photos.values()}
+    train_script.main(tiny_flags(str(ab), tmp_path, "pairs", "paired_revgan",
+                                 ["--preprocess", "none", "--n_blocks", "1", "--n_epochs_decay", "0"]))
+    out = tmp_path / "res"
+    test_script.main(["--dataroot", str(ab), "--name", "pairs", "--checkpoints_dir", str(tmp_path / "ckpt"),
+                      "--results_dir", str(out), "--gpu_ids", "-1", "--preprocess", "none", "--model", "paired_revgan"])
+    for name, (h, w) in photos.items():
+        assert Image.open(out / "pairs" / "test_latest" / "images" / "fake_B" / f"{name}.png").size == (w, h)
