@@ -2,6 +2,7 @@
 evaluation.images, 3D volumes by sliding windows in evaluation.volumes), writes the images or volumes, the metrics
 (evaluation.metrics: metrics.csv/json) and the results page (util.pages.results), and returns the mean results
 (util.results.Results)."""
+import contextlib
 import os
 import shutil
 
@@ -27,11 +28,25 @@ def results_folder(opt, model):
     return os.path.join(opt.results_dir, opt.name, f"{opt.phase}_{opt.epoch}{suffix}")
 
 
-def clear_results(out_dir):
-    """Removes what an earlier test run wrote into ``out_dir`` (recognized by its test_opt.txt), so the folder holds
-    only this run's outputs."""
+@contextlib.contextmanager
+def replacing_results(out_dir):
+    """While the block writes this run's outputs into ``out_dir``, an earlier test run's there (recognized by its
+    test_opt.txt) waits beside it in ``out_dir``.previous: removed when the block ends, put back when it fails, so a
+    failed run (a bad image halfway, Ctrl-C) loses no results and leaves no page linking to missing files."""
+    previous = None
     if os.path.isfile(os.path.join(out_dir, "test_opt.txt")):
-        shutil.rmtree(out_dir)
+        previous = os.path.normpath(out_dir) + ".previous"
+        shutil.rmtree(previous, ignore_errors=True)
+        os.replace(out_dir, previous)
+    try:
+        yield
+    except BaseException:
+        if previous is not None:
+            shutil.rmtree(out_dir, ignore_errors=True)
+            os.replace(previous, out_dir)
+        raise
+    if previous is not None:
+        shutil.rmtree(previous, ignore_errors=True)
 
 
 def evaluate(opt, model, options=None):
@@ -52,21 +67,21 @@ def evaluate(opt, model, options=None):
     chosen = baselines.for_test(opt, model, domains)  # --baseline: what the metrics are compared with
     if sets is not None:
         sets.baselines = chosen  # FID and KID compare with the same baseline
-    clear_results(out_dir)
-    writable_folder(out_dir, "--results_dir")
-    if options is not None:
-        options.save_options(opt, out_dir, "test_opt.txt")
-    if model.dims == 3:
-        items, rows = volumes.run(opt, model, domains, out_dir, baselines=chosen)
-    else:
-        items, rows = images.run(opt, model, dataset, out_dir, sets=sets, baselines=chosen)
-    extra = sets.results() if sets else []
-    if sets:
-        few = extra and min(sets.counts(r.output)[0] for r in extra) < 50
-        print(sets.describe() + ("; fewer than 50 images: FID is biased upwards, compare runs on the same set only"
-                                 if few else ""))
-    mean = metrics.write(rows, out_dir, extra=extra) if rows or extra else Results()
-    page = write_results_page(out_dir, opt, items, rows, mean, describe_run(opt, model, chosen))
+    with replacing_results(out_dir):
+        writable_folder(out_dir, "--results_dir")
+        if options is not None:
+            options.save_options(opt, out_dir, "test_opt.txt")
+        if model.dims == 3:
+            items, rows = volumes.run(opt, model, domains, out_dir, baselines=chosen)
+        else:
+            items, rows = images.run(opt, model, dataset, out_dir, sets=sets, baselines=chosen)
+        extra = sets.results() if sets else []
+        if sets:
+            few = extra and min(sets.counts(r.output)[0] for r in extra) < 50
+            print(sets.describe() + ("; fewer than 50 images: FID is biased upwards, compare runs on the same set "
+                                     "only" if few else ""))
+        mean = metrics.write(rows, out_dir, extra=extra) if rows or extra else Results()
+        page = write_results_page(out_dir, opt, items, rows, mean, describe_run(opt, model, chosen))
     write_runs_index(opt.results_dir)  # results/index.html lists every run, this one included
     return out_dir, page, mean
 
