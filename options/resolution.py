@@ -8,7 +8,7 @@ with (its "options": every plain value of the run that wrote it) are the sources
 record what is in effect.
 """
 from data import TEST_READING, resolve_dataroot
-from models import options_spec, with_architecture_defaults
+from models import find_model_using_name, options_spec, with_architecture_defaults
 from models.config import ModelSpec
 from util.errors import UserError
 from util.flags import ARCH, ARCH_SOFT, FIXED, RESUMED, SCHEDULE, TRAINED
@@ -78,6 +78,9 @@ def tested(config, typed, checkpoint, spec, say):
     """test.py: {flag: value} that differ from the command line: the architecture the checkpoint holds, and how it
     was trained where the user did not say otherwise."""
     arch, options = spec.flags(), checkpoint.get("options") or {}
+    if config.model != "test" and find_model_using_name(config.model).dims != spec.dims:  # its flags do not fit
+        raise UserError(f"--model {config.model} is a {3 if spec.dims == 2 else 2}D model, but the checkpoint holds "
+                        f"a {spec.dims}D {arch.get('model')} model: give --model {arch.get('model')} (or --model test)")
     values = {k: v for k, v in arch.items() if k not in vars(config)}  # its model's flags this --model lacks
     for flag in config.flags(ARCH, ARCH_SOFT):
         mine, theirs = getattr(config, flag), arch.get(flag)

@@ -161,3 +161,15 @@ def test_policies_are_declared_on_groups_and_changed_by_models():
     parser.set_policies(in_group=RUN)
     assert parser.policies() == {"in_group": RUN}
     assert isinstance(parser, argparse.ArgumentParser)
+
+
+def test_test_py_refuses_a_model_of_the_other_dimension():
+    """A 2D --model on a 3D checkpoint (or the other way round) has none of the other's flags: one clear refusal
+    naming the model to give (it used to end in an AttributeError, or a hint about channels that would not help)."""
+    volume = checkpoint_of(["--model", "unpaired_revgan3d"])
+    with pytest.raises(UserError, match="give --model unpaired_revgan3d"):
+        resolved(["--model", "unpaired_revgan"], volume, train=False)
+    with pytest.raises(UserError, match="give --model paired_revgan"):
+        resolved(["--model", "pix2pix3d"], checkpoint_of(TRAINED), train=False)
+    assert resolved(["--model", "cycle_gan3d"], volume, train=False)[0].model == "unpaired_revgan3d"  # both 3D
+    assert resolved(["--model", "test"], volume, train=False)[0].model == "test"
