@@ -11,7 +11,7 @@ import data
 import models
 from models.config import INIT_TYPES, NETD, NETG, NORMS, DiscriminatorConfig, GeneratorConfig
 from util import distributed
-from util.argtypes import COUNT, NONNEG_INT, POSITIVE
+from util.argtypes import COUNT, NONNEG_INT, POSITIVE, run_name
 from util.errors import UserError
 from util.flags import ARCH, ARCH_SOFT, RESUMED, RUN, TRAINED, FlagParser, RunConfig
 
@@ -137,7 +137,7 @@ class BaseOptions:
         parser.add_argument("--dataroot", policy=RESUMED, default=None,
                             help="path to images (trainA/trainB, train/ of A|B pairs, or volumes); "
                                  "default: a small demo dataset built on first use under ./datasets/demo")
-        parser.add_argument("--name", policy=RUN, default="experiment_name",
+        parser.add_argument("--name", policy=RUN, type=run_name, default="experiment_name",
                             help="name of the experiment: folder under checkpoints_dir and results_dir")
         parser.add_argument("--gpu_ids", policy=RUN, default="0", help="e.g. 0  0,1,2  or -1 for the CPU")
         parser.add_argument("--checkpoints_dir", policy=RUN, default="./checkpoints", help="models are saved here")

@@ -132,3 +132,10 @@ def test_failed_test_run_keeps_the_results_before(trained, demo_root, tmp_path, 
         test_script.main(argv)
     assert e.value.code == 2 and "zzz_broken.png" in capsys.readouterr().err.strip().splitlines()[-1]
     assert every_file(tmp_path / "res") == before
+
+
+@pytest.mark.parametrize("name", ["..", "", ".", "a/../..", "/tmp/run"])
+def test_run_names_outside_the_run_folders_are_refused(demo_root, tmp_path, capsys, name):
+    """--name is a folder under checkpoints/ and results/: '..' wrote a run's files beside checkpoints/, '' into it."""
+    fails(capsys, tiny_flags(demo_root, tmp_path, name, "paired_revgan"), "--name")
+    assert not os.path.exists(tmp_path / "ckpt") or not any(p.suffix == ".pth" for p in (tmp_path / "ckpt").rglob("*"))

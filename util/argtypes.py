@@ -1,6 +1,7 @@
 """Argument types that check ranges at parse time: a bad value ends in argparse's one-line error naming the flag."""
 import argparse
 import math
+import os
 
 
 def number(kind=int, lo=None, hi=None, lo_open=False, hi_open=False):
@@ -28,6 +29,18 @@ WEIGHT = number(float, 0)       # a loss weight, >= 0
 POSITIVE = number(float, 0, lo_open=True)
 FRACTION = number(float, 0, 1)  # [0, 1]
 BELOW_ONE = number(float, 0, 1, hi_open=True)  # [0, 1)
+
+
+def run_name(text):
+    """An argparse ``type`` for --name: a folder under --checkpoints_dir and --results_dir (subfolders allowed, a
+    trailing slash dropped), never their parent or an absolute path (--name .. wrote a run's files into the folder
+    that holds checkpoints/)."""
+    name = text.rstrip("/\\")
+    parts = name.replace("\\", "/").split("/")
+    if not name.strip() or os.path.isabs(name) or any(p.strip() in ("", ".", "..") for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a run name: give a folder name such as maps_revgan (no "
+                                         f"'.', '..' or empty parts, not an absolute path)")
+    return name
 
 
 def model_group(parser, title=None):
