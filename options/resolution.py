@@ -46,6 +46,10 @@ def resumed(config, typed, checkpoint, path, say):
             continue
         if flag not in typed:
             values[flag] = taken[flag] = theirs
+        elif config.policy(flag) == TRAINED:  # --direction: swapped data, the networks would learn the reversed task
+            raise UserError(f"--continue_train --{flag} {mine}: {path} was trained with --{flag} {theirs}, and resumed "
+                            f"another way its networks would learn another task: drop --{flag}, or train under a new "
+                            f"--name")
         elif config.policy(flag) == ARCH:
             mismatch.append(f"{flag}: checkpoint {theirs!r}, flags {mine!r}")
     if mismatch:

@@ -48,12 +48,12 @@ def test_resume_follows_each_flags_policy():
     assert "ngf 8" in lines[0] and "lambda_L1 5" in lines[0] and "print_freq" not in lines[0]
 
     typed = ["--model", "paired_revgan", "--continue_train", "--no_dropout", "--lr", "0.002", "--epoch_count", "5",
-             "--lambda_L1", "7", "--direction", "AtoB", "--print_freq", "9"]
+             "--lambda_L1", "7", "--print_freq", "9"]
     config, spec, lines = resolved(typed, checkpoint)
     assert config.no_dropout and not spec.generator.dropout  # ARCH_SOFT: the typed value
     assert config.lr == 0.002 and "--lr 0.002: the checkpoint had 0.001; using 0.002 from epoch 3" in lines
     assert config.epoch_count == 2 and "note: --epoch_count 5 ignored: the checkpoint was trained with 2" in lines
-    assert (config.lambda_L1, config.direction, config.print_freq) == (7, "AtoB", 9)
+    assert (config.lambda_L1, config.direction, config.print_freq) == (7, "BtoA", 9)  # TRAINED: test below
     with pytest.raises(UserError, match=r"another architecture \(ngf: checkpoint 8, flags 16\)"):
         resolved(["--model", "paired_revgan", "--continue_train", "--ngf", "16"], checkpoint)
     with pytest.raises(UserError, match="model: checkpoint 'paired_revgan', flags 'pix2pix'"):
@@ -173,3 +173,13 @@ def test_test_py_refuses_a_model_of_the_other_dimension():
         resolved(["--model", "pix2pix3d"], checkpoint_of(TRAINED), train=False)
     assert resolved(["--model", "cycle_gan3d"], volume, train=False)[0].model == "unpaired_revgan3d"  # both 3D
     assert resolved(["--model", "test"], volume, train=False)[0].model == "test"
+
+
+def test_resuming_refuses_the_other_direction():
+    """--direction swaps the data: resumed the other way, a run would train its networks on the reversed task (it was
+    taken without a word). The direction it was trained with, typed or not, resumes."""
+    with pytest.raises(UserError, match="trained with --direction BtoA"):
+        resolved(["--model", "paired_revgan", "--continue_train", "--direction", "AtoB"], checkpoint_of(TRAINED))
+    for argv in ([], ["--direction", "BtoA"]):
+        config = resolved(["--model", "paired_revgan", "--continue_train"] + argv, checkpoint_of(TRAINED))[0]
+        assert config.direction == "BtoA"

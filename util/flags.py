@@ -15,7 +15,7 @@ SCHEDULE    the checkpoint's / takes effect from the       "schedule"           
             epoch training resumes at (said)
 FIXED       the checkpoint's / noted and ignored           "schedule"/"options"  -
 RESUMED     the checkpoint's / the typed value             "options"             the command line
-TRAINED     the checkpoint's / the typed value             "options"             the checkpoint's unless typed
+TRAINED     the checkpoint's / must equal it               "options"             the checkpoint's unless typed
 RUN         the command line (belongs to this run)         -                     the command line
 ==========  =============================================  ====================  ===============================
 
