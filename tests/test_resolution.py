@@ -183,3 +183,16 @@ def test_resuming_refuses_the_other_direction():
     for argv in ([], ["--direction", "BtoA"]):
         config = resolved(["--model", "paired_revgan", "--continue_train"] + argv, checkpoint_of(TRAINED))[0]
         assert config.direction == "BtoA"
+
+
+def test_test_py_says_what_the_other_direction_does():
+    """A full test typed in the other direction than the model was trained in swaps the data (CycleGAN's meaning of
+    --direction), which users may take for running the model B -> A: test.py says which it is."""
+    config, _, lines = resolved(["--model", "paired_revgan", "--direction", "AtoB"], checkpoint_of(TRAINED),
+                                train=False)
+    assert config.direction == "AtoB"
+    assert lines[-1] == ("note: the model was trained with --direction BtoA; --direction AtoB swaps the test data (its "
+                         "domain A reads the testA images, results in test_latest_AtoB); to translate B to A give "
+                         "--model test --direction BtoA")
+    assert not any("swaps" in line for line in resolved(["--model", "paired_revgan", "--direction", "BtoA"],
+                                                        checkpoint_of(TRAINED), train=False)[2])
