@@ -11,6 +11,7 @@ import time
 import zlib
 from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import unquote
 
 import nibabel as nib
 import numpy as np
@@ -183,6 +184,10 @@ def test_results_page_of_one_direction_model_test(runs2d, browser, tmp_path):
     browser.assert_clean()
     assert "no metrics" in page["text"] and not page["pwned"] and MARKUP in page["text"]
     assert all(i["naturalWidth"] > 0 for i in page["images"])
+    html = (folder / "index.html").read_text()
+    local = {unquote(h) for h in re.findall(r'href="([^"#:]+)"', html) if not h.startswith("..")}
+    assert "test_opt.txt" in local and "metrics.csv" not in local  # none written without targets
+    assert all((folder / h).is_file() for h in local), [h for h in local if not (folder / h).is_file()]
     browser.click('#items tbody tr:first-child img[data-label="fake"]')
     assert browser.evaluate("Array.from(document.querySelectorAll('.vinner img')).map(i => i.dataset.label)") == \
         ["real", "fake"]

@@ -185,8 +185,9 @@ def write_results_page(out_dir, opt, items, rows, mean, run=None):
                                        ("tested", summary["date"])] if c[1]],
                     links=[("← all runs", "../../index.html")]
                     + ([("training page", train_page)] if train_page else [])
-                    + [("metrics.csv", "metrics.csv"), ("metrics.json", "metrics.json"),
-                       ("all options (test_opt.txt)", "test_opt.txt")])
+                    + [(f, f) for f in ("metrics.csv", "metrics.json")  # none without targets
+                       if os.path.isfile(os.path.join(out_dir, f))]
+                    + [("all options (test_opt.txt)", "test_opt.txt")])
         with tags.main():
             with tags.section(id="summary"):
                 tags.h2("Summary", tags.small(f"mean over the {len(rows)} {'volumes' if dims == 3 else 'images'} "
