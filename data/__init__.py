@@ -83,7 +83,9 @@ def collate(batch):
         if torch.is_tensor(value):
             shapes = list(dict.fromkeys(tuple(item[key].shape) for item in batch))
             if len(shapes) > 1:
-                sizes = ", ".join(size_text(s[1:]) for s in shapes)
+                flat = len(shapes[0]) == 3  # images: width x height, as the other messages; volumes: array order
+                sizes = ", ".join(size_text(s[:0:-1] if flat else s[1:]) for s in shapes)
+                sizes += " (width x height)" if flat else ""
                 raise UserError(f"items of different sizes cannot share a batch ({key}: {sizes}): use --batch_size 1, "
                                 f"or a --preprocess that crops them to one --crop_size")
     return torch.utils.data.default_collate(batch)

@@ -36,8 +36,8 @@ class AlignedDataset(BaseDataset):
         if path_b is not None:
             (a, bits_a), (b, bits_b) = load_image(path_a, self.channels("A")), load_image(path_b, self.channels("B"))
             if a.shape[1:] != b.shape[1:]:
-                raise UserError(f"paired images {path_a} ({a.shape[1]}x{a.shape[2]}) and {path_b} "
-                                f"({b.shape[1]}x{b.shape[2]}) differ in size")
+                raise UserError(f"paired images {path_a} ({a.shape[2]}x{a.shape[1]}) and {path_b} "
+                                f"({b.shape[2]}x{b.shape[1]}) differ in size (width x height)")
             return a, b, path_a, path_b, bits_a, bits_b
         if self.channels("A") != self.channels("B"):
             raise UserError(f"{path_a}: side-by-side pairs need --input_nc equal to --output_nc")

@@ -158,7 +158,7 @@ def transform(img, opt, params, path=""):
     if "crop" in opt.preprocess:
         if opt.crop_size > h or opt.crop_size > w:
             raise UserError(f"--crop_size {opt.crop_size} is larger than image {path} after preprocessing "
-                            f"({h}x{w}); lower --crop_size or raise --load_size")
+                            f"({w}x{h}, width x height); lower --crop_size or raise --load_size")
         y, x = params["crop_pos"]
         img = img[:, y:y + opt.crop_size, x:x + opt.crop_size]
     if params["flip"]:

@@ -69,8 +69,10 @@ def test_bad_inputs_leave_checkpoints_intact(trained, demo_root, tmp_path, capsy
     root4 = copy_root(demo_root, tmp_path / "r4")
     first = sorted((root4 / "trainA").iterdir())[0]
     Image.open(first).resize((40, 36)).save(first)
-    fails(capsys, argv(dataroot=str(root4), dataset_mode="unaligned", preprocess="none", batch_size="2",
-                       max_dataset_size="4") + ["--serial_batches"], "items of different sizes cannot share a batch")
+    line = fails(capsys, argv(dataroot=str(root4), dataset_mode="unaligned", preprocess="none", batch_size="2",
+                              max_dataset_size="4") + ["--serial_batches"],
+                 "items of different sizes cannot share a batch")
+    assert "40x36" in line and "(width x height)" in line  # the order the other size messages use
 
     root5 = copy_root(demo_root, tmp_path / "r5")
     float_tiff = sorted((root5 / "train").iterdir())[0]
