@@ -30,12 +30,12 @@ def run(opt, model, dataset, out_dir=None, limit=None, say=print, desc="test", s
     elif not pairing and dataset.dataset.two_domains:
         say(f"no reference metrics: the {desc} A and B images are not paired by file name (unpaired data), so no "
             f"output has a true target" + ("; the cycle error is reported instead" if model.has_cycle_error else ""))
-    total = min(len(dataset), limit)
+    total, used = min(len(dataset), limit), set()
     for i, data in enumerate(progress(dataset, desc, total=total)):
         if i >= limit:
             break
         visuals = item_visuals(model, data, dataset.dataset.domains, runners)
-        name = os.path.splitext(os.path.basename(data["A_paths"][0]))[0]
+        name = output_name(data["A_paths"][0], used, say)
         if sets is not None:
             sets.add(visuals, data, dataset.dataset.domains)
         if out_dir is not None:
@@ -59,6 +59,26 @@ def run(opt, model, dataset, out_dir=None, limit=None, say=print, desc="test", s
     return items, rows
 
 
+def output_name(path, used, say=print):
+    """The name of an item's outputs: its file's name without the extension, unless an earlier item of the run has
+    that name (the same name with another extension, or in another subfolder: the folders are read recursively; an
+    unpaired test set with more B than A images, whose items repeat A's files): then its extension, its folder's name
+    or a number is added, said once per file, so that no output overwrites another's. ``used``: the names so far."""
+    stem, ext = os.path.splitext(os.path.basename(path))
+    ext, folder = ext.lstrip("."), os.path.basename(os.path.dirname(path))
+    tries = [stem, f"{stem}_{ext}" if ext else None,
+             f"{folder}_{stem}" + (f"_{ext}" if ext else "") if folder else None]
+    name = next((t for t in tries if t and t not in used), None)
+    n = 2
+    while name is None:
+        name = f"{stem}_{n}" if f"{stem}_{n}" not in used else None
+        n += 1
+    if name != stem:
+        say(f"note: {path}: an earlier test input is named {stem} too; its outputs are named {name}")
+    used.add(name)
+    return name
+
+
 def translators(model):
     """{output label: Translator} of each direction ``model`` translates."""
     return {label: Translator(model, t.source + "to" + t.target) for label, t in model.translators().items()}
@@ -69,7 +89,8 @@ def item_visuals(model, data, domains, runners):
     domain X (``domains``: the data.base_dataset.DomainMap of the dataset), ``fake_Y`` the translation of the real
     image of the other domain, ``rec_X`` the translation of that fake back into X (models with a cycle error); a
     one-direction model (--model test) names its input ``real`` and its output ``fake``. Computed in that order, as
-    the models' forward() computes them; visuals only training computes (idt_X) are left out. ``runners``: ``translators(model)``."""
+    the models' forward() computes them; visuals only training computes (idt_X) are left out. ``runners``:
+    ``translators(model)``."""
     reals = {domains.side[side]: data[side] for side in ("A", "B") if side in data}
     into = {r.target: r for r in runners.values()}  # the translation into each domain
     visuals = OrderedDict()

@@ -233,3 +233,27 @@ def test_side_by_side_pairs_of_any_shape(odd_root, tmp_path):
                       "--results_dir", str(out), "--gpu_ids", "-1", "--preprocess", "none", "--model", "paired_revgan"])
     for name, (h, w) in photos.items():
         assert Image.open(out / "pairs" / "test_latest" / "images" / "fake_B" / f"{name}.png").size == (w, h)
+
+
+def test_inputs_of_one_name_keep_their_own_outputs(odd_root, tmp_path, capsys):
+    """Test inputs that share a name (another extension, another subfolder: folders are read recursively) each keep
+    their outputs, under a name that says which (the second used to overwrite the first)."""
+    root, photos = odd_root
+    train_script.main(tiny_flags(root, tmp_path, "names", "unpaired_revgan", ["--preprocess", "none", "--n_blocks",
+                                                                             "1", "--n_epochs_decay", "0"]))
+    src = Image.open(os.path.join(root, "testA", "coffee.png"))
+    inputs = tmp_path / "inputs"
+    os.makedirs(inputs / "more")
+    src.save(inputs / "coffee.png")
+    src.transpose(Image.FLIP_TOP_BOTTOM).save(inputs / "coffee.jpg")
+    src.transpose(Image.FLIP_LEFT_RIGHT).save(inputs / "more" / "coffee.png")
+    capsys.readouterr()
+    test_script.main(["--dataroot", str(inputs), "--name", "names", "--checkpoints_dir", str(tmp_path / "ckpt"),
+                      "--results_dir", str(tmp_path / "res"), "--gpu_ids", "-1", "--preprocess", "none",
+                      "--model", "test", "--dataset_mode", "single"])
+    out = capsys.readouterr().out
+    real = next((tmp_path / "res" / "names").iterdir()) / "images" / "real"
+    saved = {p.name: np.asarray(Image.open(p)) for p in real.iterdir()}
+    assert len(saved) == 3 and "coffee.png" in saved, sorted(saved)
+    assert len({a.tobytes() for a in saved.values()}) == 3  # three different inputs, none overwritten
+    assert out.count("an earlier test input is named coffee too") == 2
