@@ -99,15 +99,20 @@ class InputGuards:
         key = (name, channels, tuple(spatial))
         if key in self._checked:
             return
-        try:
-            with torch.no_grad():
-                out = meta_copy(netD).forward(torch.empty((1, channels) + tuple(spatial), device="meta"))
-            ok = all(s > 0 for s in out.shape[2:])
-        except (RuntimeError, ValueError):  # ValueError: a norm layer left with a single element
-            ok = False
-        if not ok:
+        meta = meta_copy(netD)
+
+        def fits(size):
+            try:
+                with torch.no_grad():
+                    out = meta.forward(torch.empty((1, channels) + tuple(size), device="meta"))
+                return all(s > 0 for s in out.shape[2:])
+            except (RuntimeError, ValueError):  # ValueError: a norm layer left with a single element
+                return False
+        if not fits(spatial):
+            side = next((n for n in range(max(spatial), 1025) if fits((n,) * len(spatial))), None)
             raise UserError(f"{'patches' if self.dims == 3 else 'images'} of {size_text(spatial)} are too small for "
-                            f"--netD {self.netD}: use a larger {'--patch_size' if self.dims == 3 else '--crop_size'}, "
+                            f"--netD {self.netD}" + (f" (it needs at least {side} {'voxels' if self.dims == 3 else 'pixels'} per side)" if side else "")
+                            + f": use a larger {'--patch_size' if self.dims == 3 else '--crop_size'}, "
                             f"a smaller --n_layers_D with --netD n_layers, or --netD pixel")
         self._checked.add(key)
 

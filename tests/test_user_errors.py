@@ -136,6 +136,11 @@ def test_sizes_that_cannot_work(demo_root, tmp_path, capsys):
                                                                   "resnet_6blocks"])
     line = one_line_failure(capsys, train_script.main, flags, "images of 4x4 are too small for --netG resnet_6blocks")
     assert "it needs at least 8 pixels per side" in line
+    for k in range(2):  # 12x12: enough for the generator, not for the default discriminator
+        for sub in ("trainA", "trainB"):
+            Image.fromarray(np.full((12, 12, 3), 40 * k, np.uint8)).save(tiny / sub / f"{k}.png")
+    line = one_line_failure(capsys, train_script.main, flags, "images of 12x12 are too small for --netD basic")
+    assert re.search(r"it needs at least \d+ pixels per side", line)
     one_line_failure(capsys, train_script.main, tiny_flags(demo_root, tmp_path, "huge", "cycle_gan",
                                                            ["--load_size", "100000"]), "--load_size 100000: resizing")
 
