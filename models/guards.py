@@ -110,8 +110,9 @@ class InputGuards:
                 return False
         if not fits(spatial):
             side = next((n for n in range(max(spatial), 1025) if fits((n,) * len(spatial))), None)
+            unit = "voxels" if self.dims == 3 else "pixels"
             raise UserError(f"{'patches' if self.dims == 3 else 'images'} of {size_text(spatial)} are too small for "
-                            f"--netD {self.netD}" + (f" (it needs at least {side} {'voxels' if self.dims == 3 else 'pixels'} per side)" if side else "")
+                            f"--netD {self.netD}" + (f" (it needs at least {side} {unit} per side)" if side else "")
                             + f": use a larger {'--patch_size' if self.dims == 3 else '--crop_size'}, "
                             f"a smaller --n_layers_D with --netD n_layers, or --netD pixel")
         self._checked.add(key)
