@@ -32,18 +32,26 @@ def results_folder(opt, model):
 def replacing_results(out_dir):
     """While the block writes this run's outputs into ``out_dir``, an earlier test run's there (recognized by its
     test_opt.txt) waits beside it in ``out_dir``.previous: removed when the block ends, put back when it fails, so a
-    failed run (a bad image halfway, Ctrl-C) loses no results and leaves no page linking to missing files."""
-    previous = None
-    if os.path.isfile(os.path.join(out_dir, "test_opt.txt")):
-        previous = os.path.normpath(out_dir) + ".previous"
+    failed run (a bad image halfway, Ctrl-C) loses no results and leaves no page linking to missing files. After a
+    run killed outright, the complete results aside win over the incomplete ones (no summary.json)."""
+    from util.pages.runs import PREVIOUS, SUMMARY
+    previous = os.path.normpath(out_dir) + PREVIOUS
+    if os.path.isdir(previous) and not os.path.isfile(os.path.join(out_dir, SUMMARY)):
+        shutil.rmtree(out_dir, ignore_errors=True)  # a run killed before its end: the complete results are aside
+    elif os.path.isfile(os.path.join(out_dir, "test_opt.txt")):
         shutil.rmtree(previous, ignore_errors=True)
         os.replace(out_dir, previous)
+    if not os.path.isdir(previous):
+        previous = None
     try:
         yield
     except BaseException:
         if previous is not None:
             shutil.rmtree(out_dir, ignore_errors=True)
-            os.replace(previous, out_dir)
+            try:
+                os.replace(previous, out_dir)
+            except OSError:
+                print(f"note: the earlier results are in {previous} (they could not be moved back)")
         raise
     if previous is not None:
         shutil.rmtree(previous, ignore_errors=True)

@@ -10,7 +10,7 @@ from collections import OrderedDict
 
 from evaluation import metrics
 from evaluation.translator import Translator
-from util.progress import progress
+from util.progress import progress, write as progress_write
 from util.results import Results
 from util.util import save_image, tensor2im, to01
 
@@ -30,12 +30,12 @@ def run(opt, model, dataset, out_dir=None, limit=None, say=print, desc="test", s
     elif not pairing and dataset.dataset.two_domains:
         say(f"no reference metrics: the {desc} A and B images are not paired by file name (unpaired data), so no "
             f"output has a true target" + ("; the cycle error is reported instead" if model.has_cycle_error else ""))
-    total, used = min(len(dataset), limit), set()
+    total, output_name = min(len(dataset), limit), OutputNames(progress_write if say is print else say)
     for i, data in enumerate(progress(dataset, desc, total=total)):
         if i >= limit:
             break
         visuals = item_visuals(model, data, dataset.dataset.domains, runners)
-        name = output_name(data["A_paths"][0], used, say)
+        name = output_name(data["A_paths"][0])
         if sets is not None:
             sets.add(visuals, data, dataset.dataset.domains)
         if out_dir is not None:
@@ -59,24 +59,34 @@ def run(opt, model, dataset, out_dir=None, limit=None, say=print, desc="test", s
     return items, rows
 
 
-def output_name(path, used, say=print):
-    """The name of an item's outputs: its file's name without the extension, unless an earlier item of the run has
-    that name (the same name with another extension, or in another subfolder: the folders are read recursively; an
-    unpaired test set with more B than A images, whose items repeat A's files): then its extension, its folder's name
-    or a number is added, said once per file, so that no output overwrites another's. ``used``: the names so far."""
-    stem, ext = os.path.splitext(os.path.basename(path))
-    ext, folder = ext.lstrip("."), os.path.basename(os.path.dirname(path))
-    tries = [stem, f"{stem}_{ext}" if ext else None,
-             f"{folder}_{stem}" + (f"_{ext}" if ext else "") if folder else None]
-    name = next((t for t in tries if t and t not in used), None)
-    n = 2
-    while name is None:
-        name = f"{stem}_{n}" if f"{stem}_{n}" not in used else None
-        n += 1
-    if name != stem:
-        say(f"note: {path}: an earlier test input is named {stem} too; its outputs are named {name}")
-    used.add(name)
-    return name
+class OutputNames:
+    """The name of each item's outputs: its file's name without the extension, unless an earlier item of the run has
+    that name: then, for another file of that name (another extension, another subfolder: the folders are read
+    recursively), its extension or its folder's name is added, and for the same file again (an unpaired test set with
+    more B than A images repeats A's files) a number, so that no output overwrites another's; each file renamed is
+    said once (``say``)."""
+
+    def __init__(self, say=print):
+        self.say, self.paths, self.told = say, {}, set()  # paths: name -> the file it names
+
+    def __call__(self, path):
+        stem, ext = os.path.splitext(os.path.basename(path))
+        ext, folder = ext.lstrip("."), os.path.basename(os.path.dirname(path))
+        again = path in self.paths.values()
+        tries = [stem] + ([] if again else [f"{stem}_{ext}" if ext else None,
+                                            f"{folder}_{stem}" + (f"_{ext}" if ext else "") if folder else None])
+        name = next((t for t in tries if t and t not in self.paths), None)
+        n = 2
+        while name is None:
+            name = f"{stem}_{n}" if f"{stem}_{n}" not in self.paths else None
+            n += 1
+        if name != stem and path not in self.told:
+            self.told.add(path)
+            self.say(f"note: {path}: " + ("it comes again (more items than its folder has files); its outputs are "
+                                          "numbered" if again else f"an earlier test input is named {stem} too; its "
+                                          f"outputs are named {name}"))
+        self.paths[name] = path
+        return name
 
 
 def translators(model):

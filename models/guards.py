@@ -109,7 +109,8 @@ class InputGuards:
             except (RuntimeError, ValueError):  # ValueError: a norm layer left with a single element
                 return False
         if not fits(spatial):
-            side = next((n for n in range(max(spatial), 1025) if fits((n,) * len(spatial))), None)
+            side = None if not fits([1024] * len(spatial)) else \
+                next((n for n in range(1, 1025) if fits([max(n, s) for s in spatial])), None)
             unit = "voxels" if self.dims == 3 else "pixels"
             raise UserError(f"{'patches' if self.dims == 3 else 'images'} of {size_text(spatial)} are too small for "
                             f"--netD {self.netD}" + (f" (it needs at least {side} {unit} per side)" if side else "")

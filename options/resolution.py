@@ -102,6 +102,6 @@ def tested(config, typed, checkpoint, spec, say):
             say(f"note: the model was trained with --{flag} {theirs}: testing it that way (give --{flag} to choose)")
         elif theirs != mine and flag == "direction":  # typed the other way: the data swapped, not the model run B->A
             say(f"note: the model was trained with --direction {theirs}; --direction {mine} swaps the test data (its "
-                f"domain A reads the {config.phase}{mine[0]} images, results in {config.phase}_{config.epoch}_"
-                f"{mine}); to translate B to A give --model test --direction BtoA")
+                f"domain A reads the {mine[0]} images, results in {config.phase}_{config.epoch}_{mine}); to "
+                f"translate B to A give --model test --direction BtoA")
     return values

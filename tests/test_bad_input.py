@@ -136,8 +136,33 @@ def test_failed_test_run_keeps_the_results_before(trained, demo_root, tmp_path, 
     assert every_file(tmp_path / "res") == before
 
 
-@pytest.mark.parametrize("name", ["..", "", ".", "a/../..", "/tmp/run"])
+@pytest.mark.parametrize("name", ["..", "", ".", "a/../..", "/tmp/run", "C:run"])
 def test_run_names_outside_the_run_folders_are_refused(demo_root, tmp_path, capsys, name):
     """--name is a folder under checkpoints/ and results/: '..' wrote a run's files beside checkpoints/, '' into it."""
     fails(capsys, tiny_flags(demo_root, tmp_path, name, "paired_revgan"), "--name")
     assert not os.path.exists(tmp_path / "ckpt") or not any(p.suffix == ".pth" for p in (tmp_path / "ckpt").rglob("*"))
+
+
+def test_results_aside_survive_a_killed_run_and_stay_off_the_runs_index(tmp_path):
+    """After a test run killed outright (its folder without summary.json, the earlier complete results aside in
+    .previous), the next run that fails puts the complete ones back, and the runs index never lists the folder aside."""
+    from evaluation import replacing_results
+    from util.pages.runs import find_results
+    out = tmp_path / "res" / "run" / "test_latest"
+    aside = tmp_path / "res" / "run" / "test_latest.previous"
+    for folder, what in ((out, "partial"), (aside, "complete")):
+        folder.mkdir(parents=True)
+        (folder / "test_opt.txt").write_text(what)
+    (aside / "summary.json").write_text('{"name": "run", "date": "2026-12-07 00:00:00", "mean": {}}')
+    shutil.copytree(aside, tmp_path / "res" / "run" / "test_5")  # the same summary in a run's own folder is listed
+    assert [os.path.basename(r["folder"]) for r in find_results(str(tmp_path / "res"))] == ["test_5"]
+    with pytest.raises(KeyboardInterrupt):
+        with replacing_results(str(out)):
+            out.mkdir(exist_ok=True)
+            (out / "test_opt.txt").write_text("new")
+            raise KeyboardInterrupt
+    assert (out / "test_opt.txt").read_text() == "complete" and not aside.exists()
+    with replacing_results(str(out)):
+        out.mkdir()
+        (out / "test_opt.txt").write_text("new")
+    assert (out / "test_opt.txt").read_text() == "new" and not aside.exists()

@@ -192,7 +192,7 @@ def test_test_py_says_what_the_other_direction_does():
                                 train=False)
     assert config.direction == "AtoB"
     assert lines[-1] == ("note: the model was trained with --direction BtoA; --direction AtoB swaps the test data (its "
-                         "domain A reads the testA images, results in test_latest_AtoB); to translate B to A give "
+                         "domain A reads the A images, results in test_latest_AtoB); to translate B to A give "
                          "--model test --direction BtoA")
     assert not any("swaps" in line for line in resolved(["--model", "paired_revgan", "--direction", "BtoA"],
                                                         checkpoint_of(TRAINED), train=False)[2])

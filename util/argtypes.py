@@ -1,6 +1,7 @@
 """Argument types that check ranges at parse time: a bad value ends in argparse's one-line error naming the flag."""
 import argparse
 import math
+import ntpath
 import os
 
 
@@ -32,12 +33,13 @@ BELOW_ONE = number(float, 0, 1, hi_open=True)  # [0, 1)
 
 
 def run_name(text):
-    """An argparse ``type`` for --name: a folder under --checkpoints_dir and --results_dir (subfolders allowed, a
-    trailing slash dropped), never their parent or an absolute path (--name .. wrote a run's files into the folder
+    """An argparse ``type`` for --name: a folder under --checkpoints_dir and --results_dir (a trailing slash
+    dropped), never their parent, an absolute path or one on a drive (--name .. wrote a run's files into the folder
     that holds checkpoints/)."""
     name = text.rstrip("/\\")
     parts = name.replace("\\", "/").split("/")
-    if not name.strip() or os.path.isabs(name) or any(p.strip() in ("", ".", "..") for p in parts):
+    if not name.strip() or os.path.isabs(name) or ntpath.splitdrive(name)[0] or \
+            any(p.strip() in ("", ".", "..") for p in parts):
         raise argparse.ArgumentTypeError(f"{text!r} is not a run name: give a folder name such as maps_revgan (no "
                                          f"'.', '..' or empty parts, not an absolute path)")
     return name

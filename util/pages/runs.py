@@ -89,6 +89,9 @@ def read_result(folder, rows=True):
     return summary
 
 
+PREVIOUS = ".previous"  # an earlier test run's results while a new one writes (evaluation.replacing_results)
+
+
 def find_results(results_dir):
     """Every result folder results_dir/NAME/PHASE_EPOCH, newest first."""
     found = []
@@ -99,7 +102,7 @@ def find_results(results_dir):
         if name == COMPARE_DIR or not os.path.isdir(run_dir):
             continue
         for sub in sorted(os.listdir(run_dir)):
-            if os.path.isdir(os.path.join(run_dir, sub)):
+            if os.path.isdir(os.path.join(run_dir, sub)) and not sub.endswith(PREVIOUS):  # a test run's, aside
                 result = read_result(os.path.join(run_dir, sub), rows=False)
                 if result is not None:
                     found.append(result)
