@@ -28,6 +28,12 @@ def _dry_run(net, shape, direction) -> bool:
         return False
 
 
+def smallest_side(fits, spatial, step=1):
+    """The smallest side s (a multiple of ``step``, at most 1024) such that an input of ``spatial`` size with every
+    side raised to at least s ``fits``; None where none does."""
+    return next((s for s in range(step, 1025, step) if fits([max(s, n) for n in spatial])), None)
+
+
 def nan_hint(opt) -> str:
     """What to try when a training loss is not finite (nothing when testing)."""
     if not opt.is_train:
@@ -83,7 +89,7 @@ class InputGuards:
         if not runs(spatial) and runs([256] * len(spatial)):  # (a failing probe of a large size proves nothing)
             step = max(generator.size_multiple) if isinstance(generator.size_multiple, tuple) else \
                 generator.size_multiple
-            smallest = next((s for s in range(step, 1025, step) if runs([max(s, n) for n in spatial])), None)
+            smallest = smallest_side(runs, spatial, step)
             what = "patches" if self.dims == 3 else "images"
             need = f"; it needs at least {smallest} {'voxels' if self.dims == 3 else 'pixels'} per side" \
                 if smallest else ""
@@ -109,8 +115,7 @@ class InputGuards:
             except (RuntimeError, ValueError):  # ValueError: a norm layer left with a single element
                 return False
         if not fits(spatial):
-            side = None if not fits([1024] * len(spatial)) else \
-                next((n for n in range(1, 1025) if fits([max(n, s) for s in spatial])), None)
+            side = smallest_side(fits, spatial) if fits([1024] * len(spatial)) else None
             unit = "voxels" if self.dims == 3 else "pixels"
             raise UserError(f"{'patches' if self.dims == 3 else 'images'} of {size_text(spatial)} are too small for "
                             f"--netD {self.netD}" + (f" (it needs at least {side} {unit} per side)" if side else "")
