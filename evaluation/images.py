@@ -67,25 +67,26 @@ class OutputNames:
     said once (``say``)."""
 
     def __init__(self, say=print):
-        self.say, self.paths, self.told = say, {}, set()  # paths: name -> the file it names
+        self.say, self.names, self.files, self.told = say, set(), set(), set()  # names given, files named, said
 
     def __call__(self, path):
         stem, ext = os.path.splitext(os.path.basename(path))
         ext, folder = ext.lstrip("."), os.path.basename(os.path.dirname(path))
-        again = path in self.paths.values()
+        again = path in self.files
         tries = [stem] + ([] if again else [f"{stem}_{ext}" if ext else None,
                                             f"{folder}_{stem}" + (f"_{ext}" if ext else "") if folder else None])
-        name = next((t for t in tries if t and t not in self.paths), None)
+        name = next((t for t in tries if t and t not in self.names), None)
         n = 2
         while name is None:
-            name = f"{stem}_{n}" if f"{stem}_{n}" not in self.paths else None
+            name = f"{stem}_{n}" if f"{stem}_{n}" not in self.names else None
             n += 1
         if name != stem and path not in self.told:
             self.told.add(path)
             self.say(f"note: {path}: " + ("it comes again (more items than its folder has files); its outputs are "
                                           "numbered" if again else f"an earlier test input is named {stem} too; its "
                                           f"outputs are named {name}"))
-        self.paths[name] = path
+        self.names.add(name)
+        self.files.add(path)
         return name
 
 
