@@ -48,11 +48,12 @@ def logged_rows(path):
     return rows
 
 
-def folder_hashes(folder):
+def folder_hashes(folder, suffix=".pth"):
+    """{path: sha256} of the files under ``folder`` whose names end in ``suffix`` (checkpoints; "": every file)."""
     out = {}
     for root, _, files in os.walk(folder):
         for f in files:
-            if f.endswith(".pth"):
+            if f.endswith(suffix):
                 p = os.path.join(root, f)
                 out[p] = hashlib.sha256(open(p, "rb").read()).hexdigest()
     return out

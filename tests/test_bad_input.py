@@ -110,13 +110,6 @@ def test_deprecated_flag_names_are_accepted(demo_root, tmp_path, capsys):
     assert (tmp_path / "ckpt" / "old" / "latest.pth").exists()
 
 
-def every_file(folder):
-    """{path: sha256} of every file under ``folder``."""
-    import hashlib
-    return {os.path.join(r, f): hashlib.sha256(open(os.path.join(r, f), "rb").read()).hexdigest()
-            for r, _, files in os.walk(folder) for f in files}
-
-
 def test_failed_test_run_keeps_the_results_before(trained, demo_root, tmp_path, capsys):
     """test.py stopped by a bad image halfway leaves the earlier run's results, page and runs index as they were
     (they used to be removed before the first image was read), and no folder of its own beside them."""
@@ -127,13 +120,13 @@ def test_failed_test_run_keeps_the_results_before(trained, demo_root, tmp_path, 
             str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "res"), "--gpu_ids", "-1", "--load_size", "32",
             "--crop_size", "32"]
     test_script.main(argv)
-    before = every_file(tmp_path / "res")
+    before = folder_hashes(tmp_path / "res", suffix="")
     assert any(p.endswith("index.html") and "test_latest" in p for p in before), sorted(before)
     (root / "test" / "zzz_broken.png").write_bytes(b"not an image")
     with pytest.raises(SystemExit) as e:
         test_script.main(argv)
     assert e.value.code == 2 and "zzz_broken.png" in capsys.readouterr().err.strip().splitlines()[-1]
-    assert every_file(tmp_path / "res") == before
+    assert folder_hashes(tmp_path / "res", suffix="") == before
 
 
 @pytest.mark.parametrize("name", ["..", "", ".", "a/../..", "/tmp/run", "C:run"])
