@@ -13,7 +13,7 @@ import math
 import numpy as np
 from skimage.metrics import structural_similarity
 
-from util.results import MAE, METRICS, PSNR, SSIM, Result, Results, summarize
+from util.results import MAE, METRICS, PSNR, SSIM, Result, Results, strict_json, summarize
 
 FOREGROUND = 0.1  # foreground: target above the lowest tenth of its intensity window (as --foreground_sampling)
 
@@ -104,5 +104,6 @@ def write(rows, folder, stem="metrics", extra=()):
         if rows:
             w.writerow({k: flat_mean.get(k, "mean" if k == "name" else "") for k in keys})
     with open(f"{folder}/{stem}.json", "w") as f:
-        json.dump({"mean": flat_mean, "items": flat_rows, "results": mean.to_json()}, f, indent=1)
+        json.dump(strict_json({"mean": flat_mean, "items": flat_rows, "results": mean.to_json()}), f, indent=1,
+                  allow_nan=False)
     return mean

@@ -151,6 +151,38 @@ def test_result_folders_of_the_previous_version_make_their_pages(tmp_path):
     assert f'data-v="{OLD_MEAN["PSNR_fake_B"]!r}"' in index and "(+8.41)" in index  # PSNR and its gain over copy
 
 
+def _strict(text):
+    """JSON as a strict parser (JavaScript's JSON.parse, jq) reads it: no bare Infinity or NaN."""
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_an_infinite_psnr_is_written_as_strict_json_and_read_back(tmp_path):
+    """An output equal to its target has an infinite PSNR: metrics.json and summary.json stay strict JSON (the value
+    as the string "Infinity") and the runs index reads it back as infinite."""
+    from evaluation import metrics
+    folder = tmp_path / "run" / "test_latest"
+    os.makedirs(folder / "images" / "fake_B")
+    rows = {}
+    for name, psnr in (("same", math.inf), ("other", 20.0)):
+        (folder / "images" / "fake_B" / f"{name}.png").write_bytes(b"")
+        rows[name] = Results([Result(PSNR, "fake_B", psnr, 10.0), Result(MAE, "fake_B", 0.0 if psnr == math.inf else 0.1)])
+    mean = metrics.write(rows, str(folder))
+    assert mean.value(PSNR, "fake_B") == math.inf
+    opt = SimpleNamespace(name="run", phase="test", epoch="latest", model="pix2pix", direction="AtoB")
+    runs.write_summary(str(folder), opt, {}, 2, {"fake_B": ("A", "B")}, mean)
+    written = _strict((folder / "metrics.json").read_text())
+    assert written["items"][0]["PSNR_fake_B"] == "Infinity" and written["mean"]["PSNR_fake_B"] == "Infinity"
+    assert float(written["items"][0]["PSNR_fake_B"]) == math.inf and written["items"][1]["PSNR_fake_B"] == 20.0
+    assert _strict((folder / "summary.json").read_text())["mean"]["PSNR_fake_B"] == "Infinity"
+    result = runs.read_result(str(folder))
+    assert result["results"].value(PSNR, "fake_B") == math.inf
+    assert result["rows"]["same"].value(PSNR, "fake_B") == math.inf and result["rows"]["other"].value(
+        PSNR, "fake_B") == 20.0
+    assert 'data-v="Infinity"' in open(runs.write_runs_index(str(tmp_path))).read()
+
+
 def test_visdom_and_the_training_page_read_validation_records(tmp_path):
     """plot_validation writes the names of earlier versions to loss_history.jsonl; visdom gets PSNR beside its
     baseline per translation (or the cycle errors), from new and earlier points alike."""

@@ -15,6 +15,7 @@ are the only code that writes or reads these names; ``Results.to_json``/``from_j
 cannot hold (the data range) for files that keep them.
 """
 import functools
+import math
 import re
 from dataclasses import asdict, dataclass, replace
 from typing import Optional
@@ -169,8 +170,27 @@ def parse_key(key):
     return _key_pattern(tuple(METRICS), REGIONS).fullmatch(str(key))
 
 
+NOT_FINITE = {"Infinity": float("inf"), "-Infinity": float("-inf"), "NaN": float("nan")}
+
+
 def _number(v):
+    if isinstance(v, str):  # how metrics.json and summary.json keep the values strict JSON has no number for
+        return NOT_FINITE.get(v)
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def strict_json(value):
+    """``value`` with every float that is not finite as the string "Infinity", "-Infinity" or "NaN" (the PSNR of
+    an output equal to its target is infinite), so that ``json.dump(..., allow_nan=False)`` writes it as strict
+    JSON, which every parser reads; Python's ``float()`` and JavaScript's ``Number()`` read the strings back, and so
+    does ``Results.from_flat``/``from_json``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
 
 
 class Results(tuple):

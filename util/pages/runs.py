@@ -20,7 +20,7 @@ from util.errors import UserError
 from util.pages.html import (delta_class, document, fmt, fmt_delta, image_size, json_data, name_filter, number,
                              page_header, thumb_slider, url, viewer, write_page)
 from util.pages.table import Column, data_table, delta_td, metric_td, row_summary, thumb_td
-from util.results import PSNR, SHOWN, TRANSLATIONS, Results
+from util.results import PSNR, SHOWN, TRANSLATIONS, Results, strict_json
 
 SUMMARY = "summary.json"
 COMPARE_DIR = "_compare"
@@ -40,7 +40,7 @@ def write_summary(out_dir, opt, run, n_items, outputs, mean):
                "baselines": run.get("baselines") or {}, "training_page": run.get("training_page"),
                "page": "index.html"}
     with open(os.path.join(out_dir, SUMMARY), "w") as f:
-        json.dump(summary, f, indent=1)
+        json.dump(strict_json(summary), f, indent=1, allow_nan=False)
     return summary
 
 
