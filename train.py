@@ -24,7 +24,8 @@ from models.volume import match_data
 from options.resolution import resolve
 from options.train_options import TrainOptions
 from util import distributed
-from util.checkpoint import checkpoint_path, load_checkpoint, megabytes, remove_stale_temporaries, writable_folder
+from util.checkpoint import (checkpoint_path, load_checkpoint, megabytes, remove_stale_temporaries, removed_if_unused,
+                              writable_folder)
 from util.errors import UserError
 from util.progress import progress as progress_bar
 from util.progress import write
@@ -37,7 +38,8 @@ def main(argv=None):
     options = TrainOptions()
     command = options.parse(argv)
     distributed.setup(command)
-    train(options, *configure(options, command))
+    with removed_if_unused(os.path.join(command.checkpoints_dir, command.name)):  # a failed start leaves no folder
+        train(options, *configure(options, command))
     distributed.cleanup()
 
 

@@ -145,6 +145,20 @@ def test_sizes_that_cannot_work(demo_root, tmp_path, capsys):
                                                            ["--load_size", "100000"]), "--load_size 100000: resizing")
 
 
+def test_a_failed_start_leaves_no_empty_folder(tmp_path, capsys):
+    """A mistake found before anything is written (here a --dataroot that does not exist) removes the folders the
+    run made for itself (checkpoints/NAME, and checkpoints/ where it was new); folders that were there stay."""
+    flags = tiny_flags(str(tmp_path / "missing"), tmp_path, "run", "pix2pix")
+    one_line_failure(capsys, train_script.main, flags, "does not exist")
+    assert not (tmp_path / "ckpt").exists()
+    (tmp_path / "ckpt" / "other").mkdir(parents=True)
+    one_line_failure(capsys, train_script.main, flags, "does not exist")
+    assert os.listdir(tmp_path / "ckpt") == ["other"]
+    (tmp_path / "ckpt" / "run").mkdir()
+    one_line_failure(capsys, train_script.main, flags, "does not exist")
+    assert sorted(os.listdir(tmp_path / "ckpt")) == ["other", "run"]
+
+
 def test_out_of_memory_is_one_line(trained, monkeypatch, capsys):
     flags, folder = trained
     hashes = folder_hashes(folder)

@@ -6,6 +6,7 @@ good checkpoint; a full disk is reported with the space the save needed. ``load_
 ``torch.load(weights_only=True)``: only tensors and plain containers are unpickled, never arbitrary code; empty,
 truncated and foreign files are reported in one line (and never with advice to load them unsafely).
 """
+import contextlib
 import errno
 import glob
 import io
@@ -123,6 +124,26 @@ def load_checkpoint(path, map_location="cpu"):
 
 def checkpoint_path(opt, epoch):
     return os.path.join(opt.checkpoints_dir, opt.name, f"{epoch}.pth")
+
+
+@contextlib.contextmanager
+def removed_if_unused(folder):
+    """Around a run's start: if it fails, the folders it created on the way to ``folder`` (checkpoints/NAME, and
+    checkpoints/ itself where it was new) are removed again while they hold no file, so that a mistake in the
+    command leaves nothing behind. A file in them (a log, a checkpoint) keeps them; folders that existed before
+    are never touched."""
+    created, path = [], os.path.abspath(folder)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        created.append(path)
+        path = os.path.dirname(path)
+    try:
+        yield
+    except BaseException:
+        for path in created:  # the deepest first
+            for root, _, _ in sorted(os.walk(path), key=lambda w: -len(w[0])):
+                with contextlib.suppress(OSError):  # not empty
+                    os.rmdir(root)
+        raise
 
 
 def writable_folder(folder, flag):
