@@ -55,8 +55,17 @@ def channel_conversions(paths, channels):
     return converted, sixteen
 
 
+_NOTED = set()  # (folder, channels, number of files) said in this process
+
+
 def note_conversions(paths, channels, flag, folder):
-    """Says once how many images of ``folder`` are converted to ``channels`` channels (``flag``: the option)."""
+    """Says once how many images of ``folder`` are converted to ``channels`` channels (``flag``: the option); once
+    per process, though a run reads the same folder for more than one purpose (training, the residual probe, a
+    baseline fitted on the training pairs)."""
+    said = (os.path.abspath(folder), channels, len(paths))
+    if said in _NOTED:
+        return
+    _NOTED.add(said)
     converted, sixteen = channel_conversions(paths, channels)
     if not converted:
         return
