@@ -21,7 +21,16 @@ from util.pages import slices
 from util.progress import progress
 from util.results import Results
 from util.util import save_image, tensor2im
-from util.volume import list_volumes, load_volume, mid_slices, save_volume, to_unit, volume_stem, volumes_by_name
+from util.volume import (is_volume_file, list_volumes, load_volume, mid_slices, save_volume, to_unit, volume_stem,
+                         volumes_by_name)
+
+
+def _volumes_of_dataroot(opt):
+    """Whether the inputs are the volumes in --dataroot itself: for ``--model test`` (one direction, no targets)
+    where --dataroot holds volume files, as the 2D single mode reads the images of a folder given directly."""
+    folder = opt.dataroot
+    return getattr(opt, "dataset_mode", None) == "single" and os.path.isdir(folder) and any(
+        is_volume_file(f) and os.path.isfile(os.path.join(folder, f)) for f in os.listdir(folder))
 
 
 def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, say=print, baselines=None):
@@ -38,9 +47,11 @@ def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, sa
     items, rows = {}, {}
     for label, (src, dst, _) in model.translators().items():
         translator = Translator(model, src + "to" + dst, opt.patch_size, opt.overlap, opt.batch_size, say)
-        paths = list_volumes(os.path.join(opt.dataroot, folders[src]), what=f"{phase} {src}")
+        own = _volumes_of_dataroot(opt)
+        paths = list_volumes(opt.dataroot if own else os.path.join(opt.dataroot, folders[src]),
+                             what=f"{phase} {src}")
         paths = (keep(paths) if keep else paths)[:limit]
-        targets = volumes_by_name(os.path.join(opt.dataroot, folders[dst]))
+        targets = {} if own else volumes_by_name(os.path.join(opt.dataroot, folders[dst]))
         (slo, shi), (dlo, dhi) = intensity[src], intensity[dst]
         baseline = (baselines or {}).get(label)  # None: the copy of the input
         for path in progress(paths, f"{'test' if out_dir else 'validation'} {label}"):

@@ -59,6 +59,11 @@ def test_each_3d_model_trains_resumes_and_tests_whole_volumes(vol_root, tmp_path
         same = nib.load(str(tmp_path / "both" / model / "test_latest" / "volumes" / "fake_A" / "t0.nii.gz"))
         np.testing.assert_allclose(inv.get_fdata(), same.get_fdata(), rtol=1e-5, atol=1e-2)
         assert "PSNR_fake_A" in json.load(open(one / "metrics.json"))["mean"]
+        # --dataroot the folder of the volumes themselves, as 2D --model test takes a folder of images
+        test_script.main(common + ["--model", "test", "--direction", "BtoA", "--results_dir", str(tmp_path / "own"),
+                                   "--dataroot", os.path.join(vol_root, "testB")])
+        own = nib.load(str(tmp_path / "own" / model / "test_latest_BtoA_only" / "volumes" / "fake_A" / "t0.nii.gz"))
+        np.testing.assert_array_equal(own.get_fdata(), inv.get_fdata())
 
 
 @pytest.mark.parametrize("shape,patch,overlap", [((1, 21, 26, 19), (16, 16, 16), 0.5),
