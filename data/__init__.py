@@ -83,9 +83,8 @@ def collate(batch):
         if torch.is_tensor(value):
             shapes = list(dict.fromkeys(tuple(item[key].shape) for item in batch))
             if len(shapes) > 1:
-                flat = len(shapes[0]) == 3  # images: width x height, as the other messages; volumes: array order
-                sizes = ", ".join(size_text(s[:0:-1] if flat else s[1:]) for s in shapes)
-                sizes += " (width x height)" if flat else ""
+                sizes = ", ".join(size_text(s[:0:-1] if len(s) == 3 else s[1:]) for s in shapes)
+                sizes += " (width x height)" if len(shapes[0]) == 3 else ""  # images; volumes in array order
                 raise UserError(f"items of different sizes cannot share a batch ({key}: {sizes}): use --batch_size 1, "
                                 f"or a --preprocess that crops them to one --crop_size")
     return torch.utils.data.default_collate(batch)

@@ -7,7 +7,7 @@ from models.reversible import padding_for
 from util import distributed
 from util.errors import UserError
 from util.progress import write
-from util.util import size_text
+from util.util import spatial_text
 
 
 def meta_copy(module: torch.nn.Module) -> torch.nn.Module:
@@ -73,8 +73,8 @@ class InputGuards:
         if distributed.is_main():
             padded = tuple(s + e for s, e in zip(spatial, extra))
             write(f"note: --netG {self.netG} needs sizes that are multiples of {generator.size_multiple}: "
-                       f"inputs of {size_text(spatial)} are reflection-padded to {size_text(padded)} and its outputs "
-                       f"cropped back (shown once)")
+                  f"inputs of {spatial_text(spatial, label=False)} are reflection-padded to {spatial_text(padded)} "
+                  f"and its outputs cropped back (shown once)")
 
     def check_generator(self, generator, direction: str, channels: int, spatial) -> None:
         """Refuses an input size that ``generator`` cannot translate (e.g. its downsamplings would leave a norm layer
@@ -93,11 +93,9 @@ class InputGuards:
             what = "patches" if self.dims == 3 else "images"
             need = f"; it needs at least {smallest} {'voxels' if self.dims == 3 else 'pixels'} per side" \
                 if smallest else ""
-            raise UserError(f"{what} of {size_text(spatial)} are too small for --netG {self.netG}{need}: use larger "
-                            f"{what}, or a --preprocess that resizes them (resize_and_crop with a larger --load_size "
-                            f"and --crop_size)" if self.dims == 2 else
-                            f"{what} of {size_text(spatial)} are too small for --netG {self.netG}{need}: use a larger "
-                            f"--patch_size")
+            fix = "larger images, or a --preprocess that resizes them (resize_and_crop with a larger --load_size " \
+                "and --crop_size)" if self.dims == 2 else "a larger --patch_size"
+            raise UserError(f"{what} of {spatial_text(spatial)} are too small for --netG {self.netG}{need}: use {fix}")
         ran.append(tuple(spatial))
 
     def check_discriminator(self, name: str, netD: torch.nn.Module, channels: int, spatial) -> None:
@@ -117,8 +115,8 @@ class InputGuards:
         if not fits(spatial):
             side = smallest_side(fits, spatial) if fits([1024] * len(spatial)) else None
             unit = "voxels" if self.dims == 3 else "pixels"
-            raise UserError(f"{'patches' if self.dims == 3 else 'images'} of {size_text(spatial)} are too small for "
-                            f"--netD {self.netD}" + (f" (it needs at least {side} {unit} per side)" if side else "")
+            raise UserError(f"{'patches' if self.dims == 3 else 'images'} of {spatial_text(spatial)} are too small "
+                            f"for --netD {self.netD}" + (f" (it needs at least {side} {unit} per side)" if side else "")
                             + f": use a larger {'--patch_size' if self.dims == 3 else '--crop_size'}, "
                             f"a smaller --n_layers_D with --netD n_layers, or --netD pixel")
         self._checked.add(key)

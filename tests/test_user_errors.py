@@ -131,15 +131,17 @@ def test_sizes_that_cannot_work(demo_root, tmp_path, capsys):
     for sub in ("trainA", "trainB"):
         (tiny / sub).mkdir(parents=True)
         for k in range(2):
-            Image.fromarray(np.full((4, 4, 3), 40 * k, np.uint8)).save(tiny / sub / f"{k}.png")
+            Image.fromarray(np.full((4, 6, 3), 40 * k, np.uint8)).save(tiny / sub / f"{k}.png")  # 6 wide, 4 high
     flags = tiny_flags(str(tiny), tmp_path, "tiny", "cycle_gan", ["--preprocess", "none", "--netG",
                                                                   "resnet_6blocks"])
-    line = one_line_failure(capsys, train_script.main, flags, "images of 4x4 are too small for --netG resnet_6blocks")
+    line = one_line_failure(capsys, train_script.main, flags,
+                            "images of 6x4 (width x height) are too small for --netG resnet_6blocks")
     assert "it needs at least 8 pixels per side" in line
-    for k in range(2):  # 12x12: enough for the generator, not for the default discriminator
+    for k in range(2):  # 14x12: enough for the generator, not for the default discriminator
         for sub in ("trainA", "trainB"):
-            Image.fromarray(np.full((12, 12, 3), 40 * k, np.uint8)).save(tiny / sub / f"{k}.png")
-    line = one_line_failure(capsys, train_script.main, flags, "images of 12x12 are too small for --netD basic")
+            Image.fromarray(np.full((12, 14, 3), 40 * k, np.uint8)).save(tiny / sub / f"{k}.png")
+    line = one_line_failure(capsys, train_script.main, flags,
+                            "images of 14x12 (width x height) are too small for --netD basic")
     assert "it needs at least 24 pixels per side" in line  # 24 -> 12 -> 6 -> 3 -> 2 -> 1: the smallest that works
     one_line_failure(capsys, train_script.main, tiny_flags(demo_root, tmp_path, "huge", "cycle_gan",
                                                            ["--load_size", "100000"]), "--load_size 100000: resizing")

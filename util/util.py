@@ -11,6 +11,16 @@ def size_text(shape):
     return "x".join(str(int(s)) for s in shape)
 
 
+def spatial_text(spatial, label=True):
+    """The spatial size of an image or a volume (array order: (H, W) or (D, H, W)) as users read it: an image's as
+    width x height, labelled ((6, 20) -> "20x6 (width x height)", the order image sizes are given in), a volume's in
+    array order, as its header shows it ((64, 48, 32) -> "64x48x32"). ``label`` False: without the label (for the
+    first of two sizes in one sentence)."""
+    if len(spatial) == 2:
+        return size_text(tuple(spatial)[::-1]) + (" (width x height)" if label else "")
+    return size_text(spatial)
+
+
 def tensor2im(tensor, bits=8):
     """A (C, H, W) or (1, C, H, W) tensor in [-1, 1] to a numpy image (H, W[, C]) of uint8 (or uint16 with bits=16).
     Single-channel images stay single-channel."""
