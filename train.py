@@ -70,6 +70,23 @@ def prepare_folder(opt):
     count, freed = remove_stale_temporaries(folder)
     if count:
         print(f"note: removed {count} temporary file(s) of an interrupted save from {folder} ({megabytes(freed)})")
+    if not opt.continue_train:
+        note_earlier_run(folder)
+
+
+def note_earlier_run(folder):
+    """A fresh run under the name of an earlier one replaces its checkpoints as it saves (as CycleGAN's does): says
+    so before the first save, with what is there and how to keep it."""
+    found = sorted((f for f in os.listdir(folder) if f.endswith(".pth") and not f.startswith(".")),
+                   key=lambda f: (not f.startswith("latest"), len(f), f))
+    if not found:
+        return
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(max(os.path.getmtime(os.path.join(folder, f))
+                                                               for f in found)))
+    shown = ", ".join(found[:6]) + (f" and {len(found) - 6} more" if len(found) > 6 else "")
+    print(f"note: {folder} holds the checkpoints of an earlier run ({shown}; last written {when}); this run starts "
+          f"anew and replaces those it saves under the same names: stop now and add --continue_train to resume that "
+          f"run, or give another --name to keep it")
 
 
 def train(options, opt, spec, checkpoint):

@@ -227,6 +227,10 @@ def test_small_confusions(trained, demo_root, tmp_path, capsys):
         assert captured.err.count(f"--num_threads 64: this machine has {cores} cores") == 1
     # stdout is not a terminal here: progress comes as plain lines, no carriage returns or escape codes
     assert "\r" not in captured.out and "\x1b" not in captured.out
+    # training anew under the name of a trained run: said before its checkpoints are replaced
+    train_script.main(flags)
+    note = [line for line in capsys.readouterr().out.splitlines() if "holds the checkpoints of an earlier" in line]
+    assert len(note) == 1 and "(latest.pth" in note[0] and "add --continue_train to resume" in note[0], note
     # the NaN hint does not suggest the default --gan_mode lsgan
     line = one_line_failure(capsys, train_script.main, flags + ["--init_gain", "1e30", "--name", "nan"], "became")
     assert "--gan_mode lsgan" not in line and "lower --lr" in line
