@@ -179,17 +179,17 @@ def _number(v):
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
-def strict_json(value):
+def strict_json(value, as_null=False):
     """``value`` with every float that is not finite as the string "Infinity", "-Infinity" or "NaN" (the PSNR of
     an output equal to its target is infinite), so that ``json.dump(..., allow_nan=False)`` writes it as strict
     JSON, which every parser reads; Python's ``float()`` and JavaScript's ``Number()`` read the strings back, and so
-    does ``Results.from_flat``/``from_json``."""
+    does ``Results.from_flat``/``from_json``. ``as_null``: as null instead (data for the pages' scripts)."""
     if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        return None if as_null else "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, dict):
-        return {k: strict_json(v) for k, v in value.items()}
+        return {k: strict_json(v, as_null) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [strict_json(v) for v in value]
+        return [strict_json(v, as_null) for v in value]
     return value
 
 

@@ -15,6 +15,8 @@ import dominate
 from dominate import tags
 from dominate.util import raw
 
+from util.results import strict_json
+
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 THUMB = 96  # default thumbnail width (CSS pixels); the pages have a slider for it
 
@@ -32,20 +34,10 @@ def url(path):
     return quote(str(path).replace(os.sep, "/"))
 
 
-def _finite(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def script_json(value):
     """``value`` as JSON that is safe inside a <script> element (no "</script>", "<!--" or "&" survives); numbers
     that are not finite become null."""
-    text = json.dumps(_finite(value), allow_nan=False)
+    text = json.dumps(strict_json(value, as_null=True), allow_nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") \
         .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
