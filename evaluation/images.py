@@ -60,18 +60,21 @@ def run(opt, model, dataset, out_dir=None, limit=None, say=print, desc="test", s
 
 
 class OutputNames:
-    """The name of each item's outputs: its file's name without the extension, unless an earlier item of the run has
+    """The name of each item's outputs: its file's name without the extension (``stem``: how it is found; a volume's
+    is its name without .nii.gz, .nii or .npy), unless an earlier item of the run has
     that name: then, for another file of that name (another extension, another subfolder: the folders are read
     recursively), its extension or its folder's name is added, and for the same file again (an unpaired test set with
     more B than A images repeats A's files) a number, so that no output overwrites another's; each file renamed is
     said once (``say``)."""
 
-    def __init__(self, say=print):
+    def __init__(self, say=print, stem=None):
         self.say, self.names, self.files, self.told = say, set(), set(), set()  # names given, files named, said
+        self.stem = stem or (lambda path: os.path.splitext(os.path.basename(path))[0])  # volumes: util.volume's
 
     def __call__(self, path):
-        stem, ext = os.path.splitext(os.path.basename(path))
-        ext, folder = ext.lstrip("."), os.path.basename(os.path.dirname(path))
+        stem = self.stem(path)
+        ext = os.path.basename(path)[len(stem):].lstrip(".").replace(".", "_")  # "nii.gz" -> "nii_gz"
+        folder = os.path.basename(os.path.dirname(path))
         again = path in self.files
         tries = [stem] + ([] if again else [f"{stem}_{ext}" if ext else None,
                                             f"{folder}_{stem}" + (f"_{ext}" if ext else "") if folder else None])

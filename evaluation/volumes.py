@@ -15,12 +15,13 @@ import numpy as np
 import torch
 
 from evaluation import metrics
+from evaluation.images import OutputNames
 from evaluation.translator import Translator
 from util.errors import UserError
 from util.pages import slices
-from util.progress import progress
+from util.progress import progress, write as progress_write
 from util.results import Results
-from util.util import save_image, tensor2im
+from util.util import save_image, size_text, tensor2im
 from util.volume import (is_volume_file, list_volumes, load_volume, mid_slices, save_volume, to_unit, volume_stem,
                          volumes_by_name)
 
@@ -44,10 +45,12 @@ def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, sa
         raise UserError(f"the checkpoint of {opt.name} holds no intensity ranges: it was not trained on volumes")
     phase, limit = phase or opt.phase, limit or opt.num_test
     folders = {d: phase + letter for d, letter in domains.folder.items()}
-    items, rows = {}, {}
+    items, rows, own = {}, {}, _volumes_of_dataroot(opt)
+    tell = progress_write if say is print else say  # below the progress bar
     for label, (src, dst, _) in model.translators().items():
         translator = Translator(model, src + "to" + dst, opt.patch_size, opt.overlap, opt.batch_size, say)
-        own = _volumes_of_dataroot(opt)
+        # per direction: a volume's outputs of both directions share an item; renames said when files are written
+        output_name = OutputNames(tell if out_dir else (lambda line: None), stem=volume_stem)
         paths = list_volumes(opt.dataroot if own else os.path.join(opt.dataroot, folders[src]),
                              what=f"{phase} {src}")
         paths = (keep(paths) if keep else paths)[:limit]
@@ -55,18 +58,21 @@ def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, sa
         (slo, shi), (dlo, dhi) = intensity[src], intensity[dst]
         baseline = (baselines or {}).get(label)  # None: the copy of the input
         for path in progress(paths, f"{'test' if out_dir else 'validation'} {label}"):
-            name = volume_stem(path)
+            stem, name = volume_stem(path), output_name(path)
             arr, img = load_volume(path)
             parts = translator.volume_parts(arr)
             fake, out = parts.output, parts.output_unit
             pictures = {"real_" + src: parts.source_unit, label: out}
-            if name in targets:
-                target = load_volume(targets[name])[0]
+            if stem in targets:
+                target = load_volume(targets[stem])[0]
                 if target.shape == arr.shape:
                     pictures["real_" + dst] = to_unit(target, dlo, dhi)
                     rows.setdefault(name, []).extend(metrics.translation(
                         label, fake[None], target[None], arr[None], data_range=dhi - dlo, baseline=baseline,
                         window=(dlo, dhi)))
+                else:
+                    tell(f"note: {targets[stem]} ({size_text(target.shape)}) is not of the shape of {path} "
+                         f"({size_text(arr.shape)}): no metrics for {stem} (resample the pair to one grid)")
             if out_dir is None:
                 continue
             ext = ".npy" if path.endswith(".npy") else ".nii.gz"

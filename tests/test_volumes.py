@@ -141,6 +141,36 @@ def test_bad_volume_inputs(vol_root, tmp_path, capsys):
     assert folder_hashes(tmp_path / "ckpt") == hashes
 
 
+def test_test_volumes_of_one_name_and_targets_of_another_shape(vol_root, tmp_path, capsys):
+    """test.py on volumes: two inputs of one name (v.nii and v.nii.gz) each keep their output, and a target whose
+    shape differs from its input's is said, not silently left out of the metrics."""
+    import shutil
+    train_script.main(vol_flags(vol_root, tmp_path, "p", "paired_revgan3d", ["--n_epochs_decay", "0"]))
+    src = nib.load(os.path.join(vol_root, "testA", "t0.nii.gz"))
+    same = tmp_path / "same"
+    same.mkdir()
+    _save(src.get_fdata(), src.affine, str(same / "v.nii"))
+    _save(src.get_fdata()[::-1], src.affine, str(same / "v.nii.gz"))
+    common = ["--name", "p", "--checkpoints_dir", str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "res"),
+              "--gpu_ids", "-1", "--eval"]
+    capsys.readouterr()
+    test_script.main(common + ["--model", "test", "--dataroot", str(same)])
+    out = tmp_path / "res" / "p" / "test_latest_AtoB_only" / "volumes" / "fake_B"
+    assert sorted(os.listdir(out)) == ["v.nii.gz", "v_nii_gz.nii.gz"]
+    first, second = (nib.load(str(out / f)).get_fdata() for f in ("v.nii.gz", "v_nii_gz.nii.gz"))
+    assert not np.allclose(first, second)  # two inputs, two outputs (the second one mirrored)
+    assert "an earlier test input is named v too; its outputs are named v_nii_gz" in capsys.readouterr().out
+
+    other = tmp_path / "other"
+    shutil.copytree(vol_root, other)
+    _save(np.zeros((21, 26, 18)), src.affine, str(other / "testB" / "t0.nii.gz"))  # t0's target, a slice short
+    test_script.main(common + ["--model", "paired_revgan3d", "--dataroot", str(other)])
+    printed = capsys.readouterr().out
+    assert "(21x26x18) is not of the shape of" in printed and "no metrics for t0" in printed, printed
+    rows = json.load(open(tmp_path / "res" / "p" / "test_latest" / "metrics.json"))["items"]
+    assert [r["name"] for r in rows] == ["t1"]
+
+
 def test_demo_volumes_are_built_from_the_mni_template(tmp_path):
     from datasets.make_demo_volumes import build
     root = build(str(tmp_path / "demo3d"))
