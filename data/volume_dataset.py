@@ -13,7 +13,7 @@ import torch
 from data.base_dataset import BaseDataset
 from util.argtypes import BELOW_ONE, COUNT, FRACTION
 from util.errors import UserError
-from util.flags import RESUMED
+from util.flags import FIXED, RESUMED
 from util.util import size_text
 from util.volume import (intensity_range, list_volumes, load_volume, pad_to, parse_intensity, parse_patch_size,
                          to_unit, volume_shape, volume_stem)
@@ -23,10 +23,12 @@ def add_volume_options(parser, is_train=True):
     parser.add_argument("--patch_size", policy=RESUMED, type=COUNT, nargs="+", default=[64] if is_train else None,
                         help="patch: one size (cube) or three (depth height width); test.py defaults to the "
                              "training patch")
-    parser.add_argument("--intensity_A", policy=RESUMED, default="percentile:0.5,99.5",
+    # the ranges they give are fixed when training starts and travel in the checkpoint (models.volume.VolumeMeta):
+    # resuming and testing use those, whatever is typed (said)
+    parser.add_argument("--intensity_A", policy=FIXED, default="percentile:0.5,99.5",
                         help="domain A intensities to [-1, 1]: window:LO,HI (e.g. window:-1150,350 for CT in HU), "
-                             "percentile:P1,P2 or minmax over the training set")
-    parser.add_argument("--intensity_B", policy=RESUMED, default="percentile:0.5,99.5", help="the same for domain B")
+                             "percentile:P1,P2 or minmax over the training set (fixed when training starts)")
+    parser.add_argument("--intensity_B", policy=FIXED, default="percentile:0.5,99.5", help="the same for domain B")
     parser.add_argument("--foreground_sampling", policy=RESUMED, type=FRACTION, default=0.5,
                         help="share of patches centred on a foreground voxel (0 to 1)")
     parser.add_argument("--samples_per_volume", policy=RESUMED, type=COUNT, default=4,

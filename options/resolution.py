@@ -95,6 +95,12 @@ def tested(config, typed, checkpoint, spec, say):
             say(f"note: --model {mine} ignored: the checkpoint holds a {theirs} model")
         elif flag in typed and theirs is not None:
             say(f"note: --{flag} {mine} ignored: the checkpoint was trained with {theirs}")
+    for flag in config.flags(FIXED):  # fixed when training started (a volume model's intensity windows)
+        mine, theirs = getattr(config, flag), (checkpoint.get("schedule") or {}).get(flag, options.get(flag, mine))
+        if theirs != mine:
+            values[flag] = theirs
+            if flag in typed:
+                say(f"note: --{flag} {mine} ignored: the checkpoint was trained with {theirs}")
     for flag in config.flags(TRAINED):
         mine, theirs = getattr(config, flag), options.get(flag, getattr(config, flag))
         if theirs != mine and flag not in typed:

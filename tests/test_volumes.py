@@ -143,9 +143,17 @@ def test_bad_volume_inputs(vol_root, tmp_path, capsys):
 
 def test_test_volumes_of_one_name_and_targets_of_another_shape(vol_root, tmp_path, capsys):
     """test.py on volumes: two inputs of one name (v.nii and v.nii.gz) each keep their output, and a target whose
-    shape differs from its input's is said, not silently left out of the metrics."""
+    shape differs from its input's is said, not silently left out of the metrics. The intensity windows are fixed
+    when training starts: a typed --intensity_* on resuming or testing is said to be ignored, and the options files
+    record the windows in use."""
     import shutil
-    train_script.main(vol_flags(vol_root, tmp_path, "p", "paired_revgan3d", ["--n_epochs_decay", "0"]))
+    flags = vol_flags(vol_root, tmp_path, "p", "paired_revgan3d", ["--n_epochs_decay", "0"])
+    train_script.main(flags)
+    capsys.readouterr()
+    train_script.main(flags + ["--continue_train", "--n_epochs", "2", "--intensity_A", "window:0,1000"])
+    assert "note: --intensity_A window:0,1000 ignored: the checkpoint was trained with percentile:0.5,99.5" in \
+        capsys.readouterr().out
+    assert "window:0,1000" not in (tmp_path / "ckpt" / "p" / "train_opt.txt").read_text()
     src = nib.load(os.path.join(vol_root, "testA", "t0.nii.gz"))
     same = tmp_path / "same"
     same.mkdir()
@@ -164,8 +172,10 @@ def test_test_volumes_of_one_name_and_targets_of_another_shape(vol_root, tmp_pat
     other = tmp_path / "other"
     shutil.copytree(vol_root, other)
     _save(np.zeros((21, 26, 18)), src.affine, str(other / "testB" / "t0.nii.gz"))  # t0's target, a slice short
-    test_script.main(common + ["--model", "paired_revgan3d", "--dataroot", str(other)])
+    test_script.main(common + ["--model", "paired_revgan3d", "--dataroot", str(other), "--intensity_B", "minmax"])
     printed = capsys.readouterr().out
+    assert "note: --intensity_B minmax ignored" in printed
+    assert "minmax" not in (tmp_path / "res" / "p" / "test_latest" / "test_opt.txt").read_text()
     assert "(21x26x18) is not of the shape of" in printed and "no metrics for t0" in printed, printed
     rows = json.load(open(tmp_path / "res" / "p" / "test_latest" / "metrics.json"))["items"]
     assert [r["name"] for r in rows] == ["t1"]

@@ -13,7 +13,7 @@ ARCH        the checkpoint's / must equal it               "architecture"       
 ARCH_SOFT   the checkpoint's / the typed value             "architecture"        the checkpoint's (typed: noted)
 SCHEDULE    the checkpoint's / takes effect from the       "schedule"            -
             epoch training resumes at (said)
-FIXED       the checkpoint's / noted and ignored           "schedule"/"options"  -
+FIXED       the checkpoint's / noted and ignored           "schedule"/"options"  the checkpoint's (typed: noted)
 RESUMED     the checkpoint's / the typed value             "options"             the command line
 TRAINED     the checkpoint's / must equal it               "options"             the checkpoint's unless typed
 RUN         the command line (belongs to this run)         -                     the command line
