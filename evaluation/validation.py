@@ -25,7 +25,7 @@ from evaluation import domain_map, images, set_metrics, volumes
 from evaluation.fid import MIN_VALIDATION_IMAGES
 from util import distributed
 from util.errors import UserError
-from util.results import METRICS, PSNR, Results, summarize
+from util.results import DOMAINS, METRICS, PSNR, REGIONS, Results, measured_names, summarize
 from util.volume import list_volumes, volume_shape, volume_stem, volumes_by_name
 
 
@@ -56,6 +56,8 @@ class Validation:
                                 f"files of the same names (a {opt.model} model has no cycle error to measure)")
         if set_level(opt.val_metric):
             self.sets = self.check_set_metrics(model)
+        else:
+            self.check_metric(model)
 
     def keep(self, paths):
         return split_paths(paths, self.opt.val_fraction, "val") if self.split else paths
@@ -74,6 +76,21 @@ class Validation:
                        for p in sources):
                 raise UserError(f"--val_freq: 3D validation needs target volumes of the same names and shapes for "
                                 f"the held-out volumes of {folders[src]} in {folders[dst]}")
+
+    def check_metric(self, model):
+        """Before any training: --val_metric names a result validation gives (of a translation with targets, 3D also
+        in the foreground; of a cycle error on unpaired 2D data)."""
+        wanted = self.opt.val_metric
+        if wanted.lower() == "auto":
+            return
+        if model.dims == 3:
+            names = measured_names(model.translators(), regions=REGIONS)
+        elif self.dataset.dataset.pairing:
+            names = measured_names(model.translators())
+        else:
+            names = measured_names(cycles=DOMAINS)
+        if wanted.lower() not in {n.lower() for n in names}:
+            raise UserError(f"--val_metric {wanted}: validation here measures {', '.join(names)}")
 
     def check_set_metrics(self, model):
         """--val_metric FID_... or KID_...: 2D data, enough held-out images per domain, the feature network (its

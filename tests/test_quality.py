@@ -267,12 +267,20 @@ def test_validation_on_unpaired_data_reports_the_cycle_error(demo_root, tmp_path
     assert rows and "cycle_MAE_A" in rows[0] and "PSNR" not in rows[0]
 
 
-def test_3d_validation_and_test(vol_root, tmp_path):
+def test_3d_validation_and_test(vol_root, tmp_path, capsys):
     flags = vol_flags(vol_root, tmp_path, "v3", "paired_revgan3d", ["--val_freq", "1", "--val_fraction", "0.4"])
-    train_script.main(flags)
+    # a --val_metric that validation will not measure (the one-way default has no B -> A) stops the run before it
+    # trains or writes anything
+    with pytest.raises(SystemExit):
+        train_script.main(flags + ["--val_metric", "PSNR_fake_A"])
+    assert "--val_metric PSNR_fake_A: validation here measures MAE_fake_B" in capsys.readouterr().err
+    assert not (tmp_path / "ckpt").exists()
+    train_script.main(flags + ["--val_metric", "PSNR_foreground_fake_B"])  # the foreground's, as validation prints
     rows = val_rows(tmp_path / "ckpt" / "v3" / "loss_log.txt")
     assert len(rows) == 2 and "PSNR_fake_B" in rows[0]
     assert np.isfinite(float(re.search(r"PSNR_fake_B: ([-\d.]+)", rows[0]).group(1)))
+    best = load_checkpoint(str(tmp_path / "ckpt" / "v3" / "best.pth"))["validation"]
+    assert best["metric"] == "PSNR_foreground_fake_B"
 
 
 def test_every_save_keeps_validations_best(demo_root, tmp_path, monkeypatch):

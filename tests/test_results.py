@@ -87,11 +87,12 @@ def test_val_metric_takes_the_names_it_took():
     for name in old + [n.upper() for n in old] + ["PSNR_fake_B", "cycle_MAE_A"]:
         assert check_val_metric(name) == name
     sets = {f"{m}_fake_{d}" for m in ("fid", "kid") for d in "ab"}  # FID and KID (evaluation/fid.py)
-    assert {n.lower() for n in val_metric_names()} == set(old) - {"auto"} | sets
-    for bad in ("psnr", "psnr_fake_c", "cycle_psnr_a", "cycle_fid_a", "PSNR_foreground_fake_B"):
+    regions = {f"{m}_foreground_fake_{d}" for m in ("mae", "psnr", "ssim") for d in "ab"}  # volumes' foreground
+    assert {n.lower() for n in val_metric_names()} == set(old) - {"auto"} | sets | regions
+    for bad in ("psnr", "psnr_fake_c", "cycle_psnr_a", "cycle_fid_a", "FID_foreground_fake_B"):
         with pytest.raises(UserError, match="use auto, MAE_fake_B, PSNR_fake_B, SSIM_fake_B, FID_fake_B, KID_fake_B "
-                                            "\\(or _fake_A\\), or "
-                                            "cycle_MAE_A / cycle_MAE_B for unpaired data"):
+                                            "\\(or _fake_A\\), PSNR_foreground_fake_B \\(volumes; MAE_ and SSIM_ "
+                                            "too\\), or cycle_MAE_A / cycle_MAE_B for unpaired data"):
             check_val_metric(bad)
 
 

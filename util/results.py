@@ -67,6 +67,7 @@ KID = Metric("KID", False, decimals=4, per_item=False,
 METRICS = {m.name: m for m in (MAE, PSNR, SSIM, FID, KID)}  # every kind a result may have
 SHOWN = (PSNR, SSIM, MAE)  # the order of the pages' metric columns
 CYCLE_METRICS = (MAE,)  # what evaluation measures of a cycle A -> B -> A (against A)
+PER_ITEM = (MAE, PSNR, SSIM)  # what evaluation measures of each output against its target (evaluation.metrics)
 REGIONS = ("foreground",)  # named regions of masked metrics (volumes: evaluation.metrics); no region: every voxel
 # the kinds of baseline (evaluation.baselines)
 BASELINES = {"copy": "copy of the input", "lut": "look-up table", "mean": "mean target"}
@@ -331,7 +332,15 @@ def val_metric_names():
     """The names --val_metric takes besides auto: each metric of each output a training run has, and its cycle
     error."""
     return [Result(m, o, 0).key for o in OUTPUTS for m in METRICS.values()] + \
+        [Result(m, o, 0, region=g).key for o in OUTPUTS for g in REGIONS for m in PER_ITEM] + \
         [Result(m, d, 0, cycle=True).key for d in DOMAINS for m in CYCLE_METRICS]
+
+
+def measured_names(outputs=(), cycles=(), regions=()):
+    """The names of the per-item results evaluation gives for translations ``outputs`` (labels) against targets,
+    also in ``regions`` (volumes: "foreground"), and for the cycle errors of domains ``cycles``."""
+    return [Result(m, o, 0, region=g).key for o in outputs for g in (None,) + tuple(regions) for m in PER_ITEM] + \
+        [Result(m, d, 0, cycle=True).key for d in cycles for m in CYCLE_METRICS]
 
 
 def check_val_metric(name: str) -> str:
@@ -340,5 +349,6 @@ def check_val_metric(name: str) -> str:
         return name
     translations = ", ".join(Result(m, OUTPUTS[0], 0).key for m in METRICS.values())
     cycles = " / ".join(Result(m, d, 0, cycle=True).key for m in CYCLE_METRICS for d in DOMAINS)
-    raise UserError(f"--val_metric {name}: use auto, {translations} (or _{OUTPUTS[1]}), or {cycles} for unpaired "
-                    f"data")
+    regions = ", ".join(Result(PSNR, OUTPUTS[0], 0, region=g).key for g in REGIONS)
+    raise UserError(f"--val_metric {name}: use auto, {translations} (or _{OUTPUTS[1]}), {regions} (volumes; MAE_ and "
+                    f"SSIM_ too), or {cycles} for unpaired data")
