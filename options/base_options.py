@@ -52,9 +52,9 @@ class ArgumentParser(FlagParser):
     """argparse with short errors: the message first, a did-you-mean for a mistyped flag (or the models a flag
     belongs to), and where to find the flags; no usage dump. Exit status 2, as argparse's."""
 
-    def __init__(self, *args, is_train=False, model=None, **kwargs):
-        self.script = "train.py" if is_train else "test.py"
-        super().__init__(*args, usage=f"python {self.script} --dataroot DIR --name NAME --model MODEL [flags]",
+    def __init__(self, *args, is_train=False, model=None, script=None, usage=None, **kwargs):
+        self.script = script or ("train.py" if is_train else "test.py")
+        super().__init__(*args, usage=usage or f"python {self.script} --dataroot DIR --name NAME --model MODEL [flags]",
                          **kwargs)
         self.is_train, self.model = is_train, model
 
@@ -132,6 +132,7 @@ def check_resize_memory(opt):
 
 class BaseOptions:
     is_train = False
+    script = usage = purpose = None  # the entry point's name, usage line and purpose (default: train.py/test.py's)
 
     def initialize(self, parser):
         parser.add_argument("--dataroot", policy=RESUMED, default=None,
@@ -208,9 +209,10 @@ class BaseOptions:
         ``self.typed``."""
         argv = translate_deprecated(list(sys.argv[1:] if argv is None else argv))
         parser = ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter, add_help=False,
-                                description="RevGAN " + ("training" if self.is_train else "testing")
+                                description="RevGAN " + (self.purpose or ("training" if self.is_train else "testing"))
                                 + ": the flags below depend on --model and --dataset_mode",
-                                is_train=self.is_train, model=_given(argv, "--model"))
+                                is_train=self.is_train, model=_given(argv, "--model"), script=self.script,
+                                usage=self.usage)
         parser = self.initialize(parser)
         opt, _ = parser.parse_known_args(argv)
         parser.model = opt.model

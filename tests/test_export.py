@@ -150,3 +150,11 @@ def test_what_cannot_be_exported_says_so_in_one_line(tmp_path, capsys, monkeypat
     one_line_failure(capsys, export_script.main, argv + ["--format", "onnx"], "requirements-extras.txt")
     one_line_failure(capsys, export_script.main, argv + ["--format", "onnx", "--model", "cycle_gan"],
                      "export.py exports one generator")
+    # a missing or misspelt --format, and --help without one
+    one_line_failure(capsys, export_script.main, argv, "add --format torchscript or --format onnx")
+    one_line_failure(capsys, export_script.main, argv + ["--fromat", "onnx"], "did you mean --format?")
+    with pytest.raises(SystemExit) as e:
+        export_script.main(["--help"])
+    assert e.value.code == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("usage: python export.py") and "RevGAN export" in shown and "--format" in shown
