@@ -24,8 +24,8 @@ from models.volume import match_data
 from options.resolution import resolve
 from options.train_options import TrainOptions
 from util import distributed
-from util.checkpoint import (checkpoint_path, load_checkpoint, megabytes, remove_stale_temporaries, removed_if_unused,
-                              writable_folder)
+from util.checkpoint import (EARLIER, checkpoint_files, checkpoint_path, load_checkpoint, megabytes,
+                              remove_stale_temporaries, removed_if_unused, set_aside, writable_folder)
 from util.errors import UserError
 from util.progress import progress as progress_bar
 from util.progress import write
@@ -70,23 +70,12 @@ def prepare_folder(opt):
     count, freed = remove_stale_temporaries(folder)
     if count:
         print(f"note: removed {count} temporary file(s) of an interrupted save from {folder} ({megabytes(freed)})")
-    if not opt.continue_train:
-        note_earlier_run(folder)
-
-
-def note_earlier_run(folder):
-    """A fresh run under the name of an earlier one replaces its checkpoints as it saves (as CycleGAN's does): says
-    so before the first save, with what is there and how to keep it."""
-    found = sorted((f for f in os.listdir(folder) if f.endswith(".pth") and not f.startswith(".")),
-                   key=lambda f: (not f.startswith("latest"), len(f), f))
-    if not found:
-        return
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(max(os.path.getmtime(os.path.join(folder, f))
-                                                               for f in found)))
-    shown = ", ".join(found[:6]) + (f" and {len(found) - 6} more" if len(found) > 6 else "")
-    print(f"note: {folder} holds the checkpoints of an earlier run ({shown}; last written {when}); this run starts "
-          f"anew and replaces those it saves under the same names: stop now and add --continue_train to resume that "
-          f"run, or give another --name to keep it")
+    found = [] if opt.continue_train else checkpoint_files(folder)
+    if found:
+        shown = ", ".join(found[:6]) + (f" and {len(found) - 6} more" if len(found) > 6 else "")
+        print(f"note: {folder} holds the checkpoints of an earlier run ({shown}); this run starts anew (no "
+              f"--continue_train): at its first save they move to {os.path.join(folder, EARLIER)}/, so that none "
+              f"is lost or mixed with this run's")
 
 
 def train(options, opt, spec, checkpoint):
@@ -303,8 +292,15 @@ class Checkpoints:
 
     def __init__(self, opt, model, validation):
         self.opt, self.model, self.validation = opt, model, validation
+        self.fresh = not opt.continue_train and distributed.is_main()  # an earlier run's checkpoints to set aside
 
     def save(self, tag):
+        if self.fresh:  # the first save of a fresh run: an earlier run's checkpoints under the name go aside
+            self.fresh = False
+            earlier = checkpoint_files(self.model.save_dir)
+            if earlier:
+                write(f"note: the earlier run's checkpoints ({len(earlier)}) moved to "
+                      f"{set_aside(self.model.save_dir, earlier)}")
         self.model.save(tag, validation=self.validation.state(), options=self.opt.record())
 
     def step(self, n):

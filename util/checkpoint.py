@@ -12,8 +12,10 @@ import glob
 import io
 import os
 import pickle
+import re
 import shutil
 import tempfile
+import time
 import zipfile
 
 import torch
@@ -99,9 +101,41 @@ def remove_stale_temporaries(folder):
     return count, freed
 
 
+EARLIER = "earlier"  # checkpoints/NAME/earlier/STAMP/: the checkpoints of earlier runs under the name
+
+
+def checkpoint_files(folder):
+    """The checkpoint files in ``folder`` (``*.pth``, not a save's temporaries), latest.pth first, then by epoch."""
+    if not os.path.isdir(folder):
+        return []
+    found = [f for f in os.listdir(folder) if f.endswith(".pth") and not f.startswith(".")
+             and os.path.isfile(os.path.join(folder, f))]
+    return sorted(found, key=lambda f: (not f.startswith("latest"), not f.startswith("best"), len(f), f))
+
+
+def set_aside(folder, files):
+    """Moves ``files`` of ``folder`` into ``folder``/earlier/STAMP (the time the newest was written), so that a new
+    run under the name neither loses nor mixes with them; returns that folder."""
+    newest = max(os.path.getmtime(os.path.join(folder, f)) for f in files)
+    base = os.path.join(folder, EARLIER, time.strftime("%Y-%m-%d_%H%M%S", time.localtime(newest)))
+    dest, n = base, 2
+    while os.path.exists(dest):
+        dest, n = f"{base}_{n}", n + 1
+    os.makedirs(dest)
+    for f in files:
+        os.replace(os.path.join(folder, f), os.path.join(dest, f))
+    return dest
+
+
 def load_checkpoint(path, map_location="cpu"):
     if not os.path.isfile(path):
-        raise UserError(f"no checkpoint at {path} (train first, or check --name, --checkpoints_dir and --epoch)")
+        there = [f[:-4] for f in checkpoint_files(os.path.dirname(path) or ".")
+                 if re.fullmatch(r"(latest|best|\d+)\.pth", f)]
+        best = "; best.pth is written by training with validation (--val_freq)" if \
+            os.path.basename(path) == "best.pth" else ""
+        raise UserError(f"no checkpoint at {path}" + (f" (--epoch can be {', '.join(there)}{best})" if there else
+                                                      f" (train first, or check --name, --checkpoints_dir and "
+                                                      f"--epoch{best})"))
     other = "use another --epoch, or resume from an earlier checkpoint"
     if os.path.getsize(path) == 0:
         raise UserError(f"checkpoint {path} is empty (0 bytes: a save that was interrupted): {other}")
