@@ -60,6 +60,9 @@ def configure(options, command):
                             f"an existing --epoch)")
         checkpoint = load_checkpoint(path)
     opt, spec = resolve(command, options.typed, checkpoint, path, say)
+    if "val_fraction" in options.typed and opt.val_fraction and not opt.val_freq:
+        say(f"note: --val_fraction {opt.val_fraction:g} without --val_freq: no validation runs and nothing is held out "
+            f"(add --val_freq 1 to validate after every epoch)")
     return opt, spec, checkpoint
 
 

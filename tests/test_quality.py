@@ -276,11 +276,16 @@ def test_3d_validation_and_test(vol_root, tmp_path, capsys):
     assert "--val_metric PSNR_fake_A: validation here measures MAE_fake_B" in capsys.readouterr().err
     assert not (tmp_path / "ckpt").exists()
     train_script.main(flags + ["--val_metric", "PSNR_foreground_fake_B"])  # the foreground's, as validation prints
+    assert "without --val_freq" not in capsys.readouterr().out
     rows = val_rows(tmp_path / "ckpt" / "v3" / "loss_log.txt")
     assert len(rows) == 2 and "PSNR_fake_B" in rows[0]
     assert np.isfinite(float(re.search(r"PSNR_fake_B: ([-\d.]+)", rows[0]).group(1)))
     best = load_checkpoint(str(tmp_path / "ckpt" / "v3" / "best.pth"))["validation"]
     assert best["metric"] == "PSNR_foreground_fake_B"
+    # --val_fraction alone validates nothing: said
+    at = flags.index("--val_freq")
+    train_script.main(flags[:at] + flags[at + 2:] + ["--name", "alone", "--n_epochs_decay", "0"])
+    assert "note: --val_fraction 0.4 without --val_freq: no validation runs" in capsys.readouterr().out
 
 
 def test_every_save_keeps_validations_best(demo_root, tmp_path, monkeypatch):

@@ -135,6 +135,8 @@ def test_bad_volume_inputs(vol_root, tmp_path, capsys):
           "same names")
     fails(capsys, flags + ["--patch_size", "48", "--no_pad"], "--no_pad")
     fails(capsys, flags + ["--intensity_A", "window:5"], "--intensity_A")
+    fails(capsys, flags + ["--intensity_A", "window:10,5"], "--intensity_A window:10,5: LO must be below HI "
+                                                            "(window:5,10?)")
     fails(capsys, flags + ["--patch_size", "16", "16"], "--patch_size")
     fails(capsys, flags + ["--model", "paired_revgan", "--dataset_mode", "volume", "--input_nc", "1", "--output_nc", "1"],
           "3D volumes")

@@ -106,7 +106,11 @@ def parse_intensity(spec, flag):
         numbers = None
     if kind == "minmax" and not numbers:
         return kind, []
-    if kind in ("window", "percentile") and numbers is not None and len(numbers) == 2 and numbers[0] < numbers[1]:
+    if kind in ("window", "percentile") and numbers is not None and len(numbers) == 2:
+        if numbers[0] >= numbers[1]:
+            first, second = ("LO", "HI") if kind == "window" else ("P1", "P2")
+            swapped = f" ({kind}:{numbers[1]:g},{numbers[0]:g}?)" if numbers[0] > numbers[1] else ""
+            raise UserError(f"{flag} {spec}: {first} must be below {second}{swapped}")
         if kind == "percentile" and not (0 <= numbers[0] and numbers[1] <= 100):
             raise UserError(f"{flag} {spec}: percentiles must lie in [0, 100]")
         return kind, numbers
