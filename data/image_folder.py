@@ -11,18 +11,14 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from util.errors import UserError
+from util.folders import IMG_EXTENSIONS, is_image_file, missing_folder  # noqa: F401 (is_image_file: here too)
 
-IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".tif", ".tiff", ".webp")
-
-
-def is_image_file(filename):
-    return filename.lower().endswith(IMG_EXTENSIONS)
 
 
 def make_dataset(folder, max_dataset_size=float("inf"), what="images"):
     """Sorted image paths under ``folder`` (recursively); a clear error if it is missing or has none."""
     if not os.path.isdir(folder):
-        raise UserError(f"{what} folder {folder} does not exist (check --dataroot and --phase)")
+        raise UserError(missing_folder(folder, what, volumes=False))
     paths = sorted(os.path.join(root, f) for root, _, files in os.walk(folder, followlinks=True)
                    for f in files if is_image_file(f))
     if not paths:

@@ -161,6 +161,20 @@ def test_a_failed_start_leaves_no_empty_folder(tmp_path, capsys):
     assert sorted(os.listdir(tmp_path / "ckpt")) == ["other", "run"]
 
 
+def test_a_missing_data_folder_says_what_dataroot_holds(tmp_path):
+    from util.folders import missing_folder
+    (tmp_path / "vols").mkdir()
+    (tmp_path / "vols" / "a.nii.gz").write_bytes(b"")
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "a.png").write_bytes(b"")
+    assert "holds volumes, but this is a 2D model" in missing_folder(str(tmp_path / "vols" / "testA"), "input", False)
+    assert "holds images, but this is a 3D model" in missing_folder(str(tmp_path / "imgs" / "testA"), "test A", True)
+    line = missing_folder(str(tmp_path / "imgs" / "trainB"), "train B", False)
+    assert "holds the inputs themselves: give the folder that holds trainB/ and trainA/" in line
+    assert missing_folder(str(tmp_path / "none" / "testA"), "input", False) == \
+        f"input folder {tmp_path / 'none' / 'testA'} does not exist (check --dataroot and --phase)"
+
+
 def test_out_of_memory_is_one_line(trained, monkeypatch, capsys):
     flags, folder = trained
     hashes = folder_hashes(folder)

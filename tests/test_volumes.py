@@ -170,6 +170,16 @@ def test_test_volumes_of_one_name_and_targets_of_another_shape(vol_root, tmp_pat
     first, second = (nib.load(str(out / f)).get_fdata() for f in ("v.nii.gz", "v_nii_gz.nii.gz"))
     assert not np.allclose(first, second)  # two inputs, two outputs (the second one mirrored)
     assert "an earlier test input is named v too; its outputs are named v_nii_gz" in capsys.readouterr().out
+    # a folder of the other kind of data, or one file, given as --dataroot: said what it holds
+    pngs = tmp_path / "pngs"
+    pngs.mkdir()
+    (pngs / "x.png").write_bytes(b"")
+    with pytest.raises(SystemExit):
+        test_script.main(common + ["--model", "test", "--dataroot", str(pngs)])
+    assert "holds images, but this is a 3D model" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        test_script.main(common + ["--model", "test", "--dataroot", str(same / "v.nii")])
+    assert "v.nii is a file, not a folder" in capsys.readouterr().err
 
     other = tmp_path / "other"
     shutil.copytree(vol_root, other)

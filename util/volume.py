@@ -24,7 +24,8 @@ def volume_stem(path):
 
 def list_volumes(folder, max_size=float("inf"), what="volumes"):
     if not os.path.isdir(folder):
-        raise UserError(f"{what} folder {folder} does not exist (check --dataroot and --phase)")
+        from util.folders import missing_folder  # (it imports this module)
+        raise UserError(missing_folder(folder, what, volumes=True))
     paths = sorted(os.path.join(folder, f) for f in os.listdir(folder) if is_volume_file(f))
     if not paths:
         raise UserError(f"{what} folder {folder} has no volumes ({', '.join(VOLUME_EXTENSIONS)})")
