@@ -57,6 +57,10 @@ def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, sa
         targets = {} if own else volumes_by_name(os.path.join(opt.dataroot, folders[dst]))
         (slo, shi), (dlo, dhi) = intensity[src], intensity[dst]
         baseline = (baselines or {}).get(label)  # None: the copy of the input
+        # test.py, a volume without a target: the cycle error of a two-way model (validation needs targets)
+        back = Translator(model, dst + "to" + src, opt.patch_size, opt.overlap, opt.batch_size, lambda *a: None) \
+            if model.has_cycle_error and out_dir is not None else None
+        untargeted = 0
         for path in progress(paths, f"{'test' if out_dir else 'validation'} {label}"):
             stem, name = volume_stem(path), output_name(path)
             arr, img = load_volume(path)
@@ -73,6 +77,10 @@ def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, sa
                 else:
                     tell(f"note: {targets[stem]} ({size_text(target.shape)}) is not of the shape of {path} "
                          f"({size_text(arr.shape)}): no metrics for {stem} (resample the pair to one grid)")
+            elif back is not None:  # A -> B -> A against A, both on [0, 1] of A's window (as 2D's)
+                untargeted += 1
+                rec = back.volume_parts(fake).output_unit
+                rows.setdefault(name, []).append(metrics.cycle_error(src, (rec + 1) / 2, (parts.source_unit + 1) / 2))
             if out_dir is None:
                 continue
             ext = ".npy" if path.endswith(".npy") else ".nii.gz"
@@ -85,4 +93,7 @@ def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, sa
                 item["images"][pic_label] = rel
                 window = (slo, shi) if pic_label == "real_" + src else (dlo, dhi)  # every slice, for the page
                 item.setdefault("volumes", {})[pic_label] = slices.write(out_dir, name, pic_label, vol, window, img)
+        if untargeted:
+            say(f"{label}: {untargeted} of {len(paths)} {phase} {src} volumes have no target of their name: the cycle "
+                f"error ({src} -> {dst} -> {src}, MAE on [0, 1] of the {src} window) is reported for them instead")
     return list(items.values()), {name: Results(row) for name, row in rows.items()}

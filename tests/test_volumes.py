@@ -193,6 +193,25 @@ def test_test_volumes_of_one_name_and_targets_of_another_shape(vol_root, tmp_pat
     assert [r["name"] for r in rows] == ["t1"]
 
 
+def test_unpaired_test_volumes_report_the_cycle_error(vol_root, tmp_path, capsys):
+    """Test volumes without targets of their names: the two-way models report each volume's cycle error, as in 2D."""
+    import shutil
+    train_script.main(vol_flags(vol_root, tmp_path, "u", "unpaired_revgan3d", ["--n_epochs_decay", "0"]))
+    root = tmp_path / "unpaired"
+    shutil.copytree(vol_root, root)
+    for f in (root / "testB").iterdir():  # no B volume of an A volume's name
+        f.rename(f.with_name("b_" + f.name))
+    capsys.readouterr()
+    test_script.main(["--dataroot", str(root), "--name", "u", "--model", "unpaired_revgan3d", "--checkpoints_dir",
+                      str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "res"), "--gpu_ids", "-1"])
+    printed = capsys.readouterr().out
+    assert "fake_B: 2 of 2 test A volumes have no target of their name: the cycle error (A -> B -> A" in printed
+    metrics = json.load(open(tmp_path / "res" / "u" / "test_latest" / "metrics.json"))
+    assert set(metrics["mean"]) == {"cycle_MAE_A", "cycle_MAE_B"}
+    assert 0 < metrics["mean"]["cycle_MAE_A"] < 1 and [r["name"] for r in metrics["items"]] == [
+        "t0", "t1", "b_t0", "b_t1"]
+
+
 def test_demo_volumes_are_built_from_the_mni_template(tmp_path):
     from datasets.make_demo_volumes import build
     root = build(str(tmp_path / "demo3d"))
