@@ -29,11 +29,12 @@ def results_folder(opt, model):
 
 
 @contextlib.contextmanager
-def replacing_results(out_dir):
+def replacing_results(out_dir, dataroot=None):
     """While the block writes this run's outputs into ``out_dir``, an earlier test run's there (recognized by its
     test_opt.txt) waits beside it in ``out_dir``.previous: removed when the block ends, put back when it fails, so a
     failed run (a bad image halfway, Ctrl-C) loses no results and leaves no page linking to missing files. After a
-    run killed outright, the complete results aside win over the incomplete ones (no summary.json)."""
+    run killed outright, the complete results aside win over the incomplete ones (no summary.json). Results of a
+    test on other data than ``dataroot`` (this run's) that get replaced are said."""
     from util.pages.runs import PREVIOUS, SUMMARY
     previous = os.path.normpath(out_dir) + PREVIOUS
     if os.path.isdir(previous) and not os.path.isfile(os.path.join(out_dir, SUMMARY)):
@@ -54,7 +55,24 @@ def replacing_results(out_dir):
                 print(f"note: the earlier results are in {previous} (they could not be moved back)")
         raise
     if previous is not None:
+        earlier = _tested_on(previous)
         shutil.rmtree(previous, ignore_errors=True)
+        if dataroot is not None and earlier is not None and os.path.abspath(earlier) != os.path.abspath(dataroot):
+            print(f"note: {out_dir} held the results of a test on {earlier}: replaced by this one's (give "
+                  f"--results_dir to keep the results of tests on other data apart)")
+
+
+def _tested_on(folder):
+    """The --dataroot its test_opt.txt says a results folder was tested on (None when unknown)."""
+    try:
+        with open(os.path.join(folder, "test_opt.txt")) as f:
+            for line in f:
+                key, _, value = line.partition(": ")
+                if key.strip() == "dataroot":
+                    return value.split("\t")[0].strip() or None
+    except OSError:
+        pass
+    return None
 
 
 def evaluate(opt, model, options=None):
@@ -75,7 +93,7 @@ def evaluate(opt, model, options=None):
     chosen = baselines.for_test(opt, model, domains)  # --baseline: what the metrics are compared with
     if sets is not None:
         sets.baselines = chosen  # FID and KID compare with the same baseline
-    with replacing_results(out_dir):
+    with replacing_results(out_dir, opt.dataroot):
         writable_folder(out_dir, "--results_dir")
         if options is not None:
             options.save_options(opt, out_dir, "test_opt.txt")

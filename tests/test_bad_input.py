@@ -136,6 +136,17 @@ def test_run_names_outside_the_run_folders_are_refused(demo_root, tmp_path, caps
     assert not os.path.exists(tmp_path / "ckpt") or not any(p.suffix == ".pth" for p in (tmp_path / "ckpt").rglob("*"))
 
 
+def test_results_of_a_test_on_other_data_replaced_are_said(tmp_path, capsys):
+    from evaluation import replacing_results
+    out = tmp_path / "test_latest"
+    for root, said in (("data/one", False), ("data/two", True), ("data/two", False)):
+        with replacing_results(str(out), root):
+            out.mkdir()
+            (out / "test_opt.txt").write_text(f"{'dataroot':>25}: {root:<30}\t[default: None]\n")
+        printed = capsys.readouterr().out
+        assert ("held the results of a test on data/one: replaced" in printed) == said, printed
+
+
 def test_results_aside_survive_a_killed_run_and_stay_off_the_runs_index(tmp_path):
     """After a test run killed outright (its folder without summary.json, the earlier complete results aside in
     .previous), the next run that fails puts the complete ones back, and the runs index never lists the folder aside."""
