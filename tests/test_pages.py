@@ -309,6 +309,10 @@ def test_compare_needs_result_folders(tmp_path, capsys):
     assert "two or more" in capsys.readouterr().err
     assert compare.main([str(tmp_path), str(tmp_path / "nope")]) == 2
     assert "result folder" in capsys.readouterr().err
+    assert compare.main([str(tmp_path), str(tmp_path / ".")]) == 2
+    assert "a result folder is given twice" in capsys.readouterr().err
+    assert compare.main(["--index", str(tmp_path / "nowhere")]) == 2
+    assert "--index" in capsys.readouterr().err and not (tmp_path / "nowhere").exists()
 
 
 # -- a page of 2,000 images --------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ of every run and their differences from the first run, sortable; inputs are matc
 are not in every run are listed. test.py rewrites the runs index after each run; ``--index`` rebuilds it.
 """
 import argparse
+import os
 import sys
 
 from util.errors import UserError
@@ -23,6 +24,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         if args.index:
+            if not os.path.isdir(args.index):
+                raise UserError(f"--index {args.index}: no such folder: give the --results_dir of test.py runs "
+                                f"(default ./results)")
             print(f"runs index: {write_runs_index(args.index)}")
         if args.folders or not args.index:
             print(f"comparison: {write_comparison(args.folders, args.out)}")

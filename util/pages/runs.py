@@ -305,6 +305,8 @@ def write_comparison(folders, out=None):
     (default: RESULTS/_compare/LABEL1_vs_LABEL2 beside the first folder's run)."""
     if len(folders) < 2:
         raise UserError("give two or more result folders to compare (results/NAME/PHASE_EPOCH)")
+    if len({os.path.realpath(f) for f in folders}) < len(folders):
+        raise UserError("a result folder is given twice: give two or more different ones")
     results = []
     for folder in folders:
         if not os.path.isdir(folder):
