@@ -31,7 +31,7 @@ from models.reversible import padding_for
 from util.errors import UserError
 from util.util import size_text, tensor2im, to_pil
 from util.volume import (from_unit, is_volume_file, load_volume, parse_patch_size, save_volume, sliding_window,
-                         to_unit)
+                         to_unit, volume_array)
 
 DIRECTIONS = ("AtoB", "BtoA")
 # the sliding window's blending (util.volume.window_weight), as exports describe it
@@ -191,6 +191,8 @@ class Translator:
         PIL image, a NIfTI file a nibabel image with the input's affine and header, a .npy file an array."""
         if isinstance(x, (str, os.PathLike)):
             return self.read_and_translate(os.fspath(x))
+        if self.dims == 3 and hasattr(x, "get_fdata") and hasattr(x, "affine"):  # a nibabel image, as returned
+            return _like(self.volume(volume_array(x.get_fdata(dtype=np.float32), "the image")), x)
         if self.dims == 3 and isinstance(x, np.ndarray):
             return self.volume(x)
         if self.dims == 3 and torch.is_tensor(x):  # (C, D, H, W) on [-1, 1]: the networks' range
@@ -206,13 +208,7 @@ class Translator:
                 raise UserError(f"{path}: a 3D model translates volumes (.nii, .nii.gz, .npy)")
             arr, img = load_volume(path)
             out = self.volume(arr)
-            if img is None:
-                return out
-            header = img.header.copy()
-            header.set_data_dtype(np.float32)
-            result = type(img)(out, img.affine, header)
-            result.header.set_slope_inter(1.0, 0.0)
-            return result
+            return out if img is None else _like(out, img)
         if not is_image_file(path):
             raise UserError(f"{path}: a 2D model translates images (.png, .jpg, .tif, ...)")
         from PIL import Image, UnidentifiedImageError
@@ -267,3 +263,12 @@ class Translator:
                              "patch_size": list(self.patch), "overlap": self.overlap, "blending": BLENDING,
                              "layout": "N, C, D, H, W"}
         return out
+
+
+def _like(out, img):
+    """``out`` (float32, original units) as a nibabel image of ``img``'s class, affine and header (unscaled)."""
+    header = img.header.copy()
+    header.set_data_dtype(np.float32)
+    result = type(img)(out, img.affine, header)
+    result.header.set_slope_inter(1.0, 0.0)
+    return result

@@ -80,6 +80,8 @@ def test_the_api_reproduces_what_test_py_wrote_volume_for_volume(tmp_path):
         assert isinstance(got, nib.Nifti1Image) and np.allclose(got.affine, want.affine)
         window = t.intensity["target"][1] - t.intensity["target"][0]
         np.testing.assert_allclose(got.get_fdata(), want.get_fdata(), rtol=0, atol=1e-5 * window)
+        again = t(nib.load(os.path.join(case, source, "t0.nii.gz")))  # a nibabel image in: the same, as an image
+        assert isinstance(again, nib.Nifti1Image) and np.array_equal(again.get_fdata(), got.get_fdata())
         want_npy = np.load(os.path.join(case, label, "t1.npy"))
         np.testing.assert_allclose(t(np.load(os.path.join(case, source, "t1.npy"))), want_npy, rtol=0,
                                    atol=1e-5 * window)

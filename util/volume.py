@@ -67,17 +67,22 @@ def load_volume(path):
             arr = img.get_fdata(dtype=np.float32)  # applies the header's scaling (scl_slope, scl_inter)
     except Exception as e:  # nibabel and numpy raise many types for damaged files
         raise UserError(f"cannot read volume {path}: {str(e).splitlines()[0][:200]}") from None
+    return volume_array(arr, f"volume {path}"), img
+
+
+def volume_array(arr, what="the volume"):
+    """``arr`` checked and made a contiguous float32 (D, H, W) array (a 4D one of one frame loses that axis)."""
     if arr.ndim == 4 and arr.shape[3] == 1:
         arr = arr[..., 0]
     if arr.ndim != 3:
-        raise UserError(f"volume {path} has shape {tuple(arr.shape)}: expected a 3D volume (or 4D with one frame)")
+        raise UserError(f"{what} has shape {tuple(arr.shape)}: expected a 3D volume (or 4D with one frame)")
     if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise UserError(f"volume {path} holds {arr.dtype} data, not real numbers")
+        raise UserError(f"{what} holds {arr.dtype} data, not real numbers")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
     if not np.isfinite(arr).all():
-        raise UserError(f"volume {path} has {int((~np.isfinite(arr)).sum())} NaN/inf voxels; fill them "
+        raise UserError(f"{what} has {int((~np.isfinite(arr)).sum())} NaN/inf voxels; fill them "
                         f"(e.g. numpy.nan_to_num) before training")
-    return arr, img
+    return arr
 
 
 def save_volume(arr, path, like=None):
