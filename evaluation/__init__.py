@@ -11,6 +11,7 @@ from data.base_dataset import DomainMap
 from util.checkpoint import writable_folder
 from util.errors import UserError
 from util.results import PSNR, SHOWN, Results
+from util.volume import parse_patch_size
 
 
 def domain_map(opt, model):
@@ -86,6 +87,8 @@ def evaluate(opt, model, options=None):
     dataset, sets = None, None
     if model.dims == 3 and getattr(opt, "fid", False):
         raise UserError("--fid: FID and KID are measured on 2D images (InceptionV3); volumes have MAE, PSNR and SSIM")
+    if model.dims == 3 and getattr(opt, "patch_size", None):  # said before the baselines are fitted
+        parse_patch_size(opt.patch_size)
     if model.dims == 2:
         dataset = create_dataset(opt, domains)
         if getattr(opt, "fid", False):  # the weights first: a missing file is said before anything is written

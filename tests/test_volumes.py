@@ -180,6 +180,10 @@ def test_test_volumes_of_one_name_and_targets_of_another_shape(vol_root, tmp_pat
     with pytest.raises(SystemExit):
         test_script.main(common + ["--model", "test", "--dataroot", str(same / "v.nii")])
     assert "v.nii is a file, not a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a window that cannot be: said before the baselines are fitted
+        test_script.main(common + ["--model", "paired_revgan3d", "--dataroot", vol_root, "--patch_size", "16", "16"])
+    printed = capsys.readouterr()
+    assert "--patch_size 16 16: give one size or three" in printed.err and "baseline of" not in printed.out
 
     other = tmp_path / "other"
     shutil.copytree(vol_root, other)
