@@ -83,7 +83,15 @@ def gpu_arguments(device):
         return ["--gpu_ids", "-1"]
     if device.type != "cuda":
         raise UserError(f"device {device}: use cpu or cuda[:N]")
+    if not torch.cuda.is_available():
+        raise UserError(f"device {device}: no GPU is visible here: use device='cpu'")
     return ["--gpu_ids", str(device.index or 0)]
+
+
+def _argument_words(message):
+    """A message of test.py's loading in load_translator's terms: ``--direction BtoA`` -> ``direction='BtoA'``."""
+    message = re.sub(r"--direction (AtoB|BtoA)", r"direction='\1'", message)
+    return re.sub(r"--(direction|epoch|patch_size|overlap)\b", r"\1", message)
 
 
 def load_translator(checkpoint, direction=None, epoch=None, mode="eval", device="cpu", patch_size=None, overlap=0.5,
@@ -122,7 +130,10 @@ def load_translator(checkpoint, direction=None, epoch=None, mode="eval", device=
             command = options.parse(argv + list(flags))
         except SystemExit:  # argparse's error, already printed: a library raises instead of exiting
             raise UserError(f"load_translator: flags {list(flags)} are not understood (see the line above)") from None
-        opt, model = load_model(options, command)
+        try:
+            opt, model = load_model(options, command)
+        except UserError as e:  # test.py's words for what this function takes as arguments
+            raise UserError(_argument_words(str(e))) from None
     if mode == "eval":
         model.eval()
     return Translator(model, direction, opt.patch_size, opt.overlap, batch_size,
