@@ -24,8 +24,9 @@ from models.volume import match_data
 from options.resolution import resolve
 from options.train_options import TrainOptions
 from util import distributed
-from util.checkpoint import (EARLIER, checkpoint_files, checkpoint_path, load_checkpoint, megabytes,
-                              remove_stale_temporaries, removed_if_unused, set_aside, writable_folder)
+from util.checkpoint import (EARLIER, checkpoint_files, checkpoint_path, earlier_hint, earlier_run, load_checkpoint,
+                              megabytes, remove_stale_temporaries, removed_if_unused, set_aside, shown_files,
+                              writable_folder)
 from util.errors import UserError
 from util.progress import progress as progress_bar
 from util.progress import write
@@ -57,7 +58,7 @@ def configure(options, command):
     if command.continue_train:
         if not os.path.isfile(path):
             raise UserError(f"--continue_train: no checkpoint {path} (drop --continue_train to start fresh, or pick "
-                            f"an existing --epoch)")
+                            f"an existing --epoch{earlier_hint(path)})")
         checkpoint = load_checkpoint(path)
     opt, spec = resolve(command, options.typed, checkpoint, path, say)
     if "val_fraction" in options.typed and opt.val_fraction and not opt.val_freq:
@@ -75,10 +76,21 @@ def prepare_folder(opt):
         print(f"note: removed {count} temporary file(s) of an interrupted save from {folder} ({megabytes(freed)})")
     found = [] if opt.continue_train else checkpoint_files(folder)
     if found:
-        shown = ", ".join(found[:6]) + (f" and {len(found) - 6} more" if len(found) > 6 else "")
-        print(f"note: {folder} holds the checkpoints of an earlier run ({shown}); this run starts anew (no "
-              f"--continue_train): at its first save they move to {os.path.join(folder, EARLIER)}/, so that none "
-              f"is lost or mixed with this run's")
+        size = sum(os.path.getsize(os.path.join(folder, f)) for f in found)
+        print(f"note: {folder} holds an earlier run ({shown_files(found)}: {megabytes(size)}); this run starts anew "
+              f"(no --continue_train): before it trains, that run's files move to {os.path.join(folder, EARLIER)}/ "
+              f"(stop now and add --continue_train to resume it instead)")
+
+
+def set_earlier_run_aside(opt):
+    """A fresh run under the name of one that saved checkpoints: that run's files (checkpoints, exports, options,
+    logs, page) go to checkpoints/NAME/earlier/STAMP, nothing lost and nothing mixed with this run's."""
+    folder = os.path.join(opt.checkpoints_dir, opt.name)
+    entries = [] if opt.continue_train or not distributed.is_main() else earlier_run(folder)
+    if entries:
+        dest = set_aside(folder, entries)
+        say(f"note: the earlier run's files moved to {dest} (test it with --checkpoints_dir {os.path.dirname(dest)} "
+            f"--name {os.path.basename(dest)}; delete the folder to free its space)")
 
 
 def train(options, opt, spec, checkpoint):
@@ -145,6 +157,7 @@ def build(options, opt, spec, checkpoint):
     match_data(model, dataset.dataset)
     validation = Validation(opt, model)
     validation.load((checkpoint or {}).get("validation"), options.typed, say)
+    set_earlier_run_aside(opt)  # the run is set up: from here on its files replace those of the name
     if distributed.is_main():
         options.save_options(opt, model.save_dir, "train_opt.txt")
     if validation.enabled:
@@ -295,15 +308,8 @@ class Checkpoints:
 
     def __init__(self, opt, model, validation):
         self.opt, self.model, self.validation = opt, model, validation
-        self.fresh = not opt.continue_train and distributed.is_main()  # an earlier run's checkpoints to set aside
 
     def save(self, tag):
-        if self.fresh:  # the first save of a fresh run: an earlier run's checkpoints under the name go aside
-            self.fresh = False
-            earlier = checkpoint_files(self.model.save_dir)
-            if earlier:
-                write(f"note: the earlier run's checkpoints ({len(earlier)}) moved to "
-                      f"{set_aside(self.model.save_dir, earlier)}")
         self.model.save(tag, validation=self.validation.state(), options=self.opt.record())
 
     def step(self, n):

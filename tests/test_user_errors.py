@@ -241,19 +241,24 @@ def test_small_confusions(trained, demo_root, tmp_path, capsys):
         assert captured.err.count(f"--num_threads 64: this machine has {cores} cores") == 1
     # stdout is not a terminal here: progress comes as plain lines, no carriage returns or escape codes
     assert "\r" not in captured.out and "\x1b" not in captured.out
-    # training anew under the name of a trained run: its checkpoints are set aside at the first save, said
-    before = {os.path.basename(p): h for p, h in folder_hashes(folder).items()}
+    # training anew under the name of a trained run: that run's files are set aside before training, said
+    before = {os.path.relpath(p, folder): h for p, h in folder_hashes(folder, "").items()}
     train_script.main(flags + ["--n_epochs", "2", "--n_epochs_decay", "0", "--save_epoch_freq", "2"])
     out = capsys.readouterr().out
-    note = [line for line in out.splitlines() if "holds the checkpoints of an earlier" in line]
-    assert len(note) == 1 and "(latest.pth, 1.pth, 2.pth)" in note[0] and "no --continue_train" in note[0], note
+    note = [line for line in out.splitlines() if "holds an earlier run" in line]
+    assert len(note) == 1 and "(latest.pth, 1.pth, 2.pth: " in note[0] and "no --continue_train" in note[0], note
     (aside,) = (folder / "earlier").iterdir()
-    assert f"note: the earlier run's checkpoints (3) moved to {aside}" in out
-    assert {os.path.basename(p): h for p, h in folder_hashes(aside).items()} == before  # nothing lost
+    assert f"note: the earlier run's files moved to {aside} (test it with --checkpoints_dir {aside.parent} --name " \
+           f"{aside.name}" in out
+    assert {os.path.relpath(p, aside): h for p, h in folder_hashes(aside, "").items()} == before  # all, as they were
     assert sorted(f.name for f in folder.glob("*.pth")) == ["2.pth", "latest.pth"]  # no 1.pth of the earlier run
+    assert (folder / "loss_log.txt").read_text().count("Training Loss") == 1  # the new run's log alone
     with pytest.raises(SystemExit):
         test_script.main(test_flags + ["--model", "paired_revgan", "--epoch", "1"])
-    assert "(--epoch can be latest, 2)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "(--epoch can be latest, 2; earlier runs under this name, set aside, hold 1.pth" in err, err
+    test_script.main(test_flags + ["--model", "paired_revgan", "--checkpoints_dir", str(aside.parent), "--name",
+                                   aside.name, "--epoch", "1"])  # the earlier run, where the note says
     # the NaN hint does not suggest the default --gan_mode lsgan
     line = one_line_failure(capsys, train_script.main, flags + ["--init_gain", "1e30", "--name", "nan"], "became")
     assert "--gan_mode lsgan" not in line and "lower --lr" in line

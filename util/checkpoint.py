@@ -101,7 +101,7 @@ def remove_stale_temporaries(folder):
     return count, freed
 
 
-EARLIER = "earlier"  # checkpoints/NAME/earlier/STAMP/: the checkpoints of earlier runs under the name
+EARLIER = "earlier"  # checkpoints/NAME/earlier/STAMP/: the files of earlier runs under the name
 
 
 def checkpoint_files(folder):
@@ -113,18 +113,44 @@ def checkpoint_files(folder):
     return sorted(found, key=lambda f: (not f.startswith("latest"), not f.startswith("best"), len(f), f))
 
 
-def set_aside(folder, files):
-    """Moves ``files`` of ``folder`` into ``folder``/earlier/STAMP (the time the newest was written), so that a new
-    run under the name neither loses nor mixes with them; returns that folder."""
-    newest = max(os.path.getmtime(os.path.join(folder, f)) for f in files)
+def earlier_run(folder):
+    """What an earlier run left in ``folder`` (checkpoints/NAME) when it saved a checkpoint: every entry but
+    earlier/ and a save's temporaries (checkpoints, exports, train_opt.txt, logs, web/); [] otherwise."""
+    if not checkpoint_files(folder):
+        return []
+    return sorted(f for f in os.listdir(folder) if f != EARLIER and not (f.startswith(".") and f.endswith(".tmp")))
+
+
+def shown_files(names, most=6):
+    """``names`` for a message: the first ``most`` and how many more."""
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def set_aside(folder, entries):
+    """Moves ``entries`` of ``folder`` (earlier_run) into ``folder``/earlier/STAMP (the time its newest checkpoint
+    was written), so that a new run under the name neither loses nor mixes with that run; returns that folder."""
+    newest = max(os.path.getmtime(os.path.join(folder, f)) for f in checkpoint_files(folder))
     base = os.path.join(folder, EARLIER, time.strftime("%Y-%m-%d_%H%M%S", time.localtime(newest)))
     dest, n = base, 2
     while os.path.exists(dest):
         dest, n = f"{base}_{n}", n + 1
     os.makedirs(dest)
-    for f in files:
+    for f in entries:
         os.replace(os.path.join(folder, f), os.path.join(dest, f))
     return dest
+
+
+def earlier_hint(path):
+    """Where the earlier runs set aside beside checkpoint ``path`` hold a file of its name ("" if none): how to
+    read it from there."""
+    folder, name = os.path.split(path)
+    root = os.path.join(folder, EARLIER)
+    stamps = sorted(d for d in os.listdir(root) if os.path.isfile(os.path.join(root, d, name))) \
+        if os.path.isdir(root) else []
+    if not stamps:
+        return ""
+    return f"; earlier runs under this name, set aside, hold {name}: {', '.join(stamps)} (read one with " \
+           f"--checkpoints_dir {root} --name {stamps[-1]})"
 
 
 def load_checkpoint(path, map_location="cpu"):
@@ -133,9 +159,9 @@ def load_checkpoint(path, map_location="cpu"):
                  if re.fullmatch(r"(latest|best|\d+)\.pth", f)]
         best = "; best.pth is written by training with validation (--val_freq)" if \
             os.path.basename(path) == "best.pth" else ""
-        raise UserError(f"no checkpoint at {path}" + (f" (--epoch can be {', '.join(there)}{best})" if there else
+        raise UserError(f"no checkpoint at {path}" + (f" (--epoch can be {shown_files(there)}{best}" if there else
                                                       f" (train first, or check --name, --checkpoints_dir and "
-                                                      f"--epoch{best})"))
+                                                      f"--epoch{best}") + earlier_hint(path) + ")")
     other = "use another --epoch, or resume from an earlier checkpoint"
     if os.path.getsize(path) == 0:
         raise UserError(f"checkpoint {path} is empty (0 bytes: a save that was interrupted): {other}")
