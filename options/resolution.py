@@ -58,11 +58,13 @@ def resumed(config, typed, checkpoint, path, say):
     if taken:
         say("note: resuming with the checkpoint's " + ", ".join(f"{k} {v}" for k, v in taken.items())
             + " (flags not given)")
-    if schedule is None and config.flags(SCHEDULE):
-        say("note: the checkpoint does not record its schedule (an older version wrote it): the schedule flags are "
-            "used as given")
-        return values
-    for flag in config.flags(SCHEDULE, FIXED):
+    kinds = (SCHEDULE, FIXED)
+    if schedule is None:  # an older version's checkpoint: FIXED flags from its options still
+        if config.flags(SCHEDULE):
+            say("note: the checkpoint does not record its schedule (an older version wrote it): the schedule flags "
+                "are used as given")
+        schedule, kinds = {}, (FIXED,)
+    for flag in config.flags(*kinds):
         mine, theirs = getattr(config, flag), schedule.get(flag, options.get(flag, getattr(config, flag)))
         if theirs == mine:
             continue

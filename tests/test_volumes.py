@@ -156,6 +156,15 @@ def test_test_volumes_of_one_name_and_targets_of_another_shape(vol_root, tmp_pat
     assert "note: --intensity_A window:0,1000 ignored: the checkpoint was trained with percentile:0.5,99.5" in \
         capsys.readouterr().out
     assert "window:0,1000" not in (tmp_path / "ckpt" / "p" / "train_opt.txt").read_text()
+    old = tmp_path / "ckpt" / "old"  # a checkpoint of a version that wrote no "schedule": its options decide
+    shutil.copytree(tmp_path / "ckpt" / "p", old)
+    state = torch.load(old / "latest.pth", weights_only=True)
+    del state["schedule"]
+    torch.save(state, old / "latest.pth")
+    train_script.main(flags + ["--name", "old", "--continue_train", "--n_epochs", "3", "--intensity_A",
+                               "window:0,1000"])
+    printed = capsys.readouterr().out
+    assert "does not record its schedule" in printed and "--intensity_A window:0,1000 ignored" in printed, printed
     src = nib.load(os.path.join(vol_root, "testA", "t0.nii.gz"))
     same = tmp_path / "same"
     same.mkdir()
