@@ -51,14 +51,18 @@ def channel_conversions(paths, channels):
     return converted, sixteen
 
 
-_NOTED = set()  # (folder, channels, number of files) said in this process
+_NOTED = set()  # (folder, channels) said in this run (options.BaseOptions.parse starts each run afresh)
+
+
+def forget_notes():
+    _NOTED.clear()
 
 
 def note_conversions(paths, channels, flag, folder):
     """Says once how many images of ``folder`` are converted to ``channels`` channels (``flag``: the option); once
-    per process, though a run reads the same folder for more than one purpose (training, the residual probe, a
-    baseline fitted on the training pairs)."""
-    said = (os.path.abspath(folder), channels, len(paths))
+    per run, though a run reads the same folder for more than one purpose (training and the files held out for
+    validation, a baseline fitted on the training pairs)."""
+    said = (os.path.abspath(folder), channels)
     if said in _NOTED:
         return
     _NOTED.add(said)

@@ -9,6 +9,7 @@ import torch
 
 import data
 import models
+from data import image_folder
 from models.config import INIT_TYPES, NETD, NETG, NORMS, DiscriminatorConfig, GeneratorConfig
 from util import distributed
 from util.argtypes import COUNT, NONNEG_INT, POSITIVE, run_name
@@ -231,6 +232,7 @@ class BaseOptions:
         a checkpoint decides)."""
         values = vars(self.gather_options(argv))
         values["is_train"] = self.is_train
+        image_folder.forget_notes()  # a new run (another in the same process says its notes again)
         self.adjust(values)
         self.opt = RunConfig(values, self.parser.policies())
         check_resize_memory(self.opt)

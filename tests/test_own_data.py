@@ -53,7 +53,9 @@ def test_mixed_grayscale_rgb_and_16bit_images_train_and_test(mixed_root, tmp_pat
     assert re.search(r"note: 2 of 4 images in \S*trainA are converted to 3 channel\(s\) \(--input_nc 3: grayscale "
                      r"replicated into 3 channels; 1 are 16-bit", out), out
     assert re.search(r"note: 1 of 4 images in \S*trainB are converted to 3 channel\(s\)", out), out
-    assert out.count("images in") == 2, out  # each folder said once, though the run reads it more than once
+    assert out.count("are converted to") == 2, out  # each folder said once, though the run reads it more than once
+    train_script.main(flags + ["--continue_train", "--n_epochs", "2"])  # another run in this process: said again
+    assert capsys.readouterr().out.count("are converted to") == 2
     # asked for 1 channel: every RGB image becomes grayscale by luminance
     flags1 = tiny_flags(str(mixed_root), tmp_path, "gray", "unpaired_revgan", ["--n_blocks", "1", "--input_nc", "1",
                                                                              "--output_nc", "1", "--max_dataset_size",
