@@ -45,12 +45,13 @@ def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, sa
         raise UserError(f"the checkpoint of {opt.name} holds no intensity ranges: it was not trained on volumes")
     phase, limit = phase or opt.phase, limit or opt.num_test
     folders = {d: phase + letter for d, letter in domains.folder.items()}
-    items, rows, own = {}, {}, _volumes_of_dataroot(opt)
+    items, rows, given = {}, {}, _volumes_of_dataroot(opt)
     tell = progress_write if say is print else say  # below the progress bar
     for label, (src, dst, _) in model.translators().items():
         translator = Translator(model, src + "to" + dst, opt.patch_size, opt.overlap, opt.batch_size, say)
         # per direction: a volume's outputs of both directions share an item; renames said when files are written
         output_name = OutputNames(tell if out_dir else (lambda line: None), stem=volume_stem)
+        own = given and not os.path.isdir(os.path.join(opt.dataroot, folders[src]))  # PHASE<src>/ first, as 2D
         paths = list_volumes(opt.dataroot if own else os.path.join(opt.dataroot, folders[src]),
                              what=f"{phase} {src}")
         paths = (keep(paths) if keep else paths)[:limit]
@@ -60,23 +61,24 @@ def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, sa
         # test.py, a volume without a target: the cycle error of a two-way model (validation needs targets)
         back = Translator(model, dst + "to" + src, opt.patch_size, opt.overlap, opt.batch_size, lambda *a: None) \
             if model.has_cycle_error and out_dir is not None else None
-        untargeted = 0
+        untargeted = targeted = 0
         for path in progress(paths, f"{'test' if out_dir else 'validation'} {label}"):
             stem, name = volume_stem(path), output_name(path)
             arr, img = load_volume(path)
             parts = translator.volume_parts(arr)
             fake, out = parts.output, parts.output_unit
             pictures = {"real_" + src: parts.source_unit, label: out}
-            if stem in targets:
-                target = load_volume(targets[stem])[0]
-                if target.shape == arr.shape:
-                    pictures["real_" + dst] = to_unit(target, dlo, dhi)
-                    rows.setdefault(name, []).extend(metrics.translation(
-                        label, fake[None], target[None], arr[None], data_range=dhi - dlo, baseline=baseline,
-                        window=(dlo, dhi)))
-                else:
-                    tell(f"note: {targets[stem]} ({size_text(target.shape)}) is not of the shape of {path} "
-                         f"({size_text(arr.shape)}): no metrics for {stem} (resample the pair to one grid)")
+            target = load_volume(targets[stem])[0] if stem in targets else None
+            if target is not None and target.shape != arr.shape:
+                tell(f"note: {targets[stem]} ({size_text(target.shape)}) is not of the shape of {path} "
+                     f"({size_text(arr.shape)}): not its target (resample the pair to one grid)")
+                target = None
+            if target is not None:
+                targeted += 1
+                pictures["real_" + dst] = to_unit(target, dlo, dhi)
+                rows.setdefault(name, []).extend(metrics.translation(
+                    label, fake[None], target[None], arr[None], data_range=dhi - dlo, baseline=baseline,
+                    window=(dlo, dhi)))
             elif back is not None:  # A -> B -> A against A, both on [0, 1] of A's window (as 2D's)
                 untargeted += 1
                 rec = back.volume_parts(fake).output_unit
@@ -94,6 +96,10 @@ def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, sa
                 window = (slo, shi) if pic_label == "real_" + src else (dlo, dhi)  # every slice, for the page
                 item.setdefault("volumes", {})[pic_label] = slices.write(out_dir, name, pic_label, vol, window, img)
         if untargeted:
-            say(f"{label}: {untargeted} of {len(paths)} {phase} {src} volumes have no target of their name: the cycle "
-                f"error ({src} -> {dst} -> {src}, MAE on [0, 1] of the {src} window) is reported for them instead")
+            say(f"{label}: {untargeted} of {len(paths)} {phase} {src} volumes have no target (of their name and shape): "
+                f"the cycle error ({src} -> {dst} -> {src}, MAE on [0, 1] of the {src} window) is reported for them "
+                f"instead")
+        elif out_dir is not None and not own and not targeted:
+            say(f"no reference metrics for {label}: no {phase} {dst} volume has the name and shape of a {phase} {src} "
+                f"volume, so no output has a true target")
     return list(items.values()), {name: Results(row) for name, row in rows.items()}

@@ -201,9 +201,13 @@ def test_test_volumes_of_one_name_and_targets_of_another_shape(vol_root, tmp_pat
     printed = capsys.readouterr().out
     assert "note: --intensity_B minmax ignored" in printed
     assert "minmax" not in (tmp_path / "res" / "p" / "test_latest" / "test_opt.txt").read_text()
-    assert "(21x26x18) is not of the shape of" in printed and "no metrics for t0" in printed, printed
+    assert "(21x26x18) is not of the shape of" in printed and "not its target" in printed, printed
     rows = json.load(open(tmp_path / "res" / "p" / "test_latest" / "metrics.json"))["items"]
     assert [r["name"] for r in rows] == ["t1"]
+    for f in (other / "testB").iterdir():  # no target of any input's name: said (a one-way model has no cycle)
+        f.rename(f.with_name("z_" + f.name))
+    test_script.main(common + ["--model", "paired_revgan3d", "--dataroot", str(other)])
+    assert "no reference metrics for fake_B: no test B volume has the name and shape" in capsys.readouterr().out
 
 
 def test_unpaired_test_volumes_report_the_cycle_error(vol_root, tmp_path, capsys):
@@ -218,7 +222,8 @@ def test_unpaired_test_volumes_report_the_cycle_error(vol_root, tmp_path, capsys
     test_script.main(["--dataroot", str(root), "--name", "u", "--model", "unpaired_revgan3d", "--checkpoints_dir",
                       str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "res"), "--gpu_ids", "-1"])
     printed = capsys.readouterr().out
-    assert "fake_B: 2 of 2 test A volumes have no target of their name: the cycle error (A -> B -> A" in printed
+    assert "fake_B: 2 of 2 test A volumes have no target (of their name and shape): the cycle error (A -> B -> A" \
+        in printed
     metrics = json.load(open(tmp_path / "res" / "u" / "test_latest" / "metrics.json"))
     assert set(metrics["mean"]) == {"cycle_MAE_A", "cycle_MAE_B"}
     assert 0 < metrics["mean"]["cycle_MAE_A"] < 1 and [r["name"] for r in metrics["items"]] == [

@@ -36,7 +36,11 @@ def volumes_by_name(folder):
     """{stem: path} of the volumes in ``folder`` ({} when there is no such folder): where a volume's target is."""
     if not os.path.isdir(folder):
         return {}
-    return {volume_stem(f): os.path.join(folder, f) for f in os.listdir(folder) if is_volume_file(f)}
+    found = {}
+    for f in sorted(os.listdir(folder)):  # of one name in two formats, the first in sorted order (v.nii, v.nii.gz)
+        if is_volume_file(f):
+            found.setdefault(volume_stem(f), os.path.join(folder, f))
+    return found
 
 
 def volume_shape(path):
