@@ -6,7 +6,7 @@ import torch
 from data.base_dataset import DomainMap
 from util import distributed
 from util.errors import UserError
-from util.util import size_text
+from util.util import spatial_text
 from util.registry import available, find_class
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -83,7 +83,7 @@ def collate(batch):
         if torch.is_tensor(value):
             shapes = list(dict.fromkeys(tuple(item[key].shape) for item in batch))
             if len(shapes) > 1:
-                sizes = ", ".join(size_text(s[:0:-1] if len(s) == 3 else s[1:]) for s in shapes)
+                sizes = ", ".join(spatial_text(s[1:], label=False) for s in shapes)
                 sizes += " (width x height)" if len(shapes[0]) == 3 else ""  # images; volumes in array order
                 raise UserError(f"items of different sizes cannot share a batch ({key}: {sizes}): use --batch_size 1, "
                                 f"or a --preprocess that crops them to one --crop_size")

@@ -58,7 +58,8 @@ def replacing_results(out_dir, dataroot=None):
     if previous is not None:
         earlier = _tested_on(previous)
         shutil.rmtree(previous, ignore_errors=True)
-        if dataroot is not None and earlier is not None and os.path.abspath(earlier) != os.path.abspath(dataroot):
+        same = lambda path: os.path.normcase(os.path.realpath(path))  # noqa: E731
+        if dataroot is not None and earlier is not None and same(earlier) != same(dataroot):
             print(f"note: {out_dir} held the results of a test on {earlier}: replaced by this one's (give "
                   f"--results_dir to keep the results of tests on other data apart)")
 

@@ -92,7 +92,7 @@ from datasets import make_quality_benchmark as mqb  # noqa: E402
 from models.config import ModelSpec  # noqa: E402
 from models.upstream import upstream_norm  # noqa: E402
 from scripts import bench_utils as bu  # noqa: E402
-from util.results import NOT_FINITE  # noqa: E402
+from util.results import number  # noqa: E402
 
 TASKS = {  # task -> (baseline model, RevGAN model)
     "paired2d": ("pix2pix", "paired_revgan"),
@@ -394,7 +394,7 @@ def run_test(ctx, name, argv, log_path, label, epoch="latest"):
     if rc != 0 or not os.path.isfile(metrics_path):
         return None, f"test.py exit {rc}: {log_tail(log_path)}", out_dir, secs
     with open(metrics_path) as f:
-        mean = {k: float(v) if v in NOT_FINITE else v for k, v in json.load(f).get("mean", {}).items()}
+        mean = {k: number(v) for k, v in json.load(f).get("mean", {}).items()}
     if "PSNR_fake_B" not in mean:
         return None, f"{metrics_path} holds no mean PSNR_fake_B", out_dir, secs
     return mean, None, out_dir, secs

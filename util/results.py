@@ -174,7 +174,9 @@ def parse_key(key):
 NOT_FINITE = {"Infinity": float("inf"), "-Infinity": float("-inf"), "NaN": float("nan")}
 
 
-def _number(v):
+def number(v):
+    """A value of metrics.json or summary.json as a float (the strings strict_json writes included); None when it
+    is no number."""
     if isinstance(v, str):  # how metrics.json and summary.json keep the values strict JSON has no number for
         return NOT_FINITE.get(v)
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
@@ -268,7 +270,7 @@ class Results(tuple):
         found, extra = {}, []
         for key, v in (flat or {}).items():
             m = parse_key(key)
-            v = _number(v)
+            v = number(v)
             if m is None or v is None:
                 continue
             ident = (m["metric"], m["output"], bool(m["cycle"]), m["region"])
@@ -291,13 +293,13 @@ class Results(tuple):
         out = []
         for rec in records if isinstance(records, list) else ():
             metric = METRICS.get(rec.get("metric")) if isinstance(rec, dict) else None
-            value = _number(rec.get("value")) if metric else None
+            value = number(rec.get("value")) if metric else None
             if value is None or not isinstance(rec.get("output"), str):
                 continue
             kind = rec.get("baseline_kind")
-            out.append(Result(metric, rec["output"], value, _number(rec.get("baseline")), _number(rec.get("std")),
+            out.append(Result(metric, rec["output"], value, number(rec.get("baseline")), number(rec.get("std")),
                               bool(rec.get("cycle")), rec.get("region") if rec.get("region") in REGIONS else None,
-                              _number(rec.get("data_range")), kind if isinstance(kind, str) else None))
+                              number(rec.get("data_range")), kind if isinstance(kind, str) else None))
         return cls(out) if out else cls.from_flat(flat or {})
 
     # -- arithmetic --------------------------------------------------------------------------------------------------
