@@ -24,9 +24,8 @@ from models.volume import match_data
 from options.resolution import resolve
 from options.train_options import TrainOptions
 from util import distributed
-from util.checkpoint import (EARLIER, checkpoint_files, checkpoint_path, earlier_hint, earlier_run, load_checkpoint,
-                              megabytes, remove_stale_temporaries, removed_if_unused, set_aside, shown_files,
-                              writable_folder)
+from util.checkpoint import (EARLIER, EarlierRun, checkpoint_files, checkpoint_path, earlier_hint, load_checkpoint,
+                              megabytes, remove_stale_temporaries, removed_if_unused, shown_files, writable_folder)
 from util.errors import UserError
 from util.progress import progress as progress_bar
 from util.progress import write
@@ -39,8 +38,10 @@ def main(argv=None):
     options = TrainOptions()
     command = options.parse(argv)
     distributed.setup(command)
-    with removed_if_unused(os.path.join(command.checkpoints_dir, command.name)):  # a failed start leaves no folder
-        train(options, *configure(options, command))
+    folder = os.path.join(command.checkpoints_dir, command.name)
+    earlier = EarlierRun(folder, enabled=not command.continue_train and distributed.is_main())
+    with removed_if_unused(folder), earlier.restored_on_failure():  # a failed start leaves things as they were
+        train(options, *configure(options, command), earlier)
     distributed.cleanup()
 
 
@@ -78,25 +79,14 @@ def prepare_folder(opt):
     if found:
         size = sum(os.path.getsize(os.path.join(folder, f)) for f in found)
         print(f"note: {folder} holds an earlier run ({shown_files(found)}: {megabytes(size)}); this run starts anew "
-              f"(no --continue_train): before it trains, that run's files move to {os.path.join(folder, EARLIER)}/ "
-              f"(stop now and add --continue_train to resume it instead)")
+              f"(no --continue_train): before it trains, that run's files move to {os.path.join(folder, EARLIER)}/, "
+              f"and back if this run stops before its first save (add --continue_train to resume that run instead)")
 
 
-def set_earlier_run_aside(opt):
-    """A fresh run under the name of one that saved checkpoints: that run's files (checkpoints, exports, options,
-    logs, page) go to checkpoints/NAME/earlier/STAMP, nothing lost and nothing mixed with this run's."""
-    folder = os.path.join(opt.checkpoints_dir, opt.name)
-    entries = [] if opt.continue_train or not distributed.is_main() else earlier_run(folder)
-    if entries:
-        dest = set_aside(folder, entries)
-        say(f"note: the earlier run's files moved to {dest} (test it with --checkpoints_dir {os.path.dirname(dest)} "
-            f"--name {os.path.basename(dest)}; delete the folder to free its space)")
-
-
-def train(options, opt, spec, checkpoint):
+def train(options, opt, spec, checkpoint, earlier):
     """Builds the run, then trains epoch after epoch: each batch one step, then the steps logging, display and
     saving take; after each epoch the learning-rate step, saving and validation."""
-    dataset, model, validation = build(options, opt, spec, checkpoint)
+    dataset, model, validation = build(options, opt, spec, checkpoint, earlier)
     visualizer, progress, last = Visualizer(opt, enabled=distributed.is_main()), model.progress, last_epoch(opt)
     visualizer.start(progress.epoch - 1 + progress.epoch_iter / dataset.epoch_samples, resumed=opt.continue_train,
                      step=progress.total_iters)
@@ -111,7 +101,7 @@ def train(options, opt, spec, checkpoint):
                                            total=min(cycle.PROBE_STEPS, steps), leave=False,
                                            disable=not distributed.is_main()), steps)
     log, display = LossLog(opt, model, visualizer, dataset.epoch_samples), Display(opt, model, visualizer)
-    saver = Checkpoints(opt, model, validation)
+    saver = Checkpoints(opt, model, validation, earlier)
     for epoch in progress_bar(range(progress.epoch, last + 1), "epochs", initial=progress.epoch - opt.epoch_count,
                               total=last - opt.epoch_count + 1, disable=not distributed.is_main(), quiet_in_logs=True):
         dataset.set_epoch(epoch, progress.epoch_iter)
@@ -138,7 +128,7 @@ def train(options, opt, spec, checkpoint):
                                                   f"; training page: {visualizer.web_dir}/index.html"))
 
 
-def build(options, opt, spec, checkpoint):
+def build(options, opt, spec, checkpoint, earlier):
     """The training data, the model (set up from the checkpoint when resuming) and the validation of this run;
     train_opt.txt records the configuration."""
     set_precision(opt)
@@ -157,7 +147,7 @@ def build(options, opt, spec, checkpoint):
     match_data(model, dataset.dataset)
     validation = Validation(opt, model)
     validation.load((checkpoint or {}).get("validation"), options.typed, say)
-    set_earlier_run_aside(opt)  # the run is set up: from here on its files replace those of the name
+    earlier.set_aside(say)  # the run is set up: an earlier run's files under the name go aside
     if distributed.is_main():
         options.save_options(opt, model.save_dir, "train_opt.txt")
     if validation.enabled:
@@ -306,10 +296,11 @@ class Checkpoints:
     """latest.pth every --save_latest_freq samples and after every epoch, EPOCH.pth every --save_epoch_freq epochs
     and after the last, best.pth when validation improves; each with validation's best and this run's options."""
 
-    def __init__(self, opt, model, validation):
-        self.opt, self.model, self.validation = opt, model, validation
+    def __init__(self, opt, model, validation, earlier):
+        self.opt, self.model, self.validation, self.earlier = opt, model, validation, earlier
 
     def save(self, tag):
+        self.earlier.saved = True  # from here on the earlier run, if any, stays aside
         self.model.save(tag, validation=self.validation.state(), options=self.opt.record())
 
     def step(self, n):

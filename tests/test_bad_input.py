@@ -12,11 +12,13 @@ from tests.conftest import folder_hashes, tiny_flags
 
 @pytest.fixture()
 def trained(demo_root, tmp_path):
-    """A run with a checkpoint, whose files must stay byte-identical through every failure."""
+    """A run with a checkpoint, whose files (every one: checkpoints, options, logs, page) must stay byte-identical
+    and in place through every failure, also those of fresh runs under its name that fail after they are set up
+    (its files set aside, then put back)."""
     flags = tiny_flags(demo_root, tmp_path, "keep", "paired_revgan", ["--n_blocks", "2", "--n_epochs_decay", "0",
                                                                      "--max_dataset_size", "1"])
     train_script.main(flags)
-    return flags, folder_hashes(tmp_path / "ckpt")
+    return flags, folder_hashes(tmp_path / "ckpt", "")
 
 
 def fails(capsys, argv, match):
@@ -97,7 +99,7 @@ def test_bad_inputs_leave_checkpoints_intact(trained, demo_root, tmp_path, capsy
     fails(capsys, argv(name="never_trained") + ["--continue_train"], "no checkpoint")
     fails(capsys, argv(ngf="8") + ["--continue_train"], "another architecture (ngf: checkpoint 4, flags 8)")
     fails(capsys, argv(init_gain="1e30"), "became")
-    assert folder_hashes(tmp_path / "ckpt") == hashes
+    assert folder_hashes(tmp_path / "ckpt", "") == hashes
 
 
 def test_deprecated_flag_names_are_accepted(demo_root, tmp_path, capsys):

@@ -140,6 +140,46 @@ def set_aside(folder, entries):
     return dest
 
 
+class EarlierRun:
+    """A fresh run's handling of an earlier run under its name (checkpoints/NAME holding checkpoints): once the new
+    run is set up, ``set_aside`` moves that run's files to earlier/STAMP (so the new run's logs and page start
+    clean); if the new run then fails before it saves a checkpoint (a bad image in its first batch, Ctrl-C),
+    ``restored_on_failure`` removes what it wrote and moves the earlier run back, as it was. ``enabled`` False
+    (--continue_train, ranks other than 0): nothing is moved."""
+
+    def __init__(self, folder, enabled=True):
+        self.folder, self.enabled, self.dest, self.saved = folder, enabled, None, False
+
+    def set_aside(self, say=print):
+        entries = earlier_run(self.folder) if self.enabled else []
+        if entries:
+            self.dest = set_aside(self.folder, entries)
+            say(f"note: the earlier run's files moved to {self.dest} (test it with --checkpoints_dir "
+                f"{os.path.dirname(self.dest)} --name {os.path.basename(self.dest)}; delete the folder to free its "
+                f"space)")
+
+    @contextlib.contextmanager
+    def restored_on_failure(self):
+        try:
+            yield
+        except BaseException:
+            if self.dest is not None and not self.saved:
+                self._restore()
+            raise
+
+    def _restore(self):
+        for f in os.listdir(self.folder):  # what the failed run wrote (it saved no checkpoint)
+            if f != EARLIER:
+                path = os.path.join(self.folder, f)
+                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        for f in os.listdir(self.dest):
+            os.replace(os.path.join(self.dest, f), os.path.join(self.folder, f))
+        os.rmdir(self.dest)
+        with contextlib.suppress(OSError):  # other earlier runs are there
+            os.rmdir(os.path.dirname(self.dest))
+        print(f"note: the earlier run's files are back in {self.folder} (this run saved nothing)")
+
+
 def earlier_hint(path):
     """Where the earlier runs set aside beside checkpoint ``path`` hold a file of its name ("" if none): how to
     read it from there."""
