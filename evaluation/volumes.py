@@ -70,8 +70,9 @@ def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, sa
             pictures = {"real_" + src: parts.source_unit, label: out}
             target = load_volume(targets[stem])[0] if stem in targets else None
             if target is not None and target.shape != arr.shape:
-                tell(f"note: {targets[stem]} ({size_text(target.shape)}) is not of the shape of {path} "
-                     f"({size_text(arr.shape)}): not its target (resample the pair to one grid)")
+                if out_dir is not None:  # test.py (validation, each epoch, measures the pairs that fit)
+                    tell(f"note: {targets[stem]} ({size_text(target.shape)}) is not of the shape of {path} "
+                         f"({size_text(arr.shape)}): not its target (resample the pair to one grid)")
                 target = None
             if target is not None:
                 targeted += 1

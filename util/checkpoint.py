@@ -164,7 +164,10 @@ class EarlierRun:
             yield
         except BaseException:
             if self.dest is not None and not self.saved:
-                self._restore()
+                try:
+                    self._restore()
+                except OSError as e:  # the run's own error is the one to say
+                    print(f"note: the earlier run's files stay in {self.dest} (moving them back failed: {e})")
             raise
 
     def _restore(self):

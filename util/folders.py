@@ -27,7 +27,7 @@ def missing_folder(folder, what, volumes):
     if volumes and images and not vols:
         return f"{plain}; {root} holds images, but this is a 3D model: it reads volumes (.nii, .nii.gz, .npy)"
     if not volumes and vols and not images:
-        return f"{plain}; {root} holds volumes, but this is a 2D model: give a 3D model's checkpoint or --model"
+        return f"{plain}; {root} holds volumes, but this is a 2D model: translate volumes with a 3D model's checkpoint"
     if (vols if volumes else images):
         name = os.path.basename(os.path.normpath(folder))  # e.g. testA; its other side testB
         pair = f"{name}/ and {name[:-1] + {'A': 'B', 'B': 'A'}[name[-1]]}/" if name[-1:] in ("A", "B") else f"{name}/"
