@@ -24,8 +24,8 @@ from models.volume import match_data
 from options.resolution import resolve
 from options.train_options import TrainOptions
 from util import distributed
-from util.checkpoint import (EARLIER, EarlierRun, checkpoint_files, checkpoint_path, earlier_hint, load_checkpoint,
-                              megabytes, remove_stale_temporaries, removed_if_unused, shown_files, writable_folder)
+from util.checkpoint import (EarlierRun, checkpoint_path, earlier_hint, load_checkpoint, megabytes,
+                              remove_stale_temporaries, removed_if_unused, writable_folder)
 from util.errors import UserError
 from util.progress import progress as progress_bar
 from util.progress import write
@@ -75,12 +75,6 @@ def prepare_folder(opt):
     count, freed = remove_stale_temporaries(folder)
     if count:
         print(f"note: removed {count} temporary file(s) of an interrupted save from {folder} ({megabytes(freed)})")
-    found = [] if opt.continue_train else checkpoint_files(folder)
-    if found:
-        size = sum(os.path.getsize(os.path.join(folder, f)) for f in found)
-        print(f"note: {folder} holds an earlier run ({shown_files(found)}: {megabytes(size)}); this run starts anew "
-              f"(no --continue_train): before it trains, that run's files move to {os.path.join(folder, EARLIER)}/, "
-              f"and back if this run stops before its first save (add --continue_train to resume that run instead)")
 
 
 def train(options, opt, spec, checkpoint, earlier):

@@ -245,11 +245,11 @@ def test_small_confusions(trained, demo_root, tmp_path, capsys):
     before = {os.path.relpath(p, folder): h for p, h in folder_hashes(folder, "").items()}
     train_script.main(flags + ["--n_epochs", "2", "--n_epochs_decay", "0", "--save_epoch_freq", "2"])
     out = capsys.readouterr().out
-    note = [line for line in out.splitlines() if "holds an earlier run" in line]
+    note = [line for line in out.splitlines() if "held an earlier run" in line]
     assert len(note) == 1 and "(latest.pth, 1.pth, 2.pth: " in note[0] and "no --continue_train" in note[0], note
     (aside,) = (folder / "earlier").iterdir()
-    assert f"note: the earlier run's files moved to {aside} (test it with --checkpoints_dir {aside.parent} --name " \
-           f"{aside.name}" in out
+    assert f"files moved to {aside} (back again if this run stops before its first save; to test or resume that run " \
+           f"give --checkpoints_dir {aside.parent} --name {aside.name};" in note[0]
     assert {os.path.relpath(p, aside): h for p, h in folder_hashes(aside, "").items()} == before  # all, as they were
     assert sorted(f.name for f in folder.glob("*.pth")) == ["2.pth", "latest.pth"]  # no 1.pth of the earlier run
     assert (folder / "loss_log.txt").read_text().count("Training Loss") == 1  # the new run's log alone

@@ -153,8 +153,12 @@ class EarlierRun:
     def set_aside(self, say=print):
         entries = earlier_run(self.folder) if self.enabled else []
         if entries:
+            found = checkpoint_files(self.folder)
+            size = sum(os.path.getsize(os.path.join(self.folder, f)) for f in found)
             self.dest = set_aside(self.folder, entries)
-            say(f"note: the earlier run's files moved to {self.dest} (test it with --checkpoints_dir "
+            say(f"note: {self.folder} held an earlier run ({shown_files(found)}: {megabytes(size)}); this run starts "
+                f"anew (no --continue_train), so that run's files moved to {self.dest} (back again if this run stops "
+                f"before its first save; to test or resume that run give --checkpoints_dir "
                 f"{os.path.dirname(self.dest)} --name {os.path.basename(self.dest)}; delete the folder to free its "
                 f"space)")
 
