@@ -39,6 +39,8 @@ def nan_hint(opt) -> str:
     if not opt.is_train:
         return ""
     hints = [f"try a lower --lr than {opt.lr:g}"]
+    if getattr(opt, "init_gain", 0.02) > 1:  # weights scaled far beyond the usual start: the likelier cause
+        hints.insert(0, f"try an --init_gain near the default 0.02 (this run's: {opt.init_gain:g})")
     if opt.amp == "fp16":
         hints.append("--amp bf16 (float16's range is narrow)")
     if opt.gan_mode != "lsgan":

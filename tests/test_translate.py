@@ -115,7 +115,7 @@ def test_images_of_every_kind_files_folders_and_one_line_errors(tmp_path):
                        (lambda: t(str(tmp_path / "missing.png")), "no file"),
                        (lambda: load_translator(str(folder), flags=["--no_such_flag"]), "not understood"),
                        (lambda: load_translator(str(folder), epoch="best"), r"\(epoch can be latest; best.pth is "
-                                                                             r"written by training with validation")) \
+                                                                             r"written when validation")) \
             + (((lambda: load_translator(str(folder), device="cuda"), "no GPU is visible here: use device='cpu'"),)
                if not torch.cuda.is_available() else ()):
         with pytest.raises(UserError, match=match):

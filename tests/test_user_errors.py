@@ -126,6 +126,27 @@ def test_stale_temporaries_of_a_killed_save_are_removed(trained, capsys):
     assert not stale.exists() and "removed 1 temporary file(s) of an interrupted save" in out
 
 
+def test_a_fresh_run_killed_before_its_first_save_puts_the_earlier_run_back(trained):
+    """kill (SIGTERM), as a scheduler or ``timeout`` stops a job, after the earlier run's files were set aside and
+    before the new run's first save: one line, status 143, and the earlier run's files back, byte-identical."""
+    import signal
+    flags, folder = trained
+    before = folder_hashes(folder, "")
+    slow = flags + ["--load_size", "128", "--crop_size", "128", "--max_dataset_size", "8", "--n_epochs", "3",
+                    "--save_latest_freq", "1000000"]  # its first save: after its first epoch
+    proc = subprocess.Popen([sys.executable, "train.py", *slow], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    for line in proc.stdout:
+        if "files moved to" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, (out, err)
+    assert "terminated (SIGTERM); checkpoints already written are kept" in err and "Traceback" not in err, err
+    assert "the earlier run's files are back" in out
+    assert folder_hashes(folder, "") == before and not (folder / "earlier").exists()
+
+
 def test_sizes_that_cannot_work(demo_root, tmp_path, capsys):
     tiny = tmp_path / "tiny"
     for sub in ("trainA", "trainB"):
@@ -259,7 +280,8 @@ def test_small_confusions(trained, demo_root, tmp_path, capsys):
     assert "(--epoch can be latest, 2; earlier runs under this name, set aside, hold 1.pth" in err, err
     test_script.main(test_flags + ["--model", "paired_revgan", "--checkpoints_dir", str(aside.parent), "--name",
                                    aside.name, "--epoch", "1"])  # the earlier run, where the note says
-    # the NaN hint does not suggest the default --gan_mode lsgan
+    # the NaN hint does not suggest the default --gan_mode lsgan, and names an --init_gain far above the default
     line = one_line_failure(capsys, train_script.main, flags + ["--init_gain", "1e30", "--name", "nan"], "became")
     assert "--gan_mode lsgan" not in line and "lower --lr" in line
+    assert "try an --init_gain near the default 0.02 (this run's: 1e+30)" in line
 

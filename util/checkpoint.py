@@ -156,7 +156,8 @@ class EarlierRun:
             found = checkpoint_files(self.folder)
             size = sum(os.path.getsize(os.path.join(self.folder, f)) for f in found)
             self.dest = set_aside(self.folder, entries)
-            say(f"note: {self.folder} held an earlier run ({shown_files(found)}: {megabytes(size)}); this run starts "
+            say(f"note: {self.folder} held an earlier run ({shown_files(found)}: {megabytes(size)} of checkpoints); "
+                f"this run starts "
                 f"anew (no --continue_train), so that run's files moved to {self.dest} (back again if this run stops "
                 f"before its first save; to test or resume that run give --checkpoints_dir "
                 f"{os.path.dirname(self.dest)} --name {os.path.basename(self.dest)}; delete the folder to free its "
@@ -204,7 +205,7 @@ def load_checkpoint(path, map_location="cpu"):
     if not os.path.isfile(path):
         there = [f[:-4] for f in checkpoint_files(os.path.dirname(path) or ".")
                  if re.fullmatch(r"(latest|best|\d+)\.pth", f)]
-        best = "; best.pth is written by training with validation (--val_freq)" if \
+        best = "; best.pth is written when validation (--val_freq) has run" if \
             os.path.basename(path) == "best.pth" else ""
         raise UserError(f"no checkpoint at {path}" + (f" (--epoch can be {shown_files(there)}{best}" if there else
                                                       f" (train first, or check --name, --checkpoints_dir and "
