@@ -113,31 +113,9 @@ def checkpoint_files(folder):
     return sorted(found, key=lambda f: (not f.startswith("latest"), not f.startswith("best"), len(f), f))
 
 
-def earlier_run(folder):
-    """What an earlier run left in ``folder`` (checkpoints/NAME) when it saved a checkpoint: every entry but
-    earlier/ and a save's temporaries (checkpoints, exports, train_opt.txt, logs, web/); [] otherwise."""
-    if not checkpoint_files(folder):
-        return []
-    return sorted(f for f in os.listdir(folder) if f != EARLIER and not (f.startswith(".") and f.endswith(".tmp")))
-
-
 def shown_files(names, most=6):
     """``names`` for a message: the first ``most`` and how many more."""
     return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
-
-
-def set_aside(folder, entries):
-    """Moves ``entries`` of ``folder`` (earlier_run) into ``folder``/earlier/STAMP (the time its newest checkpoint
-    was written), so that a new run under the name neither loses nor mixes with that run; returns that folder."""
-    newest = max(os.path.getmtime(os.path.join(folder, f)) for f in checkpoint_files(folder))
-    base = os.path.join(folder, EARLIER, time.strftime("%Y-%m-%d_%H%M%S", time.localtime(newest)))
-    dest, n = base, 2
-    while os.path.exists(dest):
-        dest, n = f"{base}_{n}", n + 1
-    os.makedirs(dest)
-    for f in entries:
-        os.replace(os.path.join(folder, f), os.path.join(dest, f))
-    return dest
 
 
 class EarlierRun:
@@ -151,17 +129,27 @@ class EarlierRun:
         self.folder, self.enabled, self.dest, self.saved = folder, enabled, None, False
 
     def set_aside(self, say=print):
-        entries = earlier_run(self.folder) if self.enabled else []
-        if entries:
-            found = checkpoint_files(self.folder)
-            size = sum(os.path.getsize(os.path.join(self.folder, f)) for f in found)
-            self.dest = set_aside(self.folder, entries)
-            say(f"note: {self.folder} held an earlier run ({shown_files(found)}: {megabytes(size)} of checkpoints); "
-                f"this run starts "
-                f"anew (no --continue_train), so that run's files moved to {self.dest} (back again if this run stops "
-                f"before its first save; to test or resume that run give --checkpoints_dir "
-                f"{os.path.dirname(self.dest)} --name {os.path.basename(self.dest)}; delete the folder to free its "
-                f"space)")
+        """Where the folder holds checkpoints: every entry but earlier/ and a save's temporaries (checkpoints,
+        exports, train_opt.txt, logs, web/) moves to earlier/STAMP, the time its newest checkpoint was written."""
+        found = checkpoint_files(self.folder) if self.enabled else []
+        if not found:
+            return
+        stats = [os.stat(os.path.join(self.folder, f)) for f in found]
+        base = os.path.join(self.folder, EARLIER, time.strftime("%Y-%m-%d_%H%M%S",
+                                                                time.localtime(max(st.st_mtime for st in stats))))
+        dest, n = base, 2
+        while os.path.exists(dest):
+            dest, n = f"{base}_{n}", n + 1
+        os.makedirs(dest)
+        for f in sorted(os.listdir(self.folder)):
+            if f != EARLIER and not (f.startswith(".") and f.endswith(".tmp")):
+                os.replace(os.path.join(self.folder, f), os.path.join(dest, f))
+        self.dest = dest
+        size = megabytes(sum(st.st_size for st in stats))
+        say(f"note: {self.folder} held an earlier run ({shown_files(found)}: {size} of checkpoints); this run starts "
+            f"anew (no --continue_train), so that run's files moved to {dest} (back again if this run stops before "
+            f"its first save; to test or resume that run give --checkpoints_dir {os.path.dirname(dest)} --name "
+            f"{os.path.basename(dest)}; delete the folder to free its space)")
 
     @contextlib.contextmanager
     def restored_on_failure(self):
