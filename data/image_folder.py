@@ -11,8 +11,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from util.errors import UserError
-from util.folders import IMG_EXTENSIONS, is_image_file, missing_folder  # noqa: F401 (is_image_file: here too)
-
+from util.folders import IMG_EXTENSIONS, is_image_file, missing_folder
 
 
 def make_dataset(folder, max_dataset_size=float("inf"), what="images"):

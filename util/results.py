@@ -333,9 +333,8 @@ def _mean(values):
 def val_metric_names():
     """The names --val_metric takes besides auto: each metric of each output a training run has, and its cycle
     error."""
-    return [Result(m, o, 0).key for o in OUTPUTS for m in METRICS.values()] + \
-        [Result(m, o, 0, region=g).key for o in OUTPUTS for g in REGIONS for m in PER_ITEM] + \
-        [Result(m, d, 0, cycle=True).key for d in DOMAINS for m in CYCLE_METRICS]
+    return list(dict.fromkeys([Result(m, o, 0).key for o in OUTPUTS for m in METRICS.values()]
+                              + measured_names(OUTPUTS, DOMAINS, REGIONS)))
 
 
 def measured_names(outputs=(), cycles=(), regions=()):
