@@ -198,6 +198,8 @@ def export(translator, fmt, folder, stem, opset=18):
         raise UserError(f"the {fmt} export differs from the network by {difference:.2e} (more than {TOLERANCE:g}): "
                         f"not kept")
     info = translator.describe()
+    if str(info.get("checkpoint") or "").startswith(os.path.join(folder, "")):  # beside the export: named relative
+        info["checkpoint"] = info["checkpoint"][len(os.path.join(folder, "")):]  # to it, right when the folder moves
     info.update({"format": fmt, "file": name, "input": "input" if fmt == "onnx" else "the first argument",
                  "dynamic": "batch and every spatial size (multiples of size_multiple)",
                  "checked_sizes": [size_text(s) for s in (first, second)],

@@ -46,6 +46,8 @@ def test_torchscript_of_a_revgans_inverse_and_forward(tmp_path):
         assert info["direction"] == direction and info["source_domain"] == direction[0]
         assert info["in_channels"] == 3 and info["size_multiple"] == 4 and info["value_range"] == [-1.0, 1.0]
         assert info["mode"] == "eval" and info["max_difference_from_pytorch"] <= 1e-5
+        # the checkpoint beside it, named relative to the sidecar's folder (right after the folder moves: earlier/)
+        assert info["checkpoint"].startswith("latest.pth (trained "), info["checkpoint"]
     # the inverse is the inverse of the same core: B->A(A->B(x)) is close to x only through it; here: both files differ
     assert open(folder / "latest_AtoB.torchscript.pt", "rb").read() != open(folder / "latest_BtoA.torchscript.pt",
                                                                            "rb").read()
