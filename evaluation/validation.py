@@ -8,7 +8,8 @@ MAE of every translation with the copy-the-input baseline; unpaired data without
 target, so two-way models report their cycle error instead (and say so). A --val_metric of FID or KID (FID_fake_B,
 KID_fake_A) adds both, for 2D data with at least evaluation.fid.MIN_VALIDATION_IMAGES held-out images per domain
 (checked before training, with the feature network's weights). 3D models translate whole held-out volumes
-with test.py's sliding window and need targets of the same names (checked before training starts). Under torchrun
+with test.py's sliding window, against targets of the same names and shapes, or, for the two-way models, with the
+cycle error of the volumes that have none (the one-way models need targets: checked before training). Under torchrun
 every process validates all of the held-out data and the means are averaged, so all take the same decisions.
 
 Validation does not touch training: it runs in eval mode without gradients, on its own data loader, and restores
@@ -63,8 +64,8 @@ class Validation:
         return split_paths(paths, self.opt.val_fraction, "val") if self.split else paths
 
     def check_volumes(self, model):
-        """Before any training: the held-out volumes exist and at least one has a target of its name and shape
-        (3D validation measures against targets only; volumes have no cycle error here)."""
+        """Before any training: the held-out volumes exist and, for a model without a cycle error (one way), at least
+        one has a target of its name and shape (a two-way model's volumes without one give their cycle error)."""
         folders = {d: os.path.join(self.opt.dataroot, self.val_opt.phase + letter)
                    for d, letter in self.domains.folder.items()}
         for label, (src, dst, _) in model.translators().items():
@@ -72,19 +73,21 @@ class Validation:
             if not sources:
                 raise UserError(f"--val_fraction {self.opt.val_fraction:g} holds out no volume of {folders[src]}")
             targets = volumes_by_name(folders[dst])
-            if not any(volume_stem(p) in targets and volume_shape(p) == volume_shape(targets[volume_stem(p)])
+            if not model.has_cycle_error and not any(volume_stem(p) in targets and volume_shape(p) == volume_shape(targets[volume_stem(p)])
                        for p in sources):
-                raise UserError(f"--val_freq: 3D validation needs target volumes of the same names and shapes for "
-                                f"the held-out volumes of {folders[src]} in {folders[dst]}")
+                raise UserError(f"--val_freq: the validation volumes of --model {self.opt.model} need targets: "
+                                f"volumes of the same names and shapes for the held-out volumes of {folders[src]} in "
+                                f"{folders[dst]} (a {self.opt.model} model has no cycle error to measure)")
 
     def check_metric(self, model):
         """Before any training: --val_metric names a result validation gives (of a translation with targets, 3D also
-        in the foreground; of a cycle error on unpaired 2D data)."""
+        in the foreground; of a cycle error on unpaired 2D data, and of 3D volumes without targets)."""
         wanted = self.opt.val_metric
         if wanted.lower() == "auto":
             return
         if model.dims == 3:
-            names = measured_names(model.translators(), regions=REGIONS)
+            names = measured_names(model.translators(), regions=REGIONS,
+                                   cycles=DOMAINS if model.has_cycle_error else ())
         elif self.dataset.dataset.pairing:
             names = measured_names(model.translators())
         else:

@@ -58,9 +58,9 @@ def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, sa
         targets = {} if own else volumes_by_name(os.path.join(opt.dataroot, folders[dst]))
         (slo, shi), (dlo, dhi) = intensity[src], intensity[dst]
         baseline = (baselines or {}).get(label)  # None: the copy of the input
-        # test.py, a volume without a target: the cycle error of a two-way model (validation needs targets)
+        # a volume without a target (test.py and validation): the cycle error of a two-way model
         back = Translator(model, dst + "to" + src, opt.patch_size, opt.overlap, opt.batch_size, lambda *a: None) \
-            if model.has_cycle_error and out_dir is not None else None
+            if model.has_cycle_error else None
         untargeted = targeted = 0
         for path in progress(paths, f"{'test' if out_dir else 'validation'} {label}"):
             stem, name = volume_stem(path), output_name(path)

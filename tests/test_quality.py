@@ -288,6 +288,33 @@ def test_3d_validation_and_test(vol_root, tmp_path, capsys):
     assert "note: --val_fraction 0.4 without --val_freq: no validation runs" in capsys.readouterr().out
 
 
+def test_3d_validation_on_unpaired_volumes_reports_the_cycle_error(vol_root, tmp_path, capsys):
+    root = tmp_path / "unpaired"
+    shutil.copytree(os.path.join(vol_root, "trainA"), root / "trainA")
+    shutil.copytree(os.path.join(vol_root, "trainB"), root / "trainB")
+    for k, f in enumerate(sorted((root / "trainB").iterdir())):  # no names in common: no targets
+        f.rename(root / "trainB" / f"b{k}.nii")
+    flags = vol_flags(str(root), tmp_path, "u3", "unpaired_revgan3d", ["--val_freq", "1", "--val_fraction", "0.4",
+                                                                      "--n_epochs_decay", "0"])
+    train_script.main(flags)
+    rows = val_rows(tmp_path / "ckpt" / "u3" / "loss_log.txt")
+    assert rows and "cycle_MAE_A" in rows[0] and "cycle_MAE_B" in rows[0] and "PSNR" not in rows[0]
+    assert np.isfinite(float(re.search(r"cycle_MAE_A: ([-\d.]+)", rows[0]).group(1)))
+    assert load_checkpoint(str(tmp_path / "ckpt" / "u3" / "best.pth"))["validation"]["metric"] == "cycle_MAE_A"
+    # a one-way model has no cycle error: validation volumes without targets (valA, valB) refused before it trains
+    paired = tmp_path / "paired"
+    for side in "AB":
+        shutil.copytree(os.path.join(vol_root, "train" + side), paired / ("train" + side))
+    (paired / "valA").mkdir()
+    (paired / "valB").mkdir()
+    shutil.copy(paired / "trainA" / "s0.nii.gz", paired / "valA" / "v.nii.gz")
+    shutil.copy(paired / "trainB" / "s0.nii", paired / "valB" / "w.nii")
+    with pytest.raises(SystemExit):
+        train_script.main(vol_flags(str(paired), tmp_path, "p3", "paired_revgan3d", ["--val_freq", "1"]))
+    assert "the validation volumes of --model paired_revgan3d need targets" in capsys.readouterr().err
+    assert not (tmp_path / "ckpt" / "p3").exists()
+
+
 def test_every_save_keeps_validations_best(demo_root, tmp_path, monkeypatch):
     """Mid-epoch saves (--save_latest_freq) carry validation's best too, so a run resumed from one keeps best.pth's
     standard."""
