@@ -158,7 +158,8 @@ def set_precision(opt):
 
 
 def last_epoch(opt):
-    return opt.n_epochs + opt.n_epochs_decay + opt.epoch_count - 1
+    """The schedule's last epoch, as CycleGAN's: --n_epochs + --n_epochs_decay, whatever --epoch_count (the first)."""
+    return opt.n_epochs + opt.n_epochs_decay
 
 
 def crossed(total, step, freq):

@@ -116,8 +116,7 @@ class BaseModel:
             load_full_state(self, checkpoint, checkpoint_path(opt, opt.epoch))
         if not self.is_train:
             return
-        schedule.check_positive_rate(self.optimizers, self.progress.epoch,
-                                     opt.n_epochs + opt.n_epochs_decay + opt.epoch_count - 1)
+        schedule.check_positive_rate(self.optimizers, self.progress.epoch, opt.n_epochs + opt.n_epochs_decay)
         for name in self.model_names:
             net = self.net(name)
             for part in getattr(net, "compile_parts", lambda: [net])() if opt.compile else []:

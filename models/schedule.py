@@ -1,8 +1,10 @@
 """Learning-rate schedules, and what the schedule flags mean when training resumes.
 
-Every policy but plateau is a rule ``factor(epoch)`` (a LambdaLR): the learning rate of epoch e (counted from 0 at
-the first epoch) is ``--lr * factor(e)``. Built from the current flags, a rule never multiplies a rate already decayed
-to 0, so a new --lr_policy or --n_epochs on resume takes effect from the epoch it resumes at.
+Every policy but plateau is a rule ``factor(epoch)`` (a LambdaLR): the learning rate of the run's epoch e (counted
+from 0 at its first epoch, --epoch_count) is ``--lr * factor(e)``, the rate of epoch e + --epoch_count of a run that
+began at epoch 1 (as in CycleGAN, whose schedule ends at epoch --n_epochs + --n_epochs_decay whatever --epoch_count).
+Built from the current flags, a rule never multiplies a rate already decayed to 0, so a new --lr_policy or --n_epochs
+on resume takes effect from the epoch it resumes at.
 
 On --continue_train, the schedule flags the user did not type take the values the checkpoint was trained with (an
 exact resume); those typed take effect, each said in one line (options.resolution). The checkpoint records them
@@ -20,13 +22,14 @@ from util.flags import FIXED, SCHEDULE
 
 def lr_factor(opt):
     """``factor(e)`` of --lr_policy linear, step or cosine."""
+    before = opt.epoch_count - 1  # the epochs a run that starts at --epoch_count counts as done
     if opt.lr_policy == "linear":  # constant for n_epochs, then linearly to zero over n_epochs_decay
-        return lambda e: 1.0 - max(0, e + opt.epoch_count - opt.n_epochs) / float(opt.n_epochs_decay + 1)
+        return lambda e: 1.0 - max(0, e + before + 1 - opt.n_epochs) / float(opt.n_epochs_decay + 1)
     if opt.lr_policy == "step":  # x0.1 every lr_decay_iters epochs
-        return lambda e: 0.1 ** (e // opt.lr_decay_iters)
+        return lambda e: 0.1 ** ((e + before) // opt.lr_decay_iters)
     if opt.lr_policy == "cosine":  # cosine annealing to zero over all epochs
         total = max(1, opt.n_epochs + opt.n_epochs_decay)
-        return lambda e: 0.5 * (1 + math.cos(math.pi * min(e, total) / total))
+        return lambda e: 0.5 * (1 + math.cos(math.pi * min(e + before, total) / total))
     raise UserError(f"unknown --lr_policy {opt.lr_policy!r}; valid: linear, step, plateau, cosine")
 
 

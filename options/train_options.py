@@ -40,7 +40,8 @@ class TrainOptions(BaseOptions):
         parser.add_argument("--continue_train", policy=RUN, action="store_true",
                             help="resume from checkpoint --epoch (default latest) with its full state")
         parser.add_argument("--epoch_count", policy=FIXED, type=COUNT, default=1,
-                            help="number of the first epoch of a fresh run")
+                            help="number of the first epoch of a fresh run, as in CycleGAN: it trains epochs "
+                                 "N to --n_epochs + --n_epochs_decay, at the learning rate the schedule gives them")
         parser.add_argument("--phase", policy=RESUMED, default="train", help="train, val, test, ...")
         parser.add_argument("--samples_per_epoch", policy=RESUMED, type=NONNEG_INT, default=0,
                             help="training samples (images, pairs; patches for volumes) an epoch takes: a random "
@@ -104,4 +105,9 @@ class TrainOptions(BaseOptions):
         check_val_metric(opt.val_metric)
         if opt.n_epochs + opt.n_epochs_decay < 1:
             raise UserError("--n_epochs + --n_epochs_decay must be at least 1")
+        last = opt.n_epochs + opt.n_epochs_decay
+        if not opt.continue_train and opt.epoch_count > last:  # (resumed: the checkpoint's counts, resolved later)
+            raise UserError(f"--epoch_count {opt.epoch_count}: the schedule ends at epoch {last} (--n_epochs "
+                            f"{opt.n_epochs} + --n_epochs_decay {opt.n_epochs_decay}), so nothing would train: "
+                            f"lower --epoch_count or raise --n_epochs/--n_epochs_decay")
         return opt

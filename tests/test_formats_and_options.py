@@ -84,19 +84,23 @@ def _epoch_losses(text):
     return [float(v) for v in re.findall(r"mean generator loss ([-\d.e+]+)", text)]
 
 
-@pytest.mark.parametrize("policy", ["linear", "step", "plateau", "cosine"])
-def test_lr_policies(demo_root, tmp_path, capsys, policy):
+@pytest.mark.parametrize("policy,first", [("linear", 1), ("step", 1), ("plateau", 1), ("cosine", 1), ("linear", 3),
+                                          ("step", 3), ("cosine", 3)])
+def test_lr_policies(demo_root, tmp_path, capsys, policy, first):
+    """Epochs 1-4 of 2 + 2, or (--epoch_count 3, as in CycleGAN) epochs 3 and 4 at the rates of a run from 1."""
     lr = 1e-3
     flags = tiny_flags(demo_root, tmp_path, policy, "cycle_gan",
                        ["--netG", "resnet_6blocks", "--lr", str(lr), "--lr_policy", policy, "--n_epochs", "2",
-                        "--n_epochs_decay", "2", "--lr_decay_iters", "2", "--max_dataset_size", "1"])
+                        "--n_epochs_decay", "2", "--lr_decay_iters", "2", "--max_dataset_size", "1",
+                        "--epoch_count", str(first)])
     train_script.main(flags)
     out = capsys.readouterr().out
     rates = [float(v) for v in re.findall(r"learning rate ([-\d.e+]+)", out)]
     expected = {"linear": [lr, lr * 2 / 3, lr / 3, 0.0], "step": [lr, lr / 10, lr / 10, lr / 100],
                 "cosine": [lr * (1 + math.cos(math.pi * k / 4)) / 2 for k in range(1, 5)],
-                "plateau": [lr] * 4}[policy]  # after each of the 4 epochs
+                "plateau": [lr] * 4}[policy][first - 1:]  # after each epoch
     assert rates == pytest.approx(expected, abs=1e-7)
+    assert re.findall(r"end of epoch (\d+) / (\d+)", out) == [(str(e), "4") for e in range(first, 5)]
     state = load_checkpoint(str(tmp_path / "ckpt" / policy / "latest.pth"))
     assert state["optimizers"][0]["param_groups"][0]["lr"] == pytest.approx(expected[-1], abs=1e-12)
     if policy == "plateau":  # stepped on the epoch's real mean loss, not a constant

@@ -280,6 +280,10 @@ def test_small_confusions(trained, demo_root, tmp_path, capsys):
     assert "(--epoch can be latest, 2; earlier runs under this name, set aside, hold 1.pth" in err, err
     test_script.main(test_flags + ["--model", "paired_revgan", "--checkpoints_dir", str(aside.parent), "--name",
                                    aside.name, "--epoch", "1"])  # the earlier run, where the note says
+    # a first epoch past the schedule's end (CycleGAN's --epoch_count: the schedule ends at n_epochs + decay)
+    one_line_failure(capsys, train_script.main, flags + ["--name", "late", "--n_epochs", "2", "--n_epochs_decay", "1",
+                                                         "--epoch_count", "4"],
+                     "--epoch_count 4: the schedule ends at epoch 3 (--n_epochs 2 + --n_epochs_decay 1)")
     # the NaN hint does not suggest the default --gan_mode lsgan, and names an --init_gain far above the default
     line = one_line_failure(capsys, train_script.main, flags + ["--init_gain", "1e30", "--name", "nan"], "became")
     assert "--gan_mode lsgan" not in line and "lower --lr" in line
