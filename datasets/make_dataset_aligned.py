@@ -1,14 +1,15 @@
 """Turn a folder with trainA/trainB (and testA/testB, ...) of matching names into the aligned A|B layout.
 
     python datasets/make_dataset_aligned.py --dataset-path ./datasets/mydata
-writes ./datasets/mydata/train/, test/ ... of side-by-side pairs (names must match between A and B).
+writes ./datasets/mydata/train/, test/ ... of side-by-side pairs (names must match between A and B, extensions may
+differ; the pairs are made as datasets/combine_A_and_B.py makes them). Mistakes end in one line and exit status 2.
 """
 import argparse
 import os
 import sys
 
-import numpy as np
-from PIL import Image
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from combine_A_and_B import combine, fail  # noqa: E402  (this folder, also when run as a script)
 
 
 def main():
@@ -17,24 +18,13 @@ def main():
     args = p.parse_args()
     root = args.dataset_path
     if not os.path.isdir(root):
-        sys.exit(f"error: {root} is not a folder")
+        fail(f"{root} is not a folder")
     done = 0
     for sub in sorted(os.listdir(root)):
-        if not sub.endswith("A") or not os.path.isdir(os.path.join(root, sub[:-1] + "B")):
-            continue
-        split = sub[:-1]
-        out = os.path.join(root, split)
-        os.makedirs(out, exist_ok=True)
-        for name in sorted(os.listdir(os.path.join(root, sub))):
-            path_b = os.path.join(root, split + "B", name)
-            if not os.path.isfile(path_b):
-                sys.exit(f"error: {name} has no partner {path_b}")
-            a = np.asarray(Image.open(os.path.join(root, sub, name)))
-            b = np.asarray(Image.open(path_b))
-            if a.shape != b.shape:
-                sys.exit(f"error: {name}: A is {a.shape} but B is {b.shape}")
-            Image.fromarray(np.concatenate([a, b], axis=1)).save(os.path.join(out, os.path.splitext(name)[0] + ".png"))
-            done += 1
+        if sub.endswith("A") and os.path.isdir(os.path.join(root, sub[:-1] + "B")):
+            split = sub[:-1]
+            done += combine(os.path.join(root, sub), os.path.join(root, split + "B"), os.path.join(root, split),
+                            missing="fail")
     print(f"wrote {done} aligned pairs under {root}")
 
 

@@ -3,6 +3,7 @@ import json
 import math
 import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -237,6 +238,48 @@ def test_side_by_side_pairs_of_any_shape(odd_root, tmp_path):
                       "--results_dir", str(out), "--gpu_ids", "-1", "--preprocess", "none", "--model", "paired_revgan"])
     for name, (h, w) in photos.items():
         assert Image.open(out / "pairs" / "test_latest" / "images" / "fake_B" / f"{name}.png").size == (w, h)
+
+
+def test_pair_scripts_take_mixed_modes_and_extensions_and_fail_in_one_line(tmp_path):
+    """datasets/combine_A_and_B.py and make_dataset_aligned.py: an RGBA half beside an RGB one, x.png beside x.jpg,
+    16-bit grayscale pairs; halves of other sizes or a missing partner: one line, status 2."""
+    import subprocess
+    import sys
+    here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "datasets")
+    rng = np.random.default_rng(0)
+    rgb = lambda: rng.integers(0, 256, (8, 10, 3), dtype=np.uint8)  # noqa: E731
+    for side in "AB":
+        os.makedirs(tmp_path / side / "train")
+    Image.fromarray(np.dstack([rgb(), np.full((8, 10), 128, np.uint8)])).save(tmp_path / "A" / "train" / "x.png")
+    Image.fromarray(rgb()).save(tmp_path / "B" / "train" / "x.jpg")
+    for side in "AB":
+        Image.fromarray(rng.integers(0, 65536, (8, 10), dtype=np.uint16)).save(tmp_path / side / "train" / "g.png")
+    Image.fromarray(rgb()).save(tmp_path / "A" / "train" / "alone.png")
+
+    def run(script, *args):
+        return subprocess.run([sys.executable, os.path.join(here, script)] + [str(a) for a in args],
+                              capture_output=True, text=True)
+    folds = ["--fold_A", tmp_path / "A", "--fold_B", tmp_path / "B", "--fold_AB"]
+    done = run("combine_A_and_B.py", *folds, tmp_path / "AB")
+    assert done.returncode == 0 and "train: 2 pairs" in done.stdout and "skipping alone.png" in done.stderr, done
+    x, g = (Image.open(tmp_path / "AB" / "train" / f) for f in ("x.png", "g.png"))
+    assert (x.mode, x.size) == ("RGB", (20, 8)) and g.size == (20, 8) and np.asarray(g).max() > 255  # 16-bit kept
+    assert np.array_equal(np.asarray(g)[:, 10:], np.asarray(Image.open(tmp_path / "B" / "train" / "g.png")))
+    Image.fromarray(rgb()[:6]).save(tmp_path / "B" / "train" / "x.jpg")  # another size
+    bad = run("combine_A_and_B.py", *folds, tmp_path / "C")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: ") and \
+        "is 10x8 but" in bad.stderr and "Traceback" not in bad.stderr, bad
+    # make_dataset_aligned: trainA/trainB of one dataset; a file without a partner is an error there
+    data = tmp_path / "data"
+    os.makedirs(data / "trainA")
+    os.makedirs(data / "trainB")
+    for side in "AB":
+        shutil.copy(tmp_path / side / "train" / "g.png", data / ("train" + side) / "g.png")
+    assert run("make_dataset_aligned.py", "--dataset-path", data).returncode == 0
+    assert Image.open(data / "train" / "g.png").size == (20, 8)
+    shutil.copy(tmp_path / "A" / "train" / "alone.png", data / "trainA")
+    bad = run("make_dataset_aligned.py", "--dataset-path", data)
+    assert bad.returncode == 2 and "alone.png has no partner in" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_inputs_of_one_name_keep_their_own_outputs(odd_root, tmp_path, capsys):
