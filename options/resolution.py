@@ -112,4 +112,34 @@ def tested(config, typed, checkpoint, spec, say):
             say(f"note: the model was trained with --direction {theirs}; --direction {mine} swaps the test data (its "
                 f"domain A reads the {mine[0]} images, results in {config.phase}_{config.epoch}_{mine}); to "
                 f"translate B to A give --model test --direction BtoA")
+    if spec.dims == 2 and not typed & {"preprocess", "load_size", "crop_size"}:
+        values.update(trained_scale(config, options, say))
+    return values
+
+
+# test.py's reading of 2D images after the training's --preprocess: the scale the model learned, whole images
+SCALE_AT_TEST = {"resize_and_crop": "resize_and_crop", "crop": "none", "none": "none", "scale_width": "scale_width",
+                 "scale_width_and_crop": "scale_width"}
+
+
+def trained_scale(config, options, say):
+    """test.py on 2D images without a typed --preprocess, --load_size or --crop_size: {flag: value} that read each
+    whole test image at the scale the model was trained at: resized to its --crop_size (resize_and_crop), at its own
+    size (crop, none: the pixels the model trained on), or scaled to its --load_size wide (scale_width...)."""
+    trained = options.get("preprocess")
+    if trained not in SCALE_AT_TEST:  # a checkpoint that does not record it
+        return {}
+    preprocess = SCALE_AT_TEST[trained]
+    size = options.get("crop_size" if preprocess == "resize_and_crop" else "load_size")
+    values = {"preprocess": preprocess}
+    if preprocess != "none" and isinstance(size, int):
+        values.update(load_size=size, crop_size=size)
+    values = {k: v for k, v in values.items() if getattr(config, k) != v}
+    if values:
+        how = {"none": "every image at its own size", "resize_and_crop": f"images resized to {size}x{size}",
+               "scale_width": f"images scaled to {size} wide"}[preprocess]
+        flags = " ".join(f"--{k} {options.get(k)}" for k in ("preprocess", "load_size", "crop_size")
+                         if k in options and (k == "preprocess" or trained != "none"))
+        say(f"note: the model was trained with {flags}: testing {how} (give --preprocess, --load_size or "
+            f"--crop_size to choose)")
     return values

@@ -192,3 +192,48 @@ def test_plateau_run_continued_with_another_policy(demo_root, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "--lr_policy linear: the checkpoint had plateau; using linear from epoch 2" in out
     assert rates(out) == pytest.approx([0.001 / 3, 0.0], abs=1e-7)  # after epochs 2 and 3 (trained at 2/3, 1/3)
+
+
+def test_test_reads_images_at_the_scale_the_model_was_trained_at(demo_root, tmp_path, capsys):
+    """Without --preprocess/--load_size/--crop_size, test.py reads images as training scaled them: resized to its
+    --crop_size, or (--preprocess none or crop) at their own size; not CycleGAN's default 256 x 256."""
+    root = tmp_path / "wide"
+    for sub in ("trainA", "trainB", "testA", "testB"):
+        (root / sub).mkdir(parents=True)
+        for f in sorted(os.listdir(os.path.join(demo_root, sub)))[:2]:
+            Image.open(os.path.join(demo_root, sub, f)).resize((40, 24)).save(root / sub / f)
+    test_flags = ["--dataroot", str(root), "--model", "paired_revgan", "--checkpoints_dir", str(tmp_path / "ckpt"),
+                  "--results_dir", str(tmp_path / "res"), "--gpu_ids", "-1"]
+    for name, preprocess, size in (("none", ["--preprocess", "none"], (40, 24)), ("resized", [], (32, 32)),
+                                   ("cropped", ["--preprocess", "crop", "--crop_size", "24"], (40, 24))):
+        train_script.main(drop(tiny_flags(str(root), tmp_path, name, "paired_revgan", ["--n_blocks", "1"]),
+                               "--n_epochs_decay", "--max_dataset_size") + ["--n_epochs_decay", "0"] + preprocess)
+        capsys.readouterr()
+        test_script.main(test_flags + ["--name", name])
+        out = capsys.readouterr().out
+        fake = Image.open(next((tmp_path / "res" / name / "test_latest" / "images" / "fake_B").iterdir()))
+        assert fake.size == size, (name, fake.size)
+        how = "every image at its own size" if size == (40, 24) else "images resized to 32x32"
+        assert f"testing {how} (give --preprocess, --load_size or --crop_size to choose)" in out, out
+    # typed sizes are the user's
+    test_script.main(test_flags + ["--name", "none", "--load_size", "48", "--crop_size", "48"])
+    assert "note: the model was trained with --preprocess" not in capsys.readouterr().out
+    fake = Image.open(next((tmp_path / "res" / "none" / "test_latest" / "images" / "fake_B").iterdir()))
+    assert fake.size == (48, 48)
+
+
+def test_test_in_train_mode_repeats_its_outputs_and_says_dropout_is_on(demo_root, tmp_path, capsys):
+    train_script.main(tiny_flags(demo_root, tmp_path, "drop", "paired_revgan", ["--n_blocks", "1",
+                                                                              "--n_epochs_decay", "0"]))
+    flags = ["--dataroot", demo_root, "--name", "drop", "--model", "paired_revgan", "--checkpoints_dir",
+             str(tmp_path / "ckpt"), "--gpu_ids", "-1", "--load_size", "32", "--crop_size", "32"]
+    outputs = []
+    for k, extra in enumerate(([], [], ["--seed", "1"], ["--eval"])):
+        capsys.readouterr()
+        test_script.main(flags + ["--results_dir", str(tmp_path / f"res{k}")] + extra)
+        said = "note: the generator has dropout, on in test.py's train mode" in capsys.readouterr().out
+        assert said == (extra != ["--eval"])
+        folder = tmp_path / f"res{k}" / "drop" / "test_latest" / "images" / "fake_B"
+        outputs.append([np.asarray(Image.open(f)) for f in sorted(folder.iterdir())])
+    same = [all(np.array_equal(a, b) for a, b in zip(outputs[0], other)) for other in outputs[1:]]
+    assert same == [True, False, False]  # the same command twice: the same images; another seed, eval: others
