@@ -130,7 +130,9 @@ def build(options, opt, spec, checkpoint, earlier):
     dataset = create_dataset(opt, split="train" if validation_source(opt) == "fraction" else None,
                              per_epoch=opt.samples_per_epoch or None)
     world = distributed.world_size()
+    patches = opt.samples_per_volume if dataset.dataset.volumes else None  # 3D: the patches an epoch draws
     say(f"the number of training images = {len(dataset)}" + (
+        f" (patches: {len(dataset) // patches} volumes x {patches}, --samples_per_volume)" if patches else "") + (
         f"; {opt.samples_per_epoch} drawn per epoch (--samples_per_epoch)" if opt.samples_per_epoch else "") + (
         f"; effective batch size = {opt.batch_size} per process x {world} processes = {opt.batch_size * world}"
         if world > 1 else ""))

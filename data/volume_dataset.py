@@ -16,13 +16,14 @@ from util.errors import UserError
 from util.flags import FIXED, RESUMED
 from util.util import size_text
 from util.volume import (intensity_range, list_volumes, load_volume, pad_to, parse_intensity, parse_patch_size,
-                         to_unit, volume_shape, volume_stem)
+                         to_unit, volume_axes, volume_shape, volume_stem)
 
 
 def add_volume_options(parser, is_train=True):
     parser.add_argument("--patch_size", policy=RESUMED, type=COUNT, nargs="+", default=[64] if is_train else None,
-                        help="patch: one size (cube) or three (depth height width); test.py defaults to the "
-                             "training patch")
+                        help="patch: one size (cube) or three, along the volume array's axes in file order "
+                             "(NIfTI: i j k, for most files x y z, so thick axial slices are the last); test.py "
+                             "defaults to the training patch")
     # the ranges they give are fixed when training starts and travel in the checkpoint (models.volume.VolumeMeta):
     # resuming and testing use those, whatever is typed (said)
     parser.add_argument("--intensity_A", policy=FIXED, default="percentile:0.5,99.5",
@@ -71,15 +72,27 @@ class VolumeDataset(BaseDataset):
                 if sa != sb:
                     raise UserError(f"paired volumes {pa} and {pb} differ in shape ({size_text(sa)} vs "
                                     f"{size_text(sb)}); resample them to one grid")
+            self._note_orientations()
         for s in "AB":
             for path, shape in zip(self.paths[s], shapes[s]):
                 self._check_fits(shape, path)
         self.intensity = None  # {"A": (lo, hi), "B": (lo, hi)}: from the training set, or from a checkpoint
 
+    def _note_orientations(self):
+        """Pairs are matched voxel by voxel: pairs whose headers give their array axes other anatomical directions
+        (RAS and LAS: one mirrored) are said, since they would teach the model mirrored pairs."""
+        axes = [(pa, pb, volume_axes(pa), volume_axes(pb)) for pa, pb in zip(self.paths["A"], self.paths["B"])]
+        differ = [(pa, pb, xa, xb) for pa, pb, xa, xb in axes if xa and xb and xa != xb]
+        if differ:
+            pa, pb, xa, xb = differ[0]
+            print(f"note: {len(differ)} of {len(axes)} {self.opt.phase} pairs have other orientations in their headers "
+                  f"(e.g. {pa}: {xa}, {pb}: {xb}); pairs are matched voxel by voxel, so such a pair may show one "
+                  f"anatomy mirrored: reorient both to one orientation (e.g. nibabel.as_closest_canonical) if so")
+
     def compute_intensity(self):
         """Each domain's (lo, hi) from its --intensity_* spec over the training volumes."""
         self.intensity = {s: intensity_range(self.specs[s], "--intensity_" + s,
-                                             (load_volume(p)[0] for p in self.paths[s])) for s in "AB"}
+                                             (load_volume(p)[0] for p in self.paths[s]), say=print) for s in "AB"}
         return self.intensity
 
     def _check_fits(self, shape, path):

@@ -84,6 +84,8 @@ def evaluate(opt, model, options=None):
     from util.pages.results import write_results_page
     from util.pages.runs import write_runs_index
     out_dir = results_folder(opt, model)
+    if model.dims == 3 and opt.patch_size is None and model.volume.patch_size:  # test_opt.txt: the window it uses
+        opt = opt.replace(patch_size=list(model.volume.patch_size))
     domains = domain_map(opt, model)
     dataset, sets = None, None
     if model.dims == 3 and getattr(opt, "fid", False):

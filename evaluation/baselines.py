@@ -310,16 +310,17 @@ def domains_side(domains, domain):
 def _volume_samples(opt, domains, source, target):
     """[(source, target)]: strided samples (1, N) in original units of the training volumes of the same names and
     shapes (at most MAX_PAIRS // 10 of them, MAX_SAMPLES voxels in all; volumes read one at a time)."""
-    from util.volume import list_volumes, load_volume, volume_shape, volume_stem, volumes_by_name
+    from util.volume import list_volumes, load_volume, target_of, volume_shape, volumes_by_name
     folders = {d: os.path.join(opt.dataroot, "train" + letter) for d, letter in domains.folder.items()}
     if not all(os.path.isdir(f) for f in folders.values()):
         return []
     targets = volumes_by_name(folders[target])
     pairs = []
     for path in list_volumes(folders[source], what=f"train {source}"):
-        if len(pairs) < MAX_PAIRS // 10 and volume_stem(path) in targets:
+        target = target_of(targets, path)
+        if len(pairs) < MAX_PAIRS // 10 and target:
             shape = volume_shape(path)
-            if shape == volume_shape(targets[volume_stem(path)]):
-                pairs.append((path, targets[volume_stem(path)], shape))
+            if shape == volume_shape(target):
+                pairs.append((path, target, shape))
     step = max(1, int(np.ceil(sum(int(np.prod(shape)) for _, _, shape in pairs) / MAX_SAMPLES)))
     return [tuple(load_volume(p)[0].reshape(1, -1)[:, ::step] for p in (s, t)) for s, t, _ in pairs]

@@ -23,7 +23,7 @@ from data import TEST_READING, create_dataset, validation_source
 from data.base_dataset import split_paths
 from evaluation import domain_map
 from evaluation.translator import Translator
-from util.volume import list_volumes, load_volume, pad_to, parse_patch_size, to_unit, volume_stem, volumes_by_name
+from util.volume import list_volumes, load_volume, pad_to, parse_patch_size, target_of, to_unit, volumes_by_name
 
 CANDIDATES = 8  # 2D: items looked at for the one that varies most
 LABELS = {"AtoB": ("A", "B"), "BtoA": ("B", "A")}
@@ -74,7 +74,7 @@ class Snapshot:
             sources = split_paths(sources, self.opt.val_fraction, "val")
         path_a = sources[0]
         targets = volumes_by_name(folders["B"]) if os.path.isdir(folders["B"]) else {}
-        path_b = targets.get(volume_stem(path_a)) or (sorted(targets.values())[0] if targets else None)
+        path_b = target_of(targets, path_a) or (sorted(targets.values())[0] if targets else None)
         patch = parse_patch_size(self.opt.patch_size)
         windows = self.model.volume.intensity
         a = pad_to(to_unit(load_volume(path_a)[0], *windows["A"]).astype(np.float32), patch, -1.0)

@@ -27,7 +27,7 @@ from evaluation.fid import MIN_VALIDATION_IMAGES
 from util import distributed
 from util.errors import UserError
 from util.results import DOMAINS, METRICS, PSNR, REGIONS, Results, measured_names, summarize
-from util.volume import list_volumes, volume_shape, volume_stem, volumes_by_name
+from util.volume import list_volumes, target_of, volume_shape, volumes_by_name
 
 
 class Validation:
@@ -73,8 +73,8 @@ class Validation:
             if not sources:
                 raise UserError(f"--val_fraction {self.opt.val_fraction:g} holds out no volume of {folders[src]}")
             targets = volumes_by_name(folders[dst])
-            if not model.has_cycle_error and not any(volume_stem(p) in targets and volume_shape(p) == volume_shape(targets[volume_stem(p)])
-                       for p in sources):
+            if not model.has_cycle_error and not any(target_of(targets, p) and volume_shape(p) == volume_shape(
+                    target_of(targets, p)) for p in sources):
                 raise UserError(f"--val_freq: the validation volumes of --model {self.opt.model} need targets: "
                                 f"volumes of the same names and shapes for the held-out volumes of {folders[src]} in "
                                 f"{folders[dst]} (a {self.opt.model} model has no cycle error to measure)")

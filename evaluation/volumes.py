@@ -23,7 +23,7 @@ from util.progress import progress, write as progress_write
 from util.results import Results
 from util.util import save_image, size_text, tensor2im
 from util.volume import (is_volume_file, list_volumes, load_volume, mid_slices, save_volume, to_unit, volume_stem,
-                         volumes_by_name)
+                         target_of, volumes_by_name)
 
 
 def _volumes_of_dataroot(opt):
@@ -63,15 +63,16 @@ def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, sa
             if model.has_cycle_error else None
         untargeted = targeted = 0
         for path in progress(paths, f"{'test' if out_dir else 'validation'} {label}"):
-            stem, name = volume_stem(path), output_name(path)
+            name = output_name(path)
             arr, img = load_volume(path)
             parts = translator.volume_parts(arr)
             fake, out = parts.output, parts.output_unit
             pictures = {"real_" + src: parts.source_unit, label: out}
-            target = load_volume(targets[stem])[0] if stem in targets else None
+            target_path = target_of(targets, path)
+            target = load_volume(target_path)[0] if target_path else None
             if target is not None and target.shape != arr.shape:
                 if out_dir is not None:  # test.py (validation, each epoch, measures the pairs that fit)
-                    tell(f"note: {targets[stem]} ({size_text(target.shape)}) is not of the shape of {path} "
+                    tell(f"note: {target_path} ({size_text(target.shape)}) is not of the shape of {path} "
                          f"({size_text(arr.shape)}): not its target (resample the pair to one grid)")
                 target = None
             if target is not None:

@@ -28,7 +28,7 @@ class VolumeMeta:
     Args:
         intensity: {"A": (lo, hi), "B": (lo, hi)}: the original units each domain maps to [-1, 1]; set from the
             training volumes (match_data) or from a checkpoint.
-        patch_size: the training patch (depth, height, width), test.py's default window.
+        patch_size: the training patch (along the array's axes in file order), test.py's default window.
     """
     intensity: Optional[dict] = None
     patch_size: Optional[list] = None

@@ -297,10 +297,16 @@ def test_3d_validation_on_unpaired_volumes_reports_the_cycle_error(vol_root, tmp
     flags = vol_flags(str(root), tmp_path, "u3", "unpaired_revgan3d", ["--val_freq", "1", "--val_fraction", "0.4",
                                                                       "--n_epochs_decay", "0"])
     train_script.main(flags)
+    out = capsys.readouterr().out  # what 3D "images" count: patches
+    assert re.search(r"the number of training images = (\d+) \(patches: \1 volumes x 1, --samples_per_volume\)", out)
     rows = val_rows(tmp_path / "ckpt" / "u3" / "loss_log.txt")
     assert rows and "cycle_MAE_A" in rows[0] and "cycle_MAE_B" in rows[0] and "PSNR" not in rows[0]
     assert np.isfinite(float(re.search(r"cycle_MAE_A: ([-\d.]+)", rows[0]).group(1)))
     assert load_checkpoint(str(tmp_path / "ckpt" / "u3" / "best.pth"))["validation"]["metric"] == "cycle_MAE_A"
+    test_script.main(["--dataroot", str(vol_root), "--name", "u3", "--model", "unpaired_revgan3d", "--checkpoints_dir",
+                      str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "res"), "--gpu_ids", "-1"])
+    options = (tmp_path / "res" / "u3" / "test_latest" / "test_opt.txt").read_text()
+    assert re.search(r"^\s*patch_size: \[16\]", options, re.M), options  # the training patch it used, not None
     # a one-way model has no cycle error: validation volumes without targets (valA, valB) refused before it trains
     paired = tmp_path / "paired"
     for side in "AB":

@@ -12,7 +12,7 @@ import test as test_script
 import train as train_script
 from tests.conftest import NIB_DATA, _save, folder_hashes, vol_flags
 from tests.test_bad_input import fails
-from util.volume import from_unit, sliding_window, to_unit
+from util.volume import from_unit, intensity_range, sliding_window, target_of, to_unit, volumes_by_name
 
 MODELS3D = ["paired_revgan3d", "unpaired_revgan3d", "pix2pix3d", "cycle_gan3d"]
 
@@ -104,6 +104,56 @@ def test_intensity_mapping_round_trips_inside_the_window():
     inside = (hu >= lo) & (hu <= hi)
     assert np.allclose(back[inside], hu[inside], rtol=0, atol=(hi - lo) * 2e-7 + 1e-4)
     assert np.allclose(back[~inside], np.clip(hu[~inside], lo, hi), atol=1e-3)
+
+
+def test_percentile_windows_say_what_they_clip_far_away():
+    """CT-like data: soft tissue (-1024 ... 300 HU) and a few voxels of bone at 1800. The default percentile window
+    ends near 300, so the bone is clipped: said; a window or minmax, or values clipped close to the window, not."""
+    rng = np.random.default_rng(0)
+    ct = rng.uniform(-1024, 300, (20, 20, 20))
+    ct[:2, :2, :2] = 1800.0
+    said = []
+    lo, hi = intensity_range("percentile:0.5,99.5", "--intensity_B", [ct], say=said.append)
+    assert hi < 301 and len(said) == 1, said
+    assert said[0].startswith(f"note: --intensity_B percentile:0.5,99.5 is [{lo:.6g}, {hi:.6g}] on the training "
+                              f"volumes; 0.5% of the voxels above {hi:.6g} (up to 1800) are clipped to it"), said
+    assert "below" not in said[0] and "give --intensity_B window:LO,HI covering them, or minmax" in said[0]
+    for spec in ("minmax", "window:-1024,300"):
+        intensity_range(spec, "--intensity_B", [ct], say=said.append)
+    intensity_range("percentile:0.5,99.5", "--intensity_B", [ct[2:]], say=said.append)  # no bone: nothing far
+    assert len(said) == 1, said
+
+
+def test_a_volumes_target_is_the_file_of_its_own_name_first(tmp_path):
+    for f in ("case3.nii", "case3.nii.gz", "other.npy"):
+        (tmp_path / f).write_bytes(b"")
+    targets = volumes_by_name(str(tmp_path))
+    found = {name: target_of(targets, os.path.join("testA", name))
+             for name in ("case3.nii", "case3.nii.gz", "case3.npy", "other.nii.gz", "none.nii")}
+    assert found == {"case3.nii": str(tmp_path / "case3.nii"), "case3.nii.gz": str(tmp_path / "case3.nii.gz"),
+                     "case3.npy": str(tmp_path / "case3.nii"), "other.nii.gz": str(tmp_path / "other.npy"),
+                     "none.nii": None}
+
+
+def test_pairs_of_other_orientations_are_said(vol_root, tmp_path, capsys):
+    """A pair whose headers say its files' x axes run opposite ways (RAS, LAS: mixed converters) is matched voxel by
+    voxel, so it may be mirrored: said before training."""
+    import shutil
+    root = tmp_path / "data"
+    for side in "AB":
+        shutil.copytree(os.path.join(vol_root, "train" + side), root / ("train" + side))
+    img = nib.load(str(root / "trainB" / "s1.nii"))
+    flipped = img.affine.copy()
+    flipped[0, :] *= -1  # the same array, its x axis now running right to left
+    data = np.array(img.dataobj)  # read before the file is written over (.nii is memory-mapped)
+    nib.save(nib.Nifti1Image(data, flipped), str(root / "trainB" / "s1.nii"))
+    train_script.main(vol_flags(str(root), tmp_path, "orient", "paired_revgan3d", ["--n_epochs_decay", "0"]))
+    out = capsys.readouterr().out
+    axes = "".join(nib.aff2axcodes(img.affine)), "".join(nib.aff2axcodes(flipped))
+    assert f"note: 1 of 3 train pairs have other orientations in their headers (e.g. {root / 'trainA' / 's1.nii.gz'}: " \
+           f"{axes[0]}, {root / 'trainB' / 's1.nii'}: {axes[1]}); pairs are matched voxel by voxel" in out, out
+    train_script.main(vol_flags(str(vol_root), tmp_path, "same", "paired_revgan3d", ["--n_epochs_decay", "0"]))
+    assert "other orientations" not in capsys.readouterr().out
 
 
 def test_bad_volume_inputs(vol_root, tmp_path, capsys):

@@ -33,14 +33,24 @@ def list_volumes(folder, max_size=float("inf"), what="volumes"):
 
 
 def volumes_by_name(folder):
-    """{stem: path} of the volumes in ``folder`` ({} when there is no such folder): where a volume's target is."""
+    """{name: path} of the volumes in ``folder`` ({} when there is no such folder), under each file's name and its
+    stem (of one stem in two formats, the first in sorted order: v.nii before v.nii.gz): where a volume's target is
+    (``target_of``)."""
     if not os.path.isdir(folder):
         return {}
     found = {}
-    for f in sorted(os.listdir(folder)):  # of one name in two formats, the first in sorted order (v.nii, v.nii.gz)
+    for f in sorted(os.listdir(folder)):
         if is_volume_file(f):
+            found[f] = os.path.join(folder, f)
             found.setdefault(volume_stem(f), os.path.join(folder, f))
     return found
+
+
+def target_of(targets, path):
+    """The path in ``targets`` (volumes_by_name) of the target of volume ``path``: the file of its own name (v.nii.gz
+    for v.nii.gz), else one of its stem (v.nii, v.npy); None if there is none."""
+    base = os.path.basename(path)
+    return targets.get(base) or targets.get(volume_stem(base))
 
 
 def volume_shape(path):
@@ -58,6 +68,18 @@ def volume_shape(path):
     if len(shape) != 3:
         raise UserError(f"volume {path} has shape {tuple(shape)}: expected a 3D volume (or 4D with one frame)")
     return tuple(int(s) for s in shape)
+
+
+def volume_axes(path):
+    """The anatomical directions of a NIfTI file's array axes from its header ("RAS", "LAS", ...; None for .npy or
+    a header without them)."""
+    if path.lower().endswith(".npy"):
+        return None
+    import nibabel as nib
+    try:
+        return "".join(nib.aff2axcodes(nib.load(path).affine))
+    except Exception:  # a header without a usable affine
+        return None
 
 
 def load_volume(path):
@@ -128,8 +150,10 @@ def parse_intensity(spec, flag):
                     f"percentile:P1,P2 (e.g. percentile:0.5,99.5) or minmax")
 
 
-def intensity_range(spec, flag, volumes):
-    """The (lo, hi) that ``spec`` maps to [-1, 1], computed over ``volumes`` (an iterable of arrays)."""
+def intensity_range(spec, flag, volumes, say=None):
+    """The (lo, hi) that ``spec`` maps to [-1, 1], computed over ``volumes`` (an iterable of arrays). Percentiles clip
+    the values beyond them; where those reach far (a quarter of the window or more) and ``say`` is given, it says so
+    (CT's bone above a soft-tissue percentile: a translation into that domain could never give it)."""
     kind, numbers = parse_intensity(spec, flag)
     if kind == "window":
         return float(numbers[0]), float(numbers[1])
@@ -142,6 +166,14 @@ def intensity_range(spec, flag, volumes):
     lo, hi = (allv.min(), allv.max()) if kind == "minmax" else np.percentile(allv, numbers)
     if not hi > lo:
         raise UserError(f"{flag} {spec}: the training volumes are constant ({lo}); use window:LO,HI")
+    far = [(f"below {lo:.6g} (down to {allv.min():.6g})", np.mean(allv < lo)) if lo - allv.min() >= (hi - lo) / 4
+           else None, (f"above {hi:.6g} (up to {allv.max():.6g})", np.mean(allv > hi))
+           if allv.max() - hi >= (hi - lo) / 4 else None]
+    far = [f"{100 * share:.2g}% of the voxels {where}" for where, share in filter(None, far)]
+    if far and say is not None:
+        say(f"note: {flag} {spec} is [{lo:.6g}, {hi:.6g}] on the training volumes; {' and '.join(far)} are clipped "
+            f"to it, in inputs and in what the model can output: where those values matter (CT's bone, contrast), "
+            f"give {flag} window:LO,HI covering them, or minmax")
     return float(lo), float(hi)
 
 
@@ -161,7 +193,7 @@ def parse_patch_size(values):
     if len(values) == 1:
         values = values * 3
     if len(values) != 3 or min(values) < 1:
-        raise UserError(f"--patch_size {' '.join(map(str, values))}: give one size or three (depth height width)")
+        raise UserError(f"--patch_size {' '.join(map(str, values))}: give one size or three (along the array's axes in file order; NIfTI: i j k)")
     return tuple(values)
 
 
