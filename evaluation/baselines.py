@@ -159,7 +159,8 @@ class Fitted:
     def choice(self):
         """--baseline auto: the best of the copy, the table and the mean on the training pairs (ties: the copy, then
         the table), said with every score in its ``about``."""
-        fitted = " (each half of them, in file order, scored by the fit on the other half)" if self.held_out else ""
+        fitted = " (each half of them, in file order, scored by the fit on the other half)" if self.held_out else \
+            " (the table and the mean scored on the one pair they were fitted on, which flatters them: add pairs)"
         candidates = [("copy", self.copy_psnr, COPY, "for the copy of the input")] if self.copy_psnr is not None \
             else []
         candidates += [("lut", self.lut_psnr, self.baseline, f"for a look-up table of the input's {self.what} fitted "

@@ -217,6 +217,11 @@ def test_baseline_auto_scores_the_fits_on_the_other_half_of_the_files(tmp_path):
     assert fit.lut_psnr == pytest.approx(fit.mean_psnr, abs=0.5) and fit.lut_psnr < 15
     x = np.full((1, 2, 2, 2), 75.0)
     assert np.allclose(fit.baseline(x), 750.0, atol=10)  # the table itself is fitted on every pair
+    for k in (1, 2, 3):  # one pair left: scored on the pair it was fitted on, which its message says
+        os.remove(tmp_path / "trainA" / f"v{k}.npy")
+    one, _ = baselines._fit(SimpleNamespace(dataroot=str(tmp_path)), model, DomainMap("AtoB", 1, 1), "A", "B", True)
+    assert not one.held_out and one.pairs == 1
+    assert "scored on the one pair they were fitted on, which flatters them: add pairs" in one.choice().about
 
 
 def test_look_up_table_learns_a_colour_mapping():
