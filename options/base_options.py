@@ -74,7 +74,9 @@ class ArgumentParser(FlagParser):
             owners = [m for m, flags in others.items() if flag in flags]
             close = _closest(flag, self.flags())
             elsewhere = _closest(flag, {f for flags in others.values() for f in flags})
-            if owners:
+            if not self.is_train and flag in training_flags():
+                hints.append(f"{flag} is a train.py flag: {self.script} does not take it (drop it)")
+            elif owners:
                 hints.append(f"{flag} belongs to --model {', '.join(owners)}")
             elif close:
                 hints.append(f"did you mean {close}?")
@@ -105,6 +107,14 @@ def model_flags(is_train):
             continue
         out[name] = {s for a in probe._actions for s in a.option_strings}
     return out
+
+
+def training_flags():
+    """The flags train.py takes (its own and every model's), for the error of one given to another entry point."""
+    from options.train_options import TrainOptions  # (it imports this module)
+    probe = FlagParser(add_help=False)
+    TrainOptions().initialize(probe)
+    return {s for a in probe._actions for s in a.option_strings} | set().union(*model_flags(True).values())
 
 
 def available_memory():

@@ -217,6 +217,10 @@ def test_mistyped_flags_say_what_to_type(demo_root, tmp_path, capsys):
     assert "--coupling belongs to --model paired_revgan" in line
     line = one_line_failure(capsys, train_script.main, base + ["--lr", "-1"], "--lr: -1 must be > 0")
     assert "usage" not in line
+    # train.py's flags copied into a test command: said to be train.py's, not a near-miss of another flag
+    for flag in ("--display_id", "--lambda_L1"):
+        line = one_line_failure(capsys, test_script.main, ["--name", "typo", flag, "0"], "unrecognized arguments")
+        assert f"{flag} is a train.py flag: test.py does not take it (drop it)" in line and "did you mean" not in line
 
 
 def help_text(*argv):
