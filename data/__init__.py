@@ -12,6 +12,22 @@ from util.registry import available, find_class
 _HERE = os.path.dirname(os.path.abspath(__file__))
 # How test.py and validation read data: whole items in order, no flips, one at a time, in this process
 TEST_READING = {"serial_batches": True, "no_flip": True, "batch_size": 1, "num_threads": 0}
+# ... and how they scale 2D images after training's --preprocess: whole images at the scale the model learned
+SCALE_AT_TEST = {"resize_and_crop": "resize_and_crop", "crop": "none", "none": "none", "scale_width": "scale_width",
+                 "scale_width_and_crop": "scale_width"}
+
+
+def test_scale(preprocess, load_size, crop_size):
+    """{preprocess, load_size, crop_size} that read whole 2D images at the scale a model trained with these flags
+    saw: resized to its crop size (resize_and_crop), at their own size (crop, none: the pixels it trained on), scaled
+    to its load size wide (scale_width...). {} for a --preprocess it does not know (an older checkpoint's None)."""
+    if preprocess not in SCALE_AT_TEST:
+        return {}
+    preprocess = SCALE_AT_TEST[preprocess]
+    size = crop_size if preprocess == "resize_and_crop" else load_size
+    if preprocess == "none" or not isinstance(size, int):
+        return {"preprocess": preprocess}
+    return {"preprocess": preprocess, "load_size": size, "crop_size": size}
 
 
 def available_datasets():

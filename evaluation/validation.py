@@ -20,7 +20,7 @@ import random
 
 import torch
 
-from data import TEST_READING, create_dataset, validation_source
+from data import TEST_READING, create_dataset, test_scale, validation_source
 from data.base_dataset import split_paths
 from evaluation import domain_map, images, set_metrics, volumes
 from evaluation.fid import MIN_VALIDATION_IMAGES
@@ -43,8 +43,8 @@ class Validation:
         self.opt, self.metric, self.best = opt, None, None
         if self.source is None:
             return
-        self.val_opt = opt.replace(is_train=False, load_size=opt.crop_size,  # test-time reading at --crop_size
-                                   phase="val" if self.source == "folder" else opt.phase, **TEST_READING)
+        self.val_opt = opt.replace(is_train=False, phase="val" if self.source == "folder" else opt.phase,
+                                   **TEST_READING, **test_scale(opt.preprocess, opt.load_size, opt.crop_size))
         self.domains = domain_map(opt, model)
         self.split = "val" if self.source == "fraction" else None
         self.dataset, self.sets = None, None

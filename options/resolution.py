@@ -7,7 +7,7 @@ with (its "options": every plain value of the run that wrote it) are the sources
 (it chose the flags). What is taken or ignored is said in one line each, so that train_opt.txt and test_opt.txt
 record what is in effect.
 """
-from data import TEST_READING, resolve_dataroot
+from data import TEST_READING, resolve_dataroot, test_scale
 from models import find_model_using_name, options_spec, with_architecture_defaults
 from models.config import ModelSpec
 from util.errors import UserError
@@ -117,27 +117,16 @@ def tested(config, typed, checkpoint, spec, say):
     return values
 
 
-# test.py's reading of 2D images after the training's --preprocess: the scale the model learned, whole images
-SCALE_AT_TEST = {"resize_and_crop": "resize_and_crop", "crop": "none", "none": "none", "scale_width": "scale_width",
-                 "scale_width_and_crop": "scale_width"}
-
-
 def trained_scale(config, options, say):
     """test.py on 2D images without a typed --preprocess, --load_size or --crop_size: {flag: value} that read each
-    whole test image at the scale the model was trained at: resized to its --crop_size (resize_and_crop), at its own
-    size (crop, none: the pixels the model trained on), or scaled to its --load_size wide (scale_width...)."""
+    whole test image at the scale the model was trained at (data.test_scale), said where not the default."""
     trained = options.get("preprocess")
-    if trained not in SCALE_AT_TEST:  # a checkpoint that does not record it
-        return {}
-    preprocess = SCALE_AT_TEST[trained]
-    size = options.get("crop_size" if preprocess == "resize_and_crop" else "load_size")
-    values = {"preprocess": preprocess}
-    if preprocess != "none" and isinstance(size, int):
-        values.update(load_size=size, crop_size=size)
-    values = {k: v for k, v in values.items() if getattr(config, k) != v}
+    scale = test_scale(trained, options.get("load_size"), options.get("crop_size"))
+    values = {k: v for k, v in scale.items() if getattr(config, k) != v}
     if values:
+        size = scale.get("load_size")
         how = {"none": "every image at its own size", "resize_and_crop": f"images resized to {size}x{size}",
-               "scale_width": f"images scaled to {size} wide"}[preprocess]
+               "scale_width": f"images scaled to {size} wide"}[scale["preprocess"]]
         flags = " ".join(f"--{k} {options.get(k)}" for k in ("preprocess", "load_size", "crop_size")
                          if k in options and (k == "preprocess" or trained != "none"))
         say(f"note: the model was trained with {flags}: testing {how} (give --preprocess, --load_size or "

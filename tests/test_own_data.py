@@ -215,6 +215,16 @@ def test_test_reads_images_at_the_scale_the_model_was_trained_at(demo_root, tmp_
         assert fake.size == size, (name, fake.size)
         how = "every image at its own size" if size == (40, 24) else "images resized to 32x32"
         assert f"testing {how} (give --preprocess, --load_size or --crop_size to choose)" in out, out
+    # validation reads held-out images as test.py does: whole, at the training's scale (not random crops of them)
+    from evaluation.validation import Validation
+    from models import create_model
+    from options.train_options import TrainOptions
+    opt = TrainOptions().parse(drop(tiny_flags(str(root), tmp_path, "val", "paired_revgan", ["--n_blocks", "1"]),
+                                    "--load_size", "--crop_size") +
+                               ["--preprocess", "scale_width_and_crop", "--load_size", "40", "--crop_size", "16",
+                                "--val_freq", "1", "--val_fraction", "0.5"])
+    held_out = next(iter(Validation(opt, create_model(opt)).dataset))
+    assert tuple(held_out["A"].shape[2:]) == (24, 40)  # scaled to 40 wide (it was 40 already), not cropped to 16
     # typed sizes are the user's
     test_script.main(test_flags + ["--name", "none", "--load_size", "48", "--crop_size", "48"])
     assert "note: the model was trained with --preprocess" not in capsys.readouterr().out
