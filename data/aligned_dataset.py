@@ -23,11 +23,8 @@ class AlignedDataset(BaseDataset):
                 raise UserError(f"aligned data needs {combined}/ (A|B side by side) or {combined}A/ and {combined}B/ "
                                 f"(check --dataroot and --phase)")
             paths_a, paths_b = make_dataset(dir_a, what="A"), make_dataset(dir_b, what="B")
-            if len(paths_a) != len(paths_b):
-                raise UserError(f"aligned mode pairs {dir_a} ({len(paths_a)} images) with {dir_b} "
-                                f"({len(paths_b)} images): the counts differ; use --dataset_mode unaligned for "
-                                f"unpaired data")
-            self.pairs = self.listing(list(zip(paths_a, paths_b)), key=lambda pair: volume_stem(pair[0]))
+            self.pairs = self.listing(pairs_by_name(paths_a, paths_b, dir_a, dir_b),
+                                      key=lambda pair: volume_stem(pair[0]))
             self.note_conversions([a for a, _ in self.pairs], "A", dir_a)
             self.note_conversions([b for _, b in self.pairs], "B", dir_b)
 
@@ -57,3 +54,18 @@ class AlignedDataset(BaseDataset):
 
     def __len__(self):
         return len(self.pairs)
+
+
+def pairs_by_name(paths_a, paths_b, dir_a, dir_b):
+    """[(A file, B file)] of the same name (relative to their folders; any extension: x.png with x.jpg); files
+    without a partner are an error, so that unrelated images are never paired silently by their order."""
+    def name(path, folder):
+        return os.path.splitext(os.path.relpath(path, folder))[0]
+    by_name = {name(p, dir_b): p for p in paths_b}
+    names_a = {name(p, dir_a) for p in paths_a}
+    alone = sorted(names_a ^ set(by_name))
+    if alone:
+        raise UserError(f"paired data pairs the files of {dir_a} and {dir_b} by name, but {len(alone)} have no partner "
+                        f"of their name ({', '.join(alone[:4])}{', ...' if len(alone) > 4 else ''}): rename them, or "
+                        f"for unpaired data use --model cycle_gan or unpaired_revgan (--dataset_mode unaligned)")
+    return [(p, by_name[name(p, dir_a)]) for p in paths_a]

@@ -247,3 +247,22 @@ def test_test_in_train_mode_repeats_its_outputs_and_says_dropout_is_on(demo_root
         outputs.append([np.asarray(Image.open(f)) for f in sorted(folder.iterdir())])
     same = [all(np.array_equal(a, b) for a, b in zip(outputs[0], other)) for other in outputs[1:]]
     assert same == [True, False, False]  # the same command twice: the same images; another seed, eval: others
+
+
+def test_paired_folders_pair_by_name_never_by_order(demo_root, tmp_path, capsys):
+    """pix2pix / paired_revgan on trainA + trainB: files pair by name (x.png with x.jpg); unrelated names (what
+    CycleGAN data holds) are refused in one line, not zipped by order into pairs the metrics would then trust."""
+    root = tmp_path / "data"
+    for sub in ("trainA", "trainB"):
+        shutil.copytree(os.path.join(demo_root, sub), root / sub)
+    for f in sorted((root / "trainB").iterdir()):  # the same names, another format
+        Image.open(f).convert("RGB").save(f.with_suffix(".jpg"))
+        f.unlink()
+    flags = tiny_flags(str(root), tmp_path, "pairs", "paired_revgan", ["--n_blocks", "1", "--n_epochs_decay", "0"])
+    train_script.main(flags)
+    for k, f in enumerate(sorted((root / "trainB").iterdir())):  # unrelated names
+        f.rename(root / "trainB" / f"b{k}.jpg")
+    with pytest.raises(SystemExit) as e:
+        train_script.main(flags + ["--name", "unrelated"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "have no partner of their name" in err and "use --model cycle_gan" in err, err
