@@ -172,7 +172,9 @@ class CycleModel(GANModel):
         if distributed.is_main():
             print(f"residual: in {wanted} probe steps the discriminators told translations from real images "
                   f"with probability {value:.2f} (chance 0.5, limit {PROBE_SEPARATION}): "
-                  + ("the domains look alike; training keeps the residual (as --residual)" if keep else
+                  + ("the domains look alike; training keeps the residual (as --residual" +
+                     (f", so without the identity loss: --lambda_identity {self.opt.lambda_identity:g} applies only "
+                      f"without the residual)" if self.uses_identity else ")") if keep else
                      "the domains look different; training goes without the residual (as --no_residual"
                      + (f", identity loss {self.opt.lambda_identity:g})" if self.uses_identity else ")")) +
                   ". --residual or --no_residual decide for yourself")

@@ -114,7 +114,8 @@ def test_domains_that_look_alike_keep_it(tmp_path, monkeypatch, capsys, model_na
     A, _ = domains(128, 32, torch.Generator().manual_seed(0))
     model = trained(tmp_path, model_name, A[:64], A[64:], 10, probe_batches=batches(A[:64], A[64:], 20, seed=2))
     assert switches(model) == [(1.0, 1.0)] * len(model.switched)
-    assert "the domains look alike; training keeps the residual (as --residual)" in capsys.readouterr().out
+    assert "the domains look alike; training keeps the residual (as --residual, so without the identity loss: " \
+           "--lambda_identity 0.5 applies only without the residual)" in capsys.readouterr().out  # (0.5: not in use)
     assert model.loss_idt_A.item() == 0
     assert same_networks(model, trained(tmp_path, model_name, A[:64], A[64:], 10, ["--residual"]))
     assert not same_networks(model, trained(tmp_path, model_name, A[:64], A[64:], 10, ["--no_residual"]))
