@@ -151,7 +151,7 @@ class FnState:
 
     __slots__ = ("params", "frozen", "param_ids", "all_param_ids", "idx", "train_buffers", "watched",
                  "param_reads", "buffer_reads", "fixed", "generators", "merge_params", "modes", "inner_hooks",
-                 "uninitialised")
+                 "uninitialised", "written")
 
     def __init__(self, fn: Any, what: Any, block: Any = None) -> None:
         params, frozen, all_ids, param_reads = [], [], set(), []
@@ -172,23 +172,26 @@ class FnState:
                     if id(p) not in all_ids:
                         all_ids.add(id(p))
                         (params if p.requires_grad else frozen).append(p)
+                cls = type(m)
+                torch_class = _TORCH_CLASSES.get(cls)
+                if torch_class is None:
+                    torch_class = _TORCH_CLASSES[cls] = cls.__module__.split(".", 1)[0] == "torch"
                 if m._buffers:
                     training = m.training
-                    stateful = training and type(m).forward not in _BATCH_STATISTICS_FORWARDS
+                    # in eval mode torch's own modules only read their buffers; a module of the user's may update
+                    # and read them in either mode (a counter, a running value), so it is watched in both
+                    updates = training or not torch_class
+                    stateful = updates and cls.forward not in _BATCH_STATISTICS_FORWARDS
                     for name, b in m._buffers.items():
                         if b is None:
                             continue
                         uninitialised = uninitialised or type(b) is _UninitializedBuffer
-                        if training:
+                        if updates:
                             train.append((m, name))
                             if not stateful:
                                 continue  # updated, not read: nothing to check or keep
                             watched.append((m, name))
                         buffer_reads.append((m, name))
-                cls = type(m)
-                torch_class = _TORCH_CLASSES.get(cls)
-                if torch_class is None:
-                    torch_class = _TORCH_CLASSES[cls] = cls.__module__.split(".", 1)[0] == "torch"
                 if not torch_class:  # torch's own modules hold no generators
                     generators.extend(v for v in m.__dict__.values() if type(v) is torch.Generator)
                 if caching and "parametrizations" in m._modules:
@@ -201,7 +204,7 @@ class FnState:
         self.train_buffers, self.watched, self.modes = train, watched, modes
         self.param_reads, self.buffer_reads = param_reads, buffer_reads
         self.generators, self.inner_hooks, self.uninitialised = generators, inner_hooks, uninitialised
-        self.idx, self.merge_params, self.fixed = None, False, ()
+        self.idx, self.merge_params, self.fixed, self.written = None, False, (), ()
 
     def add_params(self, trainable, frozen):
         for p in trainable:
@@ -214,11 +217,15 @@ class FnState:
                 self.all_param_ids.add(id(p))
                 self.frozen.append(p)
 
-    def seal(self, kept):
+    def seal(self, kept, before=None):
         """Records the versions of the parameters and the read buffers as the forward's call left them (after a
         first-call initialisation, which writes parameters before using them). Buffers the call changed (``kept``)
-        are put back from their copy before the recomputation, so they are not checked."""
+        are put back from their copy before the recomputation, so they are not checked. ``before``: the parameters'
+        versions before the call; those it wrote are kept as it left them (``written``: rare, a few tensors), so
+        that a recomputation that writes them again is told apart from one that leaves them as they were."""
         fixed = [("parameter", m, name, p, p._version) for m, name, p in self.param_reads]
+        self.written = [(p, p.detach().clone()) for (_, _, p), v in zip(self.param_reads, before)
+                        if p._version != v] if before is not None else ()
         if self.buffer_reads:
             skip = {(id(m), name) for m, name, _ in kept} if kept else ()
             for m, name in self.buffer_reads:
@@ -226,6 +233,23 @@ class FnState:
                 if b is not None and (id(m), name) not in skip:
                     fixed.append(("buffer", m, name, b, b._version))
         self.fixed = fixed
+
+    def check_not_rewritten(self, what):
+        """After a recomputation: raises where it wrote a parameter in place again. A call that writes its parameters
+        is taken for a first-call initialisation (ActNorm), which its recomputation does not repeat; a module that
+        writes them on every call would recompute with other values than its forward used."""
+        written = {id(p): value for p, value in self.written}
+        for k, (kind, m, name, t, version) in enumerate(self.fixed):
+            if kind == "parameter" and t._version != version:
+                value = written.get(id(t))
+                if value is not None and torch.equal(t, value):  # written again to the same values (clamp_)
+                    self.fixed[k] = (kind, m, name, t, t._version)
+                    continue
+                raise ReversibleError(
+                    f"{_text(what)}: the parameter {type(m).__name__}.{name} is written in place on every call (its "
+                    f"recomputation wrote it again), so backward would recompute with other values than the forward "
+                    f"used and change the parameter a second time: write it outside the call (e.g. before the "
+                    f"forward, as weight clipping after an optimizer step), or {_memory_saving_off_hint()}")
 
     def check_unchanged(self, what):
         """Raises when a parameter or buffer that the forward read is no longer the same tensor, or was modified in
@@ -253,6 +277,21 @@ class FnState:
                     f"call): the recomputation would read the new values, not the ones the forward read. Call "
                     f"backward before changing it, pass such values through the input, or "
                     f"{_memory_saving_off_hint()}")
+
+
+def _grad(out, inputs, grad_out, what):
+    """``torch.autograd.grad`` of a recomputation's local graph; torch.utils.checkpoint with use_reentrant=True inside
+    it, which cannot run under autograd.grad, is said as this library's refusal, with what to do."""
+    try:
+        return torch.autograd.grad(out, inputs, grad_out, allow_unused=True)
+    except RuntimeError as e:
+        if "use_reentrant=True" not in str(e):
+            raise
+        raise ReversibleError(
+            f"{_text(what)}: torch.utils.checkpoint(..., use_reentrant=True) inside it cannot run in the memory-saving "
+            f"backward (which differentiates each recomputed call with torch.autograd.grad): pass "
+            f"use_reentrant=False (the recomputation already keeps no activations), or "
+            f"{_memory_saving_off_hint()}") from None
 
 
 def _modules(root):
@@ -574,6 +613,7 @@ class RNGTape:
         its input by its inverse; its input is kept instead when ``state.inner_hooks`` or, for ``probe`` (the block,
         when calling it runs module hooks), when its hooks changed what it computed."""
         snapshot = _snapshot(state.watched) if state is not None and state.watched else None
+        versions = [p._version for _, _, p in state.param_reads] if state is not None else None
         before = self.rng_state(state.generators if state is not None else ())
         recorder = _NestedRecorder(self, probe) if nested else None
         version = x._version
@@ -592,7 +632,7 @@ class RNGTape:
         if rng is not None or kept or nested_used is not None or kept_input is not None:
             self.states[key] = (rng, kept or None, nested_used, kept_input)
         if state is not None:
-            state.seal(kept)
+            state.seal(kept, versions)
         return out
 
     def replay(self, key, fn, x):
@@ -868,6 +908,7 @@ class Chain:
         with _as_in_forward((state,)), _restored_after(state.train_buffers):
             with torch.enable_grad():
                 h = tape.replay(key, step.fn, src)
+            state.check_not_rewritten(what)
             with torch.no_grad():  # rebuild the half this step wrote
                 written_input = block.apply_step(step, parts, h.detach(), not self.inverse)
             shortcut = None if state.merge_params else block.merge_vjp(written_input, h, grad_out, self.inverse)
@@ -876,7 +917,7 @@ class Chain:
                     grad_in, grad_h = shortcut
                     if h.requires_grad:
                         _check_graph(h, (src,), state, what, self.block_params[i])
-                        got = (grad_in,) + torch.autograd.grad(h, [src] + params, grad_h, allow_unused=True)
+                        got = (grad_in,) + _grad(h, [src] + params, grad_h, what)
                     else:
                         got = (grad_in,) + (None,) * (1 + len(params))
                 else:  # the small local graph: written half = merge(leaf, h)
@@ -884,7 +925,7 @@ class Chain:
                     with torch.enable_grad():
                         out = block.unmerge(leaf, h) if self.inverse else block.merge(leaf, h)
                     _check_graph(out, (leaf, src), state, what, self.block_params[i])
-                    got = torch.autograd.grad(out, [leaf, src] + params, grad_out, allow_unused=True)
+                    got = _grad(out, [leaf, src] + params, grad_out, what)
         del h
         parts[step.dst] = written_input
         grads[step.dst] = got[0] if got[0] is not None else torch.zeros_like(written_input)
@@ -910,13 +951,14 @@ class Chain:
             leaf = x.detach().requires_grad_(needs_input)
             with torch.enable_grad():
                 out = tape.replay(key, self._block_fn(block), leaf)
+            state.check_not_rewritten(what)
             inputs = [leaf] + params if needs_input else params
             if not out.requires_grad or not inputs:
                 got = (None,) * len(inputs)
             else:
                 _check_graph(out, (leaf,), state, what)
                 with _hooks_suspended(params):
-                    got = torch.autograd.grad(out, inputs, grad_y, allow_unused=True)
+                    got = _grad(out, inputs, grad_y, what)
         grad_x = None
         if needs_input:
             grad_x, got = (got[0] if got[0] is not None else torch.zeros_like(x)), got[1:]
@@ -936,12 +978,15 @@ class Chain:
                 stack.enter_context(_restored_after(state.train_buffers))
             with torch.enable_grad():
                 out = self.run(leaf, _ReplayTape(tape))
+            for i, steps in enumerate(self.steps):
+                for name, state in steps.items():
+                    state.check_not_rewritten(self.where(i, name))
             inputs = [leaf] + self.params if needs_input else self.params
             if not out.requires_grad or not inputs:
                 return None
             _check_graph(out, (leaf,), _AllParams(self), "a ReversibleBlock(keep_input=True)")
             with _hooks_suspended(self.params):
-                got = torch.autograd.grad(out, inputs, grad_y, allow_unused=True)
+                got = _grad(out, inputs, grad_y, "a recomputed module (ReversibleBlock(keep_input=True), Recompute)")
         if not needs_input:
             got = (None,) + tuple(got)
         _accumulate(param_grads, range(len(self.params)), got[1:])

@@ -68,7 +68,7 @@ def haar_matrix(stride):
             h = torch.kron(h, torch.tensor([[1.0, 1.0], [1.0, -1.0]], dtype=torch.float64) / math.sqrt(2))
         elif s != 1:
             raise ReversibleError(f"init 'haar' needs stride 1 or 2 in every dimension, got {stride}: use init "
-                                  f"'squeeze' or 'pixel_shuffle'")
+                                  f"'squeeze' or 'pixel_shuffle' (InvertibleUNet: resampling_init=...)")
     return h
 
 

@@ -110,6 +110,10 @@ class ReversibleBlock(_Reversible):
         keep_input_inverse: the same for ``inverse``.
         disable: run plain autograd (no memory saving) in both directions.
         preserve_rng_state: replay randomness identically during recomputation.
+
+    Memory: a block's graph keeps its output, so a chain of ReversibleBlocks (an ``nn.Sequential`` of them) keeps
+    every block's output, one activation per block, where MemCNN's wrapper frees the storage of its input instead.
+    For flat memory along a chain, put its blocks in one ``ReversibleSequence``, which keeps the last output only.
     """
 
     def __init__(self, module: nn.Module, keep_input: bool = False, keep_input_inverse: bool = False,
