@@ -7,6 +7,7 @@
 
 Checkpoints (full state) go to checkpoints/NAME/latest.pth and EPOCH.pth; resume with --continue_train.
 """
+import contextlib
 import itertools
 import os
 import sys
@@ -84,6 +85,17 @@ def train(options, opt, spec, checkpoint, earlier):
     visualizer, progress, last = Visualizer(opt, enabled=distributed.is_main()), model.progress, last_epoch(opt)
     visualizer.start(progress.epoch - 1 + progress.epoch_iter / dataset.epoch_samples, resumed=opt.continue_train,
                      step=progress.total_iters)
+    try:
+        run_epochs(opt, model, dataset, validation, visualizer, earlier, last)
+    except BaseException:  # an error, Ctrl-C: the page says the run stopped, and stops reloading itself
+        with contextlib.suppress(Exception):  # (the run's own error is the one to say)
+            visualizer.finish(progress.epoch - 1, stopped=True)
+        raise
+
+
+def run_epochs(opt, model, dataset, validation, visualizer, earlier, last):
+    """The residual's probe where due, then the epochs up to ``last``."""
+    progress = model.progress
     if progress.epoch > last:
         say(f"already trained to epoch {progress.epoch - 1}; raise --n_epochs/--n_epochs_decay to go on")
         visualizer.finish(progress.epoch - 1)

@@ -3,6 +3,7 @@ checkpoints written before stay byte-identical. I/O (full disk by fault injectio
 mounting is allowed; unwritable folders; empty, truncated and foreign checkpoints), sizes that cannot work, mistyped
 flags and --help, and the small confusions of issue 15."""
 import errno
+import json
 import os
 import re
 import subprocess
@@ -180,6 +181,20 @@ def test_a_failed_start_leaves_no_empty_folder(tmp_path, capsys):
     (tmp_path / "ckpt" / "run").mkdir()
     one_line_failure(capsys, train_script.main, flags, "does not exist")
     assert sorted(os.listdir(tmp_path / "ckpt")) == ["other", "run"]
+
+
+def test_a_run_stopped_by_an_error_says_so_on_its_page(demo_root, tmp_path, capsys):
+    """A fresh run that fails in its first batch (a crop larger than the images) leaves a training page that says it
+    stopped and does not reload itself for a quarter of an hour, nor link to files the run never wrote."""
+    flags = tiny_flags(demo_root, tmp_path, "stops", "paired_revgan", ["--n_blocks", "1", "--crop_size", "48"])
+    one_line_failure(capsys, train_script.main, flags, "--crop_size 48 is larger than image")
+    web = tmp_path / "ckpt" / "stops" / "web"
+    info = json.loads((web / "page.json").read_text())
+    assert info["finished"] and info["stopped"]
+    html = (web / "index.html").read_text()
+    assert "data-reload" not in html and "stopped at epoch 0.00: an error or an interruption ended the run" in html
+    for href in re.findall(r'href="(\.\./[^"]+)"', html):
+        assert (web / href).is_file(), href
 
 
 def test_a_missing_data_folder_says_what_dataroot_holds(tmp_path):

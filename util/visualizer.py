@@ -58,6 +58,7 @@ class Visualizer:
         self.loggers = Loggers(opt, enabled)  # --log tensorboard / wandb
         self.snapshot = None  # what the page's pictures show (evaluation.snapshots: a fixed sample), for the page
         self.finished = None  # the last epoch, once training ended (the page stops reloading)
+        self.stopped = False  # ended by an error or an interruption, not at its last epoch
         if not enabled:
             return
         os.makedirs(self.img_dir if self.use_html else self.save_dir, exist_ok=True)
@@ -268,14 +269,15 @@ class Visualizer:
         opt = self.opt
         info = {"name": opt.name, "model": getattr(opt, "model", ""), "val_freq": getattr(opt, "val_freq", 0) or 0,
                 "print_freq": getattr(opt, "print_freq", None), "order": self.order, "snapshot": self.snapshot,
-                "finished": self.finished is not None, "epoch": self.finished}
+                "finished": self.finished is not None, "epoch": self.finished, "stopped": self.stopped}
         return page.write_info(self.web_dir, info)
 
-    def finish(self, epoch):
-        """Training ended after ``epoch``: the page says so and stops reloading itself."""
+    def finish(self, epoch, stopped=False):
+        """Training ended after ``epoch`` (``stopped``: ended by an error or an interruption before its last epoch):
+        the page says so and stops reloading itself."""
         if not self.enabled or not self.use_html:
             return
-        self.finished = epoch
+        self.finished, self.stopped = epoch, stopped
         self.write_page()
 
     def save_loss_curve(self):

@@ -127,10 +127,13 @@ def write_training_page(web_dir, info, epochs, history, results=()):
     points = [p for p in history if isinstance(p.get("x"), (int, float))]
     validation = next((p for p in reversed(points) if p.get("val")), None)
     done = max([p["x"] for p in points if p.get("losses")] or [0])
-    status = (f"finished: {info.get('epoch') or round(done)} epochs" if finished
-              else f"training: epoch {done:.2f} (this page reloads every minute)")
-    links = [("loss_log.txt", "../loss_log.txt"), ("loss_history.jsonl", "../loss_history.jsonl"),
-             ("train_opt.txt", "../train_opt.txt")]
+    status = (f"stopped at epoch {done:.2f}: an error or an interruption ended the run (its console said which)"
+              if finished and info.get("stopped") else f"finished: {info.get('epoch') or round(done)} epochs"
+              if finished else f"training: epoch {done:.2f} (this page reloads every minute)")
+    links = [(name, href) for name, href in (("loss_log.txt", "../loss_log.txt"),
+                                             ("loss_history.jsonl", "../loss_history.jsonl"),
+                                             ("train_opt.txt", "../train_opt.txt"))
+             if os.path.isfile(os.path.join(web_dir, href))]  # a run stopped early may not have written them
     if os.path.isfile(os.path.join(web_dir, "loss_curve.png")):
         links.append(("curves as PNG", "loss_curve.png"))
     for page in results:  # results/NAME/PHASE_EPOCH/index.html: "results/test_latest"
