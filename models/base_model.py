@@ -114,6 +114,8 @@ class BaseModel:
         any; for training, a check of the learning rates, --compile and, under torchrun, DistributedDataParallel."""
         if checkpoint is not None:
             load_full_state(self, checkpoint, checkpoint_path(opt, opt.epoch))
+        if getattr(opt, "verbose", False) and distributed.is_main():
+            self.print_networks()
         if not self.is_train:
             return
         schedule.check_positive_rate(self.optimizers, self.progress.epoch, opt.n_epochs + opt.n_epochs_decay)
@@ -125,6 +127,13 @@ class BaseModel:
                 # truth value of Relational"), paired_revgan's default stem
                 part.compile(dynamic=False)
             setattr(self, "net" + name, distributed.wrap(net, self.device))
+
+    def print_networks(self) -> None:
+        """--verbose: each network's architecture and parameter count (as CycleGAN's --verbose prints them)."""
+        for name in self.model_names:
+            net = self.net(name)
+            print(f"[network {name}]\n{net}\n[network {name}] {sum(p.numel() for p in net.parameters()) / 1e6:.3f} M "
+                  f"parameters")
 
     def train(self, mode: bool = True) -> None:
         for name in self.model_names:

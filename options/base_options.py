@@ -205,7 +205,8 @@ class BaseOptions:
         # misc
         parser.add_argument("--epoch", policy=RUN, default="latest",
                             help="which checkpoint to load: latest or an epoch number")
-        parser.add_argument("--verbose", policy=RUN, action="store_true", help="print more")
+        parser.add_argument("--verbose", policy=RUN, action="store_true",
+                            help="print each network's architecture and parameter count")
         parser.add_argument("--fid_weights", policy=RUN, default=None,
                             help="FID/KID (test.py --fid, --val_metric FID_...): the InceptionV3 weights file "
                                  "(weights-inception-2015-12-05-6726825d.pth) for machines without internet; default: "

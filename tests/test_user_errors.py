@@ -197,6 +197,14 @@ def test_a_run_stopped_by_an_error_says_so_on_its_page(demo_root, tmp_path, caps
         assert (web / href).is_file(), href
 
 
+def test_verbose_prints_the_networks(trained, demo_root, tmp_path, capsys):
+    """--verbose, as in CycleGAN: every network's architecture and parameter count (it printed nothing more)."""
+    flags, _ = trained
+    train_script.main(flags + ["--continue_train", "--n_epochs", "1", "--verbose"])
+    out = capsys.readouterr().out
+    assert "[network G]\nRevGANGenerator(" in out and re.search(r"\[network D_A\] [\d.]+ M parameters", out), out
+
+
 def test_a_missing_data_folder_says_what_dataroot_holds(tmp_path):
     from util.folders import missing_folder
     (tmp_path / "vols").mkdir()
