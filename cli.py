@@ -83,6 +83,10 @@ def user_facing(main):
             sys.exit(128 + e.signum)
         except (UserError, ReversibleError) as e:
             line = message(e)
+        except BrokenPipeError:  # the output's reader closed it (`| head`): end quietly, as a killed pipeline writer
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            sys.exit(128 + signal.SIGPIPE)
         except OSError as e:
             line = io_error_line(e)
         except KeyboardInterrupt:

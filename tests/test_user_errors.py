@@ -205,6 +205,18 @@ def test_verbose_prints_the_networks(trained, demo_root, tmp_path, capsys):
     assert "[network G]\nRevGANGenerator(" in out and re.search(r"\[network D_A\] [\d.]+ M parameters", out), out
 
 
+def test_a_reader_that_closes_the_output_ends_the_run_quietly(demo_root, tmp_path):
+    """`python train.py ... | head -2`: the closed pipe ends the run as a killed pipeline writer (status 141), without
+    an error line about a file that cannot be written."""
+    flags = tiny_flags(demo_root, tmp_path, "pipe", "paired_revgan", ["--n_blocks", "1", "--n_epochs", "3"])
+    run = subprocess.Popen([sys.executable, "train.py"] + flags, cwd=ROOT, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    run.stdout.readline()
+    run.stdout.close()  # as head does after its lines
+    err = run.stderr.read().decode()
+    assert run.wait(timeout=300) == 141 and "error" not in err and "Traceback" not in err, err
+
+
 def test_a_missing_data_folder_says_what_dataroot_holds(tmp_path):
     from util.folders import missing_folder
     (tmp_path / "vols").mkdir()
