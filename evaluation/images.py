@@ -30,16 +30,32 @@ def run(opt, model, dataset, out_dir=None, limit=None, say=print, desc="test", s
     elif not pairing and dataset.dataset.two_domains:
         say(f"no reference metrics: the {desc} A and B images are not paired by file name (unpaired data), so no "
             f"output has a true target" + ("; the cycle error is reported instead" if model.has_cycle_error else ""))
-    total, output_name = min(len(dataset), limit), OutputNames(progress_write if say is print else say)
+    total, tell = min(len(dataset), limit), progress_write if say is print else say
+    output_name = OutputNames(tell)
+    unpaired = not pairing and dataset.dataset.two_domains
+    seen = {"A": set(), "B": set()}  # unpaired: each file's outputs once, named by it (B's by B's files)
     for i, data in enumerate(progress(dataset, desc, total=total)):
         if i >= limit:
             break
         visuals = item_visuals(model, data, dataset.dataset.domains, runners)
-        name = output_name(data["A_paths"][0])
+        if unpaired:  # the shorter folder repeats its files (the dataset is as long as the longer one): once each
+            names = {}
+            for side in ("A", "B"):
+                path, domain = data[f"{side}_paths"][0], dataset.dataset.domains.side[side]
+                own = ("real_" + domain, "fake_" + {"A": "B", "B": "A"}[domain], "rec_" + domain)
+                if path in seen[side]:
+                    visuals.update({label: None for label in own if label in visuals})
+                else:
+                    names.update(dict.fromkeys(own, output_name(path)))
+                    seen[side].add(path)
+            name = names.get("real_" + dataset.dataset.domains.side["A"]) or next(iter(names.values()))
+        else:
+            name = output_name(data["A_paths"][0])
+            names = name
         if sets is not None:
             sets.add(visuals, data, dataset.dataset.domains)
         if out_dir is not None:
-            items.append({"name": name, "images": save_visuals(opt, visuals, data, name, out_dir)})
+            items.append({"name": name, "images": save_visuals(opt, visuals, data, names, out_dir)})
         row = []
         for label, translation in translators_.items():
             out, target = visuals.get(label), visuals.get("real_" + translation.target)
@@ -61,11 +77,10 @@ def run(opt, model, dataset, out_dir=None, limit=None, say=print, desc="test", s
 
 class OutputNames:
     """The name of each item's outputs: its file's name without the extension (``stem``: how it is found; a volume's
-    is its name without .nii.gz, .nii or .npy), unless an earlier item of the run has
-    that name: then, for another file of that name (another extension, another subfolder: the folders are read
-    recursively), its extension or its folder's name is added, and for the same file again (an unpaired test set with
-    more B than A images repeats A's files) a number, so that no output overwrites another's; each file renamed is
-    said once (``say``)."""
+    is its name without .nii.gz, .nii or .npy), unless an earlier item of the run has that name: then, for another
+    file of that name (another extension, another subfolder: the folders are read recursively; testA/x.png and
+    testB/x.png of unpaired data), its extension or its folder's name is added, and for the same file again a number,
+    so that no output overwrites another's; each file renamed is said once (``say``)."""
 
     def __init__(self, say=print, stem=None):
         self.say, self.names, self.files, self.told = say, set(), set(), set()  # names given, files named, said
@@ -130,14 +145,14 @@ def item_visuals(model, data, domains, runners):
 
 def save_visuals(opt, visuals, data, name, out_dir):
     """Writes every visual as images/LABEL/NAME.png (16-bit where its domain's images are 16-bit grayscale);
-    returns {label: path relative to out_dir}."""
+    ``name``: one for all, or {label: name}. Returns {label: path relative to out_dir}."""
     saved = {}
     for label, image in visuals.items():
         if image is None:
             continue
         side = "B" if label.endswith("B") else "A"
         bits = int(data.get(f"{side}_bits", data.get("A_bits"))[0])
-        path = os.path.join(out_dir, "images", label, name + ".png")
+        path = os.path.join(out_dir, "images", label, (name if isinstance(name, str) else name[label]) + ".png")
         save_image(tensor2im(image, bits=16 if bits == 16 and image.shape[1] == 1 else 8), path, opt.aspect_ratio)
         saved[label] = os.path.relpath(path, out_dir)
     return saved

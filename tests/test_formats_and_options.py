@@ -61,7 +61,7 @@ def test_16bit_tiff_jpeg_in_and_16bit_out(gray16_root, tmp_path):
         assert np.array_equal(np.asarray(real).astype(np.int64), src.astype(np.int64))
         assert len(np.unique(np.asarray(fake))) > 256  # not 8-bit data in a 16-bit file
     for label in ("real_B", "fake_A"):  # outputs take the bit depth of their domain's images
-        assert Image.open(images / label / "a0.png").mode.startswith("I;16")  # named after the A image
+        assert Image.open(images / label / "b0.png").mode.startswith("I;16")  # named after its own B image
 
 
 @pytest.mark.parametrize("preprocess,expected", [("resize_and_crop", (24, 24)), ("crop", (24, 24)),

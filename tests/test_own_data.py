@@ -266,3 +266,30 @@ def test_paired_folders_pair_by_name_never_by_order(demo_root, tmp_path, capsys)
         train_script.main(flags + ["--name", "unrelated"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "have no partner of their name" in err and "use --model cycle_gan" in err, err
+
+
+def test_unequal_unpaired_test_sets_give_each_file_once_under_its_own_name(demo_root, tmp_path, capsys):
+    """testA with 2 images, testB with 6 (CycleGAN's horse2zebra has 120 and 140): the dataset is as long as the
+    longer folder and repeats the shorter one's files; their outputs are written once (not as a0_2, a0_3, ... that
+    would repeat them in the folders FID reads), and B's outputs are named after B's own files."""
+    root = tmp_path / "data"
+    for side in "AB":
+        shutil.copytree(os.path.join(demo_root, "train" + side), root / ("train" + side))
+    (root / "testA").mkdir()
+    (root / "testB").mkdir()
+    train_b = sorted((root / "trainB").iterdir())
+    for k, f in enumerate(sorted((root / "trainA").iterdir())[:2]):
+        shutil.copy(f, root / "testA" / f"a{k}.png")
+    for k, f in enumerate(train_b[:6]):
+        shutil.copy(f, root / "testB" / f"b{k}.png")
+    train_script.main(tiny_flags(str(root), tmp_path, "uneq", "unpaired_revgan", ["--n_blocks", "1",
+                                                                                "--n_epochs_decay", "0"]))
+    test_script.main(["--dataroot", str(root), "--name", "uneq", "--model", "unpaired_revgan", "--checkpoints_dir",
+                      str(tmp_path / "ckpt"), "--results_dir", str(tmp_path / "res"), "--gpu_ids", "-1"])
+    images = tmp_path / "res" / "uneq" / "test_latest" / "images"
+    listing = {label: sorted(os.listdir(images / label)) for label in ("real_A", "fake_B", "rec_A", "real_B",
+                                                                      "fake_A", "rec_B")}
+    a_files, b_files = ["a0.png", "a1.png"], [f"b{k}.png" for k in range(6)]
+    assert listing == {"real_A": a_files, "fake_B": a_files, "rec_A": a_files, "real_B": b_files, "fake_A": b_files,
+                       "rec_B": b_files}, listing
+    assert "comes again" not in capsys.readouterr().out
