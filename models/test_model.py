@@ -47,7 +47,8 @@ class TestModel(BaseModel):
                   "--two_way trains both directions)" if spec.one_way else ""
             raise UserError(f"a {spec.model} model translates one way only, the translation it was trained "
                             f"(for --model test that is AtoB, also for a model trained with --direction BtoA: it maps "
-                            f"what it was trained to map){why}; drop --direction BtoA")
+                            f"what it was trained to map){why}; drop "
+                            f"{'--model_suffix _B' if getattr(opt, 'model_suffix', '') == '_B' else '--direction BtoA'}")
         name, call = directions[direction]
         # a network called in the other direction than the translation's is a one-way network from B to A
         in_nc, out_nc = (spec.input_nc, spec.output_nc) if call == direction else (spec.output_nc, spec.input_nc)

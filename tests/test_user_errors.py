@@ -296,7 +296,10 @@ def test_small_confusions(trained, demo_root, tmp_path, capsys):
     # a one-way model asked for BtoA: the message does not claim it maps A to B (trained BtoA, it maps B to A)
     line = one_line_failure(capsys, test_script.main, test_flags + ["--model", "test", "--direction", "BtoA"],
                             "translates one way only, the translation it was trained")
-    assert "translates A to B only" not in line
+    assert "translates A to B only" not in line and line.endswith("drop --direction BtoA")
+    line = one_line_failure(capsys, test_script.main, test_flags + ["--model", "test", "--model_suffix", "_B"],
+                            "translates one way only")
+    assert line.endswith("drop --model_suffix _B")  # what the user typed, not a --direction never typed
     # more loader processes than cores: capped, said once when typed
     train_script.main(flags + ["--continue_train", "--n_epochs", "2", "--num_threads", "64"])
     captured = capsys.readouterr()
