@@ -45,10 +45,10 @@ class TestModel(BaseModel):
         if direction not in directions:
             why = " (it was trained A to B only, the paired RevGAN's default: its B to A networks never trained; " \
                   "--two_way trains both directions)" if spec.one_way else ""
+            typed = "--model_suffix _B" if getattr(opt, "model_suffix", "") == "_B" else "--direction BtoA"
             raise UserError(f"a {spec.model} model translates one way only, the translation it was trained "
                             f"(for --model test that is AtoB, also for a model trained with --direction BtoA: it maps "
-                            f"what it was trained to map){why}; drop "
-                            f"{'--model_suffix _B' if getattr(opt, 'model_suffix', '') == '_B' else '--direction BtoA'}")
+                            f"what it was trained to map){why}; drop {typed}")
         name, call = directions[direction]
         # a network called in the other direction than the translation's is a one-way network from B to A
         in_nc, out_nc = (spec.input_nc, spec.output_nc) if call == direction else (spec.output_nc, spec.input_nc)
