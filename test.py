@@ -13,27 +13,17 @@ statistics), unless --eval; the translate API (translate.py), validation and exp
 follow --seed, so one command gives the same outputs every time. Every
 translation goes through evaluation.translator.Translator, as the translate API's do.
 """
-import torch
-
 from cli import user_facing
-from evaluation import advice_lines, evaluate, summary_lines
+from evaluation import advice_lines, evaluate, set_test_mode, summary_lines
 from options.test_options import TestOptions
 from translate import load_model
-from util.util import set_seed
 
 
 @user_facing
 def main(argv=None):
     options = TestOptions()
     opt, model = load_model(options, options.parse(argv))
-    set_seed(opt.seed)  # train mode's dropout masks: one command gives the same outputs every time
-    if opt.eval:
-        model.eval()
-    elif any(isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0
-             for name in model.model_names for m in model.net(name).modules()):
-        print(f"note: the generator has dropout, on in test.py's train mode (as in CycleGAN's test.py): outputs "
-              f"depend on --seed ({opt.seed}) and differ from the translate API's and exports' (eval mode); --eval "
-              f"runs without it")
+    set_test_mode(opt, model)
     out_dir, page, mean = evaluate(opt, model, options)
     for line in summary_lines(mean) + advice_lines(model.spec, mean, getattr(model, "path_open", None)):
         print(line)

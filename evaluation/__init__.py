@@ -6,17 +6,33 @@ import contextlib
 import os
 import shutil
 
+import torch
+
 from data import create_dataset
 from data.base_dataset import DomainMap
 from util.checkpoint import writable_folder
 from util.errors import UserError
 from util.results import PSNR, SHOWN, Results
+from util.util import set_seed
 from util.volume import parse_patch_size
 
 
 def domain_map(opt, model):
     """The data folders and channel counts of ``model``'s domains (its checkpoint's channels, not the flags')."""
     return DomainMap(opt.direction, model.spec.input_nc, model.spec.output_nc, model.direction_swaps_data)
+
+
+def set_test_mode(opt, model, say=print):
+    """test.py's mode: eval with --eval, else train mode as CycleGAN's test.py runs (dropout on, said where the
+    generator has it); its masks follow --seed, so one command gives the same outputs every time."""
+    set_seed(opt.seed)
+    if opt.eval:
+        model.eval()
+    elif any(isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0
+             for name in model.model_names for m in model.net(name).modules()):
+        say(f"note: the generator has dropout, on in test.py's train mode (as in CycleGAN's test.py): outputs depend "
+            f"on --seed ({opt.seed}) and differ from the translate API's and exports' (eval mode); --eval runs "
+            f"without it")
 
 
 def results_folder(opt, model):
