@@ -37,21 +37,22 @@ def run(opt, model, dataset, out_dir=None, limit=None, say=print, desc="test", s
     for i, data in enumerate(progress(dataset, desc, total=total)):
         if i >= limit:
             break
-        visuals = item_visuals(model, data, dataset.dataset.domains, runners)
-        if unpaired:  # the shorter folder repeats its files (the dataset is as long as the longer one): once each
+        sides = ("A", "B")
+        if unpaired:  # the shorter folder repeats its files (the dataset is as long as the longer one): each once
+            paths = {side: data[f"{side}_paths"][0] for side in sides}
+            sides = tuple(side for side in sides if paths[side] not in seen[side])
+        visuals = item_visuals(model, data, dataset.dataset.domains, runners, sides)
+        if unpaired:  # each side's outputs named after its own file
             names = {}
-            for side in ("A", "B"):
-                path, domain = data[f"{side}_paths"][0], dataset.dataset.domains.side[side]
+            for side in sides:
+                seen[side].add(paths[side])
+                domain = dataset.dataset.domains.side[side]
                 own = ("real_" + domain, "fake_" + {"A": "B", "B": "A"}[domain], "rec_" + domain)
-                if path in seen[side]:
-                    visuals.update({label: None for label in own if label in visuals})
-                else:
-                    names.update(dict.fromkeys(own, output_name(path)))
-                    seen[side].add(path)
+                names.update(dict.fromkeys(own, output_name(paths[side])))
             name = names.get("real_" + dataset.dataset.domains.side["A"]) or next(iter(names.values()))
         else:
             name = output_name(data["A_paths"][0])
-            names = name
+            names = dict.fromkeys(visuals, name)
         if sets is not None:
             sets.add(visuals, data, dataset.dataset.domains)
         if out_dir is not None:
@@ -113,14 +114,14 @@ def translators(model):
     return {label: Translator(model, t.source + "to" + t.target) for label, t in model.translators().items()}
 
 
-def item_visuals(model, data, domains, runners):
+def item_visuals(model, data, domains, runners, sides=("A", "B")):
     """The images of one dataset item as the model names them (its ``visual_names``): ``real_X`` the item's image of
     domain X (``domains``: the data.base_dataset.DomainMap of the dataset), ``fake_Y`` the translation of the real
     image of the other domain, ``rec_X`` the translation of that fake back into X (models with a cycle error); a
     one-direction model (--model test) names its input ``real`` and its output ``fake``. Computed in that order, as
     the models' forward() computes them; visuals only training computes (idt_X) are left out. ``runners``:
-    ``translators(model)``."""
-    reals = {domains.side[side]: data[side] for side in ("A", "B") if side in data}
+    ``translators(model)``; ``sides``: the item's sides to translate (the others' visuals are None)."""
+    reals = {domains.side[side]: data[side] for side in sides if side in data}
     into = {r.target: r for r in runners.values()}  # the translation into each domain
     visuals = OrderedDict()
     for name in model.visual_names:
@@ -143,16 +144,16 @@ def item_visuals(model, data, domains, runners):
     return visuals
 
 
-def save_visuals(opt, visuals, data, name, out_dir):
+def save_visuals(opt, visuals, data, names, out_dir):
     """Writes every visual as images/LABEL/NAME.png (16-bit where its domain's images are 16-bit grayscale);
-    ``name``: one for all, or {label: name}. Returns {label: path relative to out_dir}."""
+    ``names``: {label: NAME}. Returns {label: path relative to out_dir}."""
     saved = {}
     for label, image in visuals.items():
         if image is None:
             continue
         side = "B" if label.endswith("B") else "A"
         bits = int(data.get(f"{side}_bits", data.get("A_bits"))[0])
-        path = os.path.join(out_dir, "images", label, (name if isinstance(name, str) else name[label]) + ".png")
+        path = os.path.join(out_dir, "images", label, names[label] + ".png")
         save_image(tensor2im(image, bits=16 if bits == 16 and image.shape[1] == 1 else 8), path, opt.aspect_ratio)
         saved[label] = os.path.relpath(path, out_dir)
     return saved
