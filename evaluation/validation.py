@@ -73,8 +73,8 @@ class Validation:
             if not sources:
                 raise UserError(f"--val_fraction {self.opt.val_fraction:g} holds out no volume of {folders[src]}")
             targets = volumes_by_name(folders[dst])
-            if not model.has_cycle_error and not any(target_of(targets, p) and volume_shape(p) == volume_shape(
-                    target_of(targets, p)) for p in sources):
+            if not model.has_cycle_error and not any((target := target_of(targets, p)) and volume_shape(p) ==
+                                                     volume_shape(target) for p in sources):
                 raise UserError(f"--val_freq: the validation volumes of --model {self.opt.model} need targets: "
                                 f"volumes of the same names and shapes for the held-out volumes of {folders[src]} in "
                                 f"{folders[dst]} (a {self.opt.model} model has no cycle error to measure)")

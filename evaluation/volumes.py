@@ -98,9 +98,9 @@ def run(opt, model, domains, out_dir=None, phase=None, limit=None, keep=None, sa
                 window = (slo, shi) if pic_label == "real_" + src else (dlo, dhi)  # every slice, for the page
                 item.setdefault("volumes", {})[pic_label] = slices.write(out_dir, name, pic_label, vol, window, img)
         if untargeted:
-            say(f"{label}: {untargeted} of {len(paths)} {phase} {src} volumes have no target (of their name and shape): "
-                f"the cycle error ({src} -> {dst} -> {src}, MAE on [0, 1] of the {src} window) is reported for them "
-                f"instead")
+            say(f"{label}: {untargeted} of {len(paths)} {phase} {src} volumes have no target (of their name and "
+                f"shape): the cycle error ({src} -> {dst} -> {src}, MAE on [0, 1] of the {src} window) is reported "
+                f"for them instead")
         elif out_dir is not None and not own and not targeted:
             say(f"no reference metrics for {label}: no {phase} {dst} volume has the name and shape of a {phase} {src} "
                 f"volume, so no output has a true target")

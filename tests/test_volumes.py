@@ -150,8 +150,9 @@ def test_pairs_of_other_orientations_are_said(vol_root, tmp_path, capsys):
     train_script.main(vol_flags(str(root), tmp_path, "orient", "paired_revgan3d", ["--n_epochs_decay", "0"]))
     out = capsys.readouterr().out
     axes = "".join(nib.aff2axcodes(img.affine)), "".join(nib.aff2axcodes(flipped))
-    assert f"note: 1 of 3 train pairs have other orientations in their headers (e.g. {root / 'trainA' / 's1.nii.gz'}: " \
-           f"{axes[0]}, {root / 'trainB' / 's1.nii'}: {axes[1]}); pairs are matched voxel by voxel" in out, out
+    pair_a, pair_b = root / "trainA" / "s1.nii.gz", root / "trainB" / "s1.nii"
+    assert f"note: 1 of 3 train pairs have other orientations in their headers (e.g. {pair_a}: {axes[0]}, " \
+           f"{pair_b}: {axes[1]}); pairs are matched voxel by voxel" in out, out
     train_script.main(vol_flags(str(vol_root), tmp_path, "same", "paired_revgan3d", ["--n_epochs_decay", "0"]))
     assert "other orientations" not in capsys.readouterr().out
 

@@ -166,11 +166,12 @@ def intensity_range(spec, flag, volumes, say=None):
     lo, hi = (allv.min(), allv.max()) if kind == "minmax" else np.percentile(allv, numbers)
     if not hi > lo:
         raise UserError(f"{flag} {spec}: the training volumes are constant ({lo}); use window:LO,HI")
-    far = [(f"below {lo:.6g} (down to {allv.min():.6g})", np.mean(allv < lo)) if lo - allv.min() >= (hi - lo) / 4
-           else None, (f"above {hi:.6g} (up to {allv.max():.6g})", np.mean(allv > hi))
-           if allv.max() - hi >= (hi - lo) / 4 else None]
-    far = [f"{100 * share:.2g}% of the voxels {where}" for where, share in filter(None, far)]
-    if far and say is not None:
+    far, reach = [], (hi - lo) / 4
+    if say is not None and lo - allv.min() >= reach:
+        far.append(f"{100 * np.mean(allv < lo):.2g}% of the voxels below {lo:.6g} (down to {allv.min():.6g})")
+    if say is not None and allv.max() - hi >= reach:
+        far.append(f"{100 * np.mean(allv > hi):.2g}% of the voxels above {hi:.6g} (up to {allv.max():.6g})")
+    if far:
         say(f"note: {flag} {spec} is [{lo:.6g}, {hi:.6g}] on the training volumes; {' and '.join(far)} are clipped "
             f"to it, in inputs and in what the model can output: where those values matter (CT's bone, contrast), "
             f"give {flag} window:LO,HI covering them, or minmax")
@@ -193,7 +194,8 @@ def parse_patch_size(values):
     if len(values) == 1:
         values = values * 3
     if len(values) != 3 or min(values) < 1:
-        raise UserError(f"--patch_size {' '.join(map(str, values))}: give one size or three (along the array's axes in file order; NIfTI: i j k)")
+        raise UserError(f"--patch_size {' '.join(map(str, values))}: give one size or three (along the array's axes "
+                        f"in file order; NIfTI: i j k)")
     return tuple(values)
 
 
